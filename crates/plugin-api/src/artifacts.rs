@@ -1,0 +1,158 @@
+//! The artifact-repository contract: files under one root URI, streamed both ways.
+//!
+//! MLflow counterpart: `mlflow.store.artifact.artifact_repo.ArtifactRepository` (entry point
+//! group `mlflow.artifact_repository`) with its multipart and presigned-URL mixins, chosen by
+//! the scheme of an artifact root (`file:`, `s3:`, ...).
+//!
+//! Rules:
+//! - A repository instance is rooted at one URI ([`ArtifactRepository::root_uri`]); every
+//!   `path` argument is relative to it, `/`-separated, with no `.`/`..` segments, no leading
+//!   `/` and no NUL. The host canonicalises paths before calling; a repository still refuses
+//!   anything that would resolve outside its root (including through symlinks) with
+//!   `InvalidArgument`.
+//! - Bytes stream: no method buffers a whole file. A `put` is atomic: readers see the old file
+//!   or the whole new one, never a partial one, and a failed upload leaves nothing behind.
+
+use crate::entities::FileInfo;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+/// A stream of byte chunks; an `Err` item aborts the transfer.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
+
+/// What an artifact repository supports beyond put/get/list/delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactCapabilities {
+    /// Multipart uploads (`*_multipart_upload`, `upload_part`).
+    pub multipart_upload: bool,
+    /// Presigned URLs a client can use directly.
+    pub presigned_urls: bool,
+}
+
+/// A file being read.
+pub struct Download {
+    /// Its size in bytes, when the repository knows it up front (sent as `Content-Length`).
+    pub size: Option<u64>,
+    /// Its bytes.
+    pub body: ByteStream,
+}
+
+/// One part's upload target in a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartCredential {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// A presigned URL for the part, when the repository offers one (else the host proxies).
+    pub url: Option<String>,
+    /// Headers the client must send with the part.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A started multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    /// The repository's id for the upload.
+    pub upload_id: String,
+    /// One target per part.
+    pub credentials: Vec<MultipartCredential>,
+}
+
+/// An uploaded part, as reported back when completing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// The ETag the storage returned for the part.
+    pub etag: String,
+}
+
+/// A URL a client can use directly, with the headers it must send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignedUrl {
+    /// The signed URL.
+    pub url: String,
+    /// Required headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An artifact repository rooted at one URI.
+#[async_trait]
+pub trait ArtifactRepository: Send + Sync + 'static {
+    /// What this repository supports.
+    fn capabilities(&self) -> ArtifactCapabilities;
+
+    /// The URI this repository is rooted at, as given to its factory.
+    fn root_uri(&self) -> &str;
+
+    /// Writes `body` to `path`, creating parent directories and replacing any existing file;
+    /// returns the number of bytes written. Atomic: on error nothing is left at `path` (an
+    /// earlier file stays as it was).
+    async fn put(&self, path: &str, body: ByteStream) -> Result<u64>;
+
+    /// Opens the file at `path` for reading; a missing file or a directory is `NotFound`.
+    async fn get(&self, path: &str) -> Result<Download>;
+
+    /// The immediate children of directory `path` (`None` = the root), directories and files,
+    /// sorted by path, each `path` relative to the root. A missing path or a file gives `[]`.
+    async fn list(&self, path: Option<&str>) -> Result<Vec<FileInfo>>;
+
+    /// Deletes the file or directory tree at `path` (`None` = everything). Deleting a missing
+    /// path succeeds.
+    async fn delete(&self, path: Option<&str>) -> Result<()>;
+
+    /// Starts a multipart upload of `num_parts` parts to `path`.
+    async fn create_multipart_upload(&self, path: &str, num_parts: u32) -> Result<MultipartUpload> {
+        let _ = (path, num_parts);
+        Err(Error::unsupported("multipart upload"))
+    }
+
+    /// Uploads one part; returns its ETag.
+    async fn upload_part(
+        &self,
+        path: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+    ) -> Result<String> {
+        let _ = (path, upload_id, part_number, body);
+        Err(Error::unsupported("multipart upload"))
+    }
+
+    /// Completes a multipart upload; the file appears at `path` whole.
+    async fn complete_multipart_upload(
+        &self,
+        path: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()> {
+        let _ = (path, upload_id, parts);
+        Err(Error::unsupported("multipart upload"))
+    }
+
+    /// Aborts a multipart upload and discards its parts.
+    async fn abort_multipart_upload(&self, path: &str, upload_id: &str) -> Result<()> {
+        let _ = (path, upload_id);
+        Err(Error::unsupported("multipart upload"))
+    }
+
+    /// A URL from which a client downloads `path` directly, valid for `expiration_secs`.
+    async fn presigned_download_url(
+        &self,
+        path: &str,
+        expiration_secs: u64,
+    ) -> Result<PresignedUrl> {
+        let _ = (path, expiration_secs);
+        Err(Error::unsupported("presigned URLs"))
+    }
+
+    /// A URL to which a client uploads `path` directly, valid for `expiration_secs`.
+    async fn presigned_upload_url(&self, path: &str, expiration_secs: u64) -> Result<PresignedUrl> {
+        let _ = (path, expiration_secs);
+        Err(Error::unsupported("presigned URLs"))
+    }
+}

@@ -1,0 +1,193 @@
+//! How a plugin makes itself known: a [`PluginFactory`] per plugin, registered with `inventory`
+//! by built-ins (and described through the FFI root module by shared libraries).
+//!
+//! The host collects every factory at start-up into one immutable registry keyed by
+//! `(kind, name)`; two factories with the same key are a start-up error naming both.
+
+use crate::artifacts::ArtifactRepository;
+use crate::context::RunContextProvider;
+use crate::flavor::ModelFlavor;
+use crate::model_registry::ModelRegistryStore;
+use crate::projects::ProjectBackend;
+use crate::tracking::TrackingStore;
+use crate::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The six kinds of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// [`TrackingStore`], chosen by URI scheme.
+    TrackingStore,
+    /// [`ArtifactRepository`], chosen by URI scheme.
+    ArtifactRepository,
+    /// [`RunContextProvider`], chosen by name.
+    RunContextProvider,
+    /// [`ModelRegistryStore`], chosen by URI scheme.
+    ModelRegistryStore,
+    /// [`ProjectBackend`], chosen by name.
+    ProjectBackend,
+    /// [`ModelFlavor`], chosen by flavor name.
+    ModelFlavor,
+}
+
+impl PluginKind {
+    /// Every kind, in display order.
+    pub const ALL: [PluginKind; 6] = [
+        PluginKind::TrackingStore,
+        PluginKind::ArtifactRepository,
+        PluginKind::RunContextProvider,
+        PluginKind::ModelRegistryStore,
+        PluginKind::ProjectBackend,
+        PluginKind::ModelFlavor,
+    ];
+
+    /// The kebab-case name used in config and listings, e.g. `tracking-store`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::TrackingStore => "tracking-store",
+            PluginKind::ArtifactRepository => "artifact-repository",
+            PluginKind::RunContextProvider => "run-context-provider",
+            PluginKind::ModelRegistryStore => "model-registry-store",
+            PluginKind::ProjectBackend => "project-backend",
+            PluginKind::ModelFlavor => "model-flavor",
+        }
+    }
+
+    /// Whether plugins of this kind are chosen by a URI scheme (else by a name).
+    pub fn is_chosen_by_scheme(self) -> bool {
+        matches!(
+            self,
+            PluginKind::TrackingStore
+                | PluginKind::ArtifactRepository
+                | PluginKind::ModelRegistryStore
+        )
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a factory receives to build one plugin instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildContext {
+    /// The URI that selected the plugin (stores and repositories), e.g. `sqlite:///cairn.db`.
+    pub uri: Option<String>,
+    /// The plugin's own config section (`[plugins.<name>]` in `cairn.toml`), `{}` if absent.
+    pub settings: serde_json::Value,
+    /// For tracking stores: the root under which new experiments store artifacts.
+    pub default_artifact_root: Option<String>,
+    /// For registry stores: the tracking store's URI.
+    pub tracking_uri: Option<String>,
+}
+
+impl BuildContext {
+    /// A context for `uri` with no settings.
+    pub fn for_uri(uri: impl Into<String>) -> Self {
+        BuildContext {
+            uri: Some(uri.into()),
+            settings: serde_json::Value::Object(Default::default()),
+            ..Default::default()
+        }
+    }
+
+    /// The URI, or `InvalidArgument` if the plugin needs one and none was given.
+    pub fn require_uri(&self) -> Result<&str> {
+        self.uri
+            .as_deref()
+            .ok_or_else(|| Error::invalid("this plugin needs a URI"))
+    }
+
+    /// Parses the plugin's settings into `T`. Declare `T` with `#[serde(deny_unknown_fields)]`
+    /// so a misspelt key is an error; the message names the key.
+    pub fn settings<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        match &self.settings {
+            serde_json::Value::Null => Ok(T::default()),
+            v => serde_json::from_value(v.clone())
+                .map_err(|e| Error::invalid(format!("invalid plugin settings: {e}"))),
+        }
+    }
+}
+
+/// Builds a [`TrackingStore`].
+pub type BuildTrackingStore = fn(&BuildContext) -> Result<Arc<dyn TrackingStore>>;
+/// Builds an [`ArtifactRepository`] rooted at the context's URI.
+pub type BuildArtifactRepository = fn(&BuildContext) -> Result<Arc<dyn ArtifactRepository>>;
+/// Builds a [`RunContextProvider`].
+pub type BuildRunContextProvider = fn(&BuildContext) -> Result<Arc<dyn RunContextProvider>>;
+/// Builds a [`ModelRegistryStore`].
+pub type BuildModelRegistryStore = fn(&BuildContext) -> Result<Arc<dyn ModelRegistryStore>>;
+/// Builds a [`ProjectBackend`].
+pub type BuildProjectBackend = fn(&BuildContext) -> Result<Arc<dyn ProjectBackend>>;
+/// Builds a [`ModelFlavor`].
+pub type BuildModelFlavor = fn(&BuildContext) -> Result<Arc<dyn ModelFlavor>>;
+
+/// A plugin's build function; the variant is the plugin's kind.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// A tracking store.
+    TrackingStore(BuildTrackingStore),
+    /// An artifact repository.
+    ArtifactRepository(BuildArtifactRepository),
+    /// A run-context provider.
+    RunContextProvider(BuildRunContextProvider),
+    /// A model-registry store.
+    ModelRegistryStore(BuildModelRegistryStore),
+    /// A project backend.
+    ProjectBackend(BuildProjectBackend),
+    /// A model flavor.
+    ModelFlavor(BuildModelFlavor),
+}
+
+impl Build {
+    /// The kind of plugin this builds.
+    pub fn kind(&self) -> PluginKind {
+        match self {
+            Build::TrackingStore(_) => PluginKind::TrackingStore,
+            Build::ArtifactRepository(_) => PluginKind::ArtifactRepository,
+            Build::RunContextProvider(_) => PluginKind::RunContextProvider,
+            Build::ModelRegistryStore(_) => PluginKind::ModelRegistryStore,
+            Build::ProjectBackend(_) => PluginKind::ProjectBackend,
+            Build::ModelFlavor(_) => PluginKind::ModelFlavor,
+        }
+    }
+}
+
+impl fmt::Debug for Build {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Build::{}", self.kind())
+    }
+}
+
+/// One plugin's descriptor: what it is, who made it, how to build it.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginFactory {
+    /// The URI scheme (stores, repositories) or name (providers, backends, flavors) it serves.
+    pub name: &'static str,
+    /// The package that provides it, e.g. `cairn-store-sqlite`.
+    pub plugin: &'static str,
+    /// That package's version.
+    pub version: &'static str,
+    /// The build function; its variant is the kind.
+    pub build: Build,
+}
+
+impl PluginFactory {
+    /// The plugin's kind.
+    pub fn kind(&self) -> PluginKind {
+        self.build.kind()
+    }
+}
+
+inventory::collect!(PluginFactory);
+
+/// Every factory registered by the built-in plugins linked into this binary.
+pub fn builtin_factories() -> impl Iterator<Item = &'static PluginFactory> {
+    inventory::iter::<PluginFactory>.into_iter()
+}

@@ -1,0 +1,160 @@
+//! MLflow's search language as a typed expression tree, plus `OR` and parentheses.
+//!
+//! The host parses every `filter` and `order_by` string before it reaches a store, so stores
+//! receive an [`Expr`] and a list of [`OrderBy`] keys whose entities, keys and comparators are
+//! already validated for the kind of search ([`SearchKind`]). A store translates the tree to its
+//! query language; a simple store may use the reference evaluator in [`eval`] instead.
+//!
+//! Grammar (api.md §5, extended):
+//!
+//! ```text
+//! filter     := or_expr
+//! or_expr    := and_expr ( OR and_expr )*
+//! and_expr   := primary ( AND primary )*
+//! primary    := '(' or_expr ')' | comparison
+//! comparison := identifier comparator value
+//!             | identifier IS [NOT] NULL
+//!             | identifier [NOT] IN '(' string ( ',' string )* ')'
+//! identifier := [ entity '.' ] key        (entity and key may be quoted with ` or ")
+//! order_by   := identifier [ ASC | DESC ]
+//! ```
+//!
+//! Keywords and comparators are case-insensitive. Parse errors are
+//! [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) and name the position and
+//! the offending token.
+
+pub mod eval;
+mod parser;
+
+pub use parser::{parse_filter, parse_order_by};
+
+use serde::{Deserialize, Serialize};
+
+/// Which search a filter belongs to; decides the entities, keys and comparators allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SearchKind {
+    /// `search_runs` (api.md §5.2).
+    Runs,
+    /// `search_experiments` (api.md §5.3).
+    Experiments,
+    /// `search_registered_models` (api.md §5.4).
+    RegisteredModels,
+    /// `search_model_versions` (api.md §5.5).
+    ModelVersions,
+    /// `search_logged_models` (api.md §5.6).
+    LoggedModels,
+}
+
+/// A filter expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Expr {
+    /// Every operand holds (never empty).
+    And(Vec<Expr>),
+    /// At least one operand holds (never empty) — Cairn's extension.
+    Or(Vec<Expr>),
+    /// One comparison.
+    Compare(Comparison),
+}
+
+/// What a key names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Entity {
+    /// A built-in field of the searched entity (`run_id`, `name`, `start_time`, ...).
+    Attribute,
+    /// A metric's latest value (`metrics.<key>`).
+    Metric,
+    /// A parameter (`params.<key>`).
+    Param,
+    /// A tag (`tags.<key>`).
+    Tag,
+    /// A dataset input of a run (`datasets.name|digest|context`).
+    Dataset,
+}
+
+/// An identifier: an entity and a key. Attribute keys are canonical (`created` is `start_time`,
+/// `run name` is `run_name`, `creation_time` of logged models is `creation_timestamp`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Key {
+    /// What the key names.
+    pub entity: Entity,
+    /// The key, unquoted.
+    pub name: String,
+}
+
+impl Key {
+    /// A key of `entity` named `name`.
+    pub fn new(entity: Entity, name: impl Into<String>) -> Self {
+        Key {
+            entity,
+            name: name.into(),
+        }
+    }
+    /// An attribute key.
+    pub fn attribute(name: impl Into<String>) -> Self {
+        Key::new(Entity::Attribute, name)
+    }
+}
+
+/// A comparator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `LIKE`, case-sensitive, `%` and `_` wildcards.
+    Like,
+    /// `ILIKE`, case-insensitive.
+    ILike,
+    /// `IN (...)`
+    In,
+    /// `NOT IN (...)`
+    NotIn,
+    /// `IS NULL`
+    IsNull,
+    /// `IS NOT NULL`
+    IsNotNull,
+}
+
+/// The right-hand side of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// A quoted string.
+    String(String),
+    /// An unquoted number.
+    Number(f64),
+    /// A parenthesised list of quoted strings (non-empty).
+    List(Vec<String>),
+    /// No value (`IS NULL`, `IS NOT NULL`).
+    None,
+}
+
+/// `<key> <op> <value>`. The parser guarantees the value's type fits the key and operator:
+/// numbers for metrics and numeric attributes, strings for params, tags and string attributes,
+/// lists only with `IN`/`NOT IN`, `None` only with `IS [NOT] NULL`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The left-hand side.
+    pub key: Key,
+    /// The comparator.
+    pub op: Op,
+    /// The right-hand side.
+    pub value: Value,
+}
+
+/// One `order_by` key. Missing (and NaN) values sort last in both directions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OrderBy {
+    /// What to order by.
+    pub key: Key,
+    /// `ASC` (the default) or `DESC`.
+    pub ascending: bool,
+}
