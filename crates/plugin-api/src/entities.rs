@@ -13,19 +13,15 @@ fn is_false(b: &bool) -> bool {
 
 mlflow_enum! {
     /// Which lifecycle stages a search returns.
+    #[derive(Default)]
     pub enum ViewType {
         /// Active entities only (the default).
+        #[default]
         ActiveOnly = 1 => "ACTIVE_ONLY",
         /// Deleted entities only.
         DeletedOnly = 2 => "DELETED_ONLY",
         /// Both.
         All = 3 => "ALL",
-    }
-}
-
-impl Default for ViewType {
-    fn default() -> Self {
-        ViewType::ActiveOnly
     }
 }
 

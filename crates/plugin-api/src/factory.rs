@@ -79,7 +79,7 @@ impl fmt::Display for PluginKind {
 pub struct BuildContext {
     /// The URI that selected the plugin (stores and repositories), e.g. `sqlite:///cairn.db`.
     pub uri: Option<String>,
-    /// The plugin's own config section (`[plugins.<name>]` in `cairn.toml`), `{}` if absent.
+    /// The plugin's own config section (`[settings.<name>]` in `cairn.toml`), `{}` if absent.
     pub settings: serde_json::Value,
     /// For tracking stores: the root under which new experiments store artifacts.
     pub default_artifact_root: Option<String>,

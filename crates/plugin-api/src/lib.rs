@@ -42,6 +42,7 @@ pub mod error;
 pub mod factory;
 pub mod flavor;
 pub mod model_registry;
+pub mod names;
 pub mod projects;
 pub mod search;
 pub mod tracking;

@@ -228,14 +228,14 @@ pub struct RegistrySearch {
     pub page_token: Option<String>,
 }
 
-/// A model registry store. Unknown models are `NotFound` "Registered Model with name=<n> not
-/// found"; unknown versions `NotFound` "Model Version (name=<n>, version=<v>) not found".
+/// A model registry store. Unknown models are `NotFound` "Registered Model with name={n} not
+/// found"; unknown versions `NotFound` "Model Version (name={n}, version={v}) not found".
 #[async_trait]
 pub trait ModelRegistryStore: Send + Sync + 'static {
     /// What this store supports.
     fn capabilities(&self) -> RegistryCapabilities;
 
-    /// Creates a model. A taken name is `AlreadyExists` "Registered Model (name=<n>) already exists.".
+    /// Creates a model. A taken name is `AlreadyExists` "Registered Model (name={n}) already exists.".
     async fn create_registered_model(
         &self,
         name: &str,
@@ -279,7 +279,7 @@ pub trait ModelRegistryStore: Send + Sync + 'static {
     async fn create_model_version(&self, req: CreateModelVersion) -> Result<ModelVersion>;
 
     /// A version; a non-integer `version` is `InvalidArgument` "Parameter 'version' must be an
-    /// integer, got '<v>'.".
+    /// integer, got '{v}'.".
     async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion>;
 
     /// Sets a version's description.
@@ -340,7 +340,7 @@ pub trait ModelRegistryStore: Send + Sync + 'static {
     }
 
     /// The version an alias points at; an unknown alias is `InvalidArgument` (HTTP 400, as
-    /// MLflow) "Registered model alias <a> not found.".
+    /// MLflow) "Registered model alias {a} not found.".
     async fn get_model_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let _ = (name, alias);
         Err(Error::unsupported("aliases"))

@@ -197,9 +197,9 @@ pub struct SearchLoggedModels {
 
 /// A tracking store.
 ///
-/// Errors use MLflow's wording: an unknown run is `NotFound` "Run with id=<id> not found", an
-/// unknown experiment `NotFound` "No Experiment with id=<id> exists", a write to a deleted run
-/// `InvalidArgument` "The run <id> must be in the 'active' state. Current state is deleted.".
+/// Errors use MLflow's wording: an unknown run is `NotFound` "Run with id={id} not found", an
+/// unknown experiment `NotFound` "No Experiment with id={id} exists", a write to a deleted run
+/// `InvalidArgument` "The run {id} must be in the 'active' state. Current state is deleted.".
 #[async_trait]
 pub trait TrackingStore: Send + Sync + 'static {
     /// What this store supports beyond experiments and runs.
@@ -208,7 +208,7 @@ pub trait TrackingStore: Send + Sync + 'static {
     // ----- experiments -----
 
     /// Creates an experiment and returns its id. A duplicate name (active or deleted) is
-    /// `AlreadyExists` "Experiment(name=<n>) already exists."; an invalid name or tag is
+    /// `AlreadyExists` "Experiment(name={n}) already exists."; an invalid name or tag is
     /// `InvalidArgument`.
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String>;
 
@@ -232,7 +232,7 @@ pub trait TrackingStore: Send + Sync + 'static {
     /// Sets (or overwrites) a tag on an active experiment; a deleted one is `InvalidArgument`.
     async fn set_experiment_tag(&self, experiment_id: &str, tag: ExperimentTag) -> Result<()>;
 
-    /// Deletes a tag; a missing tag is `NotFound` "No tag with name: <k> in experiment with id <id>".
+    /// Deletes a tag; a missing tag is `NotFound` "No tag with name: {k} in experiment with id {id}".
     async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
 
     /// One page of experiments matching the filter; an empty page has no token.
@@ -287,7 +287,7 @@ pub trait TrackingStore: Send + Sync + 'static {
         self.log_batch(run_id, vec![], vec![], vec![tag]).await
     }
 
-    /// Deletes a run tag; a missing tag is `NotFound` "No tag with name: <k> in run with id <id>".
+    /// Deletes a run tag; a missing tag is `NotFound` "No tag with name: {k} in run with id {id}".
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
 
     /// One page of every value logged for `metric_key`, ordered by `(timestamp, step, value)`.
@@ -351,7 +351,7 @@ pub trait TrackingStore: Send + Sync + 'static {
     }
 
     /// The model; unknown, or deleted unless `allow_deleted`, is `NotFound`
-    /// "Logged model with ID '<id>' not found.".
+    /// "Logged model with ID '{id}' not found.".
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
         let _ = (model_id, allow_deleted);
         Err(Error::unsupported("get_logged_model"))

@@ -1,1 +1,63 @@
-//! placeholder
+//! # cairn-store-sqlite — Cairn's embedded tracking store on SQLite
+//!
+//! The default backend of `cairn server`: one database file (or an in-memory database) holds
+//! experiments, runs, params, tags, the full metric history, datasets and inputs, and MLflow 3
+//! LoggedModels. It implements [`cairn_plugin_api::TrackingStore`] and registers itself for
+//! the URI scheme [`SCHEME`].
+//!
+//! URIs are those MLflow writes: `sqlite:///relative.db` (relative to the working directory),
+//! `sqlite:////absolute/path.db`, and `sqlite://` or `sqlite:///:memory:` for a private
+//! in-memory database. Settings come from the plugin's config section ([`SqliteSettings`]).
+//!
+//! Design:
+//! - **Threads, not a runtime.** SQLite work runs on the store's own threads: one writer
+//!   thread owns the only read-write connection, a few reader threads serve reads concurrently
+//!   (WAL mode); results come back through `futures-channel` oneshots. No async executor is
+//!   ever blocked and no tokio is needed, so the store also works inside a shared library.
+//! - **One transaction per write call.** A `log_batch` of 1000 metrics is validated completely
+//!   first and then written in one transaction: all or nothing.
+//! - **Searches in SQL.** Filters and orderings become SQL with bound parameters (never rows
+//!   filtered in memory), over a `latest_metrics` table kept up to date on every write. Pages
+//!   are keyset pages, so deep pages cost what the first does.
+//! - **Never touches a foreign file.** A database that is not Cairn's (for example an MLflow
+//!   `mlflow.db`) is refused before anything is written; see [`schema`].
+//! - **Metric values.** NaN is kept as NaN (a `NULL` plus a flag in the search tables, so it
+//!   never matches a comparison and sorts with missing values); ±Inf are stored as real
+//!   infinities, not clamped to ±f64::MAX as MLflow's SQL store does.
+
+mod config;
+mod error;
+mod pool;
+pub mod schema;
+mod search_sql;
+mod store;
+
+pub use config::SqliteSettings;
+pub use store::{SqliteStore, open, open_with_settings};
+
+use cairn_plugin_api::{Build, BuildContext, PluginFactory, Result, TrackingStore};
+use std::sync::Arc;
+
+/// The URI scheme this store serves.
+pub const SCHEME: &str = "sqlite";
+
+/// Builds the store from the host's context: the URI, the default artifact root and the
+/// `[plugins.sqlite]` settings.
+pub fn build_tracking_store(ctx: &BuildContext) -> Result<Arc<dyn TrackingStore>> {
+    let settings: SqliteSettings = ctx.settings()?;
+    let store = open_with_settings(
+        ctx.require_uri()?,
+        ctx.default_artifact_root.as_deref(),
+        &settings,
+    )?;
+    Ok(Arc::new(store))
+}
+
+cairn_plugin_api::inventory::submit! {
+    PluginFactory {
+        name: SCHEME,
+        plugin: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        build: Build::TrackingStore(build_tracking_store),
+    }
+}

@@ -3,7 +3,9 @@
 //! The host parses every `filter` and `order_by` string before it reaches a store, so stores
 //! receive an [`Expr`] and a list of [`OrderBy`] keys whose entities, keys and comparators are
 //! already validated for the kind of search ([`SearchKind`]). A store translates the tree to its
-//! query language; a simple store may use the reference evaluator in [`eval`] instead.
+//! query language; a simple store may use the reference evaluator in [`eval`] instead. The
+//! evaluator is also the normative meaning of a tree: SQL translations are property-tested
+//! against it.
 //!
 //! Grammar (api.md §5, extended):
 //!
@@ -15,18 +17,37 @@
 //! comparison := identifier comparator value
 //!             | identifier IS [NOT] NULL
 //!             | identifier [NOT] IN '(' string ( ',' string )* ')'
-//! identifier := [ entity '.' ] key        (entity and key may be quoted with ` or ")
+//! identifier := [ entity '.' ] key
+//! entity     := word | `quoted` | "quoted"
+//! key        := word ( '.' word )* | `quoted` | "quoted"   (tags.mlflow.user = tags.`mlflow.user`)
+//! comparator := = | != | < | <= | > | >= | LIKE | ILIKE
+//! value      := string | number
+//! string     := 'single' | "double"       (a quote inside is doubled or backslash-escaped)
+//! number     := [+-] ( digits [ . [digits] ] | . digits ) [ (e|E) [+-] digits ]
 //! order_by   := identifier [ ASC | DESC ]
 //! ```
 //!
-//! Keywords and comparators are case-insensitive. Parse errors are
-//! [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) and name the position and
-//! the offending token.
+//! `AND` binds tighter than `OR`; nested `AND`s (and nested `OR`s) are flattened, so the tree
+//! of `a AND (b AND c)` is `And([a, b, c])` and a parenthesised comparison is just the
+//! comparison. Parentheses nest at most [`MAX_NESTING`] deep. Keywords and comparators are
+//! case-insensitive, and so are entity prefixes (`metrics`, `TAGS`); attribute keys are
+//! matched exactly, with MLflow's aliases (`created`, `Run name`, ...) mapped to their
+//! canonical names. A bare key (no entity) is an attribute.
+//!
+//! Parse errors are [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) in
+//! MLflow's wording and always name the 0-based character position and the offending token:
+//! `Invalid filter 'metrics.a >> 1': unexpected token '>' at position 11, expected a quoted
+//! string or a number`.
+//!
+//! [`Expr`], [`Comparison`], [`Key`], [`Op`], [`Value`] and [`OrderBy`] implement `Display`
+//! as valid filter (or `order_by`) text that parses back to the same tree.
 
+mod display;
 pub mod eval;
 mod parser;
+mod validate;
 
-pub use parser::{parse_filter, parse_order_by};
+pub use parser::{MAX_NESTING, parse_filter, parse_order_by};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,1 +1,203 @@
-//! Conformance suites.
+//! Conformance suites: the executable statement of the behaviour every plugin promises.
+//!
+//! A plugin proves itself by running the suite for its kind against a real instance. Each case
+//! is a plain `pub async fn <name>(store: &dyn Trait)` that uses fresh random names, so cases
+//! are independent of each other and of whatever else lives in the backing database: one
+//! database may be shared by every case, or each case may get its own.
+//!
+//! # Tracking stores
+//!
+//! [`tracking_store_conformance!`](crate::tracking_store_conformance) stamps every case of
+//! [`tracking`] into its own `#[test] fn <case>()`, so `cargo test` lists, filters and reports
+//! each case by name:
+//!
+//! ```ignore
+//! // plugins/store-foo/tests/conformance.rs
+//! use std::sync::Arc;
+//!
+//! mod file {
+//!     cairn_plugin_api::tracking_store_conformance!(Arc::new(super::open_temp_store()));
+//! }
+//! ```
+//!
+//! The expression is evaluated once per test, inside the future the runner drives, so it may
+//! `.await`. By default the runner is [`block_on`] (a `futures-executor` single-thread
+//! executor): the store must not need a tokio runtime provided by the caller (a store that
+//! does its blocking work on its own threads and wakes the future through a channel is fine).
+//! A store built on tokio passes its own runner, any
+//! `fn(Pin<Box<dyn Future<Output = ()>>>)`:
+//!
+//! ```ignore
+//! fn run_on_tokio(fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+//!     tokio::runtime::Runtime::new().unwrap().block_on(fut)
+//! }
+//! cairn_plugin_api::tracking_store_conformance!(
+//!     Arc::new(PgStore::connect(URL).await.unwrap()),
+//!     runner = run_on_tokio
+//! );
+//! ```
+//!
+//! A store whose backing data must be cleaned up after it (a temporary directory, a scratch
+//! database) is wrapped in [`Guarded`] together with that guard.
+//!
+//! Cases that need an optional capability ([`TrackingCapabilities`](crate::TrackingCapabilities))
+//! check it first and return early, printing why on stderr, when the store lacks it.
+//!
+//! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
+//! the search cases also exercise the parser a store receives its trees from.
+
+mod guarded;
+pub mod support;
+pub mod tracking;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use guarded::Guarded;
+pub use support::unique_name;
+
+/// The default runner of the stamped tests: drives the case's future to completion on the
+/// current thread with `futures_executor::block_on`.
+pub fn block_on(fut: Pin<Box<dyn Future<Output = ()>>>) {
+    futures_executor::block_on(fut)
+}
+
+/// Stamps every [`tracking`] conformance case into its own `#[test] fn <case>()`.
+///
+/// `$make` is an expression producing an `Arc<dyn TrackingStore>` (or an `Arc` of a concrete
+/// store, which coerces); it is evaluated once per test inside the async block the runner
+/// drives, so it may use `.await`. The optional `runner = path` names a
+/// `fn(Pin<Box<dyn Future<Output = ()>>>)` that drives each test's future; the default is
+/// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
+///
+/// ```ignore
+/// cairn_plugin_api::tracking_store_conformance!(std::sync::Arc::new(my_store()));
+/// cairn_plugin_api::tracking_store_conformance!(make_store().await, runner = my_runtime::run);
+/// ```
+#[macro_export]
+macro_rules! tracking_store_conformance {
+    ($make:expr $(,)?) => {
+        $crate::__cairn_tracking_cases! { tests ($make) ($crate::testkit::block_on) }
+    };
+    ($make:expr, runner = $runner:path $(,)?) => {
+        $crate::__cairn_tracking_cases! { tests ($make) ($runner) }
+    };
+}
+
+/// The one list of tracking cases. Expands `__cairn_tracking_stamp!` with the given mode and
+/// every case name, so the stamped tests and [`tracking::TRACKING_CASES`] cannot drift apart.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_tracking_cases {
+    ($($mode:tt)*) => {
+        $crate::__cairn_tracking_stamp! { [$($mode)*]
+            // experiments
+            default_experiment_exists,
+            experiment_create_and_get_by_id_and_name,
+            experiment_duplicate_name_is_already_exists,
+            experiment_invalid_names_are_invalid_argument,
+            experiment_get_unknown_is_not_found,
+            experiment_rename,
+            experiment_rename_to_taken_name_is_already_exists,
+            experiment_rename_deleted_is_invalid_state,
+            experiment_delete_and_restore,
+            experiment_delete_hides_runs_until_restore,
+            experiment_tags_set_overwrite_delete,
+            search_experiments_filter_by_name,
+            search_experiments_filter_by_tags,
+            search_experiments_filter_by_creation_time,
+            search_experiments_order_by,
+            search_experiments_view_types,
+            search_experiments_pages_are_complete_and_stable,
+            search_experiments_malformed_page_token_is_invalid_argument,
+            // runs
+            run_create_defaults,
+            run_create_generates_a_name,
+            run_create_name_conflicting_with_tag_is_invalid_argument,
+            run_create_in_default_experiment_when_none_given,
+            run_create_in_deleted_experiment_is_invalid_argument,
+            run_create_in_unknown_experiment_is_not_found,
+            run_update_changes_only_given_fields,
+            run_delete_and_restore,
+            run_get_unknown_is_not_found,
+            run_writes_to_deleted_run_are_invalid_argument,
+            run_unknown_run_writes_are_not_found,
+            // params, metrics, tags
+            param_same_value_again_is_ok_different_value_is_invalid,
+            param_long_and_unicode_values_round_trip,
+            metric_history_keeps_every_value,
+            metric_latest_is_max_step_then_timestamp_then_value,
+            metric_nan_and_infinities_round_trip,
+            metric_large_and_negative_steps,
+            metric_history_pages_are_complete_and_ordered,
+            metric_history_of_missing_key_is_empty,
+            metric_history_of_unknown_run_is_not_found,
+            run_tags_set_overwrite_delete,
+            run_tag_long_and_unicode_values_round_trip,
+            keys_are_validated,
+            // log_batch
+            log_batch_at_the_limits_succeeds,
+            log_batch_over_a_limit_writes_nothing,
+            log_batch_invalid_entry_writes_nothing,
+            // search_runs
+            search_runs_metric_comparators,
+            search_runs_param_comparators,
+            search_runs_tag_comparators,
+            search_runs_run_id_in_and_not_in,
+            search_runs_string_attributes,
+            search_runs_time_attributes,
+            search_runs_dataset_filters,
+            search_runs_or_and_parentheses,
+            search_runs_order_by_metric_missing_last,
+            search_runs_order_by_param_tag_attribute,
+            search_runs_order_by_multiple_keys,
+            search_runs_default_order,
+            search_runs_view_types,
+            search_runs_pages_are_complete_and_stable,
+            search_runs_malformed_page_token_is_invalid_argument,
+            search_runs_empty_experiment_list_finds_nothing,
+            search_runs_returns_what_get_run_returns,
+            // datasets and inputs
+            log_inputs_dataset_is_stored_and_listed_once,
+            log_inputs_different_digest_is_another_dataset,
+            search_datasets_returns_summaries_with_context,
+            log_inputs_model_inputs,
+            // logged models
+            logged_model_create_and_get,
+            logged_model_create_in_deleted_or_unknown_experiment_fails,
+            logged_model_get_unknown_is_not_found,
+            logged_model_finalize_ready,
+            logged_model_tags_set_overwrite_delete,
+            logged_model_params,
+            logged_model_metrics_come_from_runs,
+            logged_model_search_filter_order_pages,
+            logged_model_delete,
+            logged_model_log_outputs_links_run,
+            // legacy log-model
+            record_logged_model_appends_history,
+        }
+    };
+}
+
+/// Expands the case list for one mode: `names` (a `&[&str]`) or `tests (make) (runner)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_tracking_stamp {
+    ([names] $($case:ident,)*) => {
+        &[$(stringify!($case)),*]
+    };
+    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let fut: ::std::pin::Pin<
+                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
+                > = ::std::boxed::Box::pin(async {
+                    let store: ::std::sync::Arc<dyn $crate::TrackingStore> = $make;
+                    $crate::testkit::tracking::$case(&*store).await;
+                });
+                $runner(fut);
+            }
+        )*
+    };
+}

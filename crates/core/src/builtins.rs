@@ -1,0 +1,80 @@
+//! The built-in plugins: which are linked into this binary, and which Cairn knows of at all.
+//!
+//! Built-in plugins register their [`PluginFactory`](cairn_plugin_api::PluginFactory) with
+//! `inventory`. A plugin crate that nothing references is not linked, and its registrations
+//! silently vanish (in every profile). The `use ... as _` lines below reference each enabled
+//! plugin crate from this library, which both the `cairn` binary and the tests link, so the
+//! registrations survive. Adding a built-in plugin means: a cargo feature of `cairn-core`, one
+//! `use` line here, and one row per registration in [`KNOWN`].
+
+#[cfg(feature = "store-sqlite")]
+use cairn_store_sqlite as _;
+
+use cairn_plugin_api::PluginKind;
+
+/// A built-in plugin Cairn ships, whether or not this binary was compiled with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownBuiltin {
+    /// The plugin's kind.
+    pub kind: PluginKind,
+    /// The scheme or name it registers.
+    pub name: &'static str,
+    /// The package that provides it.
+    pub package: &'static str,
+    /// The cargo feature of `cairn-core` that links it.
+    pub feature: &'static str,
+    /// Whether that feature is on in this build.
+    pub enabled: bool,
+}
+
+/// Every registration of every built-in plugin crate, with the feature that links it.
+///
+/// Used to tell "compiled out of this binary" from "unknown", and (in tests) to prove that
+/// every enabled built-in really registered.
+pub const KNOWN: &[KnownBuiltin] = &[KnownBuiltin {
+    kind: PluginKind::TrackingStore,
+    name: "sqlite",
+    package: "cairn-store-sqlite",
+    feature: "store-sqlite",
+    enabled: cfg!(feature = "store-sqlite"),
+}];
+
+/// The known built-in serving `(kind, name)` if this binary was compiled without it.
+pub fn compiled_out(kind: PluginKind, name: &str) -> Option<&'static KnownBuiltin> {
+    KNOWN
+        .iter()
+        .find(|k| !k.enabled && k.kind == kind && k.name == name)
+}
+
+/// The known built-ins this binary was compiled without.
+pub fn all_compiled_out() -> impl Iterator<Item = &'static KnownBuiltin> {
+    KNOWN.iter().filter(|k| !k.enabled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_names_are_unique_per_kind() {
+        for (i, a) in KNOWN.iter().enumerate() {
+            for b in &KNOWN[i + 1..] {
+                assert!(
+                    (a.kind, a.name) != (b.kind, b.name),
+                    "{} {} listed twice",
+                    a.kind,
+                    a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn compiled_out_matches_the_feature() {
+        assert_eq!(
+            compiled_out(PluginKind::TrackingStore, "sqlite").is_some(),
+            !cfg!(feature = "store-sqlite")
+        );
+        assert!(compiled_out(PluginKind::TrackingStore, "nosuch").is_none());
+    }
+}

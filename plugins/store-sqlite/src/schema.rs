@@ -1,0 +1,472 @@
+//! Where the database lives, how a file is recognised as Cairn's, and the versioned schema.
+//!
+//! A Cairn database carries `PRAGMA application_id` = [`APPLICATION_ID`] and its schema
+//! version in both `PRAGMA user_version` and the one-row table `cairn_schema`. Before opening
+//! a file for writing, the store reads its header with plain file I/O and, when needed, looks
+//! at it through a read-only connection: a file that is not Cairn's (an MLflow `mlflow.db`, a
+//! database of another application, anything that is not SQLite) is refused with
+//! `InvalidArgument` naming the file, and is never modified. A missing file, an empty (0-byte)
+//! file and a SQLite database without any table are initialised. A schema newer than this
+//! build knows is refused; an older one is migrated, one transaction per version.
+
+use crate::error::{StoreError, StoreResult, invalid};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// `PRAGMA application_id` of every Cairn database: the ASCII bytes `Cair`.
+pub const APPLICATION_ID: i32 = 0x4361_6972;
+
+/// The migrations, in order; the schema version is the number applied.
+const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1: experiments, runs, params, tags, metric history and latest values, datasets and
+/// inputs, model inputs/outputs, LoggedModels.
+///
+/// Metric values: NaN is stored in `metrics` as `0` with `is_nan = 1` (so exact duplicates of a
+/// NaN point are still recognised by the primary key) and in the search tables
+/// `latest_metrics` / `logged_model_metrics` as `NULL` with `is_nan = 1`, so every comparison
+/// with it is false and it sorts with missing values. ±Inf are stored as SQLite REAL infinities
+/// (not clamped to ±f64::MAX as MLflow does) and come back unchanged.
+const MIGRATION_1: &str = r#"
+CREATE TABLE cairn_schema (version INTEGER NOT NULL);
+
+CREATE TABLE experiments (
+    experiment_id     INTEGER PRIMARY KEY,
+    name              TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage   TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+    creation_time     INTEGER NOT NULL,
+    last_update_time  INTEGER NOT NULL
+);
+CREATE INDEX experiments_by_stage_created
+    ON experiments (lifecycle_stage, creation_time DESC, experiment_id);
+
+CREATE TABLE experiment_tags (
+    experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+    key           TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+) WITHOUT ROWID;
+CREATE INDEX experiment_tags_by_key_value ON experiment_tags (key, value);
+
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY,
+    run_uuid        TEXT NOT NULL UNIQUE,
+    experiment_id   INTEGER NOT NULL REFERENCES experiments (experiment_id),
+    name            TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    start_time      INTEGER NOT NULL,
+    end_time        INTEGER,
+    artifact_uri    TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+    deleted_time    INTEGER
+);
+CREATE INDEX runs_by_experiment_stage_start
+    ON runs (experiment_id, lifecycle_stage, start_time DESC, run_uuid);
+
+CREATE TABLE params (
+    run   INTEGER NOT NULL REFERENCES runs (id),
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run, key)
+) WITHOUT ROWID;
+CREATE INDEX params_by_key_value ON params (key, value);
+
+CREATE TABLE tags (
+    run   INTEGER NOT NULL REFERENCES runs (id),
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run, key)
+) WITHOUT ROWID;
+CREATE INDEX tags_by_key_value ON tags (key, value);
+
+-- One row per (run, key), the series of that metric: its latest value, the one with the
+-- greatest (step, timestamp, value), NaN counting as 0 in that comparison (as MLflow) and
+-- stored as NULL. Its id keys the history rows, so they carry a small integer, not the key.
+CREATE TABLE latest_metrics (
+    id        INTEGER PRIMARY KEY,
+    run       INTEGER NOT NULL REFERENCES runs (id),
+    key       TEXT NOT NULL,
+    value     REAL,
+    is_nan    INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    step      INTEGER NOT NULL,
+    UNIQUE (run, key)
+);
+
+-- Full history. The primary key orders a series by (timestamp, step, value), the order
+-- get_metric_history returns, and drops exact duplicates as MLflow does.
+CREATE TABLE metrics (
+    series         INTEGER NOT NULL,
+    timestamp      INTEGER NOT NULL,
+    step           INTEGER NOT NULL,
+    value          REAL NOT NULL,
+    is_nan         INTEGER NOT NULL,
+    dataset_name   TEXT,
+    dataset_digest TEXT,
+    model_id       TEXT,
+    PRIMARY KEY (series, timestamp, step, value, is_nan)
+) WITHOUT ROWID;
+CREATE INDEX latest_metrics_by_key_value ON latest_metrics (key, value);
+
+CREATE TABLE datasets (
+    id            INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
+    name          TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    source_type   TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    schema        TEXT,
+    profile       TEXT,
+    UNIQUE (experiment_id, name, digest)
+);
+
+CREATE TABLE inputs (
+    id      INTEGER PRIMARY KEY,
+    run     INTEGER NOT NULL REFERENCES runs (id),
+    dataset INTEGER NOT NULL REFERENCES datasets (id),
+    UNIQUE (run, dataset)
+);
+
+CREATE TABLE input_tags (
+    input INTEGER NOT NULL REFERENCES inputs (id),
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (input, key)
+) WITHOUT ROWID;
+
+CREATE TABLE model_inputs (
+    id       INTEGER PRIMARY KEY,
+    run      INTEGER NOT NULL REFERENCES runs (id),
+    model_id TEXT NOT NULL,
+    UNIQUE (run, model_id)
+);
+
+CREATE TABLE model_outputs (
+    id       INTEGER PRIMARY KEY,
+    run      INTEGER NOT NULL REFERENCES runs (id),
+    model_id TEXT NOT NULL,
+    step     INTEGER NOT NULL,
+    UNIQUE (run, model_id)
+);
+
+CREATE TABLE logged_models (
+    id                        INTEGER PRIMARY KEY,
+    model_id                  TEXT NOT NULL UNIQUE,
+    experiment_id             INTEGER NOT NULL REFERENCES experiments (experiment_id),
+    name                      TEXT NOT NULL,
+    artifact_location         TEXT NOT NULL,
+    creation_timestamp_ms     INTEGER NOT NULL,
+    last_updated_timestamp_ms INTEGER NOT NULL,
+    status                    TEXT NOT NULL,
+    lifecycle_stage           TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+    model_type                TEXT,
+    source_run_id             TEXT,
+    status_message            TEXT
+);
+CREATE INDEX logged_models_by_experiment_stage_created
+    ON logged_models (experiment_id, lifecycle_stage, creation_timestamp_ms DESC, model_id);
+
+CREATE TABLE logged_model_tags (
+    model INTEGER NOT NULL REFERENCES logged_models (id),
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID;
+
+CREATE TABLE logged_model_params (
+    model INTEGER NOT NULL REFERENCES logged_models (id),
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID;
+
+-- The latest value of each (model, key, dataset); '' stands for "no dataset".
+CREATE TABLE logged_model_metrics (
+    model          INTEGER NOT NULL REFERENCES logged_models (id),
+    key            TEXT NOT NULL,
+    dataset_name   TEXT NOT NULL,
+    dataset_digest TEXT NOT NULL,
+    value          REAL,
+    is_nan         INTEGER NOT NULL,
+    timestamp      INTEGER NOT NULL,
+    step           INTEGER NOT NULL,
+    run_id         TEXT,
+    PRIMARY KEY (model, key, dataset_name, dataset_digest)
+) WITHOUT ROWID;
+"#;
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A private in-memory database (`sqlite://` or `sqlite:///:memory:`).
+    Memory,
+    /// A database file.
+    File(PathBuf),
+}
+
+/// Parses a store URI as MLflow (SQLAlchemy) writes it: `sqlite:///relative.db` is a path
+/// relative to the working directory, `sqlite:////abs/path.db` an absolute path, `sqlite://`
+/// and `sqlite:///:memory:` an in-memory database.
+pub fn parse_uri(uri: &str) -> cairn_plugin_api::Result<Location> {
+    let bad = |why: &str| {
+        cairn_plugin_api::Error::invalid(format!(
+            "invalid SQLite store URI '{uri}': {why}; expected sqlite:///relative/path.db, \
+             sqlite:////absolute/path.db or sqlite:// (in memory)"
+        ))
+    };
+    let rest = uri
+        .strip_prefix("sqlite://")
+        .ok_or_else(|| bad("it must start with sqlite://"))?;
+    if rest.contains('?') {
+        return Err(bad("query parameters are not supported"));
+    }
+    if rest.is_empty() {
+        return Ok(Location::Memory);
+    }
+    let path = rest
+        .strip_prefix('/')
+        .ok_or_else(|| bad("a host part is not allowed"))?;
+    match path {
+        "" => Err(bad("the path is empty")),
+        ":memory:" => Ok(Location::Memory),
+        p => Ok(Location::File(PathBuf::from(p))),
+    }
+}
+
+/// What a database file holds before the store opens it for writing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FileState {
+    /// Missing, empty, or a SQLite database without tables: to be initialised.
+    New,
+    /// A Cairn database.
+    Cairn,
+}
+
+fn not_cairn(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    invalid(format!(
+        "'{}' is not a Cairn database: {why}. Cairn refuses to open it and has not modified it; \
+         point the store at a new file instead",
+        path.display()
+    ))
+}
+
+/// Decides, without modifying anything, whether `path` may be opened as a Cairn database.
+pub(crate) fn inspect_file(path: &Path) -> StoreResult<FileState> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::New),
+        Err(e) => {
+            return Err(invalid(format!(
+                "cannot read the database file '{}': {e}",
+                path.display()
+            )));
+        }
+    };
+    let mut header = Vec::with_capacity(100);
+    file.by_ref()
+        .take(100)
+        .read_to_end(&mut header)
+        .map_err(|e| {
+            invalid(format!(
+                "cannot read the database file '{}': {e}",
+                path.display()
+            ))
+        })?;
+    if header.is_empty() {
+        return Ok(FileState::New);
+    }
+    if header.len() < 100 || &header[..16] != b"SQLite format 3\0" {
+        return Err(not_cairn(path, "it is not a SQLite database file"));
+    }
+    let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if app_id == APPLICATION_ID {
+        return Ok(FileState::Cairn);
+    }
+    if app_id != 0 {
+        return Err(not_cairn(
+            path,
+            format_args!(
+                "it is a SQLite database of another application (application_id {app_id:#x})"
+            ),
+        ));
+    }
+    // A SQLite database without Cairn's id: acceptable only if it holds nothing at all.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| not_cairn(path, format_args!("SQLite cannot read it ({e})")))?;
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+        .map_err(|e| not_cairn(path, format_args!("SQLite cannot read it ({e})")))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| not_cairn(path, format_args!("SQLite cannot read it ({e})")))?;
+    if names.is_empty() {
+        return Ok(FileState::New);
+    }
+    if names.iter().any(|n| n == "alembic_version") {
+        return Err(not_cairn(
+            path,
+            "it looks like an MLflow database (it has an alembic_version table); Cairn does not \
+             share or migrate MLflow's SQL schema",
+        ));
+    }
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    Err(not_cairn(
+        path,
+        format_args!(
+            "it is a SQLite database with tables Cairn did not create ({}{})",
+            shown.join(", "),
+            if names.len() > 5 { ", ..." } else { "" }
+        ),
+    ))
+}
+
+fn pragma_i64(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+}
+
+/// Brings the schema of `conn` to [`SCHEMA_VERSION`]: initialises an empty database, applies
+/// missing migrations to an older one, refuses a newer one. `what` names the database in
+/// messages. Running it again on an up-to-date database changes nothing.
+pub(crate) fn migrate(conn: &mut Connection, what: &str) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let app_id = pragma_i64(&tx, "application_id")?;
+    let mut version = pragma_i64(&tx, "user_version")?;
+    if app_id == 0 {
+        let objects: i64 = tx.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )?;
+        if objects != 0 {
+            return Err(invalid(format!(
+                "'{what}' is not a Cairn database: it has tables Cairn did not create"
+            )));
+        }
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))?;
+        version = 0;
+    } else if app_id != i64::from(APPLICATION_ID) {
+        return Err(invalid(format!(
+            "'{what}' is not a Cairn database (application_id {app_id:#x})"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(invalid(format!(
+            "'{what}' has Cairn schema version {version}, newer than this build knows \
+             ({SCHEMA_VERSION}); upgrade Cairn to open it"
+        )));
+    }
+    if version > 0 {
+        let recorded: i64 = tx
+            .query_row("SELECT version FROM cairn_schema", [], |r| r.get(0))
+            .map_err(|e| {
+                invalid(format!(
+                    "'{what}' claims to be a Cairn database but its cairn_schema table is \
+                     unreadable: {e}"
+                ))
+            })?;
+        if recorded != version {
+            return Err(invalid(format!(
+                "'{what}' is inconsistent: user_version {version} but cairn_schema says {recorded}"
+            )));
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let to = i as i64 + 1;
+        tx.execute_batch(sql)?;
+        if to == 1 {
+            tx.execute("INSERT INTO cairn_schema (version) VALUES (1)", [])?;
+        } else {
+            tx.execute("UPDATE cairn_schema SET version = ?1", [to])?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {to}"))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_as_mlflow_writes_them() {
+        assert_eq!(parse_uri("sqlite://").unwrap(), Location::Memory);
+        assert_eq!(parse_uri("sqlite:///:memory:").unwrap(), Location::Memory);
+        assert_eq!(
+            parse_uri("sqlite:///mlflow.db").unwrap(),
+            Location::File(PathBuf::from("mlflow.db"))
+        );
+        assert_eq!(
+            parse_uri("sqlite:///dir/sub/x.db").unwrap(),
+            Location::File(PathBuf::from("dir/sub/x.db"))
+        );
+        assert_eq!(
+            parse_uri("sqlite:////abs/path.db").unwrap(),
+            Location::File(PathBuf::from("/abs/path.db"))
+        );
+        for bad in [
+            "postgresql://x",
+            "sqlite:x.db",
+            "sqlite://host/x.db",
+            "sqlite:///",
+            "sqlite:///x.db?mode=ro",
+        ] {
+            let e = parse_uri(bad).unwrap_err();
+            assert_eq!(
+                e.kind,
+                cairn_plugin_api::ErrorKind::InvalidArgument,
+                "{bad}"
+            );
+            assert!(e.message.contains(bad), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn migrate_initialises_then_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        assert_eq!(
+            pragma_i64(&conn, "application_id").unwrap(),
+            i64::from(APPLICATION_ID)
+        );
+        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), SCHEMA_VERSION);
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .unwrap()
+        };
+        let before = count(&conn);
+        migrate(&mut conn, "mem").unwrap();
+        assert_eq!(count(&conn), before);
+        let v: i64 = conn
+            .query_row("SELECT version FROM cairn_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        conn.execute_batch("PRAGMA user_version = 99; UPDATE cairn_schema SET version = 99")
+            .unwrap();
+        let e = cairn_plugin_api::Error::from(migrate(&mut conn, "mem").unwrap_err());
+        assert!(e.message.contains("newer than this build"), "{}", e.message);
+    }
+
+    #[test]
+    fn foreign_tables_are_refused_by_migrate() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+        assert!(migrate(&mut conn, "mem").is_err());
+    }
+}
