@@ -38,7 +38,8 @@
 //! ```
 //!
 //! A store whose backing data must be cleaned up after it (a temporary directory, a scratch
-//! database) is wrapped in [`Guarded`] together with that guard.
+//! database) is given as a pair `(store, guard)`: the pair is a [`Fixture`], the store is
+//! dropped first and the guard right after it.
 //!
 //! Cases that need an optional capability ([`TrackingCapabilities`](crate::TrackingCapabilities))
 //! check it first and return early, printing why on stderr, when the store lacks it.
@@ -46,15 +47,43 @@
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
 
-mod guarded;
 pub mod support;
 pub mod tracking;
 
+use crate::TrackingStore;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-pub use guarded::Guarded;
 pub use support::unique_name;
+
+/// What a conformance macro's expression produces: something that holds a store.
+///
+/// Implemented for `Arc<S>` of any store (including `Arc<dyn TrackingStore>`) and for a pair
+/// `(fixture, guard)`, where the guard (a temporary directory, say) must outlive the store.
+pub trait Fixture {
+    /// The store under test.
+    fn store(&self) -> &dyn TrackingStore;
+}
+
+impl<S: TrackingStore> Fixture for Arc<S> {
+    fn store(&self) -> &dyn TrackingStore {
+        &**self
+    }
+}
+
+impl Fixture for Arc<dyn TrackingStore> {
+    fn store(&self) -> &dyn TrackingStore {
+        &**self
+    }
+}
+
+/// Tuple fields drop in order, so the store goes before its guard.
+impl<F: Fixture, G> Fixture for (F, G) {
+    fn store(&self) -> &dyn TrackingStore {
+        self.0.store()
+    }
+}
 
 /// The default runner of the stamped tests: drives the case's future to completion on the
 /// current thread with `futures_executor::block_on`.
@@ -64,8 +93,8 @@ pub fn block_on(fut: Pin<Box<dyn Future<Output = ()>>>) {
 
 /// Stamps every [`tracking`] conformance case into its own `#[test] fn <case>()`.
 ///
-/// `$make` is an expression producing an `Arc<dyn TrackingStore>` (or an `Arc` of a concrete
-/// store, which coerces); it is evaluated once per test inside the async block the runner
+/// `$make` is an expression producing a [`Fixture`](crate::testkit::Fixture): an `Arc` of a
+/// store, or a pair `(store, guard)`; it is evaluated once per test inside the async block the runner
 /// drives, so it may use `.await`. The optional `runner = path` names a
 /// `fn(Pin<Box<dyn Future<Output = ()>>>)` that drives each test's future; the default is
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
@@ -193,8 +222,9 @@ macro_rules! __cairn_tracking_stamp {
                 let fut: ::std::pin::Pin<
                     ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
                 > = ::std::boxed::Box::pin(async {
-                    let store: ::std::sync::Arc<dyn $crate::TrackingStore> = $make;
-                    $crate::testkit::tracking::$case(&*store).await;
+                    let fixture = $make;
+                    $crate::testkit::tracking::$case($crate::testkit::Fixture::store(&fixture))
+                        .await;
                 });
                 $runner(fut);
             }
