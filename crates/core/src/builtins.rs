@@ -10,6 +10,12 @@
 #[cfg(feature = "store-sqlite")]
 use cairn_store_sqlite as _;
 
+#[cfg(feature = "artifacts-local")]
+use cairn_artifacts_local as _;
+
+#[cfg(feature = "artifacts-s3")]
+use cairn_artifacts_s3 as _;
+
 use cairn_plugin_api::PluginKind;
 
 /// A built-in plugin Cairn ships, whether or not this binary was compiled with it.
@@ -31,13 +37,29 @@ pub struct KnownBuiltin {
 ///
 /// Used to tell "compiled out of this binary" from "unknown", and (in tests) to prove that
 /// every enabled built-in really registered.
-pub const KNOWN: &[KnownBuiltin] = &[KnownBuiltin {
-    kind: PluginKind::TrackingStore,
-    name: "sqlite",
-    package: "cairn-store-sqlite",
-    feature: "store-sqlite",
-    enabled: cfg!(feature = "store-sqlite"),
-}];
+pub const KNOWN: &[KnownBuiltin] = &[
+    KnownBuiltin {
+        kind: PluginKind::TrackingStore,
+        name: "sqlite",
+        package: "cairn-store-sqlite",
+        feature: "store-sqlite",
+        enabled: cfg!(feature = "store-sqlite"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ArtifactRepository,
+        name: "file",
+        package: "cairn-artifacts-local",
+        feature: "artifacts-local",
+        enabled: cfg!(feature = "artifacts-local"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ArtifactRepository,
+        name: "s3",
+        package: "cairn-artifacts-s3",
+        feature: "artifacts-s3",
+        enabled: cfg!(feature = "artifacts-s3"),
+    },
+];
 
 /// The known built-in serving `(kind, name)` if this binary was compiled without it.
 pub fn compiled_out(kind: PluginKind, name: &str) -> Option<&'static KnownBuiltin> {
@@ -76,5 +98,13 @@ mod tests {
             !cfg!(feature = "store-sqlite")
         );
         assert!(compiled_out(PluginKind::TrackingStore, "nosuch").is_none());
+        assert_eq!(
+            compiled_out(PluginKind::ArtifactRepository, "file").is_some(),
+            !cfg!(feature = "artifacts-local")
+        );
+        assert_eq!(
+            compiled_out(PluginKind::ArtifactRepository, "s3").is_some(),
+            !cfg!(feature = "artifacts-s3")
+        );
     }
 }

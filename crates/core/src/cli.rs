@@ -39,13 +39,140 @@ pub enum Command {
     Config(ConfigCommand),
     /// Pre-flight check: build every plugin the configuration names, without serving.
     Check(CheckArgs),
+    /// Run the MLflow-compatible tracking server (accepts `mlflow server`'s options).
+    #[command(disable_help_flag = true)]
+    Server(ServerArgs),
+    /// List, download and upload artifacts by URI (runs:/, mlflow-artifacts:/, s3://, paths);
+    /// honours MLFLOW_TRACKING_URI.
+    #[command(subcommand)]
+    Artifacts(crate::artifacts_cli::ArtifactsCommand),
+}
+
+/// `cairn server`: MLflow's `mlflow server` options, each the top configuration layer for its
+/// key. `-h` is `--host`, as in MLflow; help is `--help`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// The store options, as `mlflow server` spells them.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Serve the mlflow-artifacts proxy (store.serve_artifacts = true; the default).
+    #[arg(long, conflicts_with = "no_serve_artifacts")]
+    pub serve_artifacts: bool,
+    /// Do not serve the mlflow-artifacts proxy (store.serve_artifacts = false).
+    #[arg(long)]
+    pub no_serve_artifacts: bool,
+    /// Address to bind (server.host); default 127.0.0.1.
+    #[arg(long, short = 'h', value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port to bind (server.port); default 5000.
+    #[arg(long, short = 'p', value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Comma-separated Host-header allowlist (server.allowed_hosts); `*` allows every host.
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Comma-separated origins allowed to make cross-origin API requests besides local ones
+    /// (server.cors_allowed_origins); `*` allows every origin.
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Prefix for every route, e.g. /mlflow (server.static_prefix).
+    #[arg(long, value_name = "PREFIX")]
+    pub static_prefix: Option<String>,
+    /// Accepted for compatibility and ignored: Cairn is one multi-threaded process.
+    #[arg(long, short = 'w', value_name = "N")]
+    pub workers: Option<String>,
+    /// Accepted for compatibility and ignored: Cairn does not run gunicorn.
+    #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
+    pub gunicorn_opts: Option<String>,
+    /// Accepted for compatibility and ignored: Cairn does not run uvicorn.
+    #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
+    pub uvicorn_opts: Option<String>,
+    /// Accepted for compatibility and ignored: Cairn does not run waitress.
+    #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
+    pub waitress_opts: Option<String>,
+    /// Accepted for compatibility and ignored (MLflow's auto-reload); use RUST_LOG=debug for
+    /// verbose logs.
+    #[arg(long)]
+    pub dev: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+impl ServerArgs {
+    /// Adds the flags that were given to `overrides`.
+    pub fn apply(&self, overrides: &mut Overrides) {
+        self.store.apply(overrides);
+        if self.serve_artifacts {
+            overrides.set("store.serve_artifacts", "--serve-artifacts", true);
+        }
+        if self.no_serve_artifacts {
+            overrides.set("store.serve_artifacts", "--no-serve-artifacts", false);
+        }
+        if let Some(host) = &self.host {
+            overrides.set("server.host", "--host", host.as_str());
+        }
+        if let Some(port) = self.port {
+            overrides.set("server.port", "--port", port);
+        }
+        if let Some(hosts) = &self.allowed_hosts {
+            let hosts: Vec<String> = hosts.iter().map(|h| h.trim().to_owned()).collect();
+            overrides.set("server.allowed_hosts", "--allowed-hosts", hosts);
+        }
+        if let Some(origins) = &self.cors_allowed_origins {
+            let origins: Vec<String> = origins.iter().map(|o| o.trim().to_owned()).collect();
+            overrides.set(
+                "server.cors_allowed_origins",
+                "--cors-allowed-origins",
+                origins,
+            );
+        }
+        if let Some(prefix) = &self.static_prefix {
+            overrides.set("server.static_prefix", "--static-prefix", prefix.as_str());
+        }
+    }
+
+    /// One note per given option that does not apply to Cairn.
+    pub fn ignored_options(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut note = |given: bool, flag: &str, why: &str| {
+            if given {
+                notes.push(format!(
+                    "{flag} does not apply to Cairn and is ignored: {why}"
+                ));
+            }
+        };
+        note(
+            self.workers.is_some(),
+            "--workers",
+            "Cairn serves every request from one multi-threaded process",
+        );
+        for (given, flag) in [
+            (self.gunicorn_opts.is_some(), "--gunicorn-opts"),
+            (self.uvicorn_opts.is_some(), "--uvicorn-opts"),
+            (self.waitress_opts.is_some(), "--waitress-opts"),
+        ] {
+            note(given, flag, "Cairn has its own HTTP server");
+        }
+        note(
+            self.dev,
+            "--dev",
+            "there is no auto-reload; set RUST_LOG=debug for verbose logs",
+        );
+        notes
+    }
 }
 
 /// `cairn plugins ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// List every plugin: kind, scheme or name, package, version and origin.
+    /// List every plugin: kind, scheme or name, package, version and origin (built-in, or the
+    /// file of a dynamic plugin named by `[[plugins]]` or CAIRN_PLUGINS_PATH).
     List,
+    /// Load a plugin library and describe it, without building or starting anything.
+    Check {
+        /// The shared library (e.g. target/release/libcairn_example_jsonl.so).
+        file: PathBuf,
+    },
 }
 
 /// `cairn config ...`.
@@ -127,10 +254,15 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
         Ok::<_, Error>(loaded)
     };
     match &cli.command {
-        // Dynamic plugins named in config will join this list; until then it needs no config.
         Command::Plugins(PluginsCommand::List) => {
-            let registry = Registry::builtin()?;
+            let loaded = load(&StoreArgs::default())?;
+            let registry = crate::loader::registry(&loaded)?;
             write_out(out, &plugins_table(&registry))
+        }
+        Command::Plugins(PluginsCommand::Check { file }) => {
+            let path = dir.join(file);
+            let description = crate::loader::describe(&path, "`cairn plugins check`")?;
+            write_out(out, &describe_library(&path, &description))
         }
         Command::Config(ConfigCommand::Show(store)) => {
             let loaded = load(store)?;
@@ -138,8 +270,30 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
         }
         Command::Check(args) => {
             let loaded = load(&args.store)?;
-            let registry = Registry::builtin()?;
+            let registry = crate::loader::registry(&loaded)?;
             check(&loaded, &registry, out)
+        }
+        Command::Artifacts(command) => {
+            let loaded = load(&StoreArgs::default())?;
+            crate::artifacts_cli::run(command, &loaded, dir, out)
+        }
+        Command::Server(args) => {
+            for note in args.ignored_options() {
+                tracing::warn!("{note}");
+            }
+            let mut overrides = Overrides::default();
+            args.apply(&mut overrides);
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(overrides)
+                .load()?;
+            tracing::debug!(config = ?loaded.config(), file = ?loaded.file(), "configuration loaded");
+            let registry = crate::loader::registry(&loaded)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Serve)?;
+            runtime.block_on(crate::server::run(&loaded, &registry, out))
         }
     }
 }
@@ -148,6 +302,34 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::Output)
+}
+
+/// The `plugins check` report: the library, its versions, and one line per plugin it exports.
+pub fn describe_library(
+    path: &Path,
+    description: &cairn_plugin_api::ffi::LibraryDescription,
+) -> String {
+    let mut text = format!(
+        "ok: {} is a Cairn plugin library\n  package: {} {}\n  built against: \
+         cairn-plugin-api {} (plugin ABI version {})\n  plugins:\n",
+        path.display(),
+        description.name,
+        description.version,
+        description.api_version,
+        description.abi_version
+    );
+    for plugin in &description.plugins {
+        let what = if plugin.kind.is_chosen_by_scheme() {
+            "scheme"
+        } else {
+            "name"
+        };
+        text.push_str(&format!("    {} {what} '{}'\n", plugin.kind, plugin.name));
+    }
+    if description.plugins.is_empty() {
+        text.push_str("    (none)\n");
+    }
+    text
 }
 
 /// The `plugins list` table: every registered plugin, then the known built-ins this binary
@@ -362,6 +544,98 @@ mod tests {
         args.store.apply(&mut overrides);
         assert!(!overrides.is_empty());
         assert!(StoreArgs::default().backend_store_uri.is_none());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // `Jail`'s closure returns `figment::Error`.
+    fn server_accepts_mlflow_server_flags() {
+        let cli = Cli::try_parse_from([
+            "cairn",
+            "server",
+            "-h",
+            "0.0.0.0",
+            "-p",
+            "8080",
+            "--backend-store-uri",
+            "sqlite:///x.db",
+            "--no-serve-artifacts",
+            "--allowed-hosts",
+            "a.example, b.example",
+            "--cors-allowed-origins",
+            "https://app.example, https://*.corp.test",
+            "--static-prefix",
+            "/mlflow",
+            "-w",
+            "4",
+            "--gunicorn-opts",
+            "--timeout 60",
+            "--dev",
+        ])
+        .unwrap();
+        let Command::Server(args) = &cli.command else {
+            panic!("expected server: {cli:?}");
+        };
+        let notes = args.ignored_options();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].starts_with("--workers does not apply"),
+            "{notes:?}"
+        );
+        let mut overrides = Overrides::default();
+        args.apply(&mut overrides);
+        figment::Jail::expect_with(|j| {
+            j.clear_env();
+            let loaded = Loader::new(j.directory())
+                .overrides(overrides.clone())
+                .load()
+                .unwrap();
+            let c = loaded.config();
+            assert_eq!(c.server.host, "0.0.0.0");
+            assert_eq!(c.server.port, 8080);
+            assert_eq!(c.server.allowed_hosts, ["a.example", "b.example"]);
+            assert_eq!(
+                c.server.cors_allowed_origins,
+                ["https://app.example", "https://*.corp.test"]
+            );
+            assert_eq!(c.server.static_prefix.as_deref(), Some("/mlflow"));
+            assert!(!c.store.serve_artifacts);
+            assert_eq!(c.store.backend_store_uri, "sqlite:///x.db");
+            assert_eq!(
+                loaded.source_of("server.port"),
+                crate::config::ValueSource::Flag("--port".into())
+            );
+            Ok(())
+        });
+        // Help is --help, since -h is the host as in MLflow.
+        let e = Cli::try_parse_from(["cairn", "server", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(
+            Cli::try_parse_from([
+                "cairn",
+                "server",
+                "--serve-artifacts",
+                "--no-serve-artifacts"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // `Jail`'s closure returns `figment::Error`.
+    fn bad_static_prefix_is_a_config_error_naming_the_flag() {
+        figment::Jail::expect_with(|j| {
+            j.clear_env();
+            let mut overrides = Overrides::default();
+            overrides.set("server.static_prefix", "--static-prefix", "mlflow/");
+            let err = Loader::new(j.directory())
+                .overrides(overrides)
+                .load()
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("`server.static_prefix`"), "{text}");
+            assert!(text.contains("--static-prefix"), "{text}");
+            Ok(())
+        });
     }
 
     #[test]

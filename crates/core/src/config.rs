@@ -19,6 +19,9 @@
 //! host = "127.0.0.1"          # address to bind
 //! port = 5000                 # port to bind
 //! allowed_hosts = []          # Host-header allowlist (empty: the server's default policy)
+//! cors_allowed_origins = []   # origins allowed cross-origin besides local ones; ["*"] = any
+//! max_body_bytes = 33554432   # largest request body accepted (32 MiB); more is a 413
+//! # static_prefix = "/mlflow" # serve every route under this prefix (MLflow's --static-prefix)
 //!
 //! [store]
 //! backend_store_uri = "sqlite:///cairn.db"   # tracking store; its scheme picks the plugin
@@ -29,6 +32,9 @@
 //!
 //! [settings.sqlite]          # a free table handed to the plugin named `sqlite`
 //! busy_timeout_ms = 5000
+//!
+//! [[plugins]]                # a dynamic plugin library (also: CAIRN_PLUGINS_PATH=a.so:b.so)
+//! path = "plugins/libcairn_example_jsonl.so"   # relative to this file's directory
 //! ```
 //!
 //! Secrets are redacted wherever configuration is shown (see [`crate::secrets`]).
@@ -78,8 +84,9 @@ pub struct Config {
     /// as [`BuildContext::settings`]; the plugin parses it and rejects unknown keys itself.
     #[serde(default, skip_serializing_if = "Settings::is_empty")]
     pub settings: Settings,
-    /// `[[plugins]]`: shared libraries to load as dynamic plugins. Reserved: loading them is a
-    /// later feature, and a configuration that names any is rejected until then.
+    /// `[[plugins]]`: shared libraries to load as dynamic plugins (see [`crate::loader`]); a
+    /// relative `path` is relative to the config file's directory. The environment variable
+    /// `CAIRN_PLUGINS_PATH` (`:`-separated) names more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<DynamicPlugin>,
 }
@@ -93,9 +100,27 @@ pub struct ServerConfig {
     /// `server.port`: the port to bind (MLflow's `--port`). Default `5000`.
     pub port: u16,
     /// `server.allowed_hosts`: values accepted in the `Host` header (MLflow's
-    /// `--allowed-hosts`). Empty means the server's default policy.
+    /// `--allowed-hosts`). Empty means the server's default policy: localhost names and
+    /// loopback IPs on a loopback bind, plus private-range IPs and the bind address otherwise
+    /// (see `cairn_core::server::security`).
     pub allowed_hosts: Vec<String>,
+    /// `server.cors_allowed_origins`: browser origins allowed to make state-changing API
+    /// requests (MLflow's `--cors-allowed-origins`), besides the local ones (`localhost`,
+    /// `127.0.0.1`, `[::1]`, any port), which are always allowed. An entry is an exact origin
+    /// (`https://app.example.com`) or, with `*`, a pattern; `["*"]` allows every origin. See
+    /// `cairn_core::server::security`.
+    pub cors_allowed_origins: Vec<String>,
+    /// `server.max_body_bytes`: the largest request body accepted, in bytes; a larger one is
+    /// answered 413. Default 32 MiB.
+    pub max_body_bytes: usize,
+    /// `server.static_prefix`: a path prefix for every route (MLflow's `--static-prefix`),
+    /// e.g. `/mlflow`. It must start with `/`, must not end with `/` and has no braces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_prefix: Option<String>,
 }
+
+/// The default of `server.max_body_bytes`: 32 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -103,6 +128,9 @@ impl Default for ServerConfig {
             host: "127.0.0.1".to_owned(),
             port: 5000,
             allowed_hosts: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            static_prefix: None,
         }
     }
 }
@@ -161,7 +189,7 @@ impl Settings {
     }
 }
 
-/// `[[plugins]]`: one shared library to load (reserved; see [`Config::plugins`]).
+/// `[[plugins]]`: one shared library to load (see [`Config::plugins`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamicPlugin {
@@ -374,7 +402,12 @@ impl Loader {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment
-            .merge(Env::prefixed(ENV_PREFIX).split(ENV_SEPARATOR))
+            // `CAIRN_PLUGINS_PATH` is a list of files read by the loader, not a key.
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .ignore(&["plugins_path"])
+                    .split(ENV_SEPARATOR),
+            )
             .merge(self.overrides.clone())
     }
 
@@ -470,6 +503,11 @@ impl LoadedConfig {
         self.file.as_deref()
     }
 
+    /// The working directory relative paths are resolved against.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where the value of the dotted `key` came from ([`ValueSource::Default`] if unset).
     pub fn source_of(&self, key: &str) -> ValueSource {
         let path: Vec<&str> = key.split('.').collect();
@@ -503,13 +541,14 @@ impl LoadedConfig {
     }
 
     /// The root for new experiments' artifacts, resolved as MLflow's server resolves it:
-    /// `store.default_artifact_root` if set; else `mlflow-artifacts:/` when serving artifacts;
-    /// else, without serving, the backend store itself if it is a local file store, or
-    /// `./mlruns` as an absolute `file:` URI.
+    /// `store.default_artifact_root` if set (a relative local path made absolute, as MLflow's
+    /// `resolve_uri_if_local` does); else `mlflow-artifacts:/` when serving artifacts; else,
+    /// without serving, the backend store itself if it is a local file store, or `./mlruns` as
+    /// an absolute `file:` URI.
     pub fn default_artifact_root(&self) -> String {
         let store = &self.config.store;
         if let Some(root) = &store.default_artifact_root {
-            return root.clone();
+            return self.absolute_if_local(root);
         }
         if store.serve_artifacts {
             return MLFLOW_ARTIFACTS_ROOT.to_owned();
@@ -524,13 +563,27 @@ impl LoadedConfig {
         file_uri(&self.dir.join("mlruns"))
     }
 
-    /// The storage behind the artifact proxy: `store.artifacts_destination`, else
-    /// `./mlartifacts` as an absolute `file:` URI (MLflow's default).
+    /// The storage behind the artifact proxy: `store.artifacts_destination` (a relative local
+    /// path made absolute), else `./mlartifacts` as an absolute `file:` URI (MLflow's default).
     pub fn artifacts_destination(&self) -> String {
         match &self.config.store.artifacts_destination {
-            Some(dest) => dest.clone(),
+            Some(dest) => self.absolute_if_local(dest),
             None => file_uri(&self.dir.join("mlartifacts")),
         }
+    }
+
+    /// `uri` with a relative plain path made absolute against the working directory (kept a
+    /// plain path); URIs with a scheme and absolute paths are returned unchanged.
+    fn absolute_if_local(&self, uri: &str) -> String {
+        let path = Path::new(uri);
+        if crate::registry::scheme_of(uri) != "file"
+            || uri.starts_with("file:")
+            || path.is_absolute()
+        {
+            return uri.to_owned();
+        }
+        let joined: PathBuf = self.dir.join(path).components().collect();
+        joined.to_string_lossy().into_owned()
     }
 
     /// A build context for the plugin called `name`, carrying its `[settings.<name>]` table.
@@ -618,7 +671,7 @@ impl LoadedConfig {
         Ok(out)
     }
 
-    /// Checks what serde cannot: values that must not be empty, reserved keys.
+    /// Checks what serde cannot: values that must not be empty.
     fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
         let c = &self.config;
@@ -644,12 +697,28 @@ impl LoadedConfig {
             "store.artifacts_destination",
             c.store.artifacts_destination.as_deref(),
         );
-        if !c.plugins.is_empty() {
+        if c.server.max_body_bytes == 0 {
             problems.push(format!(
-                "`plugins` ({}): loading plugins from shared libraries is not supported by this \
-                 version of Cairn; the key is reserved for it",
-                self.source_of("plugins")
+                "`server.max_body_bytes` must be at least 1 ({})",
+                self.source_of("server.max_body_bytes")
             ));
+        }
+        if let Some(prefix) = &c.server.static_prefix
+            && (!prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains(['{', '}']))
+        {
+            problems.push(format!(
+                "`server.static_prefix` ({}): '{prefix}' must start with '/', must not end \
+                 with '/' and must not contain braces",
+                self.source_of("server.static_prefix")
+            ));
+        }
+        for (i, plugin) in c.plugins.iter().enumerate() {
+            if plugin.path.as_os_str().is_empty() {
+                problems.push(format!(
+                    "`plugins[{i}].path` must not be empty ({})",
+                    self.source_of("plugins")
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -906,13 +975,32 @@ mod tests {
     }
 
     #[test]
-    fn reserved_plugins_key_is_rejected() {
+    fn plugins_are_read_from_the_file_and_the_path_variable_is_not_a_key() {
         jail(|j| {
-            j.create_file("cairn.toml", "[[plugins]]\npath = \"/opt/libx.so\"\n")
+            j.create_file(
+                "cairn.toml",
+                "[[plugins]]\npath = \"/opt/libx.so\"\n[[plugins]]\npath = \"rel/liby.so\"\n",
+            )
+            .unwrap();
+            j.set_env("CAIRN_PLUGINS_PATH", "/a.so:/b.so");
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            let paths: Vec<&Path> = loaded
+                .config()
+                .plugins
+                .iter()
+                .map(|p| p.path.as_path())
+                .collect();
+            assert_eq!(paths, [Path::new("/opt/libx.so"), Path::new("rel/liby.so")]);
+        });
+    }
+
+    #[test]
+    fn empty_plugin_path_is_rejected() {
+        jail(|j| {
+            j.create_file("cairn.toml", "[[plugins]]\npath = \"\"\n")
                 .unwrap();
             let err = problems(Loader::new(j.directory()).load().unwrap_err());
-            assert!(err.contains("`plugins`"), "{err}");
-            assert!(err.contains("not supported"), "{err}");
+            assert!(err.contains("`plugins[0].path` must not be empty"), "{err}");
         });
     }
 
@@ -1045,6 +1133,28 @@ mod tests {
             file_backend.set("store.backend_store_uri", "--backend-store-uri", "./runs");
             let loaded = Loader::new(&dir).overrides(file_backend).load().unwrap();
             assert_eq!(loaded.default_artifact_root(), file_uri(&dir.join("runs")));
+
+            let mut relative = no_serve.clone();
+            relative.set(
+                "store.default_artifact_root",
+                "--default-artifact-root",
+                "./arts/../artifacts",
+            );
+            relative.set(
+                "store.artifacts_destination",
+                "--artifacts-destination",
+                "dest",
+            );
+            let loaded = Loader::new(&dir).overrides(relative).load().unwrap();
+            let artifacts = dir
+                .join("arts/../artifacts")
+                .components()
+                .collect::<PathBuf>();
+            assert_eq!(loaded.default_artifact_root(), artifacts.to_string_lossy());
+            assert_eq!(
+                loaded.artifacts_destination(),
+                dir.join("dest").to_string_lossy()
+            );
 
             let mut explicit = no_serve;
             explicit.set(

@@ -115,9 +115,44 @@ pub enum Error {
         source: Box<cairn_plugin_api::Error>,
     },
 
+    /// A plugin library named in config (or `CAIRN_PLUGINS_PATH`, or on the command line)
+    /// could not be loaded: missing, not a Cairn plugin, or built for another ABI or version.
+    #[error("cannot load plugin library {} (named by {from}): {cause}", path.display())]
+    PluginLoad {
+        /// The library's path.
+        path: PathBuf,
+        /// Where it was named: `[[plugins]] in /etc/cairn.toml`, `CAIRN_PLUGINS_PATH`, ...
+        from: String,
+        /// Why, in one line (both versions for a mismatch).
+        cause: String,
+    },
+
     /// Writing a command's output failed (for example, a closed pipe).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+
+    /// `cairn server` could not listen on its address (in use, not local, no permission).
+    #[error("cannot listen on {address} (server.host, server.port)")]
+    Bind {
+        /// `host:port` as configured.
+        address: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `cairn server` failed while serving, or could not start its runtime.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+
+    /// `cairn artifacts ...` failed: resolving its URI, a listing or a transfer.
+    #[error("{action} failed: {message}")]
+    Artifacts {
+        /// What was being done: `list`, `download`, `upload`.
+        action: String,
+        /// Why, in the words of the repository, the server or the file system.
+        message: String,
+    },
 }
 
 impl Error {

@@ -7,21 +7,32 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`builtins`] | links each enabled built-in plugin; the table of every built-in and its cargo feature |
+//! | [`loader`] | dynamic plugins: loads the shared libraries config names, wraps their plugins in the ordinary traits |
 //! | [`registry`] | the [`Registry`] of plugins keyed by `(kind, name)`, scheme lookup, building plugins |
 //! | [`config`] | the [`Config`] shape, its figment layers, default resolution |
 //! | [`secrets`] | redaction of passwords, tokens and keys wherever config is shown |
 //! | [`cli`] | the `cairn` commands |
+//! | [`artifacts_cli`] | `cairn artifacts list\|download\|upload` |
+//! | [`http_repo`] | a tracking server seen from a client: its artifact proxy as a repository, `runs/get` |
+//! | [`server`] | `cairn server`: the MLflow-compatible REST server |
+//! | [`uri`] | artifact URI resolution (`runs:/`, `mlflow-artifacts:`, `file:`, `s3:`, ...) to a repository and a path |
 //! | [`error`] | core's [`Error`] |
 //!
-//! Start-up goes: [`config::Loader::load`] → [`Registry::builtin`] → build the plugins the
-//! config names ([`Registry::tracking_store`], ...).
+//! Start-up goes: [`config::Loader::load`] → [`loader::registry`] (the built-ins and the
+//! plugin libraries the config names) → build the plugins the
+//! config names ([`Registry::tracking_store`], ...) → [`server::router`] serves them.
 
+pub mod artifacts_cli;
 pub mod builtins;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod http_repo;
+pub mod loader;
 pub mod registry;
 pub mod secrets;
+pub mod server;
+pub mod uri;
 
 pub use config::Config;
 pub use error::{Error, Result};

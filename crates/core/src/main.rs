@@ -11,7 +11,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The server logs each request at `info`; the other commands only warnings.
+    let default_filter = match cli.command {
+        cli::Command::Server(_) => "info",
+        _ => "warn",
+    };
+    init_logging(default_filter);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -34,12 +39,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`).
-fn init_logging() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default `default_filter`).
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -1,7 +1,8 @@
 //! The plugin registry: every plugin this process can build, keyed by `(kind, name)`.
 //!
-//! It is assembled once at start-up — from the built-ins registered with `inventory` and, in a
-//! later issue, from the shared libraries named in config — and never changes afterwards.
+//! It is assembled once at start-up — from the built-ins registered with `inventory` and the
+//! plugins of the shared libraries named in config ([`crate::loader::registry`]) — and never
+//! changes afterwards.
 //! Two plugins claiming one `(kind, name)` make assembly fail with an error naming both.
 //!
 //! Stores and repositories are chosen by the scheme of a URI, the way MLflow chooses them
@@ -164,8 +165,9 @@ fn is_uri_scheme(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
-/// The immutable set of plugins this process can build.
-#[derive(Debug, Default)]
+/// The immutable set of plugins this process can build. Cloning is cheap (builders are
+/// shared), so the server can keep a copy for building artifact repositories per request.
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
     entries: BTreeMap<(PluginKind, String), PluginEntry>,
 }

@@ -6,10 +6,13 @@
 //!
 //! Rules:
 //! - A repository instance is rooted at one URI ([`ArtifactRepository::root_uri`]); every
-//!   `path` argument is relative to it, `/`-separated, with no `.`/`..` segments, no leading
-//!   `/` and no NUL. The host canonicalises paths before calling; a repository still refuses
-//!   anything that would resolve outside its root (including through symlinks) with
-//!   `InvalidArgument`.
+//!   `path` argument is relative to it and `/`-separated. The host canonicalises paths before
+//!   calling, and every repository runs each `path` through
+//!   [`canonical_artifact_path`](crate::paths::canonical_artifact_path) again itself, so a
+//!   traversal attempt in any spelling (`..`, `..\`, `%2e%2e%2f`, `%252e%252e%252f`, `;`,
+//!   absolute paths, NUL) is `InvalidArgument` ("Invalid path") whoever the caller is. A
+//!   repository also refuses, with `InvalidArgument`, anything that would *resolve* outside its
+//!   root (a symlink in a local root pointing elsewhere).
 //! - Bytes stream: no method buffers a whole file. A `put` is atomic: readers see the old file
 //!   or the whole new one, never a partial one, and a failed upload leaves nothing behind.
 
@@ -104,6 +107,33 @@ pub trait ArtifactRepository: Send + Sync + 'static {
     /// Deletes the file or directory tree at `path` (`None` = everything). Deleting a missing
     /// path succeeds.
     async fn delete(&self, path: Option<&str>) -> Result<()>;
+
+    /// The file at `path` without its bytes: `path` (canonical), `is_dir: false` and its
+    /// `file_size`. A missing path or a directory is `NotFound`, as for [`get`](Self::get).
+    ///
+    /// The default opens the file with `get` and reads its size from the [`Download`] (counting
+    /// the bytes when the repository does not know it up front); repositories override it with
+    /// a metadata lookup.
+    async fn head(&self, path: &str) -> Result<FileInfo> {
+        let download = self.get(path).await?;
+        let size = match download.size {
+            Some(size) => size,
+            None => {
+                let mut body = download.body;
+                let mut size = 0u64;
+                while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await
+                {
+                    size += chunk?.len() as u64;
+                }
+                size
+            }
+        };
+        Ok(FileInfo {
+            path: crate::paths::canonical_artifact_path(path)?,
+            is_dir: false,
+            file_size: Some(size as i64),
+        })
+    }
 
     /// Starts a multipart upload of `num_parts` parts to `path`.
     async fn create_multipart_upload(&self, path: &str, num_parts: u32) -> Result<MultipartUpload> {

@@ -18,8 +18,10 @@
 //! Supporting modules: [`entities`] (MLflow's tracking entities as serde types), [`error`] (the
 //! one boundary [`Error`]), [`search`] (the filter language: parser, tree, reference
 //! evaluator), [`validation`] (MLflow's limits and name rules, shared by every store),
-//! [`factory`] (how a plugin registers itself), and, behind the `testkit` feature, the
-//! conformance suites every plugin runs against itself.
+//! [`paths`] (the one canonicaliser every artifact path goes through), [`factory`] (how a
+//! plugin registers itself), behind the `testkit` feature the conformance
+//! suites every plugin runs against itself, and behind the `ffi` feature `ffi`: the stable ABI
+//! through which a plugin ships as a shared library (`export_plugins!`).
 //!
 //! A built-in plugin registers a [`factory::PluginFactory`] with [`inventory::submit!`]:
 //!
@@ -43,6 +45,7 @@ pub mod factory;
 pub mod flavor;
 pub mod model_registry;
 pub mod names;
+pub mod paths;
 pub mod projects;
 pub mod search;
 pub mod tracking;
@@ -51,6 +54,9 @@ mod wire;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+#[cfg(feature = "ffi")]
+pub mod ffi;
 
 pub use artifacts::{ArtifactCapabilities, ArtifactRepository};
 pub use context::RunContextProvider;

@@ -46,11 +46,26 @@
 //!
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
+//!
+//! # Artifact repositories
+//!
+//! [`artifact_repository_conformance!`](crate::artifact_repository_conformance) stamps every
+//! case of [`artifacts`] the same way, from an expression producing an [`ArtifactFixture`]
+//! (an `Arc` of a repository, or a pair `(repository, guard)`). Each test must get a
+//! repository with a **fresh, empty root** of its own (a new temporary directory, a new random
+//! prefix in a bucket): one case deletes the whole root.
+//!
+//! ```ignore
+//! // plugins/artifacts-foo/tests/conformance.rs
+//! fn fresh_repo() -> (std::sync::Arc<FooRepository>, tempfile::TempDir) { ... }
+//! cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
+//! ```
 
+pub mod artifacts;
 pub mod support;
 pub mod tracking;
 
-use crate::TrackingStore;
+use crate::{ArtifactRepository, TrackingStore};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -82,6 +97,36 @@ impl Fixture for Arc<dyn TrackingStore> {
 impl<F: Fixture, G> Fixture for (F, G) {
     fn store(&self) -> &dyn TrackingStore {
         self.0.store()
+    }
+}
+
+/// What [`artifact_repository_conformance!`](crate::artifact_repository_conformance)'s
+/// expression produces: something that holds an artifact repository.
+///
+/// Implemented for `Arc<R>` of any repository (including `Arc<dyn ArtifactRepository>`) and
+/// for a pair `(fixture, guard)`, where the guard (a temporary directory, say) must outlive
+/// the repository.
+pub trait ArtifactFixture {
+    /// The repository under test.
+    fn repo(&self) -> &dyn ArtifactRepository;
+}
+
+impl<R: ArtifactRepository> ArtifactFixture for Arc<R> {
+    fn repo(&self) -> &dyn ArtifactRepository {
+        &**self
+    }
+}
+
+impl ArtifactFixture for Arc<dyn ArtifactRepository> {
+    fn repo(&self) -> &dyn ArtifactRepository {
+        &**self
+    }
+}
+
+/// Tuple fields drop in order, so the repository goes before its guard.
+impl<F: ArtifactFixture, G> ArtifactFixture for (F, G) {
+    fn repo(&self) -> &dyn ArtifactRepository {
+        self.0.repo()
     }
 }
 
@@ -225,6 +270,91 @@ macro_rules! __cairn_tracking_stamp {
                     let fixture = $make;
                     $crate::testkit::tracking::$case($crate::testkit::Fixture::store(&fixture))
                         .await;
+                });
+                $runner(fut);
+            }
+        )*
+    };
+}
+
+/// Stamps every [`artifacts`] conformance case into its own `#[test] fn <case>()`.
+///
+/// `$make` is an expression producing an [`ArtifactFixture`](crate::testkit::ArtifactFixture)
+/// whose repository has a fresh, empty root; it is evaluated once per test inside the async
+/// block the runner drives, so it may use `.await`. The optional `runner = path` names a
+/// `fn(Pin<Box<dyn Future<Output = ()>>>)` that drives each test's future; the default is
+/// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
+///
+/// ```ignore
+/// cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
+/// cairn_plugin_api::artifact_repository_conformance!(make_repo().await, runner = my_rt::run);
+/// ```
+#[macro_export]
+macro_rules! artifact_repository_conformance {
+    ($make:expr $(,)?) => {
+        $crate::__cairn_artifact_cases! { tests ($make) ($crate::testkit::block_on) }
+    };
+    ($make:expr, runner = $runner:path $(,)?) => {
+        $crate::__cairn_artifact_cases! { tests ($make) ($runner) }
+    };
+}
+
+/// The one list of artifact cases; see [`__cairn_tracking_cases!`](crate::__cairn_tracking_cases).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_artifact_cases {
+    ($($mode:tt)*) => {
+        $crate::__cairn_artifact_stamp! { [$($mode)*]
+            put_then_get_round_trips,
+            put_accepts_any_chunking,
+            nested_directories_list_immediate_children,
+            non_canonical_spellings_mean_the_canonical_path,
+            empty_file_round_trips,
+            unicode_and_spaces_in_names,
+            large_file_streams_both_ways,
+            list_missing_path_is_empty,
+            list_a_file_is_empty,
+            get_missing_is_not_found,
+            get_directory_is_not_found,
+            overwrite_replaces_the_file,
+            failed_put_leaves_nothing_behind,
+            concurrent_puts_leave_one_whole_file,
+            delete_file,
+            delete_directory_is_recursive,
+            delete_missing_is_ok,
+            delete_root_removes_everything,
+            head_reports_size,
+            put_to_the_root_is_invalid,
+            traversal_attempts_are_invalid_argument,
+            unsupported_operations_say_so,
+            multipart_upload_round_trips,
+            multipart_abort_leaves_nothing,
+            multipart_complete_checks_the_parts,
+            presigned_urls_are_urls,
+        }
+    };
+}
+
+/// Expands the artifact case list for one mode: `names` (a `&[&str]`) or
+/// `tests (make) (runner)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_artifact_stamp {
+    ([names] $($case:ident,)*) => {
+        &[$(stringify!($case)),*]
+    };
+    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let fut: ::std::pin::Pin<
+                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
+                > = ::std::boxed::Box::pin(async {
+                    let fixture = $make;
+                    $crate::testkit::artifacts::$case(
+                        $crate::testkit::ArtifactFixture::repo(&fixture),
+                    )
+                    .await;
                 });
                 $runner(fut);
             }

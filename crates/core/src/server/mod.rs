@@ -1,0 +1,631 @@
+//! `cairn server`: the MLflow-compatible tracking server (axum on tokio).
+//!
+//! Every MLflow 3.18 tracking endpoint is served at `/api/2.0/mlflow/...` and
+//! `/ajax-api/2.0/mlflow/...` (and at `3.0` where MLflow uses it), one handler per endpoint
+//! shared by all its paths, so the official `mlflow` client works unchanged.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`wire`] | request decoding (query strings, JSON bodies, camelCase, lenient int64/double) and JSON responses |
+//! | [`error`] | [`ApiError`], MLflow's `{"error_code", "message"}` envelope |
+//! | [`security`] | the `Host`-header allowlist, the cross-origin check and CORS headers, security headers |
+//! | [`tracking`] | experiments, runs, metrics, params, tags, searches, histories, datasets |
+//! | [`history`] | `get-history` streamed page by page |
+//! | [`logged_models`] | MLflow 3 LoggedModels |
+//! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
+//!
+//! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
+//! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
+//! describes what this server supports. Trace endpoints, the tracking API's presigned-URL
+//! endpoints and model-version downloads answer `501 NOT_IMPLEMENTED` for now; any other path is
+//! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
+//!
+//! Requests are logged by tower-http's `TraceLayer` (method, URI, status, latency), filtered by
+//! `RUST_LOG`. The server stops on Ctrl-C or SIGTERM after in-flight requests finish.
+
+pub mod artifacts;
+pub mod error;
+pub mod history;
+pub mod logged_models;
+pub mod security;
+pub mod tracking;
+pub mod wire;
+
+pub use error::{ApiError, ApiResult};
+
+use crate::config::LoadedConfig;
+use crate::error::{Error, Result};
+use crate::registry::{Registry, scheme_of};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, patch, post};
+use cairn_plugin_api::{PluginKind, TrackingStore};
+use security::{AllowedHosts, AllowedOrigins};
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use wire::BodyLimit;
+
+/// The MLflow version whose tracking API Cairn serves; `GET /version` answers it, so tools
+/// that check the server's version see a version they know.
+pub const MLFLOW_COMPATIBLE_VERSION: &str = "3.18.0";
+
+/// What the handlers share: the tracking store and the server's fixed facts.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    store: Arc<dyn TrackingStore>,
+    server_info: serde_json::Value,
+    history_chunk: usize,
+    artifacts: artifacts::Artifacts,
+}
+
+impl AppState {
+    /// State over `store`, describing itself with `info`, with the built-in artifact
+    /// repositories and no artifact-proxy destination.
+    pub fn new(store: Arc<dyn TrackingStore>, info: &ServerInfo) -> Self {
+        Self::with_artifacts(store, info, artifacts::Artifacts::builtin_without_proxy())
+    }
+
+    /// State over `store` and `artifacts` (the proxy's destination and the repositories of run
+    /// roots), describing itself with `info`.
+    pub fn with_artifacts(
+        store: Arc<dyn TrackingStore>,
+        info: &ServerInfo,
+        artifacts: artifacts::Artifacts,
+    ) -> Self {
+        let mut server_info = info.to_json();
+        if info.serve_artifacts {
+            server_info["multipart_uploads_enabled"] = artifacts.multipart_uploads_enabled().into();
+            server_info["multipart_downloads_enabled"] =
+                artifacts.multipart_downloads_enabled().into();
+        }
+        AppState(Arc::new(Shared {
+            store,
+            server_info,
+            history_chunk: info.history_chunk,
+            artifacts,
+        }))
+    }
+
+    /// Artifact access: the proxy's destination and the repositories of run roots.
+    pub fn artifacts(&self) -> &artifacts::Artifacts {
+        &self.0.artifacts
+    }
+
+    /// The tracking store.
+    pub fn store(&self) -> &Arc<dyn TrackingStore> {
+        &self.0.store
+    }
+
+    /// Values read from the store per page while streaming a metric history.
+    pub fn history_chunk(&self) -> usize {
+        self.0.history_chunk
+    }
+}
+
+/// The facts `server-info` reports and the knobs of the router.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// MLflow's `store_type`: `SqlStore` for SQL-backed tracking stores, else `None`.
+    pub store_type: Option<String>,
+    /// Whether the `mlflow-artifacts` proxy is on (`store.serve_artifacts`).
+    pub serve_artifacts: bool,
+    /// The `Host` header policy.
+    pub allowed_hosts: AllowedHosts,
+    /// The origins allowed to make cross-origin API requests.
+    pub allowed_origins: AllowedOrigins,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// A prefix for every route (MLflow's `--static-prefix`), e.g. `/mlflow`.
+    pub static_prefix: Option<String>,
+    /// Values read per store page while streaming a metric history.
+    pub history_chunk: usize,
+}
+
+impl Default for ServerInfo {
+    fn default() -> Self {
+        ServerInfo {
+            store_type: Some("SqlStore".to_owned()),
+            serve_artifacts: true,
+            allowed_hosts: AllowedHosts::Loopback,
+            allowed_origins: AllowedOrigins::default(),
+            body_limit: wire::DEFAULT_BODY_LIMIT,
+            static_prefix: None,
+            history_chunk: history::DEFAULT_HISTORY_CHUNK,
+        }
+    }
+}
+
+impl ServerInfo {
+    /// MLflow's `store_type` for a backend store URI: `SqlStore` for the SQL schemes.
+    pub fn store_type_for(uri: &str) -> Option<String> {
+        matches!(
+            scheme_of(uri).as_str(),
+            "sqlite" | "postgresql" | "mysql" | "mssql"
+        )
+        .then(|| "SqlStore".to_owned())
+    }
+
+    /// The `server-info` document (api.md §1.3), with what this server really supports.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "store_type": self.store_type,
+            "workspaces_enabled": false,
+            "trace_archival_enabled": false,
+            "multipart_uploads_enabled": false,
+            "multipart_downloads_enabled": false,
+            "artifact_serving_enabled": self.serve_artifacts,
+            "skill_content_max_size": null,
+            "skill_content_max_files": null,
+            "presigned_upload_run_id_supported": false,
+            "presigned_upload_model_id_supported": false,
+            "model_artifact_presigned_downloads_supported": false,
+            "features_enabled": {"gateway": false, "scheduled_issue_detection": false},
+            "tracking_auth": null,
+            "artifacts_presigned_only": false,
+        })
+    }
+}
+
+/// Adds `path` (e.g. `/runs/get`) under `/api/{version}/mlflow` and `/ajax-api/{version}/mlflow`.
+fn mlflow(
+    router: Router<AppState>,
+    version: &str,
+    path: &str,
+    handler: MethodRouter<AppState>,
+) -> Router<AppState> {
+    router
+        .route(&format!("/api/{version}/mlflow{path}"), handler.clone())
+        .route(&format!("/ajax-api/{version}/mlflow{path}"), handler)
+}
+
+/// A handler answering `501 NOT_IMPLEMENTED` with `message`.
+fn not_implemented(message: &'static str) -> MethodRouter<AppState> {
+    any(move || async move { ApiError::not_implemented(message) })
+}
+
+const TRACES_NOT_IMPLEMENTED: &str = "Traces are not implemented by this Cairn server yet.";
+const ARTIFACTS_NOT_IMPLEMENTED: &str =
+    "Artifact access through the tracking server is not implemented by this Cairn server yet.";
+
+/// The tracking API routes (state not yet supplied).
+fn api_routes(serve_artifacts: bool) -> Router<AppState> {
+    use logged_models as lm;
+    use tracking as t;
+    let mut r = Router::new();
+    let routes: Vec<(&str, MethodRouter<AppState>)> = vec![
+        ("/experiments/get-by-name", get(t::get_experiment_by_name)),
+        ("/experiments/create", post(t::create_experiment)),
+        (
+            "/experiments/search",
+            post(t::search_experiments).get(t::search_experiments),
+        ),
+        ("/experiments/get", get(t::get_experiment)),
+        ("/experiments/delete", post(t::delete_experiment)),
+        ("/experiments/restore", post(t::restore_experiment)),
+        ("/experiments/update", post(t::update_experiment)),
+        (
+            "/experiments/set-experiment-tag",
+            post(t::set_experiment_tag),
+        ),
+        (
+            "/experiments/delete-experiment-tag",
+            post(t::delete_experiment_tag),
+        ),
+        ("/runs/create", post(t::create_run)),
+        ("/runs/update", post(t::update_run)),
+        ("/runs/delete", post(t::delete_run)),
+        ("/runs/restore", post(t::restore_run)),
+        ("/runs/log-metric", post(t::log_metric)),
+        ("/runs/log-parameter", post(t::log_param)),
+        ("/runs/set-tag", post(t::set_tag)),
+        ("/runs/delete-tag", post(t::delete_tag)),
+        ("/runs/get", get(t::get_run)),
+        ("/runs/search", post(t::search_runs)),
+        ("/runs/log-batch", post(t::log_batch)),
+        ("/runs/log-model", post(t::log_model)),
+        ("/runs/log-inputs", post(t::log_inputs)),
+        ("/runs/outputs", post(t::log_outputs)),
+        ("/metrics/get-history", get(t::get_metric_history)),
+        (
+            "/metrics/get-history-bulk-interval",
+            get(t::get_metric_history_bulk_interval),
+        ),
+        ("/logged-models", post(lm::create_logged_model)),
+        ("/logged-models/search", post(lm::search_logged_models)),
+        (
+            "/logged-models/{model_id}",
+            get(lm::get_logged_model)
+                .patch(lm::finalize_logged_model)
+                .delete(lm::delete_logged_model),
+        ),
+        (
+            "/logged-models/{model_id}/tags",
+            patch(lm::set_logged_model_tags),
+        ),
+        (
+            "/logged-models/{model_id}/tags/{*tag_key}",
+            axum::routing::delete(lm::delete_logged_model_tag),
+        ),
+        (
+            "/logged-models/{model_id}/params",
+            post(lm::log_logged_model_params),
+        ),
+        ("/artifacts/list", get(artifacts::list_artifacts)),
+        (
+            "/artifacts/presigned-upload-url",
+            not_implemented(ARTIFACTS_NOT_IMPLEMENTED),
+        ),
+        (
+            "/artifacts/presigned-download-url",
+            not_implemented(ARTIFACTS_NOT_IMPLEMENTED),
+        ),
+        (
+            "/logged-models/{model_id}/artifacts/directories",
+            get(artifacts::list_logged_model_artifacts),
+        ),
+    ];
+    for (path, handler) in routes {
+        r = mlflow(r, "2.0", path, handler);
+    }
+    r = r
+        .route(
+            "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
+            get(t::get_metric_history_bulk),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/experiments/search-datasets",
+            post(t::search_datasets),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",
+            get(artifacts::get_logged_model_artifact),
+        )
+        .route("/get-artifact", get(artifacts::get_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            not_implemented(ARTIFACTS_NOT_IMPLEMENTED),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/upload-artifact",
+            post(artifacts::upload_artifact),
+        );
+
+    // The artifact proxy (api.md §3.1): 503 text/plain when switched off, as MLflow.
+    for base in [
+        "/api/2.0/mlflow-artifacts",
+        "/ajax-api/2.0/mlflow-artifacts",
+    ] {
+        if serve_artifacts {
+            use artifacts as a;
+            r = r
+                .route(&format!("{base}/artifacts"), get(a::list))
+                .route(
+                    &format!("{base}/artifacts/{{*path}}"),
+                    get(a::download).put(a::upload).delete(a::delete),
+                )
+                .route(
+                    &format!("{base}/mpu/create/{{*path}}"),
+                    post(a::create_multipart),
+                )
+                .route(
+                    &format!("{base}/mpu/complete/{{*path}}"),
+                    post(a::complete_multipart),
+                )
+                .route(
+                    &format!("{base}/mpu/abort/{{*path}}"),
+                    post(a::abort_multipart),
+                )
+                .route(
+                    &format!("{base}/presigned/{{*path}}"),
+                    get(a::presigned_download),
+                );
+        } else {
+            r = r.route(base, any(artifacts::serving_disabled)).route(
+                &format!("{base}/{{*path}}"),
+                any(artifacts::serving_disabled),
+            );
+        }
+    }
+
+    // Traces (api.md §1.5): every route answers 501 until traces are implemented.
+    for version in ["2.0", "3.0"] {
+        r = mlflow(
+            r,
+            version,
+            "/traces",
+            not_implemented(TRACES_NOT_IMPLEMENTED),
+        );
+        r = mlflow(
+            r,
+            version,
+            "/traces/{*rest}",
+            not_implemented(TRACES_NOT_IMPLEMENTED),
+        );
+        r = r.route(
+            &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),
+            not_implemented(TRACES_NOT_IMPLEMENTED),
+        );
+    }
+    // Databricks-only trace endpoints have no handler in MLflow: 404 with an empty body.
+    for path in ["/unified-traces", "/get-online-trace-details"] {
+        r = mlflow(r, "2.0", path, any(|| async { StatusCode::NOT_FOUND }));
+    }
+    r = r.route("/v1/traces", not_implemented(TRACES_NOT_IMPLEMENTED));
+
+    // server-info (MLflow 3 route).
+    r = mlflow(r, "3.0", "/server-info", get(get_server_info));
+    r
+}
+
+async fn health() -> Response {
+    text("OK")
+}
+
+async fn version() -> Response {
+    text(MLFLOW_COMPATIBLE_VERSION)
+}
+
+fn text(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn get_server_info(State(state): State<AppState>) -> Response {
+    wire::json(&state.0.server_info)
+}
+
+async fn endpoint_not_found(req: Request) -> ApiError {
+    ApiError::endpoint_not_found(req.method().as_str(), req.uri().path())
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BAD_REQUEST",
+        format!(
+            "Method {} is not allowed for {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+/// The answer to a panicking handler: a 500 `INTERNAL_ERROR`, the panic message logged.
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a handler panicked");
+    ApiError::internal(format!("panic: {detail}")).into_response()
+}
+
+/// The whole application: API routes, `/health`, `/version`, the fallbacks, and the layers
+/// (request logs, security headers, body limit, `Host` check, cross-origin check).
+pub fn router(store: Arc<dyn TrackingStore>, info: &ServerInfo) -> Router {
+    router_with_state(AppState::new(store, info), info)
+}
+
+/// [`router`] over `store` with artifact access through `artifacts`.
+pub fn router_with_artifacts(
+    store: Arc<dyn TrackingStore>,
+    info: &ServerInfo,
+    artifacts: artifacts::Artifacts,
+) -> Router {
+    router_with_state(AppState::with_artifacts(store, info, artifacts), info)
+}
+
+fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
+    let mut app: Router = Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .merge(api_routes(info.serve_artifacts).with_state(state))
+        .fallback(endpoint_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    if let Some(prefix) = info.static_prefix.as_deref() {
+        app = Router::new().nest(prefix, app).fallback(endpoint_not_found);
+    }
+    // A panicking handler is a 500 in MLflow's shape (detail logged), not a dropped connection.
+    app = app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        panic_response,
+    ));
+    let prefix = info.static_prefix.as_deref().unwrap_or_default();
+    let hosts = Arc::new(security::HostCheck::new(info.allowed_hosts.clone(), prefix));
+    let origins = Arc::new(security::OriginCheck::new(
+        info.allowed_origins.clone(),
+        prefix,
+    ));
+    // Outermost first at run time: the `Host` check, then the cross-origin check.
+    let mut app = app
+        .layer(axum::middleware::from_fn_with_state(
+            origins,
+            security::check_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            security::check_host,
+        ))
+        .layer(axum::Extension(BodyLimit(info.body_limit)));
+    for (name, value) in security::SECURITY_HEADERS {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    app.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+            .on_response(
+                DefaultOnResponse::new()
+                    .level(tracing::Level::INFO)
+                    .latency_unit(tower_http::LatencyUnit::Micros),
+            ),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The facts of a loaded configuration that the router needs.
+pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
+    let c = loaded.config();
+    ServerInfo {
+        store_type: ServerInfo::store_type_for(&c.store.backend_store_uri),
+        serve_artifacts: c.store.serve_artifacts,
+        allowed_hosts: AllowedHosts::new(&c.server.allowed_hosts, &c.server.host),
+        allowed_origins: AllowedOrigins::new(&c.server.cors_allowed_origins),
+        body_limit: c.server.max_body_bytes,
+        static_prefix: c.server.static_prefix.clone(),
+        history_chunk: history::DEFAULT_HISTORY_CHUNK,
+    }
+}
+
+/// The server's artifact access: repositories from `registry`, and when serving artifacts the
+/// repository of `store.artifacts_destination`, built once here (a failure stops start-up,
+/// naming the key).
+pub fn artifact_access(loaded: &LoadedConfig, registry: &Registry) -> Result<artifacts::Artifacts> {
+    let repositories =
+        crate::uri::Repositories::new(Arc::new(registry.clone()), loaded.config().settings.clone());
+    let destination = if loaded.config().store.serve_artifacts {
+        let uri = loaded.artifacts_destination();
+        let from = loaded.describe("store.artifacts_destination", &uri);
+        let entry = registry
+            .for_uri(PluginKind::ArtifactRepository, &uri)
+            .map_err(|e| e.requested_by(&from))?;
+        let mut ctx = loaded.build_context(&entry.name);
+        ctx.uri = Some(uri.clone());
+        let repo = registry
+            .artifact_repository(&uri, ctx)
+            .map_err(|e| e.requested_by(&from))?;
+        tracing::info!(destination = %crate::secrets::redact_uri(&uri), "serving artifacts");
+        Some(repo)
+    } else {
+        None
+    };
+    Ok(artifacts::Artifacts::new(repositories, destination))
+}
+
+/// `cairn server`: builds the tracking store the configuration names, binds
+/// `server.host:server.port`, prints the address to `out` and serves until Ctrl-C or SIGTERM.
+pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    loaded.check_settings_against(registry)?;
+    let c = loaded.config();
+    let backend = c.store.backend_store_uri.as_str();
+    let from = loaded.describe("store.backend_store_uri", backend);
+    let entry = registry
+        .for_uri(PluginKind::TrackingStore, backend)
+        .map_err(|e| e.requested_by(&from))?;
+    let mut ctx = loaded.build_context(&entry.name);
+    ctx.default_artifact_root = Some(loaded.default_artifact_root());
+    let store = registry
+        .tracking_store(backend, ctx)
+        .map_err(|e| e.requested_by(&from))?;
+
+    let host = c.server.host.trim_start_matches('[').trim_end_matches(']');
+    let listener = tokio::net::TcpListener::bind((host, c.server.port))
+        .await
+        .map_err(|e| Error::Bind {
+            address: format!("{}:{}", c.server.host, c.server.port),
+            source: e,
+        })?;
+    let address = listener.local_addr().map_err(Error::Output)?;
+    let info = server_info_for(loaded);
+    let artifacts = artifact_access(loaded, registry)?;
+    let app = router_with_artifacts(store, &info, artifacts);
+    let prefix = info.static_prefix.as_deref().unwrap_or_default();
+    writeln!(out, "Cairn is listening on http://{address}{prefix}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)?;
+    tracing::info!(%address, store = %crate::secrets::redact_uri(backend), "serving");
+    serve(listener, app, shutdown_signal())
+        .await
+        .map_err(Error::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500() {
+        use tower::ServiceExt;
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let app: Router = Router::new().route("/boom", get(boom)).layer(
+            tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
+        );
+        let res = app
+            .oneshot(
+                Request::builder()
+                    .uri("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error_code"], "INTERNAL_ERROR");
+        assert!(!v["message"].as_str().unwrap().contains("secret detail"));
+    }
+
+    #[test]
+    fn store_type_is_sql_for_sql_schemes_only() {
+        assert_eq!(
+            ServerInfo::store_type_for("sqlite:///x.db").as_deref(),
+            Some("SqlStore")
+        );
+        assert_eq!(
+            ServerInfo::store_type_for("postgresql+psycopg2://h/db").as_deref(),
+            Some("SqlStore")
+        );
+        assert_eq!(ServerInfo::store_type_for("./mlruns"), None);
+    }
+}

@@ -1,0 +1,374 @@
+//! The host side: loading a plugin library and calling the objects it builds.
+//!
+//! This is what `cairn-core`'s loader uses; it wraps [`Object`]s in types that implement the
+//! ordinary plugin traits. Calls are synchronous and may block for as long as the plugin's
+//! method runs, so an async host makes them on a thread that may block.
+//!
+//! A library is loaded once and never unloaded: objects and function pointers from it stay
+//! valid for the life of the process.
+
+use super::abi::{ObjectBox, PluginLibRef};
+use super::{ABI_VERSION, LibraryDescription};
+use crate::error::ErrorRecord;
+use crate::{BuildContext, Error, Result};
+use abi_stable::library::{LibraryError, RootModule, abi_header_from_path};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a file could not be loaded as a plugin library. `Display` is one line that names the
+/// cause (and both versions for a mismatch); [`LoadError::detail`] has the long form when
+/// there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// No file at the path.
+    Missing,
+    /// The path is a directory.
+    NotAFile,
+    /// The dynamic loader refused the file (not a shared library, wrong architecture, a
+    /// missing dependency); the loader's message.
+    NotALibrary(String),
+    /// A shared library that exports no root module: not built with `export_plugins!`.
+    NotAPlugin,
+    /// An `abi_stable` library, but of another application's root module.
+    OtherModule(String),
+    /// Built with an `abi_stable` whose own header or C ABI is incompatible with the host's.
+    IncompatibleAbiStable(String),
+    /// Built against an incompatible `cairn-plugin-api` version.
+    ApiVersion {
+        /// The plugin's `cairn-plugin-api` version.
+        library: String,
+        /// The host's.
+        host: String,
+    },
+    /// Built with another [`ABI_VERSION`].
+    AbiVersion {
+        /// The plugin's ABI version.
+        library: u32,
+        /// The host's.
+        host: u32,
+    },
+    /// The root module's layout differs from the host's.
+    Layout {
+        /// The plugin's `cairn-plugin-api` version.
+        library: String,
+        /// The host's.
+        host: String,
+        /// `abi_stable`'s full report of the differences (long).
+        detail: String,
+    },
+    /// The library's root module failed to initialise (returned an error or panicked).
+    Init(String),
+    /// The library's description could not be read.
+    Describe(String),
+}
+
+impl LoadError {
+    /// The long form of the cause, when there is more than the one-line message (the layout
+    /// differences `abi_stable` found), for debug logs.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            LoadError::Layout { detail, .. } | LoadError::IncompatibleAbiStable(detail) => {
+                Some(detail)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Missing => f.write_str("the file does not exist"),
+            LoadError::NotAFile => f.write_str("it is a directory, not a shared library"),
+            LoadError::NotALibrary(why) => {
+                write!(f, "it is not a loadable shared library ({why})")
+            }
+            LoadError::NotAPlugin => f.write_str(
+                "it is not a Cairn plugin: it exports no plugin root module (plugin libraries \
+                 are built with cairn_plugin_api::export_plugins!)",
+            ),
+            LoadError::OtherModule(name) => write!(
+                f,
+                "it is not a Cairn plugin: its abi_stable root module is '{name}', not \
+                 'cairn_plugin'"
+            ),
+            LoadError::IncompatibleAbiStable(_) => f.write_str(
+                "it was built with a version of abi_stable whose ABI is incompatible with this \
+                 Cairn's",
+            ),
+            LoadError::ApiVersion { library, host } => write!(
+                f,
+                "version mismatch: the plugin was built against cairn-plugin-api {library}, \
+                 this Cairn uses cairn-plugin-api {host}; rebuild the plugin against {host}"
+            ),
+            LoadError::AbiVersion { library, host } => write!(
+                f,
+                "ABI version mismatch: the plugin speaks plugin ABI version {library}, this \
+                 Cairn speaks version {host} (cairn-plugin-api {}); rebuild the plugin against \
+                 it",
+                crate::API_VERSION
+            ),
+            LoadError::Layout { library, host, .. } => write!(
+                f,
+                "ABI mismatch: the plugin's root module (cairn-plugin-api {library}) does not \
+                 have the layout of this Cairn's (cairn-plugin-api {host}); rebuild the plugin \
+                 against cairn-plugin-api {host}"
+            ),
+            LoadError::Init(why) => write!(f, "its root module failed to initialise: {why}"),
+            LoadError::Describe(why) => {
+                write!(f, "it did not describe itself correctly: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A loaded plugin library.
+pub struct Library {
+    path: PathBuf,
+    root: PluginLibRef,
+    description: LibraryDescription,
+}
+
+impl fmt::Debug for Library {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Library")
+            .field("path", &self.path)
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+/// Whether a library built against `cairn-plugin-api` `library` can be used by a host built
+/// against `host`: the same major version, and before 1.0 the same minor version.
+pub fn api_versions_compatible(library: &str, host: &str) -> bool {
+    fn major_minor(v: &str) -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    }
+    match (major_minor(library), major_minor(host)) {
+        (Some((lmaj, lmin)), Some((hmaj, hmin))) => lmaj == hmaj && (hmaj != 0 || lmin == hmin),
+        _ => false,
+    }
+}
+
+impl Library {
+    /// Loads the plugin library at `path`, checks it and reads its description. The library
+    /// is never unloaded.
+    pub fn load(path: &Path) -> Result<Library, LoadError> {
+        match std::fs::metadata(path) {
+            Err(_) => return Err(LoadError::Missing),
+            Ok(m) if m.is_dir() => return Err(LoadError::NotAFile),
+            Ok(_) => {}
+        }
+        // `abi_header_from_path` leaks the library handle: it is never unloaded.
+        let header = abi_header_from_path(path).map_err(|e| match e {
+            LibraryError::OpenError { err, .. } => LoadError::NotALibrary(err.to_string()),
+            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin,
+            other => LoadError::NotALibrary(other.to_string().trim().to_owned()),
+        })?;
+        let header = header
+            .upgrade()
+            .map_err(|e| LoadError::IncompatibleAbiStable(e.to_string().trim().to_owned()))?;
+        let consts = header.root_mod_consts();
+        if consts.base_name().as_str() != PluginLibRef::BASE_NAME {
+            return Err(LoadError::OtherModule(consts.base_name().to_string()));
+        }
+        let v = header.version_strings();
+        let library_api = v.version.as_str().to_owned();
+        let host_api = crate::API_VERSION.to_owned();
+        if !api_versions_compatible(&library_api, &host_api) {
+            return Err(LoadError::ApiVersion {
+                library: library_api,
+                host: host_api,
+            });
+        }
+        let root = header
+            .init_root_module::<PluginLibRef>()
+            .map_err(|e| match e {
+                LibraryError::AbiInstability(detail) => LoadError::Layout {
+                    library: library_api.clone(),
+                    host: host_api.clone(),
+                    detail: detail.to_string(),
+                },
+                LibraryError::IncompatibleVersionNumber { .. } => LoadError::ApiVersion {
+                    library: library_api.clone(),
+                    host: host_api.clone(),
+                },
+                LibraryError::RootModule { err, .. } => LoadError::Init(err.to_string()),
+                other => LoadError::Init(other.to_string().trim().to_owned()),
+            })?;
+        let abi_version = root.abi_version();
+        if abi_version != ABI_VERSION {
+            return Err(LoadError::AbiVersion {
+                library: abi_version,
+                host: ABI_VERSION,
+            });
+        }
+        let json = (root.describe())();
+        let description: LibraryDescription = serde_json::from_str(json.as_str())
+            .map_err(|e| LoadError::Describe(format!("{e} in {:?}", json.as_str())))?;
+        if description.abi_version != abi_version {
+            return Err(LoadError::Describe(format!(
+                "its description says ABI version {} but its root module says {abi_version}",
+                description.abi_version
+            )));
+        }
+        Ok(Library {
+            path: path.to_owned(),
+            root,
+            description,
+        })
+    }
+
+    /// The path it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the library provides.
+    pub fn description(&self) -> &LibraryDescription {
+        &self.description
+    }
+
+    /// Builds plugin number `index` of [`Library::description`] with `ctx`; the plugin's own
+    /// error if its factory fails (a panic is an `Internal` error).
+    pub fn build(&self, index: usize, ctx: &BuildContext) -> Result<Object> {
+        let index = u32::try_from(index)
+            .ok()
+            .filter(|i| (*i as usize) < self.description.plugins.len())
+            .ok_or_else(|| Error::internal(format!("the library has no plugin number {index}")))?;
+        let json = serde_json::to_string(ctx)
+            .map_err(|e| Error::internal("cannot encode the build context").with_source(e))?;
+        match (self.root.build())(index, RStr::from_str(&json)) {
+            RResult::ROk(object) => Ok(Object(Arc::new(object))),
+            RResult::RErr(e) => Err(decode_error(e)),
+        }
+    }
+}
+
+/// One object of a library: a plugin instance, a submitted run, a loaded model or a stream.
+/// Cheap to clone; shared by every clone.
+#[derive(Clone)]
+pub struct Object(Arc<ObjectBox>);
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Object")
+    }
+}
+
+impl Object {
+    /// Calls `method` with raw `request` bytes; blocks until the plugin answers.
+    pub fn call(&self, method: u32, request: &[u8]) -> Result<Vec<u8>> {
+        match self.0.call(method, RSlice::from_slice(request)) {
+            RResult::ROk(bytes) => Ok(bytes.into_vec()),
+            RResult::RErr(e) => Err(decode_error(e)),
+        }
+    }
+
+    /// Calls `method`, which returns another object; blocks until the plugin answers.
+    pub fn open(&self, method: u32, request: &[u8]) -> Result<Object> {
+        match self.0.open(method, RSlice::from_slice(request)) {
+            RResult::ROk(object) => Ok(Object(Arc::new(object))),
+            RResult::RErr(e) => Err(decode_error(e)),
+        }
+    }
+
+    /// Calls `method` with `args` as JSON and decodes the JSON response.
+    pub fn call_json<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: u32,
+        args: &A,
+    ) -> Result<R> {
+        decode_response(&self.call(method, &encode_request(args)?)?)
+    }
+
+    /// Opens `method` with `args` as JSON.
+    pub fn open_json<A: Serialize + ?Sized>(&self, method: u32, args: &A) -> Result<Object> {
+        self.open(method, &encode_request(args)?)
+    }
+}
+
+/// The JSON request for `args` (a tuple of the method's arguments).
+pub fn encode_request<A: Serialize + ?Sized>(args: &A) -> Result<Vec<u8>> {
+    serde_json::to_vec(args)
+        .map_err(|e| Error::internal("cannot encode a plugin request").with_source(e))
+}
+
+/// Decodes a JSON response of a plugin.
+pub fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::internal(format!(
+            "the plugin's response could not be decoded (is the plugin's cairn-plugin-api \
+             compatible with {}?): {e}",
+            crate::API_VERSION
+        ))
+    })
+}
+
+fn decode_error(e: RString) -> Error {
+    match serde_json::from_str::<ErrorRecord>(e.as_str()) {
+        Ok(record) => record.into(),
+        Err(_) => Error::internal(format!("the plugin returned an unreadable error: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_are_compatible_within_a_minor_before_one_point_oh() {
+        assert!(api_versions_compatible("0.1.0", "0.1.7"));
+        assert!(!api_versions_compatible("0.2.0", "0.1.0"));
+        assert!(!api_versions_compatible("0.1.0", "0.2.0"));
+        assert!(api_versions_compatible("1.4.0", "1.2.0"));
+        assert!(!api_versions_compatible("2.0.0", "1.0.0"));
+        assert!(!api_versions_compatible("x", "0.1.0"));
+    }
+
+    #[test]
+    fn load_errors_are_one_line_naming_both_versions() {
+        let e = LoadError::ApiVersion {
+            library: "0.2.0".into(),
+            host: "0.1.0".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("0.2.0") && text.contains("0.1.0"), "{text}");
+        let e = LoadError::Layout {
+            library: "0.1.0".into(),
+            host: "0.1.0".into(),
+            detail: "line one\nline two".into(),
+        };
+        assert!(!e.to_string().contains('\n'));
+        assert_eq!(e.detail(), Some("line one\nline two"));
+        let e = LoadError::AbiVersion {
+            library: 999,
+            host: ABI_VERSION,
+        };
+        assert!(e.to_string().contains("999"), "{e}");
+        assert!(e.to_string().contains(&ABI_VERSION.to_string()), "{e}");
+    }
+
+    #[test]
+    fn missing_and_junk_files_are_refused_clearly() {
+        let dir = std::env::temp_dir().join(format!("cairn-ffi-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            Library::load(&dir.join("nope.so")).unwrap_err(),
+            LoadError::Missing
+        );
+        assert_eq!(Library::load(&dir).unwrap_err(), LoadError::NotAFile);
+        let junk = dir.join("junk.so");
+        std::fs::write(&junk, b"this is not an ELF file").unwrap();
+        let err = Library::load(&junk).unwrap_err();
+        assert!(matches!(err, LoadError::NotALibrary(_)), "{err:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
