@@ -667,7 +667,8 @@ def main() -> None:
     results: dict = {
         "benchmark": "tracking-server",
         "started_utc": started.isoformat(timespec="seconds"),
-        "command": " ".join(["bench/run", *sys.argv[1:]]),
+        "command": _command_line(),
+        "cairn": _cairn_identity(args.cairn_bin),
         "machine": {
             "nproc": os.cpu_count(),
             "cpu": _cpu_model(),
@@ -799,6 +800,43 @@ def main() -> None:
     print()
     print(render(results))
     print(f"\nresults: {path}")
+
+
+def _command_line() -> str:
+    """What was typed: bench/run's arguments, without the --cairn-bin it adds itself."""
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--cairn-bin":
+            skip = True
+        else:
+            argv.append(a)
+    return " ".join(["bench/run", *argv])
+
+
+def _cairn_identity(binary: str | None) -> dict | None:
+    """Which cairn was measured: the binary's path and time, the work tree's commit."""
+    if not binary:
+        return None
+    st = os.stat(binary)
+    repo = Path(__file__).resolve().parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "binary": binary,
+        "binary_mtime_utc": datetime.datetime.fromtimestamp(
+            st.st_mtime, datetime.timezone.utc
+        ).isoformat(timespec="seconds"),
+        "git_head": head,
+        "work_tree_modified": bool(dirty),
+    }
 
 
 def _cpu_model() -> str:

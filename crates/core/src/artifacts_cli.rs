@@ -20,7 +20,8 @@ use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::http_repo::{HttpArtifactRepository, TrackingClient};
 use crate::uri::{
-    ArtifactUri, Proxy, Repositories, Resolver, RunRoots, StoreRuns, parse, split_last,
+    ArtifactUri, ModelRoots, Proxy, Repositories, Resolver, RunRoots, StoreModels, StoreRuns,
+    parse, split_last,
 };
 use bytes::BytesMut;
 use cairn_plugin_api::artifacts::ByteStream;
@@ -168,18 +169,37 @@ fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Res
                 ))
             }),
         };
-        return Ok(Resolver::new(repositories, proxy, Some(Arc::new(client))));
+        let client = Arc::new(client);
+        return Ok(Resolver::new(repositories, proxy, Some(client.clone())).with_models(client));
     }
     // Local: the stores of the configuration, built only if the URI needs them.
     let parsed = parse(uri).map_err(|e| failed("resolve", e))?;
-    let needs_store = matches!(parsed, ArtifactUri::Run { .. });
+    let needs_models = matches!(parsed, ArtifactUri::Model(_));
+    let needs_store = needs_models || matches!(parsed, ArtifactUri::Run { .. });
     let needs_proxy = needs_store || matches!(parsed, ArtifactUri::Proxied { .. });
+    let mut models: Option<Arc<dyn ModelRoots>> = None;
     let runs: Option<Arc<dyn RunRoots>> = if needs_store {
         let backend = tracking.unwrap_or(&loaded.config().store.backend_store_uri);
         let entry = registry.for_uri(PluginKind::TrackingStore, backend)?;
         let mut ctx = loaded.build_context(&entry.name);
         ctx.default_artifact_root = Some(loaded.default_artifact_root());
         let store = registry.tracking_store(backend, ctx)?;
+        if needs_models {
+            let uri = tracking.unwrap_or(loaded.registry_store_uri());
+            let from = loaded.describe("store.registry_store_uri", uri);
+            let entry = registry
+                .for_uri(PluginKind::ModelRegistryStore, uri)
+                .map_err(|e| e.requested_by(&from))?;
+            let mut ctx = loaded.build_context(&entry.name);
+            ctx.default_artifact_root = Some(loaded.default_artifact_root());
+            let model_registry = registry
+                .model_registry_store(uri, ctx)
+                .map_err(|e| e.requested_by(&from))?;
+            models = Some(Arc::new(StoreModels {
+                registry: model_registry,
+                tracking: store.clone(),
+            }));
+        }
         Some(Arc::new(StoreRuns(store)))
     } else {
         None
@@ -202,7 +222,11 @@ fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Res
             "mlflow-artifacts: URIs need a tracking server (set MLFLOW_TRACKING_URI)".to_owned(),
         )
     };
-    Ok(Resolver::new(repositories, proxy, runs))
+    let resolver = Resolver::new(repositories, proxy, runs);
+    Ok(match models {
+        Some(m) => resolver.with_models(m),
+        None => resolver,
+    })
 }
 
 /// One listed entry, as MLflow's CLI prints it: the path relative to the listed URI.

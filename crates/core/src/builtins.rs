@@ -46,6 +46,13 @@ pub const KNOWN: &[KnownBuiltin] = &[
         enabled: cfg!(feature = "store-sqlite"),
     },
     KnownBuiltin {
+        kind: PluginKind::ModelRegistryStore,
+        name: "sqlite",
+        package: "cairn-store-sqlite",
+        feature: "store-sqlite",
+        enabled: cfg!(feature = "store-sqlite"),
+    },
+    KnownBuiltin {
         kind: PluginKind::ArtifactRepository,
         name: "file",
         package: "cairn-artifacts-local",

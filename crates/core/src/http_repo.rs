@@ -9,7 +9,7 @@
 //! `MLFLOW_TRACKING_PASSWORD` (basic); `MLFLOW_TRACKING_INSECURE_TLS=true` skips certificate
 //! checks.
 
-use crate::uri::{PROXY_SERVICE_PATH, RunRoots, join};
+use crate::uri::{ModelRoots, ModelUri, PROXY_SERVICE_PATH, RunRoots, join};
 use cairn_plugin_api::artifacts::{ArtifactCapabilities, ByteStream, Download};
 use cairn_plugin_api::entities::FileInfo;
 use cairn_plugin_api::{ArtifactRepository, Error, ErrorKind, Result};
@@ -168,6 +168,92 @@ impl RunRoots for TrackingClient {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| Error::internal("runs/get answered a run without artifact_uri"))
+    }
+}
+
+impl TrackingClient {
+    /// `GET {base}/api/2.0/mlflow/{endpoint}?{query}` as JSON.
+    async fn get_json(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+            q.finish()
+        };
+        let url = format!("{}/api/2.0/mlflow/{endpoint}?{query}", self.base);
+        let res = self
+            .send(self.request(reqwest::Method::GET, &url), endpoint)
+            .await?;
+        json_of(res, endpoint).await
+    }
+}
+
+/// `models:/` URIs through a tracking server's registry and LoggedModel APIs, as MLflow's
+/// `ModelsArtifactRepository` resolves them.
+#[cairn_plugin_api::async_trait]
+impl ModelRoots for TrackingClient {
+    async fn model_artifact_uri(&self, uri: &ModelUri) -> Result<String> {
+        let text = |v: &serde_json::Value, what: &str| {
+            v.as_str().map(str::to_owned).ok_or_else(|| {
+                Error::internal(format!("{what} answered without the expected field"))
+            })
+        };
+        let highest = |v: &serde_json::Value, name: &str| {
+            v["model_versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|mv| mv["version"].as_str())
+                .max_by_key(|s| s.parse::<u64>().unwrap_or(0))
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Error::not_found(format!("No versions of model with name '{name}' found"))
+                })
+        };
+        let (name, version) = match uri {
+            ModelUri::LoggedModel { model_id, .. } => {
+                let v = self
+                    .get_json(&format!("logged-models/{}", encode_path(model_id)), &[])
+                    .await?;
+                return text(&v["model"]["info"]["artifact_uri"], "logged-models/get");
+            }
+            ModelUri::Version { name, version, .. } => (name.clone(), version.clone()),
+            ModelUri::Alias { name, alias, .. } => {
+                let v = self
+                    .get_json(
+                        "registered-models/alias",
+                        &[("name", name), ("alias", alias)],
+                    )
+                    .await?;
+                (
+                    name.clone(),
+                    text(&v["model_version"]["version"], "registered-models/alias")?,
+                )
+            }
+            ModelUri::Stage { name, stage, .. } => {
+                let v = self
+                    .get_json(
+                        "registered-models/get-latest-versions",
+                        &[("name", name), ("stages", stage)],
+                    )
+                    .await?;
+                (name.clone(), highest(&v, name)?)
+            }
+            ModelUri::Latest { name, .. } => {
+                let v = self
+                    .get_json("registered-models/get-latest-versions", &[("name", name)])
+                    .await?;
+                (name.clone(), highest(&v, name)?)
+            }
+        };
+        let v = self
+            .get_json(
+                "model-versions/get-download-uri",
+                &[("name", &name), ("version", &version)],
+            )
+            .await?;
+        text(&v["artifact_uri"], "model-versions/get-download-uri")
     }
 }
 

@@ -11,9 +11,11 @@
 //!
 //! The host-side wrappers below implement the ordinary plugin traits over a library's objects,
 //! so nothing outside this module knows a plugin came from a file. A call into a library
-//! blocks until the plugin answers; async methods make it on tokio's blocking pool
-//! (`spawn_blocking`), or inline when no tokio runtime is running. Requests and responses are
-//! the serde JSON of the plugin-api types; artifact bytes stream in chunks both ways.
+//! blocks until the plugin answers; async methods make it under `block_in_place` on a
+//! multi-thread tokio runtime, on tokio's blocking pool (`spawn_blocking`) on a current-thread
+//! one, or inline when no tokio runtime is running. Requests and responses are
+//! the serde JSON of the plugin-api types (`log_batch` sends the ffi module's compact binary
+//! request); artifact bytes stream in chunks both ways.
 
 use crate::config::{LoadedConfig, ValueSource};
 use crate::error::{Error, Result};
@@ -24,7 +26,9 @@ use cairn_plugin_api::artifacts::{
 use cairn_plugin_api::context::RunContext;
 use cairn_plugin_api::entities::*;
 use cairn_plugin_api::error::ErrorRecord;
-use cairn_plugin_api::ffi::host::{Library, Object, decode_response, encode_request};
+use cairn_plugin_api::ffi::host::{
+    Library, Object, decode_response, encode_request, log_batch_request,
+};
 use cairn_plugin_api::ffi::{
     ArtifactMethod, BackendMethod, ContextMethod, FlavorMethod, LibraryDescription, ModelMethod,
     RegistryMethod, StreamMethod, SubmittedRunMethod, TrackingMethod,
@@ -175,12 +179,18 @@ fn builder(library: Arc<Library>, index: usize, kind: PluginKind) -> Builder {
 
 // ----- calling a library ------------------------------------------------------------------------
 
-/// Runs a blocking library call off the async executor: on tokio's blocking pool when a tokio
-/// runtime is running, else inline (a caller without tokio is already allowed to block).
+/// Runs a blocking library call without stalling the async executor. On a multi-thread tokio
+/// runtime it runs on the calling thread under `block_in_place` (tokio hands this worker's
+/// other tasks to another thread meanwhile), which spares the call a hand-off to the blocking
+/// pool and back; on a current-thread runtime it goes to the blocking pool; without tokio it
+/// runs inline (such a caller is already allowed to block).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> PluginResult<T> + Send + 'static,
 ) -> PluginResult<T> {
     match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
         Ok(handle) => handle.spawn_blocking(f).await.unwrap_or_else(|e| {
             Err(cairn_plugin_api::Error::internal(format!(
                 "a call into a plugin library did not complete: {e}"
@@ -363,7 +373,10 @@ impl TrackingStore for FfiTrackingStore {
         params: Vec<Param>,
         tags: Vec<RunTag>,
     ) -> PluginResult<()> {
-        self.call(TrackingMethod::LogBatch, &(run_id, metrics, params, tags))
+        // The one request not sent as JSON: the compact form of the hottest write.
+        let request = log_batch_request(run_id, &metrics, &params, &tags);
+        let object = self.object.clone();
+        blocking(move || decode_response(&object.call(TrackingMethod::LogBatch.id(), &request)?))
             .await
     }
     async fn log_metric(&self, run_id: &str, metric: Metric) -> PluginResult<()> {

@@ -6,7 +6,7 @@
 //! | `runs:/<run_id>/<path>` | the run's `artifact_uri` (looked up through [`RunRoots`]), resolved again, plus `<path>` |
 //! | `mlflow-artifacts:/<path>`, `mlflow-artifacts://<host>/<path>` | the artifact proxy ([`Proxy`]) at `<path>` |
 //! | `http(s)://<host>/<prefix>/api/2.0/mlflow-artifacts/artifacts/<path>` | the artifact proxy at `<path>`, as `mlflow-artifacts:` |
-//! | `models:/...` | not yet supported (the model registry arrives in a later issue): [`resolve_model`] is the extension point |
+//! | `models:/<name>/<version>`, `models:/<name>/<stage>`, `models:/<name>/latest`, `models:/<name>@<alias>`, `models:/<model_id>` | parsed by [`parse_model_uri`]; a [`ModelRoots`] (the registry and tracking stores, or a tracking server's API) gives the version's download URI or the LoggedModel's artifact location, resolved again, plus the path after the model part |
 //! | anything else (`file:`, a plain path, `s3:`, ...) | the repository plugin of the URI's scheme, rooted at the URI |
 //!
 //! Who resolves decides what the proxy is: the server, serving artifacts, maps `mlflow-artifacts:`
@@ -43,7 +43,7 @@ pub enum ArtifactUri {
         /// The canonical path under the run's artifact root (`None`: the root).
         path: Option<String>,
     },
-    /// `models:/...`: the whole URI, for [`resolve_model`].
+    /// `models:/...`: the whole URI, for [`parse_model_uri`].
     Model(String),
     /// `mlflow-artifacts:` or an `http(s)` URI of the proxy service.
     Proxied {
@@ -144,13 +144,206 @@ pub fn join(base: Option<&str>, rel: Option<&str>) -> Option<String> {
     }
 }
 
-/// The extension point for `models:/` URIs: the model registry (a later issue) resolves them to
-/// a model version's or logged model's artifact location. Until then: `InvalidArgument`.
-pub fn resolve_model(uri: &str) -> Result<String> {
-    Err(Error::invalid(format!(
-        "models:/ URIs are not supported yet ({uri}): Cairn's model registry is not \
-         implemented; use the model's runs:/ or artifact URI instead"
-    )))
+/// MLflow's message for a malformed `models:/` URI.
+fn bad_models_uri(uri: &str) -> Error {
+    Error::invalid(format!(
+        "Not a proper models:/ URI: {uri}. Models URIs must be of the form \
+         'models:/model_name/suffix' or 'models:/model_name@alias' where suffix is a model \
+         version, stage, or the string 'latest' and where alias is a registered model alias. \
+         Only one of suffix or alias can be defined at a time."
+    ))
+}
+
+/// A `models:/` URI, parsed (api.md §3.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelUri {
+    /// `models:/<name>/<version>`.
+    Version {
+        /// The registered model.
+        name: String,
+        /// The version number.
+        version: String,
+        /// The canonical path inside the version (`None`: its root).
+        path: Option<String>,
+    },
+    /// `models:/<name>/<stage>`: the highest version in that stage.
+    Stage {
+        /// The registered model.
+        name: String,
+        /// The stage, as written.
+        stage: String,
+        /// The canonical path inside the version.
+        path: Option<String>,
+    },
+    /// `models:/<name>/latest` (any case): the highest version.
+    Latest {
+        /// The registered model.
+        name: String,
+        /// The canonical path inside the version.
+        path: Option<String>,
+    },
+    /// `models:/<name>@<alias>`.
+    Alias {
+        /// The registered model.
+        name: String,
+        /// The alias.
+        alias: String,
+        /// The canonical path inside the version.
+        path: Option<String>,
+    },
+    /// `models:/<model_id>`: a LoggedModel.
+    LoggedModel {
+        /// The LoggedModel's id.
+        model_id: String,
+        /// The canonical path inside its artifacts.
+        path: Option<String>,
+    },
+}
+
+/// Parses a `models:/` URI as MLflow's `_parse_model_uri` does: `models:/<name>/<suffix>[/path]`
+/// (suffix a version, a stage or `latest`), `models:/<name>@<alias>[/path]`, or a single
+/// segment `models:/<model_id>`. Paths go through the one canonicaliser.
+pub fn parse_model_uri(uri: &str) -> Result<ModelUri> {
+    let rest = uri
+        .strip_prefix("models:")
+        .ok_or_else(|| bad_models_uri(uri))?;
+    // `models:/x`, `models:///x`; a netloc (Databricks profile) is not supported.
+    let rest = match rest.strip_prefix("//") {
+        Some(after) => after.strip_prefix('/').ok_or_else(|| bad_models_uri(uri))?,
+        None => rest.strip_prefix('/').ok_or_else(|| bad_models_uri(uri))?,
+    };
+    let (first, after_first) = rest.split_once('/').unwrap_or((rest, ""));
+    if first.is_empty() {
+        return Err(bad_models_uri(uri));
+    }
+    if let Some((name, alias)) = first.split_once('@') {
+        if name.is_empty() || alias.is_empty() || alias.contains('@') {
+            return Err(bad_models_uri(uri));
+        }
+        return Ok(ModelUri::Alias {
+            name: name.to_owned(),
+            alias: alias.to_owned(),
+            path: canonical_opt(after_first)?,
+        });
+    }
+    if after_first.is_empty() {
+        return Ok(ModelUri::LoggedModel {
+            model_id: first.to_owned(),
+            path: None,
+        });
+    }
+    let (suffix, path) = after_first.split_once('/').unwrap_or((after_first, ""));
+    if suffix.is_empty() {
+        return Err(bad_models_uri(uri));
+    }
+    let name = first.to_owned();
+    let path = canonical_opt(path)?;
+    Ok(if suffix.bytes().all(|b| b.is_ascii_digit()) {
+        ModelUri::Version {
+            name,
+            version: suffix.to_owned(),
+            path,
+        }
+    } else if suffix.eq_ignore_ascii_case("latest") {
+        ModelUri::Latest { name, path }
+    } else {
+        ModelUri::Stage {
+            name,
+            stage: suffix.to_owned(),
+            path,
+        }
+    })
+}
+
+impl ModelUri {
+    /// The path inside the model this URI names (`None`: the model's root).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ModelUri::Version { path, .. }
+            | ModelUri::Stage { path, .. }
+            | ModelUri::Latest { path, .. }
+            | ModelUri::Alias { path, .. }
+            | ModelUri::LoggedModel { path, .. } => path.as_deref(),
+        }
+    }
+}
+
+/// Where models' files live: the registry and tracking stores (server, local CLI) or a
+/// tracking server's REST API. Answers the storage URI of what a [`ModelUri`] names, without
+/// its path.
+#[cairn_plugin_api::async_trait]
+pub trait ModelRoots: Send + Sync {
+    /// The storage URI of the model version or LoggedModel `uri` names.
+    async fn model_artifact_uri(&self, uri: &ModelUri) -> Result<String>;
+}
+
+/// Resolves `uri` with the registry and tracking stores: a version's download URI (after
+/// picking the version by number, stage, `latest` or alias), or a LoggedModel's artifact
+/// location.
+pub async fn model_location(
+    uri: &ModelUri,
+    registry: &dyn cairn_plugin_api::ModelRegistryStore,
+    tracking: &dyn cairn_plugin_api::TrackingStore,
+) -> Result<String> {
+    use cairn_plugin_api::model_registry::Stage;
+    let highest = |versions: Vec<cairn_plugin_api::model_registry::ModelVersion>| {
+        versions
+            .into_iter()
+            .max_by_key(|v| v.version.parse::<u64>().unwrap_or(0))
+    };
+    let (name, version) =
+        match uri {
+            ModelUri::LoggedModel { model_id, .. } => {
+                return Ok(tracking
+                    .get_logged_model(model_id, false)
+                    .await?
+                    .info
+                    .artifact_uri);
+            }
+            ModelUri::Version { name, version, .. } => (name.clone(), version.clone()),
+            ModelUri::Alias { name, alias, .. } => (
+                name.clone(),
+                registry
+                    .get_model_version_by_alias(name, alias)
+                    .await?
+                    .version,
+            ),
+            ModelUri::Stage { name, stage, .. } => {
+                let stage = Stage::parse(stage)?;
+                let v = highest(registry.get_latest_versions(name, vec![stage]).await?)
+                    .ok_or_else(|| {
+                        Error::not_found(format!(
+                            "No versions of model with name '{name}' and stage '{}' found",
+                            stage.as_str()
+                        ))
+                    })?;
+                (name.clone(), v.version)
+            }
+            ModelUri::Latest { name, .. } => {
+                let v = highest(registry.get_latest_versions(name, vec![]).await?).ok_or_else(
+                    || Error::not_found(format!("No versions of model with name '{name}' found")),
+                )?;
+                (name.clone(), v.version)
+            }
+        };
+    registry
+        .get_model_version_download_uri(&name, &version)
+        .await
+}
+
+/// The registry and tracking stores as the source of model roots.
+pub struct StoreModels {
+    /// The model registry.
+    pub registry: Arc<dyn cairn_plugin_api::ModelRegistryStore>,
+    /// The tracking store (LoggedModels).
+    pub tracking: Arc<dyn cairn_plugin_api::TrackingStore>,
+}
+
+#[cairn_plugin_api::async_trait]
+impl ModelRoots for StoreModels {
+    async fn model_artifact_uri(&self, uri: &ModelUri) -> Result<String> {
+        model_location(uri, self.registry.as_ref(), self.tracking.as_ref()).await
+    }
 }
 
 /// A repository and the path inside it that an artifact URI names.
@@ -299,6 +492,7 @@ pub struct Resolver {
     repositories: Repositories,
     proxy: Proxy,
     runs: Option<Arc<dyn RunRoots>>,
+    models: Option<Arc<dyn ModelRoots>>,
 }
 
 impl Resolver {
@@ -309,7 +503,14 @@ impl Resolver {
             repositories,
             proxy,
             runs,
+            models: None,
         }
+    }
+
+    /// This resolver, looking `models:/` URIs up in `models`.
+    pub fn with_models(mut self, models: Arc<dyn ModelRoots>) -> Self {
+        self.models = Some(models);
+        self
     }
 
     /// The repository builder.
@@ -334,6 +535,36 @@ impl Resolver {
                     repository: base.repository,
                 })
             }
+            ArtifactUri::Model(uri) => {
+                let parsed = parse_model_uri(&uri)?;
+                let models = self.models.as_ref().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "models:/ URIs need a model registry to resolve ({uri})"
+                    ))
+                })?;
+                let root = models.model_artifact_uri(&parsed).await?;
+                // A stored location may itself be a runs:/ URI; resolve it one level.
+                let base = match parse(&root)? {
+                    ArtifactUri::Run { run_id, path } => {
+                        let runs = self.runs.as_ref().ok_or_else(|| {
+                            Error::invalid(format!(
+                                "runs:/ URIs need a tracking store to resolve ({root})"
+                            ))
+                        })?;
+                        let run_root = runs.run_artifact_uri(&run_id).await?;
+                        let base = self.resolve_root(&run_root)?;
+                        Resolved {
+                            path: base.join(path.as_deref()),
+                            repository: base.repository,
+                        }
+                    }
+                    _ => self.resolve_root(&root)?,
+                };
+                Ok(Resolved {
+                    path: base.join(parsed.path()),
+                    repository: base.repository,
+                })
+            }
             _ => self.resolve_root(uri),
         }
     }
@@ -344,7 +575,9 @@ impl Resolver {
             ArtifactUri::Run { .. } => Err(Error::invalid(format!(
                 "an artifact root cannot be a runs:/ URI ({uri})"
             ))),
-            ArtifactUri::Model(uri) => self.resolve_root(&resolve_model(&uri)?),
+            ArtifactUri::Model(uri) => Err(Error::invalid(format!(
+                "a models:/ URI cannot be an artifact root ({uri})"
+            ))),
             ArtifactUri::Proxied { server, path } => match &self.proxy {
                 Proxy::Destination(repo) => Ok(Resolved {
                     repository: repo.clone(),
@@ -467,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn other_schemes_are_direct_and_models_is_the_extension_point() {
+    fn other_schemes_are_direct_and_models_uris_are_kept_whole() {
         for uri in ["s3://b/p", "file:///tmp/x", "/tmp/x", "relative/dir"] {
             assert_eq!(parse(uri).unwrap(), ArtifactUri::Direct(uri.into()));
         }
@@ -475,9 +708,63 @@ mod tests {
             parse("models:/m/1").unwrap(),
             ArtifactUri::Model("models:/m/1".into())
         );
-        let e = resolve_model("models:/m/1").unwrap_err();
-        assert_eq!(e.kind, cairn_plugin_api::ErrorKind::InvalidArgument);
-        assert!(e.message.contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn models_uris_parse_as_mlflow() {
+        assert_eq!(
+            parse_model_uri("models:/churn/3/MLmodel").unwrap(),
+            ModelUri::Version {
+                name: "churn".into(),
+                version: "3".into(),
+                path: Some("MLmodel".into())
+            }
+        );
+        assert_eq!(
+            parse_model_uri("models:/churn/Production").unwrap(),
+            ModelUri::Stage {
+                name: "churn".into(),
+                stage: "Production".into(),
+                path: None
+            }
+        );
+        assert_eq!(
+            parse_model_uri("models:/churn/LATEST").unwrap(),
+            ModelUri::Latest {
+                name: "churn".into(),
+                path: None
+            }
+        );
+        assert_eq!(
+            parse_model_uri("models:/churn@champion/a/b").unwrap(),
+            ModelUri::Alias {
+                name: "churn".into(),
+                alias: "champion".into(),
+                path: Some("a/b".into())
+            }
+        );
+        assert_eq!(
+            parse_model_uri("models:///m-abc").unwrap(),
+            ModelUri::LoggedModel {
+                model_id: "m-abc".into(),
+                path: None
+            }
+        );
+        for bad in [
+            "models:",
+            "models:/",
+            "models:churn/1",
+            "models:/@a",
+            "models:/m@",
+            "models://p/m/1",
+        ] {
+            let e = parse_model_uri(bad).unwrap_err();
+            assert!(
+                e.message.starts_with("Not a proper models:/ URI"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse_model_uri("models:/m/1/%2e%2e/%2e%2e/x").is_err());
     }
 
     #[test]

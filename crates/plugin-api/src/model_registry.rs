@@ -212,6 +212,11 @@ pub struct CreateModelVersion {
     pub model_id: Option<String>,
     /// The creator.
     pub user_id: Option<String>,
+    /// Where the files are, when the host resolved the source to another place (a `models:/`
+    /// source); `None` means the source itself. Returned by
+    /// [`ModelRegistryStore::get_model_version_download_uri`].
+    #[serde(default)]
+    pub storage_location: Option<String>,
 }
 
 /// Arguments of the two registry searches.
@@ -272,7 +277,7 @@ pub trait ModelRegistryStore: Send + Sync + 'static {
     /// Sets a model tag.
     async fn set_registered_model_tag(&self, name: &str, tag: RegistryTag) -> Result<()>;
 
-    /// Deletes a model tag; a missing tag is `NotFound`.
+    /// Deletes a model tag; a missing tag is not an error (as MLflow's SQL store).
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
 
     /// Creates the next version (maximum + 1) in stage `None`, status READY.
@@ -318,7 +323,7 @@ pub trait ModelRegistryStore: Send + Sync + 'static {
         tag: RegistryTag,
     ) -> Result<()>;
 
-    /// Deletes a version tag; a missing tag is `NotFound`.
+    /// Deletes a version tag; a missing tag is not an error (as MLflow's SQL store).
     async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()>;
 
     /// Points `alias` at `version`, moving it if it exists. Reserved (`latest`, `v<n>`) or

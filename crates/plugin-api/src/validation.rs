@@ -534,6 +534,148 @@ pub fn validate_max_results(max_results: usize, threshold: usize) -> Result<()> 
     Ok(())
 }
 
+// ----- model registry -------------------------------------------------------------------------
+
+/// Longest registered-model and model-version tag key (`MAX_MODEL_REGISTRY_TAG_KEY_LENGTH`).
+pub const MAX_MODEL_REGISTRY_TAG_KEY_LENGTH: usize = 250;
+/// Longest registered-model and model-version tag value (`MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH`).
+pub const MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH: usize = 100_000;
+/// Longest alias (`MAX_REGISTERED_MODEL_ALIAS_LENGTH`).
+pub const MAX_REGISTERED_MODEL_ALIAS_LENGTH: usize = 255;
+/// Default page size of `search_registered_models`.
+pub const SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT: usize = 100;
+/// Largest page of `search_registered_models`.
+pub const SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD: usize = 1000;
+/// Largest page of `search_model_versions`.
+pub const SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD: usize = 200_000;
+
+/// A registered model's name: non-empty, no `/` or `:`, and unchanged by path normalisation.
+pub fn validate_model_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::invalid(missing_value_message("name")));
+    }
+    if name.contains('/') || name.contains(':') {
+        return Err(Error::invalid(invalid_value_message(
+            "name",
+            &py_json_str(name),
+            "Names cannot contain '/' or ':'.",
+        )));
+    }
+    if path_not_unique(name) {
+        return Err(Error::invalid(invalid_value_message(
+            "name",
+            &py_json_str(name),
+            &format!(
+                "Names may be treated as files in certain cases, and must not resolve to other \
+                 names when treated as such. This name would resolve to '{}'",
+                normpath(name)
+            ),
+        )));
+    }
+    Ok(())
+}
+
+/// A registry tag: the key follows the key-name rules and fits 250 characters, the value
+/// 100000.
+pub fn validate_registry_tag(key: &str, value: &str) -> Result<()> {
+    validate_key_name(key, "key")?;
+    validate_length("key", MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, key)?;
+    validate_length("value", MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH, value)
+}
+
+/// An alias to set: `^[\w\-]*$`, non-empty, at most 255 characters, and neither `latest` nor
+/// `v<digits>` (any case), which resolve to versions.
+pub fn validate_alias(alias: &str) -> Result<()> {
+    if alias.is_empty() {
+        return Err(Error::invalid(
+            "Registered model alias name cannot be empty.",
+        ));
+    }
+    if !alias
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::invalid(format!(
+            "Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores \
+             (_), and dashes (-)."
+        )));
+    }
+    validate_length("alias", MAX_REGISTERED_MODEL_ALIAS_LENGTH, alias)?;
+    if alias.eq_ignore_ascii_case("latest") {
+        return Err(Error::invalid(
+            "'latest' alias name (case insensitive) is reserved.",
+        ));
+    }
+    let mut chars = alias.chars();
+    if matches!(chars.next(), Some('v' | 'V'))
+        && alias.len() > 1
+        && chars.all(|c| c.is_ascii_digit())
+    {
+        return Err(Error::invalid(format!(
+            "Version alias name '{alias}' is reserved."
+        )));
+    }
+    Ok(())
+}
+
+/// A model version number as MLflow's `int()` reads it (surrounding spaces and a sign
+/// allowed); anything else is "Parameter 'version' must be an integer, got '{v}'.".
+pub fn parse_model_version(version: &str) -> Result<i64> {
+    let t = version.trim();
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    digits.parse::<i64>().map_err(|_| {
+        Error::invalid(format!(
+            "Parameter 'version' must be an integer, got '{version}'."
+        ))
+    })
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        validate_model_name("churn model-1").unwrap();
+        for bad in ["", "  ", "a/b", "a:b", "..", "."] {
+            assert!(validate_model_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aliases() {
+        validate_alias("champion_1-x").unwrap();
+        assert!(validate_alias("").is_err());
+        assert!(validate_alias("a b").is_err());
+        assert!(validate_alias(&"a".repeat(256)).is_err());
+        validate_alias(&"a".repeat(255)).unwrap();
+        let e = validate_alias("LaTeSt").unwrap_err();
+        assert_eq!(
+            e.message,
+            "'latest' alias name (case insensitive) is reserved."
+        );
+        let e = validate_alias("V12").unwrap_err();
+        assert_eq!(e.message, "Version alias name 'V12' is reserved.");
+        validate_alias("v").unwrap();
+        validate_alias("v1a").unwrap();
+    }
+
+    #[test]
+    fn versions_and_tags() {
+        assert_eq!(parse_model_version(" 3 ").unwrap(), 3);
+        assert_eq!(parse_model_version("+4").unwrap(), 4);
+        let e = parse_model_version("x").unwrap_err();
+        assert_eq!(
+            e.message,
+            "Parameter 'version' must be an integer, got 'x'."
+        );
+        validate_registry_tag("k", &"v".repeat(100_000)).unwrap();
+        assert!(validate_registry_tag("k", &"v".repeat(100_001)).is_err());
+        assert!(validate_registry_tag(&"k".repeat(251), "v").is_err());
+        assert!(validate_registry_tag("", "v").is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

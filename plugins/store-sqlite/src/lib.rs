@@ -21,6 +21,12 @@
 //!   are keyset pages, so deep pages cost what the first does.
 //! - **Never touches a foreign file.** A database that is not Cairn's (for example an MLflow
 //!   `mlflow.db`) is refused before anything is written; see [`schema`].
+//! - **Model registry in the same file.** [`SqliteStore`] also implements
+//!   [`cairn_plugin_api::ModelRegistryStore`], registered for the same scheme. The registry
+//!   factory opens its own store instance on the URI (the registry URI defaults to the tracking
+//!   URI): two instances on one file share it safely through WAL, each with one writer thread,
+//!   and `busy_timeout` absorbs contention between their writers. An in-memory URI gives the
+//!   registry its own private database.
 //! - **Metric values.** NaN is kept as NaN (a `NULL` plus a flag in the search tables, so it
 //!   never matches a comparison and sorts with missing values); ±Inf are stored as real
 //!   infinities, not clamped to ±f64::MAX as MLflow's SQL store does.
@@ -28,6 +34,7 @@
 mod config;
 mod error;
 mod pool;
+mod registry;
 pub mod schema;
 mod search_sql;
 mod store;
@@ -35,7 +42,9 @@ mod store;
 pub use config::SqliteSettings;
 pub use store::{SqliteStore, open, open_with_settings};
 
-use cairn_plugin_api::{Build, BuildContext, PluginFactory, Result, TrackingStore};
+use cairn_plugin_api::{
+    Build, BuildContext, ModelRegistryStore, PluginFactory, Result, TrackingStore,
+};
 use std::sync::Arc;
 
 /// The URI scheme this store serves.
@@ -59,5 +68,26 @@ cairn_plugin_api::inventory::submit! {
         plugin: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
         build: Build::TrackingStore(build_tracking_store),
+    }
+}
+
+/// Builds the model registry store from the host's context, on the same kind of URI (and
+/// usually the same file) as the tracking store.
+pub fn build_model_registry_store(ctx: &BuildContext) -> Result<Arc<dyn ModelRegistryStore>> {
+    let settings: SqliteSettings = ctx.settings()?;
+    let store = open_with_settings(
+        ctx.require_uri()?,
+        ctx.default_artifact_root.as_deref(),
+        &settings,
+    )?;
+    Ok(Arc::new(store))
+}
+
+cairn_plugin_api::inventory::submit! {
+    PluginFactory {
+        name: SCHEME,
+        plugin: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        build: Build::ModelRegistryStore(build_model_registry_store),
     }
 }

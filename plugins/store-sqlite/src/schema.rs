@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const APPLICATION_ID: i32 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -198,6 +198,63 @@ CREATE TABLE logged_model_metrics (
     step           INTEGER NOT NULL,
     run_id         TEXT,
     PRIMARY KEY (model, key, dataset_name, dataset_digest)
+) WITHOUT ROWID;
+"#;
+
+/// Version 2: the model registry. Models are keyed by an integer id, so a rename touches one
+/// row; `max_version` is the highest version number ever given, so numbers are never reused
+/// after a delete (MLflow keeps deleted versions as hidden rows for the same effect). Tags,
+/// versions and aliases go with their model (`ON DELETE CASCADE`).
+const MIGRATION_2: &str = r#"
+CREATE TABLE registered_models (
+    id                     INTEGER PRIMARY KEY,
+    name                   TEXT NOT NULL UNIQUE,
+    creation_timestamp     INTEGER NOT NULL,
+    last_updated_timestamp INTEGER NOT NULL,
+    user_id                TEXT,
+    description            TEXT,
+    max_version            INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE registered_model_tags (
+    model INTEGER NOT NULL REFERENCES registered_models (id) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID;
+
+CREATE TABLE model_versions (
+    id                     INTEGER PRIMARY KEY,
+    model                  INTEGER NOT NULL REFERENCES registered_models (id) ON DELETE CASCADE,
+    version                INTEGER NOT NULL,
+    creation_timestamp     INTEGER NOT NULL,
+    last_updated_timestamp INTEGER NOT NULL,
+    user_id                TEXT,
+    current_stage          TEXT NOT NULL,
+    description            TEXT,
+    source                 TEXT NOT NULL,
+    storage_location       TEXT,
+    run_id                 TEXT,
+    run_link               TEXT,
+    status                 TEXT NOT NULL,
+    status_message         TEXT,
+    model_id               TEXT,
+    UNIQUE (model, version)
+);
+CREATE INDEX model_versions_by_updated ON model_versions (last_updated_timestamp DESC);
+
+CREATE TABLE model_version_tags (
+    version INTEGER NOT NULL REFERENCES model_versions (id) ON DELETE CASCADE,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (version, key)
+) WITHOUT ROWID;
+
+CREATE TABLE registered_model_aliases (
+    model   INTEGER NOT NULL REFERENCES registered_models (id) ON DELETE CASCADE,
+    alias   TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (model, alias)
 ) WITHOUT ROWID;
 "#;
 
@@ -451,6 +508,33 @@ mod tests {
             .query_row("SELECT version FROM cairn_schema", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn version_1_database_migrates_to_the_registry_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; {MIGRATION_1} \
+             INSERT INTO cairn_schema (version) VALUES (1); PRAGMA user_version = 1; \
+             INSERT INTO experiments VALUES (7, 'kept', 'file:///a', 'active', 1, 1);"
+        ))
+        .unwrap();
+        migrate(&mut conn, "mem").unwrap();
+        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), 2);
+        let name: String = conn
+            .query_row(
+                "SELECT name FROM experiments WHERE experiment_id = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(name, "kept");
+        conn.execute(
+            "INSERT INTO registered_models (name, creation_timestamp, last_updated_timestamp) \
+             VALUES ('m', 1, 1)",
+            [],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use crate::error::{StoreResult, invalid};
 use base64::Engine as _;
+use cairn_plugin_api::search::eval::PROMPT_TAG;
 use cairn_plugin_api::search::{Comparison, Entity, Expr, Op, OrderBy, Value};
 use cairn_plugin_api::tracking::{DatasetRef, LoggedModelOrderBy};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -137,6 +138,10 @@ pub(crate) enum Target {
     Experiments,
     /// `logged_models m`.
     LoggedModels,
+    /// `registered_models rm`.
+    RegisteredModels,
+    /// `model_versions mv JOIN registered_models rm`.
+    ModelVersions,
 }
 
 /// One ORDER BY key: a SQL expression (possibly `NULL`) and its direction.
@@ -147,11 +152,29 @@ pub(crate) struct SortExpr {
 }
 
 impl Target {
+    /// Whether this is a model-registry search (prompt rules apply).
+    fn is_registry(self) -> bool {
+        matches!(self, Target::RegisteredModels | Target::ModelVersions)
+    }
+
+    /// `NOT EXISTS` a prompt tag set to `true`: MLflow hides prompts from registry searches
+    /// whose filter does not mention the prompt tag.
+    pub(crate) fn not_a_prompt(self) -> String {
+        let (table, owner) = self.tags();
+        format!(
+            "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.{owner} = {} AND x.key = '{PROMPT_TAG}' \
+             AND lower(x.value) = 'true')",
+            self.id()
+        )
+    }
+
     fn id(self) -> &'static str {
         match self {
             Target::Runs => "r.id",
             Target::Experiments => "e.experiment_id",
             Target::LoggedModels => "m.id",
+            Target::RegisteredModels => "rm.id",
+            Target::ModelVersions => "mv.id",
         }
     }
 
@@ -188,6 +211,20 @@ impl Target {
             (Target::LoggedModels, "last_updated_timestamp" | "last_updated_time") => {
                 "m.last_updated_timestamp_ms"
             }
+            (Target::RegisteredModels, "name") => "rm.name",
+            (Target::RegisteredModels, "user_id") => "rm.user_id",
+            (Target::RegisteredModels, "description") => "rm.description",
+            (Target::RegisteredModels, "creation_timestamp") => "rm.creation_timestamp",
+            (Target::RegisteredModels, "last_updated_timestamp") => "rm.last_updated_timestamp",
+            (Target::ModelVersions, "name") => "rm.name",
+            (Target::ModelVersions, "run_id") => "mv.run_id",
+            (Target::ModelVersions, "source_path") => "mv.source",
+            (Target::ModelVersions, "user_id") => "mv.user_id",
+            (Target::ModelVersions, "current_stage") => "mv.current_stage",
+            (Target::ModelVersions, "status") => "mv.status",
+            (Target::ModelVersions, "version_number") => "mv.version",
+            (Target::ModelVersions, "creation_timestamp") => "mv.creation_timestamp",
+            (Target::ModelVersions, "last_updated_timestamp") => "mv.last_updated_timestamp",
             _ => {
                 return Err(invalid(format!(
                     "Invalid attribute key '{name}' specified for this search"
@@ -203,6 +240,8 @@ impl Target {
             Target::Runs => ("tags", "run"),
             Target::Experiments => ("experiment_tags", "experiment_id"),
             Target::LoggedModels => ("logged_model_tags", "model"),
+            Target::RegisteredModels => ("registered_model_tags", "model"),
+            Target::ModelVersions => ("model_version_tags", "version"),
         }
     }
 
@@ -218,6 +257,8 @@ impl Target {
             Target::LoggedModels => {
                 vec![k("m.creation_timestamp_ms", false), k("m.model_id", true)]
             }
+            Target::RegisteredModels => vec![k("rm.name", true)],
+            Target::ModelVersions => vec![k("rm.name", true), k("mv.version", false)],
         }
     }
 }
@@ -374,13 +415,21 @@ fn comparison(
             let (table, owner) = match target {
                 Target::Runs => ("params", "run"),
                 Target::LoggedModels => ("logged_model_params", "model"),
-                Target::Experiments => {
-                    return Err(invalid(
-                        "Invalid entity type 'params' for experiment search",
-                    ));
+                _ => {
+                    return Err(invalid("Invalid entity type 'params' for this search"));
                 }
             };
             key_value_condition(sql, table, owner, id, name, "", cmp)
+        }
+        Entity::Tag if name == PROMPT_TAG && target.is_registry() => {
+            // A registry entity without the prompt tag reads as `'false'`.
+            let (table, owner) = target.tags();
+            let k = sql.bind(name.to_string());
+            let col = format!(
+                "coalesce((SELECT x.value FROM {table} x WHERE x.{owner} = {id} AND x.key = {k}), \
+                 'false')"
+            );
+            condition(sql, &col, cmp.op, &cmp.value)
         }
         Entity::Tag => {
             let (table, owner) = target.tags();
@@ -407,9 +456,7 @@ fn comparison(
                 let col = logged_model_metric_value(sql, id, &k, model_datasets);
                 condition(sql, &col, cmp.op, &cmp.value)
             }
-            Target::Experiments => Err(invalid(
-                "Invalid entity type 'metrics' for experiment search",
-            )),
+            _ => Err(invalid("Invalid entity type 'metrics' for this search")),
         },
         Entity::Dataset => {
             if target != Target::Runs {
@@ -491,8 +538,8 @@ fn order_expr(
             let (table, owner) = match target {
                 Target::Runs => ("params", "run"),
                 Target::LoggedModels => ("logged_model_params", "model"),
-                Target::Experiments => {
-                    return Err(invalid("experiments cannot be ordered by params"));
+                _ => {
+                    return Err(invalid("only runs and logged models are ordered by params"));
                 }
             };
             let k = sql.bind(name.to_string());
@@ -528,8 +575,10 @@ fn order_expr(
                          LIMIT 1"
                     )
                 }
-                Target::Experiments => {
-                    return Err(invalid("experiments cannot be ordered by metrics"));
+                _ => {
+                    return Err(invalid(
+                        "only runs and logged models are ordered by metrics",
+                    ));
                 }
             };
             Ok(vec![

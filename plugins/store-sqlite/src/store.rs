@@ -52,7 +52,7 @@ impl std::fmt::Debug for SqliteStore {
 
 /// Facts every job needs.
 #[derive(Debug)]
-struct Ctx {
+pub(crate) struct Ctx {
     location: Location,
     default_artifact_root: String,
 }
@@ -188,7 +188,7 @@ fn ensure_default_experiment(conn: &mut Connection, ctx: &Ctx) -> StoreResult<()
     Ok(())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -1033,7 +1033,7 @@ fn write_model_tags(tx: &Connection, model: i64, tags: &[LoggedModelTag]) -> Sto
 // ----- searches -----
 
 /// Collects the ids and the last row's sort keys of a page query.
-fn run_page_query(
+pub(crate) fn run_page_query(
     conn: &Connection,
     sql: &Sql,
     n_keys: usize,
@@ -1417,7 +1417,7 @@ fn search_datasets_sync(conn: &Connection, ids: &[String]) -> StoreResult<Vec<Da
 
 impl SqliteStore {
     /// Runs `f` in one write transaction on the writer thread; any error rolls it back.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, &Ctx) -> StoreResult<T> + Send + 'static,
@@ -1435,7 +1435,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one read transaction (one snapshot) on a reader thread.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,

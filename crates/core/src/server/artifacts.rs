@@ -130,7 +130,7 @@ impl Artifacts {
     }
 
     /// The repository and base path of a run's or model's artifact root.
-    fn root(&self, uri: &str) -> ApiResult<Resolved> {
+    pub(crate) fn root(&self, uri: &str) -> ApiResult<Resolved> {
         Ok(self.resolver.resolve_root(uri)?)
     }
 }
@@ -157,7 +157,7 @@ fn canonical(raw: &str) -> ApiResult<Option<String>> {
 }
 
 /// The canonical path of a request that must name something below the root.
-fn canonical_some(raw: &str) -> ApiResult<String> {
+pub(crate) fn canonical_some(raw: &str) -> ApiResult<String> {
     canonical(raw)?.ok_or_else(|| ApiError::invalid(INVALID_PATH))
 }
 
@@ -304,7 +304,7 @@ pub fn content_disposition(filename: &str) -> String {
 
 /// Streams `path` of `repo` as an attachment named after its last segment; `shown` is the path
 /// named in errors. A directory is MLflow's 400, a missing file its 404.
-async fn send_file(
+pub(crate) async fn send_file(
     repo: &Arc<dyn ArtifactRepository>,
     path: &str,
     shown: &str,

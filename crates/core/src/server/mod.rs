@@ -12,12 +12,14 @@
 //! | [`tracking`] | experiments, runs, metrics, params, tags, searches, histories, datasets |
 //! | [`history`] | `get-history` streamed page by page |
 //! | [`logged_models`] | MLflow 3 LoggedModels |
+//! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
 //! describes what this server supports. Trace endpoints, the tracking API's presigned-URL
-//! endpoints and model-version downloads answer `501 NOT_IMPLEMENTED` for now; any other path is
+//! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
+//! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
 //!
 //! Requests are logged by tower-http's `TraceLayer` (method, URI, status, latency), filtered by
@@ -27,6 +29,7 @@ pub mod artifacts;
 pub mod error;
 pub mod history;
 pub mod logged_models;
+pub mod registry;
 pub mod security;
 pub mod tracking;
 pub mod wire;
@@ -63,6 +66,7 @@ struct Shared {
     server_info: serde_json::Value,
     history_chunk: usize,
     artifacts: artifacts::Artifacts,
+    registry: registry::RegistryAccess,
 }
 
 impl AppState {
@@ -79,6 +83,16 @@ impl AppState {
         info: &ServerInfo,
         artifacts: artifacts::Artifacts,
     ) -> Self {
+        Self::with_registry(store, info, artifacts, registry::RegistryAccess::default())
+    }
+
+    /// State over `store`, `artifacts` and the model registry `registry`.
+    pub fn with_registry(
+        store: Arc<dyn TrackingStore>,
+        info: &ServerInfo,
+        artifacts: artifacts::Artifacts,
+        registry: registry::RegistryAccess,
+    ) -> Self {
         let mut server_info = info.to_json();
         if info.serve_artifacts {
             server_info["multipart_uploads_enabled"] = artifacts.multipart_uploads_enabled().into();
@@ -90,12 +104,18 @@ impl AppState {
             server_info,
             history_chunk: info.history_chunk,
             artifacts,
+            registry,
         }))
     }
 
     /// Artifact access: the proxy's destination and the repositories of run roots.
     pub fn artifacts(&self) -> &artifacts::Artifacts {
         &self.0.artifacts
+    }
+
+    /// The model registry (its store, if any, and the artifact roots sources may lie under).
+    pub fn registry(&self) -> &registry::RegistryAccess {
+        &self.0.registry
     }
 
     /// The tracking store.
@@ -274,6 +294,72 @@ fn api_routes(serve_artifacts: bool) -> Router<AppState> {
     for (path, handler) in routes {
         r = mlflow(r, "2.0", path, handler);
     }
+    {
+        use axum::routing::delete;
+        use registry as rg;
+        let registry_routes: Vec<(&str, MethodRouter<AppState>)> = vec![
+            (
+                "/registered-models/create",
+                post(rg::create_registered_model),
+            ),
+            (
+                "/registered-models/rename",
+                post(rg::rename_registered_model),
+            ),
+            (
+                "/registered-models/update",
+                patch(rg::update_registered_model),
+            ),
+            (
+                "/registered-models/delete",
+                delete(rg::delete_registered_model),
+            ),
+            ("/registered-models/get", get(rg::get_registered_model)),
+            (
+                "/registered-models/search",
+                get(rg::search_registered_models),
+            ),
+            (
+                "/registered-models/get-latest-versions",
+                post(rg::get_latest_versions).get(rg::get_latest_versions),
+            ),
+            (
+                "/registered-models/set-tag",
+                post(rg::set_registered_model_tag),
+            ),
+            (
+                "/registered-models/delete-tag",
+                delete(rg::delete_registered_model_tag),
+            ),
+            (
+                "/registered-models/alias",
+                post(rg::set_registered_model_alias)
+                    .delete(rg::delete_registered_model_alias)
+                    .get(rg::get_model_version_by_alias),
+            ),
+            ("/model-versions/create", post(rg::create_model_version)),
+            ("/model-versions/update", patch(rg::update_model_version)),
+            (
+                "/model-versions/transition-stage",
+                post(rg::transition_model_version_stage),
+            ),
+            ("/model-versions/delete", delete(rg::delete_model_version)),
+            ("/model-versions/get", get(rg::get_model_version)),
+            ("/model-versions/search", get(rg::search_model_versions)),
+            (
+                "/model-versions/get-download-uri",
+                get(rg::get_model_version_download_uri),
+            ),
+            ("/model-versions/set-tag", post(rg::set_model_version_tag)),
+            (
+                "/model-versions/delete-tag",
+                delete(rg::delete_model_version_tag),
+            ),
+        ];
+        for (path, handler) in registry_routes {
+            r = mlflow(r, "2.0", path, handler);
+        }
+    }
     r = r
         .route(
             "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
@@ -290,7 +376,7 @@ fn api_routes(serve_artifacts: bool) -> Router<AppState> {
         .route("/get-artifact", get(artifacts::get_artifact))
         .route(
             "/model-versions/get-artifact",
-            not_implemented(ARTIFACTS_NOT_IMPLEMENTED),
+            get(registry::get_model_version_artifact),
         )
         .route(
             "/ajax-api/2.0/mlflow/upload-artifact",
@@ -410,6 +496,19 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
 /// (request logs, security headers, body limit, `Host` check, cross-origin check).
 pub fn router(store: Arc<dyn TrackingStore>, info: &ServerInfo) -> Router {
     router_with_state(AppState::new(store, info), info)
+}
+
+/// [`router_with_artifacts`] with the model registry `registry`.
+pub fn router_with_registry(
+    store: Arc<dyn TrackingStore>,
+    info: &ServerInfo,
+    artifacts: artifacts::Artifacts,
+    registry: registry::RegistryAccess,
+) -> Router {
+    router_with_state(
+        AppState::with_registry(store, info, artifacts, registry),
+        info,
+    )
 }
 
 /// [`router`] over `store` with artifact access through `artifacts`.
@@ -548,6 +647,40 @@ pub fn artifact_access(loaded: &LoadedConfig, registry: &Registry) -> Result<art
     Ok(artifacts::Artifacts::new(repositories, destination))
 }
 
+/// The server's model registry: the store of `store.registry_store_uri` (defaulting to the
+/// backend store URI) when a plugin serves its scheme — otherwise none, and the registry
+/// endpoints answer 501 — and the configured artifact roots model-version sources may lie under.
+pub fn registry_access(
+    loaded: &LoadedConfig,
+    registry: &Registry,
+) -> Result<registry::RegistryAccess> {
+    let uri = loaded.registry_store_uri();
+    let mut roots = vec![loaded.default_artifact_root()];
+    if loaded.config().store.serve_artifacts {
+        roots.push(loaded.artifacts_destination());
+    }
+    let store = match registry.for_uri(PluginKind::ModelRegistryStore, uri) {
+        Ok(entry) => {
+            let from = loaded.describe("store.registry_store_uri", uri);
+            let mut ctx = loaded.build_context(&entry.name);
+            ctx.default_artifact_root = Some(loaded.default_artifact_root());
+            Some(
+                registry
+                    .model_registry_store(uri, ctx)
+                    .map_err(|e| e.requested_by(&from))?,
+            )
+        }
+        Err(_) => {
+            tracing::warn!(
+                registry = %crate::secrets::redact_uri(uri),
+                "no model-registry-store plugin serves this URI: registry endpoints answer 501"
+            );
+            None
+        }
+    };
+    Ok(registry::RegistryAccess::new(store, roots))
+}
+
 /// `cairn server`: builds the tracking store the configuration names, binds
 /// `server.host:server.port`, prints the address to `out` and serves until Ctrl-C or SIGTERM.
 pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Result<()> {
@@ -574,7 +707,8 @@ pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write
     let address = listener.local_addr().map_err(Error::Output)?;
     let info = server_info_for(loaded);
     let artifacts = artifact_access(loaded, registry)?;
-    let app = router_with_artifacts(store, &info, artifacts);
+    let model_registry = registry_access(loaded, registry)?;
+    let app = router_with_registry(store, &info, artifacts, model_registry);
     let prefix = info.static_prefix.as_deref().unwrap_or_default();
     writeln!(out, "Cairn is listening on http://{address}{prefix}")
         .and_then(|()| out.flush())

@@ -301,6 +301,18 @@ pub fn encode_request<A: Serialize + ?Sized>(args: &A) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal("cannot encode a plugin request").with_source(e))
 }
 
+/// The request of [`TrackingMethod::LogBatch`](super::TrackingMethod::LogBatch): the compact
+/// binary form of `(run_id, metrics, params, tags)` (JSON costs more than the rest of the
+/// call for a large batch). The response is JSON as usual.
+pub fn log_batch_request(
+    run_id: &str,
+    metrics: &[crate::entities::Metric],
+    params: &[crate::entities::Param],
+    tags: &[crate::entities::RunTag],
+) -> Vec<u8> {
+    super::batch::encode(run_id, metrics, params, tags)
+}
+
 /// Decodes a JSON response of a plugin.
 pub fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     serde_json::from_slice(bytes).map_err(|e| {

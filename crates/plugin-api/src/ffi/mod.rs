@@ -31,7 +31,7 @@
 //! # What a plugin may do inside its methods
 //!
 //! Every call from the host arrives on a host thread that may block (the host runs library
-//! calls on its blocking pool). The exported glue drives the plugin's future to completion on
+//! calls under tokio's `block_in_place` or on its blocking pool). The exported glue drives the plugin's future to completion on
 //! that thread with `futures_executor::block_on`. So:
 //!
 //! * blocking I/O (files, a synchronous database driver) is fine;
@@ -58,7 +58,8 @@
 //! Every plugin instance — and every object a call returns (a submitted run, a loaded model,
 //! an artifact stream) — is the same thin vtable: `call(method id, request bytes)` returns
 //! response bytes or an error, and `open(method id, request bytes)` returns another object.
-//! Requests are the serde JSON of a tuple of the trait method's arguments; responses are the
+//! Requests are the serde JSON of a tuple of the trait method's arguments (except
+//! `log_batch`, sent in a compact binary form of the same tuple); responses are the
 //! JSON of its return value; errors are the JSON of [`ErrorRecord`](crate::error::ErrorRecord).
 //! Method ids are the enums in this module ([`TrackingMethod`], ...). Artifact bytes are
 //! never buffered whole: a download is a source object the host pulls chunks from
@@ -72,6 +73,7 @@
 #![allow(non_local_definitions)] // `abi_stable`'s derives emit impls the lint flags.
 
 mod abi;
+mod batch;
 pub mod host;
 mod plugin;
 
@@ -79,8 +81,9 @@ use crate::factory::PluginKind;
 use serde::{Deserialize, Serialize};
 
 /// The version of the call protocol (method ids, request and response shapes) on top of the
-/// `abi_stable` layout. A host and a library must agree on it exactly.
-pub const ABI_VERSION: u32 = 1;
+/// `abi_stable` layout. A host and a library must agree on it exactly. Version 2: the host
+/// sends `log_batch` in a compact binary form (see [`TrackingMethod::LogBatch`]).
+pub const ABI_VERSION: u32 = 2;
 
 /// What a library says about itself: returned by its `describe` function as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +216,9 @@ method_ids! {
         DeleteRun = 14,
         /// `(run_id)` → `()`
         RestoreRun = 15,
-        /// `(run_id, [Metric], [Param], [RunTag])` → `()`
+        /// `(run_id, [Metric], [Param], [RunTag])` → `()`. The host sends the request in a
+        /// versioned, length-prefixed binary form (the hottest write; see
+        /// [`host::log_batch_request`]); a library also accepts the JSON tuple.
         LogBatch = 16,
         /// `(run_id, Metric)` → `()`
         LogMetric = 17,

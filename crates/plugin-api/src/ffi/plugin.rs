@@ -359,9 +359,15 @@ fn tracking(store: &dyn TrackingStore, method: TrackingMethod, req: &[u8]) -> Re
             (id, u) = (String, UpdateRun) => store.update_run_info(&id, u)),
         M::DeleteRun => serve!(req, "delete_run", (id,) = (String,) => store.delete_run(&id)),
         M::RestoreRun => serve!(req, "restore_run", (id,) = (String,) => store.restore_run(&id)),
-        M::LogBatch => serve!(req, "log_batch",
-            (id, metrics, params, tags) = (String, Vec<Metric>, Vec<Param>, Vec<RunTag>)
-                => store.log_batch(&id, metrics, params, tags)),
+        M::LogBatch => {
+            let (id, metrics, params, tags): super::batch::LogBatch =
+                if super::batch::is_binary(req) {
+                    super::batch::decode(req)?
+                } else {
+                    decode("log_batch", req)?
+                };
+            encode(&block_on(store.log_batch(&id, metrics, params, tags))?)
+        }
         M::LogMetric => serve!(req, "log_metric",
             (id, m) = (String, Metric) => store.log_metric(&id, m)),
         M::LogParam => serve!(req, "log_param",

@@ -47,6 +47,13 @@
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
 //!
+//! # Model registry stores
+//!
+//! [`model_registry_store_conformance!`](crate::model_registry_store_conformance) stamps every
+//! case of [`registry`] the same way, from an expression producing a [`RegistryFixture`] (an
+//! `Arc` of a store, or a pair `(store, guard)`). Cases use fresh model names, so one database
+//! may serve them all.
+//!
 //! # Artifact repositories
 //!
 //! [`artifact_repository_conformance!`](crate::artifact_repository_conformance) stamps every
@@ -62,10 +69,11 @@
 //! ```
 
 pub mod artifacts;
+pub mod registry;
 pub mod support;
 pub mod tracking;
 
-use crate::{ArtifactRepository, TrackingStore};
+use crate::{ArtifactRepository, ModelRegistryStore, TrackingStore};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -97,6 +105,35 @@ impl Fixture for Arc<dyn TrackingStore> {
 impl<F: Fixture, G> Fixture for (F, G) {
     fn store(&self) -> &dyn TrackingStore {
         self.0.store()
+    }
+}
+
+/// What [`model_registry_store_conformance!`](crate::model_registry_store_conformance)'s
+/// expression produces: something that holds a model registry store.
+///
+/// Implemented for `Arc<S>` of any store (including `Arc<dyn ModelRegistryStore>`) and for a
+/// pair `(fixture, guard)`, where the guard must outlive the store.
+pub trait RegistryFixture {
+    /// The store under test.
+    fn registry(&self) -> &dyn ModelRegistryStore;
+}
+
+impl<S: ModelRegistryStore> RegistryFixture for Arc<S> {
+    fn registry(&self) -> &dyn ModelRegistryStore {
+        &**self
+    }
+}
+
+impl RegistryFixture for Arc<dyn ModelRegistryStore> {
+    fn registry(&self) -> &dyn ModelRegistryStore {
+        &**self
+    }
+}
+
+/// Tuple fields drop in order, so the store goes before its guard.
+impl<F: RegistryFixture, G> RegistryFixture for (F, G) {
+    fn registry(&self) -> &dyn ModelRegistryStore {
+        self.0.registry()
     }
 }
 
@@ -353,6 +390,91 @@ macro_rules! __cairn_artifact_stamp {
                     let fixture = $make;
                     $crate::testkit::artifacts::$case(
                         $crate::testkit::ArtifactFixture::repo(&fixture),
+                    )
+                    .await;
+                });
+                $runner(fut);
+            }
+        )*
+    };
+}
+
+/// Stamps every [`registry`] conformance case into its own `#[test] fn <case>()`.
+///
+/// `$make` is an expression producing a [`RegistryFixture`](crate::testkit::RegistryFixture);
+/// it is evaluated once per test inside the async block the runner drives, so it may use
+/// `.await`. The optional `runner = path` is as for
+/// [`tracking_store_conformance!`](crate::tracking_store_conformance).
+///
+/// ```ignore
+/// cairn_plugin_api::model_registry_store_conformance!(std::sync::Arc::new(my_store()));
+/// ```
+#[macro_export]
+macro_rules! model_registry_store_conformance {
+    ($make:expr $(,)?) => {
+        $crate::__cairn_registry_cases! { tests ($make) ($crate::testkit::block_on) }
+    };
+    ($make:expr, runner = $runner:path $(,)?) => {
+        $crate::__cairn_registry_cases! { tests ($make) ($runner) }
+    };
+}
+
+/// The one list of registry cases; see [`__cairn_tracking_cases!`](crate::__cairn_tracking_cases).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_registry_cases {
+    ($($mode:tt)*) => {
+        $crate::__cairn_registry_stamp! { [$($mode)*]
+            registered_model_create_and_get,
+            registered_model_duplicate_name_is_already_exists,
+            registered_model_invalid_arguments_are_invalid_argument,
+            registered_model_unknown_is_not_found,
+            registered_model_rename_versions_follow,
+            registered_model_rename_to_taken_name_is_already_exists,
+            registered_model_update_description,
+            registered_model_delete_removes_everything,
+            registered_model_tags_set_overwrite_delete,
+            model_version_create_numbering,
+            model_version_numbers_are_not_reused,
+            model_version_bad_and_unknown_versions,
+            model_version_update_description,
+            model_version_delete,
+            model_version_tags_set_overwrite_delete,
+            transition_stage_and_latest_versions,
+            transition_archive_existing_versions,
+            transition_archive_to_inactive_stage_is_internal,
+            download_uri_is_storage_location_or_source,
+            aliases_set_move_delete_resolve,
+            aliases_invalid_and_unknown,
+            deleting_a_version_drops_its_aliases,
+            search_registered_models_filters,
+            search_registered_models_order_and_pages,
+            search_registered_models_hides_prompts,
+            search_model_versions_filters,
+            search_model_versions_order_and_pages,
+            search_malformed_page_token_is_invalid_argument,
+        }
+    };
+}
+
+/// Expands the registry case list for one mode: `names` (a `&[&str]`) or
+/// `tests (make) (runner)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_registry_stamp {
+    ([names] $($case:ident,)*) => {
+        &[$(stringify!($case)),*]
+    };
+    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let fut: ::std::pin::Pin<
+                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
+                > = ::std::boxed::Box::pin(async {
+                    let fixture = $make;
+                    $crate::testkit::registry::$case(
+                        $crate::testkit::RegistryFixture::registry(&fixture),
                     )
                     .await;
                 });

@@ -1,0 +1,208 @@
+"""The model registry with the official client: registered models, versions, tags, stages,
+aliases, searches and download URIs, and end to end from `log_model(...,
+registered_model_name=...)` to `pyfunc.load_model("models:/...")` for scikit-learn and ONNX."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import mlflow
+import pytest
+import requests
+from mlflow.exceptions import MlflowException
+
+from helpers import unique
+
+
+def test_registered_model_crud_tags_and_search(client):
+    name = unique("reg")
+    m = client.create_registered_model(name, tags={"team": "a"}, description="first")
+    assert m.name == name and m.description == "first" and m.tags == {"team": "a"}
+    with pytest.raises(MlflowException, match="already exists"):
+        client.create_registered_model(name)
+    client.update_registered_model(name, description="second")
+    assert client.get_registered_model(name).description == "second"
+    client.set_registered_model_tag(name, "k", "v")
+    client.delete_registered_model_tag(name, "team")
+    assert client.get_registered_model(name).tags == {"k": "v"}
+    renamed = name + "-renamed"
+    client.rename_registered_model(name, renamed)
+    with pytest.raises(MlflowException) as e:
+        client.get_registered_model(name)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+    prefix = unique("srch")
+    for i in range(3):
+        client.create_registered_model(f"{prefix}-{i}", tags={"i": str(i)})
+    found = client.search_registered_models(filter_string=f"name LIKE '{prefix}-%'")
+    assert sorted(m.name for m in found) == [f"{prefix}-{i}" for i in range(3)]
+    page = client.search_registered_models(
+        filter_string=f"name LIKE '{prefix}-%'", max_results=2, order_by=["name DESC"]
+    )
+    assert [m.name for m in page] == [f"{prefix}-2", f"{prefix}-1"]
+    rest = client.search_registered_models(
+        filter_string=f"name LIKE '{prefix}-%'",
+        max_results=2,
+        order_by=["name DESC"],
+        page_token=page.token,
+    )
+    assert [m.name for m in rest] == [f"{prefix}-0"] and not rest.token
+    tagged = client.search_registered_models(filter_string=f"tags.i = '1' AND name LIKE '{prefix}%'")
+    assert [m.name for m in tagged] == [f"{prefix}-1"]
+
+    client.delete_registered_model(renamed)
+    assert client.search_registered_models(filter_string=f"name = '{renamed}'") == []
+
+
+def _run_with_file(tmp_path) -> tuple[str, str]:
+    with mlflow.start_run() as run:
+        f = tmp_path / "model.txt"
+        f.write_text("weights")
+        mlflow.log_artifact(str(f), artifact_path="model")
+    return run.info.run_id, run.info.artifact_uri
+
+
+def test_versions_stages_aliases_and_download_uri(client, server, tmp_path):
+    name = unique("ver")
+    client.create_registered_model(name)
+    run_id, root = _run_with_file(tmp_path)
+    v1 = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    v2 = client.create_model_version(name, f"{root}/model", run_id=run_id, tags={"t": "x"})
+    assert (v1.version, v2.version) == ("1", "2")
+    assert client.get_model_version_download_uri(name, "1") == f"{root}/model"
+    r = requests.get(
+        f"{server.url}/model-versions/get-artifact",
+        params={"name": name, "version": "1", "path": "model.txt"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.content == b"weights"
+    client.update_model_version(name, "1", description="d")
+    assert client.get_model_version(name, "1").description == "d"
+    client.set_model_version_tag(name, "1", "k", "v")
+    client.delete_model_version_tag(name, "2", "t")
+    assert client.get_model_version(name, "2").tags == {}
+
+    client.transition_model_version_stage(name, "1", "Staging")
+    client.transition_model_version_stage(name, "2", "staging", archive_existing_versions=True)
+    assert client.get_model_version(name, "1").current_stage == "Archived"
+    latest = client.get_latest_versions(name, stages=["Staging"])
+    assert [v.version for v in latest] == ["2"]
+
+    client.set_registered_model_alias(name, "champion", "1")
+    client.set_registered_model_alias(name, "champion", "2")
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+    assert client.get_registered_model(name).aliases == {"champion": "2"}
+    client.delete_registered_model_alias(name, "champion")
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version_by_alias(name, "champion")
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+    found = client.search_model_versions(f"name = '{name}' AND tags.k = 'v'")
+    assert [v.version for v in found] == ["1"]
+    ordered = client.search_model_versions(f"name = '{name}'", order_by=["version_number ASC"])
+    assert [v.version for v in ordered] == ["1", "2"]
+
+    client.delete_model_version(name, "1")
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version(name, "1")
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_local_and_foreign_sources_are_refused(client, server, tmp_path):
+    name = unique("src")
+    client.create_registered_model(name)
+    run_id, root = _run_with_file(tmp_path)
+    for source in ["/etc/passwd", "file:///etc/passwd", f"{root}/../../../etc", "relative/path"]:
+        r = requests.post(
+            f"{server.url}/api/2.0/mlflow/model-versions/create",
+            json={"name": name, "source": source, "run_id": run_id},
+            timeout=30,
+        )
+        assert r.status_code == 400, (source, r.text)
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "Invalid model version source" in r.json()["message"]
+
+
+def test_archiving_to_an_inactive_stage_is_a_500(client, server, tmp_path):
+    name = unique("arch")
+    client.create_registered_model(name)
+    run_id, _ = _run_with_file(tmp_path)
+    client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    r = requests.post(
+        f"{server.url}/api/2.0/mlflow/model-versions/transition-stage",
+        json={"name": name, "version": "1", "stage": "Archived", "archive_existing_versions": True},
+        timeout=30,
+    )
+    assert r.status_code == 500
+    assert r.json()["error_code"] == "INTERNAL_ERROR"
+    assert "is not an Active stage" in r.json()["message"]
+
+
+def _training_data():
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=200, n_features=4, random_state=0)
+    return x.astype(np.float32), y
+
+
+def test_sklearn_log_model_register_and_load_by_version_stage_and_alias():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _training_data()
+    model = LogisticRegression().fit(x, y)
+    name = unique("churn")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(model, name="m", registered_model_name=name)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(name, "champion", "1")
+    client.transition_model_version_stage(name, "1", "Production")
+    expected = model.predict(x)
+    for uri in [f"models:/{name}/1", f"models:/{name}/Production", f"models:/{name}@champion"]:
+        loaded = mlflow.pyfunc.load_model(uri)
+        np.testing.assert_array_equal(np.asarray(loaded.predict(x)), expected)
+
+
+def test_onnx_log_model_register_and_load_by_alias():
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression
+
+    x, y = _training_data()
+    model = LinearRegression().fit(x, y.astype(np.float32))
+    onx = to_onnx(model, x[:1])
+    name = unique("onnx")
+    with mlflow.start_run():
+        mlflow.onnx.log_model(onx, name="m", registered_model_name=name)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
+    expected = model.predict(x)
+    for uri in [f"models:/{name}/1", f"models:/{name}@champion"]:
+        loaded = mlflow.pyfunc.load_model(uri)
+        got = loaded.predict(x)
+        if isinstance(got, dict):  # a numpy input gives {output name: array}
+            got = next(iter(got.values()))
+        got = np.asarray(got.iloc[:, 0] if hasattr(got, "iloc") else got).reshape(-1)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.cairn_only
+def test_cairn_cli_downloads_models_uris(client, server, tmp_path):
+    name = unique("cli")
+    client.create_registered_model(name)
+    run_id, _ = _run_with_file(tmp_path)
+    client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+    client.set_registered_model_alias(name, "champion", "1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env["MLFLOW_TRACKING_URI"] = server.url
+    for i, uri in enumerate([f"models:/{name}@champion", f"models:/{name}/1", f"models:/{name}/latest"]):
+        dst = tmp_path / f"out{i}"
+        done = subprocess.run(
+            [os.environ["CAIRN_BIN"], "artifacts", "download", uri, "--dst-path", str(dst)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        files = list(dst.rglob("model.txt"))
+        assert [f.read_text() for f in files] == ["weights"], list(dst.rglob("*"))
