@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::wire::{RequestSpec, Wire, WirePath as Path, de, empty, json, required};
+use super::wire::{RequestSpec, Wire, WirePath as Path, de, empty, json, page, required};
 use axum::extract::State;
 use axum::response::Response;
 use cairn_plugin_api::entities::{
@@ -209,14 +209,6 @@ pub struct SearchLoggedModelsRequest {
 }
 impl RequestSpec for SearchLoggedModelsRequest {}
 
-#[derive(Serialize)]
-struct SearchLoggedModelsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    models: Vec<LoggedModel>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_page_token: Option<String>,
-}
-
 fn order_by(entry: SearchOrderBy) -> ApiResult<LoggedModelOrderBy> {
     let Some(field_name) = entry.field_name.filter(|f| !f.trim().is_empty()) else {
         return Err(ApiError::invalid(
@@ -287,7 +279,7 @@ pub async fn search_logged_models(
         .into_iter()
         .map(order_by)
         .collect::<ApiResult<Vec<_>>>()?;
-    let page = state
+    let found = state
         .store()
         .search_logged_models(SearchLoggedModels {
             experiment_ids,
@@ -298,8 +290,5 @@ pub async fn search_logged_models(
             page_token: non_empty(req.page_token),
         })
         .await?;
-    Ok(json(&SearchLoggedModelsResponse {
-        models: page.items,
-        next_page_token: page.next_page_token,
-    }))
+    Ok(page("models", &found.items, found.next_page_token))
 }

@@ -8,7 +8,7 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::wire::{RequestSpec, Wire, de, empty, json, required};
+use super::wire::{RequestSpec, Wire, de, empty, json, page, required};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -473,12 +473,12 @@ pub async fn search_registered_models(
         SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT,
         SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD,
     )?;
-    let page = store.search_registered_models(args).await?;
-    let mut body = serde_json::json!({ "registered_models": page.items });
-    if let Some(token) = page.next_page_token.filter(|t| !t.is_empty()) {
-        body["next_page_token"] = token.into();
-    }
-    Ok(json(&body))
+    let found = store.search_registered_models(args).await?;
+    Ok(page(
+        "registered_models",
+        &found.items,
+        found.next_page_token,
+    ))
 }
 
 /// `GET|POST registered-models/get-latest-versions` → `{"model_versions"}`.
@@ -659,12 +659,8 @@ pub async fn search_model_versions(
         SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT,
         SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
     )?;
-    let page = store.search_model_versions(args).await?;
-    let mut body = serde_json::json!({ "model_versions": page.items });
-    if let Some(token) = page.next_page_token.filter(|t| !t.is_empty()) {
-        body["next_page_token"] = token.into();
-    }
-    Ok(json(&body))
+    let found = store.search_model_versions(args).await?;
+    Ok(page("model_versions", &found.items, found.next_page_token))
 }
 
 /// `POST model-versions/set-tag` → `{}`.

@@ -8,7 +8,7 @@
 use super::AppState;
 use super::error::{ApiError, ApiResult, SEE_API_DOCS};
 use super::history;
-use super::wire::{RequestSpec, Wire, de, empty, json, required, run_id};
+use super::wire::{RequestSpec, Wire, de, empty, json, page, required, run_id};
 use axum::extract::State;
 use axum::response::Response;
 use cairn_plugin_api::entities::{
@@ -76,10 +76,6 @@ impl<'a> WireRun<'a> {
             outputs: &run.outputs,
         }
     }
-}
-
-fn is_none_or_empty(token: &Option<String>) -> bool {
-    token.as_deref().is_none_or(str::is_empty)
 }
 
 // ----- shared request pieces -------------------------------------------------------------------
@@ -323,14 +319,6 @@ impl RequestSpec for SearchExperimentsRequest {
     const REPEATED: &'static [&'static str] = &["order_by"];
 }
 
-#[derive(Serialize)]
-struct SearchExperimentsResponse {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    experiments: Vec<Experiment>,
-    #[serde(skip_serializing_if = "is_none_or_empty")]
-    next_page_token: Option<String>,
-}
-
 /// `POST|GET experiments/search` → `{"experiments", "next_page_token"}`. `max_results`
 /// defaults to 1000 (MLflow's client default; MLflow's server needs it given) and may be at
 /// most 50000.
@@ -348,7 +336,7 @@ pub async fn search_experiments(
         req.filter.as_deref().unwrap_or_default(),
     )?;
     let order_by = parse_order_by(SearchKind::Experiments, &req.order_by)?;
-    let page = state
+    let found = state
         .store()
         .search_experiments(SearchExperiments {
             view_type: req.view_type.unwrap_or_default(),
@@ -358,10 +346,7 @@ pub async fn search_experiments(
             page_token: non_empty(req.page_token),
         })
         .await?;
-    Ok(json(&SearchExperimentsResponse {
-        experiments: page.items,
-        next_page_token: page.next_page_token,
-    }))
+    Ok(page("experiments", &found.items, found.next_page_token))
 }
 
 // ----- runs ------------------------------------------------------------------------------------
@@ -812,14 +797,6 @@ impl RequestSpec for SearchRunsRequest {
     const REPEATED: &'static [&'static str] = &["experiment_ids", "order_by"];
 }
 
-#[derive(Serialize)]
-struct SearchRunsResponse<'a> {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    runs: Vec<WireRun<'a>>,
-    #[serde(skip_serializing_if = "is_none_or_empty")]
-    next_page_token: Option<String>,
-}
-
 /// `POST runs/search` → `{"runs", "next_page_token"}`; `max_results` defaults to 1000 and may
 /// be at most 50000.
 pub async fn search_runs(
@@ -833,7 +810,7 @@ pub async fn search_runs(
     )?;
     let filter = parse_filter(SearchKind::Runs, req.filter.as_deref().unwrap_or_default())?;
     let order_by = parse_order_by(SearchKind::Runs, &req.order_by)?;
-    let page = state
+    let found = state
         .store()
         .search_runs(SearchRuns {
             experiment_ids: req.experiment_ids,
@@ -844,10 +821,8 @@ pub async fn search_runs(
             page_token: non_empty(req.page_token),
         })
         .await?;
-    Ok(json(&SearchRunsResponse {
-        runs: page.items.iter().map(WireRun::new).collect(),
-        next_page_token: page.next_page_token,
-    }))
+    let runs: Vec<WireRun<'_>> = found.items.iter().map(WireRun::new).collect();
+    Ok(page("runs", &runs, found.next_page_token))
 }
 
 // ----- metrics ---------------------------------------------------------------------------------

@@ -378,6 +378,39 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Response {
     }
 }
 
+/// One page of search results as MLflow writes it: `{"<items_field>": [...],
+/// "next_page_token": "..."}`, each key omitted when empty. Serialised straight from the
+/// items, with no intermediate JSON tree.
+pub fn page<T: Serialize>(
+    items_field: &'static str,
+    items: &[T],
+    next_page_token: Option<String>,
+) -> Response {
+    struct PageBody<'a, T> {
+        items_field: &'static str,
+        items: &'a [T],
+        next_page_token: Option<String>,
+    }
+    impl<T: Serialize> Serialize for PageBody<'_, T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(None)?;
+            if !self.items.is_empty() {
+                map.serialize_entry(self.items_field, self.items)?;
+            }
+            if let Some(token) = self.next_page_token.as_deref().filter(|t| !t.is_empty()) {
+                map.serialize_entry("next_page_token", token)?;
+            }
+            map.end()
+        }
+    }
+    json(&PageBody {
+        items_field,
+        items,
+        next_page_token,
+    })
+}
+
 /// An empty response message: `{}`.
 pub fn empty() -> Response {
     json_bytes(b"{}".to_vec())
