@@ -15,6 +15,12 @@ of a shared machine hits both sides alike. What is measured:
 - `get_metric_history` of a 100 000-point metric, through the client and as raw HTTP pages;
 - memory of the server tree after the workload.
 
+The workload runs against `mlflow server` with its default 4 workers and job execution off
+(`MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`: the job runner and its huey consumers have nothing
+to do with tracking but poll in the background); start-up and idle memory are also taken for
+MLflow's full defaults and for `--workers 1`. Both servers run with `--no-serve-artifacts`
+(tracking only) unless --serve-artifacts is given.
+
 Server CPU is the utime + stime (+ cutime + cstime) of every process in the server's tree, read
 from /proc before and after a phase: it counts only work the server did, so it stays meaningful
 when the client or the machine is the bottleneck. Results go to bench/results/ as JSON and a
@@ -51,6 +57,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -335,7 +342,7 @@ def batch_metrics(keys: int, steps: int, seed: int) -> list[Metric]:
     ]
 
 
-def _per_thread_client(url: str) -> callable:
+def _per_thread_client(url: str) -> Callable[[], MlflowClient]:
     local = threading.local()
 
     def get() -> MlflowClient:
@@ -360,6 +367,7 @@ def new_experiment(server: Server, prefix: str) -> str:
 
 
 def phase_ingest(server: Server, runs: int, threads: int, batch: list[Metric]) -> dict:
+    """`runs` fresh runs, one `log_batch` of `batch` each, from `threads` client threads."""
     client = MlflowClient(tracking_uri=server.url)
     exp = new_experiment(server, f"ingest{threads}")
     run_ids = [client.create_run(exp).info.run_id for _ in range(runs)]
@@ -386,6 +394,7 @@ def phase_ingest(server: Server, runs: int, threads: int, batch: list[Metric]) -
 
 
 def phase_log_metric(server: Server, calls: int) -> dict:
+    """`calls` sequential `log_metric` calls on one run."""
     client = MlflowClient(tracking_uri=server.url)
     exp = new_experiment(server, "logmetric")
     run_id = client.create_run(exp).info.run_id
@@ -520,6 +529,7 @@ def phase_search(server: Server, exp: str, queries: int) -> dict:
 
 
 def populate_history(server: Server, points: int, threads: int) -> dict:
+    """One run with a `points`-point metric 'hist', logged in batches of 1000."""
     client = MlflowClient(tracking_uri=server.url)
     exp = new_experiment(server, "history")
     run_id = client.create_run(exp).info.run_id
@@ -599,7 +609,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cairn-bin", help="the cairn binary (bench/run passes the release build)")
     ap.add_argument("--mlflow-only", action="store_true", help="run only mlflow (harness check)")
-    ap.add_argument("--quick", action="store_true", help="a small run to check the harness")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run to check the harness (coarse CPU figures: /proc counts 10 ms ticks)",
+    )
     ap.add_argument(
         "--serve-artifacts",
         action="store_true",
@@ -902,8 +916,10 @@ def summarize(results: dict) -> dict:
         out["search_client_p95_ms"] = 1000 * pct(client, 95)
         out["search_raw_p50_ms"] = 1000 * pct(raw, 50)
         out["search_raw_p95_ms"] = 1000 * pct(raw, 95)
-        out["search_server_cpu_ms_per_query"] = min(r["server_cpu_ms_per_query"] for r in p["search"])
-        out["search_client_cpu_ms_per_query"] = min(r["client_cpu_ms_per_query"] for r in p["search"])
+        for who in ("server", "client"):
+            out[f"search_{who}_cpu_ms_per_query"] = min(
+                r[f"{who}_cpu_ms_per_query"] for r in p["search"]
+            )
         hc = [x for r in p["history"] for x in r["client_s"]]
         hr = [x for r in p["history"] for x in r["raw_http_s"]]
         out["history_client_s"] = statistics.median(hc)
@@ -928,7 +944,8 @@ def summarize(results: dict) -> dict:
                     continue
                 ratio = cv / mv if key in higher_better else mv / cv
                 s["ratios"].setdefault(key, {})[ref] = ratio
-        sig = {n: results["servers"][n]["phases"]["search"][0]["signature"] for n in results["servers"]}
+        names = list(results["servers"])
+        sig = {n: results["servers"][n]["phases"]["search"][0]["signature"] for n in names}
         # Same runs in the same order; and bit-identical metric values (the data is the same,
         # so a difference means a value changed on its way through a server).
         s["checks"]["search_same_runs_in_order"] = [x[0] for x in sig["mlflow"]] == [
@@ -936,7 +953,7 @@ def summarize(results: dict) -> dict:
         ]
         s["checks"]["search_values_identical"] = sig["mlflow"] == sig["cairn"]
         s["checks"]["search_results_count"] = {n: len(v) for n, v in sig.items()}
-        s["checks"]["history_complete"] = {n: per[n]["history_complete"] for n in results["servers"]}
+        s["checks"]["history_complete"] = {n: per[n]["history_complete"] for n in names}
     return s
 
 
@@ -951,11 +968,11 @@ def render(results: dict) -> str:
         ("idle Pss, tree sum (MiB)", "idle_pss_mib", "{:.1f}"),
         ("processes in the tree", "idle_processes", "{}"),
         ("ingest 1 thread: metrics/s", "ingest1_metrics_per_s", "{:.0f}"),
-        ("ingest 1 thread: server CPU ms / 1000 metrics", "ingest1_server_cpu_ms_per_1000", "{:.2f}"),
-        ("ingest 1 thread: client CPU ms / 1000 metrics", "ingest1_client_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 1 thread: server CPU ms/1000 metrics", "ingest1_server_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 1 thread: client CPU ms/1000 metrics", "ingest1_client_cpu_ms_per_1000", "{:.2f}"),
         ("ingest 8 threads: metrics/s", "ingest8_metrics_per_s", "{:.0f}"),
-        ("ingest 8 threads: server CPU ms / 1000 metrics", "ingest8_server_cpu_ms_per_1000", "{:.2f}"),
-        ("ingest 8 threads: client CPU ms / 1000 metrics", "ingest8_client_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 8 threads: server CPU ms/1000 metrics", "ingest8_server_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 8 threads: client CPU ms/1000 metrics", "ingest8_client_cpu_ms_per_1000", "{:.2f}"),
         ("log_metric: calls/s", "log_metric_calls_per_s", "{:.0f}"),
         ("log_metric: server CPU ms / call", "log_metric_server_cpu_ms_per_call", "{:.3f}"),
         ("search_runs via client: p50 (ms)", "search_client_p50_ms", "{:.2f}"),
@@ -963,7 +980,7 @@ def render(results: dict) -> str:
         ("search_runs raw HTTP: p50 (ms)", "search_raw_p50_ms", "{:.2f}"),
         ("search_runs raw HTTP: p95 (ms)", "search_raw_p95_ms", "{:.2f}"),
         ("search_runs: server CPU ms / query", "search_server_cpu_ms_per_query", "{:.2f}"),
-        ("search_runs via client: client CPU ms / query", "search_client_cpu_ms_per_query", "{:.2f}"),
+        ("search_runs via client: client CPU ms/query", "search_client_cpu_ms_per_query", "{:.2f}"),
         (f"get_metric_history {points} points via client (s)", "history_client_s", "{:.3f}"),
         (f"get_metric_history {points} points raw HTTP (s)", "history_raw_s", "{:.3f}"),
         ("get_metric_history: server CPU s / fetch", "history_server_cpu_s", "{:.3f}"),
