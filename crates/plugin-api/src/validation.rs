@@ -23,6 +23,32 @@ use crate::entities::{
 use crate::{Error, Result};
 use std::collections::HashSet;
 
+/// The run tag that mirrors a run's name.
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+
+/// The name of a new run, by MLflow's `create_run` rules: the given `run_name`, else the last
+/// `mlflow.runName` tag in `tags`, else a generated name. Both given and different is
+/// `InvalidArgument`.
+pub fn resolve_run_name(run_name: Option<String>, tags: &[RunTag]) -> Result<String> {
+    let tag_name = tags
+        .iter()
+        .rev()
+        .find(|t| t.key == RUN_NAME_TAG)
+        .map(|t| t.value.clone());
+    let given = run_name.filter(|n| !n.is_empty());
+    if let (Some(n), Some(t)) = (&given, &tag_name)
+        && n != t
+    {
+        return Err(Error::invalid(format!(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
+             different values (run_name='{n}', mlflow.runName='{t}')."
+        )));
+    }
+    Ok(given
+        .or(tag_name)
+        .unwrap_or_else(crate::names::generate_random_name))
+}
+
 /// Most params in one `log_batch`; also the most tags.
 pub const MAX_PARAMS_TAGS_PER_BATCH: usize = 100;
 /// Most metrics in one `log_batch`.

@@ -12,7 +12,7 @@
 use cairn_plugin_api::entities::*;
 use cairn_plugin_api::search::eval;
 use cairn_plugin_api::tracking::*;
-use cairn_plugin_api::{Error, ErrorKind, Result, TrackingStore, async_trait, names, validation};
+use cairn_plugin_api::{Error, ErrorKind, Result, TrackingStore, async_trait, validation};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const RUN_NAME_TAG: &str = "mlflow.runName";
+use cairn_plugin_api::validation::RUN_NAME_TAG;
 const CONTEXT_TAG: &str = "mlflow.data.context";
 const LOG_FILE: &str = "events.jsonl";
 const MAX_BULK_RUNS: usize = 100;
@@ -757,23 +757,7 @@ impl TrackingStore for JsonlStore {
             .enumerate()
             .map(|(i, t)| validation::validate_tag(t, &format!("tags[{i}]")))
             .collect::<Result<Vec<_>>>()?;
-        let tag_name = tags
-            .iter()
-            .rev()
-            .find(|t| t.key == RUN_NAME_TAG)
-            .map(|t| t.value.clone());
-        let given = req.run_name.filter(|n| !n.is_empty());
-        if let (Some(n), Some(t)) = (&given, &tag_name)
-            && n != t
-        {
-            return Err(Error::invalid(format!(
-                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
-                 different values (run_name='{n}', mlflow.runName='{t}')."
-            )));
-        }
-        let run_name = given
-            .or(tag_name)
-            .unwrap_or_else(names::generate_random_name);
+        let run_name = validation::resolve_run_name(req.run_name, &tags)?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let mut tags = sorted_tags(tags);
         upsert_by(

@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The run tag that mirrors a run's name.
-const RUN_NAME_TAG: &str = "mlflow.runName";
+use cairn_plugin_api::validation::RUN_NAME_TAG;
 /// The input tag that holds a dataset's context (`training`, `eval`, ...).
 const CONTEXT_TAG: &str = "mlflow.data.context";
 /// Most rows bound into one `IN (...)` list.
@@ -1634,23 +1634,7 @@ impl TrackingStore for SqliteStore {
             .enumerate()
             .map(|(i, t)| validation::validate_tag(t, &format!("tags[{i}]")))
             .collect::<Result<Vec<_>>>()?;
-        let tag_name = tags
-            .iter()
-            .rev()
-            .find(|t| t.key == RUN_NAME_TAG)
-            .map(|t| t.value.clone());
-        let given = req.run_name.filter(|n| !n.is_empty());
-        if let (Some(n), Some(t)) = (&given, &tag_name)
-            && n != t
-        {
-            return Err(Error::invalid(format!(
-                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
-                 different values (run_name='{n}', mlflow.runName='{t}')."
-            )));
-        }
-        let run_name = given
-            .or(tag_name)
-            .unwrap_or_else(names::generate_random_name);
+        let run_name = validation::resolve_run_name(req.run_name, &tags)?;
         let user_id = req.user_id;
         let start_time = req.start_time;
         self.write(move |tx, _| {

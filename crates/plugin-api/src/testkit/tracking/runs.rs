@@ -5,7 +5,7 @@ use crate::entities::*;
 use crate::testkit::support::*;
 use crate::tracking::*;
 
-const RUN_NAME_TAG: &str = "mlflow.runName";
+use crate::validation::RUN_NAME_TAG;
 
 /// A new run is `RUNNING` and active, has a 32-hex id, keeps the given name (also in tag
 /// `mlflow.runName`), user, start time and tags, has no end time, and its artifact URI is
