@@ -140,6 +140,19 @@ pub fn join_artifact_path(base: &str, rel: &str) -> Result<String> {
     })
 }
 
+/// `base` with `parts` appended as path segments, one `/` between each (MLflow's
+/// `append_to_uri_path`): how stores derive experiment, run and model artifact locations.
+pub fn append_uri_path(base: &str, parts: &[&str]) -> String {
+    let mut out = base.to_string();
+    for p in parts {
+        if !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(p.trim_start_matches('/'));
+    }
+    out
+}
+
 /// The last segment of a canonical path (`""` for the root).
 pub fn file_name(canonical: &str) -> &str {
     canonical.rsplit('/').next().unwrap_or("")

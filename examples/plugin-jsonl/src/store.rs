@@ -347,18 +347,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `base` with `parts` appended as path segments.
-fn append_uri(base: &str, parts: &[&str]) -> String {
-    let mut out = base.to_string();
-    for p in parts {
-        if !out.ends_with('/') {
-            out.push('/');
-        }
-        out.push_str(p.trim_start_matches('/'));
-    }
-    out
-}
-
 /// One page of `items` from the offset in `token`.
 fn page<T>(items: Vec<T>, max_results: usize, token: Option<&str>) -> Result<Page<T>> {
     let offset = match token {
@@ -457,7 +445,10 @@ impl JsonlStore {
                     experiment: Experiment {
                         experiment_id: "0".into(),
                         name: "Default".into(),
-                        artifact_location: append_uri(&store.root, &["0"]),
+                        artifact_location: cairn_plugin_api::paths::append_uri_path(
+                            &store.root,
+                            &["0"],
+                        ),
                         lifecycle_stage: LifecycleStage::Active,
                         last_update_time: Some(now),
                         creation_time: Some(now),
@@ -601,7 +592,9 @@ impl TrackingStore for JsonlStore {
                 let new_id = state.experiments.keys().next_back().map_or(0, |m| m + 1);
                 let location = match req.artifact_location.as_deref() {
                     Some(l) if !l.is_empty() => l.to_owned(),
-                    _ => append_uri(&self.root, &[&new_id.to_string()]),
+                    _ => {
+                        cairn_plugin_api::paths::append_uri_path(&self.root, &[&new_id.to_string()])
+                    }
                 };
                 let now = now_ms();
                 let mut tags = Vec::new();
@@ -778,7 +771,7 @@ impl TrackingStore for JsonlStore {
                             status: RunStatus::Running,
                             start_time: req.start_time,
                             end_time: None,
-                            artifact_uri: append_uri(
+                            artifact_uri: cairn_plugin_api::paths::append_uri_path(
                                 &exp.artifact_location,
                                 &[&run_id, "artifacts"],
                             ),

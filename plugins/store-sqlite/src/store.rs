@@ -181,7 +181,10 @@ fn ensure_default_experiment(conn: &mut Connection, ctx: &Ctx) -> StoreResult<()
         tx.execute(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, \
              creation_time, last_update_time) VALUES (0, 'Default', ?1, 'active', ?2, ?2)",
-            params![append_uri(&ctx.default_artifact_root, &["0"]), now],
+            params![
+                cairn_plugin_api::paths::append_uri_path(&ctx.default_artifact_root, &["0"]),
+                now
+            ],
         )?;
     }
     tx.commit()?;
@@ -193,18 +196,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// `base` with `parts` appended as path segments (MLflow's `append_to_uri_path`).
-fn append_uri(base: &str, parts: &[&str]) -> String {
-    let mut out = base.to_string();
-    for p in parts {
-        if !out.ends_with('/') {
-            out.push('/');
-        }
-        out.push_str(p.trim_start_matches('/'));
-    }
-    out
 }
 
 fn stage(s: &str) -> StoreResult<LifecycleStage> {
@@ -1485,7 +1476,10 @@ impl TrackingStore for SqliteStore {
             )?;
             let location = match req.artifact_location.as_deref() {
                 Some(l) if !l.is_empty() => l.to_string(),
-                _ => append_uri(&ctx.default_artifact_root, &[&id.to_string()]),
+                _ => cairn_plugin_api::paths::append_uri_path(
+                    &ctx.default_artifact_root,
+                    &[&id.to_string()],
+                ),
             };
             let now = now_ms();
             tx.execute(
@@ -1640,7 +1634,10 @@ impl TrackingStore for SqliteStore {
         self.write(move |tx, _| {
             let exp = require_active_experiment(tx, exp_id)?;
             let run_uuid = uuid::Uuid::new_v4().simple().to_string();
-            let artifact_uri = append_uri(&exp.artifact_location, &[&run_uuid, "artifacts"]);
+            let artifact_uri = cairn_plugin_api::paths::append_uri_path(
+                &exp.artifact_location,
+                &[&run_uuid, "artifacts"],
+            );
             tx.prepare_cached(
                 "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, \
                  end_time, artifact_uri, lifecycle_stage) \
@@ -1873,7 +1870,10 @@ impl TrackingStore for SqliteStore {
         self.write(move |tx, _| {
             let exp = require_active_experiment(tx, exp_id)?;
             let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
-            let location = append_uri(&exp.artifact_location, &["models", &model_id, "artifacts"]);
+            let location = cairn_plugin_api::paths::append_uri_path(
+                &exp.artifact_location,
+                &["models", &model_id, "artifacts"],
+            );
             let now = now_ms();
             tx.execute(
                 "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, \
@@ -2015,11 +2015,11 @@ mod tests {
     #[test]
     fn uris_are_joined_like_mlflow() {
         assert_eq!(
-            append_uri("file:///tmp/mlruns", &["1"]),
+            cairn_plugin_api::paths::append_uri_path("file:///tmp/mlruns", &["1"]),
             "file:///tmp/mlruns/1"
         );
         assert_eq!(
-            append_uri("s3://b/p/", &["1", "artifacts"]),
+            cairn_plugin_api::paths::append_uri_path("s3://b/p/", &["1", "artifacts"]),
             "s3://b/p/1/artifacts"
         );
         assert_eq!(
