@@ -16,17 +16,17 @@
 //! place when complete. On a terminal, transfers of 1 MiB and more show a progress meter on
 //! stderr.
 
-use crate::config::LoadedConfig;
+use crate::assembly::Assembly;
+use crate::config::{LoadedConfig, Overrides};
 use crate::error::{Error, Result};
 use crate::http_repo::{HttpArtifactRepository, TrackingClient};
 use crate::uri::{
-    ArtifactUri, ModelRoots, Proxy, Repositories, Resolver, RunRoots, StoreModels, StoreRuns,
-    parse, split_last,
+    ArtifactUri, ModelRoots, Proxy, Resolver, RunRoots, StoreModels, StoreRuns, parse, split_last,
 };
 use bytes::BytesMut;
 use cairn_plugin_api::artifacts::ByteStream;
 use cairn_plugin_api::paths::canonical_artifact_path;
-use cairn_plugin_api::{ArtifactRepository, ErrorKind, PluginKind};
+use cairn_plugin_api::{ArtifactRepository, ErrorKind};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use std::io::{IsTerminal, Write};
@@ -60,6 +60,28 @@ pub enum ArtifactsCommand {
     },
 }
 
+impl ArtifactsCommand {
+    /// The configuration layer of this command's options: a tracking URI that names a store
+    /// (not an `http(s)` server) is the tracking store, `store.backend_store_uri`, as
+    /// MLflow's client takes it (the registry store defaults to it too).
+    pub fn overrides(&self) -> Overrides {
+        let target = match self {
+            ArtifactsCommand::List(target)
+            | ArtifactsCommand::Download { target, .. }
+            | ArtifactsCommand::Upload { target, .. } => target,
+        };
+        let mut overrides = Overrides::default();
+        if let Some(uri) = target.store_uri() {
+            overrides.set(
+                "store.backend_store_uri",
+                "--tracking-uri (or MLFLOW_TRACKING_URI)",
+                uri,
+            );
+        }
+        overrides
+    }
+}
+
 /// Which artifacts: a URI, or a run id and a path inside its artifacts.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
@@ -82,6 +104,20 @@ pub struct Target {
 }
 
 impl Target {
+    /// The tracking URI when it is a tracking server (`http(s)`).
+    fn server_uri(&self) -> Option<&str> {
+        self.tracking_uri
+            .as_deref()
+            .filter(|t| t.starts_with("http://") || t.starts_with("https://"))
+    }
+
+    /// The tracking URI when it is a store URI (`sqlite:///mlflow.db`, ...).
+    fn store_uri(&self) -> Option<&str> {
+        self.tracking_uri
+            .as_deref()
+            .filter(|t| !t.is_empty() && self.server_uri().is_none())
+    }
+
     /// The artifact URI this names.
     pub fn uri(&self) -> String {
         match (&self.uri, &self.run_id) {
@@ -153,12 +189,13 @@ pub fn run(
 }
 
 /// The resolver for `uri`: through the tracking server when `target`'s tracking URI is
-/// `http(s)`, else through the configuration (building only what `uri` needs).
+/// `http(s)`, else through the configuration's [`Assembly`] (building only what `uri` needs;
+/// a store tracking URI is already `store.backend_store_uri`, see
+/// [`ArtifactsCommand::overrides`]).
 fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Resolver> {
-    let tracking = target.tracking_uri.as_deref().filter(|t| !t.is_empty());
-    let registry = Arc::new(crate::loader::registry(loaded)?);
-    let repositories = Repositories::new(registry.clone(), loaded.config().settings.clone());
-    if let Some(t) = tracking.filter(|t| t.starts_with("http://") || t.starts_with("https://")) {
+    let assembly = Assembly::new(loaded)?;
+    let repositories = assembly.repositories().clone();
+    if let Some(t) = target.server_uri() {
         let client = TrackingClient::from_env(t).map_err(|e| failed("connect", e))?;
         let connect_client = client.clone();
         let proxy = Proxy::Remote {
@@ -179,24 +216,11 @@ fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Res
     let needs_proxy = needs_store || matches!(parsed, ArtifactUri::Proxied { .. });
     let mut models: Option<Arc<dyn ModelRoots>> = None;
     let runs: Option<Arc<dyn RunRoots>> = if needs_store {
-        let backend = tracking.unwrap_or(&loaded.config().store.backend_store_uri);
-        let entry = registry.for_uri(PluginKind::TrackingStore, backend)?;
-        let mut ctx = loaded.build_context(&entry.name);
-        ctx.default_artifact_root = Some(loaded.default_artifact_root());
-        let store = registry.tracking_store(backend, ctx)?;
+        let store = assembly.tracking_store()?.plugin;
         if needs_models {
-            let uri = tracking.unwrap_or(loaded.registry_store_uri());
-            let from = loaded.describe("store.registry_store_uri", uri);
-            let entry = registry
-                .for_uri(PluginKind::ModelRegistryStore, uri)
-                .map_err(|e| e.requested_by(&from))?;
-            let mut ctx = loaded.build_context(&entry.name);
-            ctx.default_artifact_root = Some(loaded.default_artifact_root());
-            let model_registry = registry
-                .model_registry_store(uri, ctx)
-                .map_err(|e| e.requested_by(&from))?;
+            let registry = assembly.registry_store()?;
             models = Some(Arc::new(StoreModels {
-                registry: model_registry,
+                registry: registry.plugin,
                 tracking: store.clone(),
             }));
         }
@@ -205,18 +229,7 @@ fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Res
         None
     };
     let proxy = if needs_proxy {
-        let destination = loaded.artifacts_destination();
-        let from = loaded.describe("store.artifacts_destination", &destination);
-        let entry = registry
-            .for_uri(PluginKind::ArtifactRepository, &destination)
-            .map_err(|e| e.requested_by(&from))?;
-        let mut ctx = loaded.build_context(&entry.name);
-        ctx.uri = Some(destination.clone());
-        Proxy::Destination(
-            registry
-                .artifact_repository(&destination, ctx)
-                .map_err(|e| e.requested_by(&from))?,
-        )
+        Proxy::Destination(assembly.artifacts_destination()?.plugin)
     } else {
         Proxy::Unavailable(
             "mlflow-artifacts: URIs need a tracking server (set MLFLOW_TRACKING_URI)".to_owned(),

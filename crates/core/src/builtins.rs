@@ -16,7 +16,13 @@ use cairn_artifacts_local as _;
 #[cfg(feature = "artifacts-s3")]
 use cairn_artifacts_s3 as _;
 
-use cairn_plugin_api::PluginKind;
+use cairn_plugin_api::{PluginFactory, PluginKind};
+
+/// Every built-in plugin's factory: those the linked plugin crates registered with
+/// `inventory`, then core's own (the run-context providers of [`crate::run_context`]).
+pub fn factories() -> impl Iterator<Item = &'static PluginFactory> {
+    cairn_plugin_api::factory::builtin_factories().chain(crate::run_context::BUILTIN)
+}
 
 /// A built-in plugin Cairn ships, whether or not this binary was compiled with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

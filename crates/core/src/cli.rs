@@ -5,12 +5,11 @@
 //! [`Error::exit_code`] (2 for configuration errors, 1 otherwise; clap's own usage errors
 //! also exit with 2).
 
+use crate::assembly::{Assembly, Step};
 use crate::builtins;
-use crate::config::{LoadedConfig, Loader, MLFLOW_ARTIFACTS_ROOT, Overrides};
-use crate::error::{Error, Result, kind_noun};
-use crate::registry::{PluginEntry, Registry, scheme_of};
-use crate::secrets::redact_uri;
-use cairn_plugin_api::PluginKind;
+use crate::config::{Loader, Overrides};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,7 +36,7 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Pre-flight check: build every plugin the configuration names, without serving.
+    /// Pre-flight check: build everything `cairn server` would build, without serving.
     Check(CheckArgs),
     /// Run the MLflow-compatible tracking server (accepts `mlflow server`'s options).
     #[command(disable_help_flag = true)]
@@ -270,11 +269,13 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
         }
         Command::Check(args) => {
             let loaded = load(&args.store)?;
-            let registry = crate::loader::registry(&loaded)?;
-            check(&loaded, &registry, out)
+            check(&Assembly::new(&loaded)?, out)
         }
         Command::Artifacts(command) => {
-            let loaded = load(&StoreArgs::default())?;
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(command.overrides())
+                .load()?;
             crate::artifacts_cli::run(command, &loaded, dir, out)
         }
         Command::Server(args) => {
@@ -288,12 +289,12 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .overrides(overrides)
                 .load()?;
             tracing::debug!(config = ?loaded.config(), file = ?loaded.file(), "configuration loaded");
-            let registry = crate::loader::registry(&loaded)?;
+            let assembly = Assembly::new(&loaded)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(Error::Serve)?;
-            runtime.block_on(crate::server::run(&loaded, &registry, out))
+            runtime.block_on(crate::server::run(&assembly, out))
         }
     }
 }
@@ -382,136 +383,41 @@ pub fn plugins_table(registry: &Registry) -> String {
     text
 }
 
-/// One store or repository that `check` builds: which key names it, and whether an absent
-/// plugin is an error (the operator set the key) or only a note (the value is a default).
-struct Target<'a> {
-    kind: PluginKind,
-    key: &'static str,
-    uri: &'a str,
-    explicit: bool,
-}
-
-/// `cairn check`: builds each plugin the configuration names and reports one line per plugin
-/// as it goes, so the lines before a failure still show what worked.
-fn check(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Result<()> {
-    loaded.check_settings_against(registry)?;
-    let store = &loaded.config().store;
-    let backend = store.backend_store_uri.as_str();
-    let mut say = |line: String| write_out(out, &format!("{line}\n"));
+/// `cairn check`: builds exactly what `cairn server` builds ([`Assembly::server`]) and reports
+/// one line per step as it goes, so the lines before a failure still show what worked.
+fn check(assembly: &Assembly<'_>, out: &mut dyn Write) -> Result<()> {
     let mut built = 0usize;
-
-    // The tracking store is always required.
-    let from = loaded.describe("store.backend_store_uri", backend);
-    let entry = registry
-        .for_uri(PluginKind::TrackingStore, backend)
-        .map_err(|e| e.requested_by(&from))?;
-    let root = loaded.default_artifact_root();
-    let mut ctx = loaded.build_context(&entry.name);
-    ctx.default_artifact_root = Some(root.clone());
-    registry
-        .tracking_store(backend, ctx)
-        .map_err(|e| e.requested_by(with_settings(loaded, &entry.name, &from)))?;
-    say(ok_line(entry, &from))?;
-    built += 1;
-
-    let mut targets = vec![Target {
-        kind: PluginKind::ModelRegistryStore,
-        key: "store.registry_store_uri",
-        uri: loaded.registry_store_uri(),
-        explicit: store.registry_store_uri.is_some(),
-    }];
-    if scheme_of(&root) != scheme_of(MLFLOW_ARTIFACTS_ROOT) {
-        targets.push(Target {
-            kind: PluginKind::ArtifactRepository,
-            key: "store.default_artifact_root",
-            uri: &root,
-            explicit: store.default_artifact_root.is_some(),
-        });
-    } else if store.serve_artifacts {
-        say(format!(
-            "ok: default artifact root {root} is served by this server's artifact proxy"
-        ))?;
-    } else {
-        say(format!(
-            "note: default artifact root {root} needs the artifact proxy, but \
-             store.serve_artifacts is false: clients will not reach new experiments' artifacts"
-        ))?;
-    }
-    let destination = loaded.artifacts_destination();
-    if store.serve_artifacts {
-        targets.push(Target {
-            kind: PluginKind::ArtifactRepository,
-            key: "store.artifacts_destination",
-            uri: &destination,
-            explicit: store.artifacts_destination.is_some(),
-        });
-    }
-
-    for target in targets {
-        let from = if target.explicit {
-            loaded.describe(target.key, target.uri)
-        } else if target.key == "store.registry_store_uri" {
-            format!(
-                "{} {} (defaulted from store.backend_store_uri)",
-                target.key,
-                redact_uri(target.uri)
-            )
-        } else {
-            format!("the default {} {}", target.key, redact_uri(target.uri))
-        };
-        let entry = match registry.for_uri(target.kind, target.uri) {
-            Ok(entry) => entry,
-            Err(e) if target.explicit => return Err(e.requested_by(&from)),
-            Err(e) => {
-                say(format!(
-                    "note: {}; `{}` is not set, so this is not an error, but the {} will be \
-                     unavailable",
-                    e.requested_by(&from),
-                    target.key,
-                    kind_noun(target.kind)
-                ))?;
-                continue;
+    let mut written = Ok(());
+    let mut report = |step: Step<'_>| {
+        let line = match step {
+            Step::Built { entry, from } => {
+                built += 1;
+                format!(
+                    "ok: {} '{}' ({} {}, {}) for {from}",
+                    entry.kind(),
+                    entry.name,
+                    entry.package,
+                    entry.version,
+                    entry.origin
+                )
             }
+            Step::Info(text) => format!("ok: {text}"),
+            Step::Note(text) => format!("note: {text}"),
         };
-        let mut ctx = loaded.build_context(&entry.name);
-        let result = match target.kind {
-            PluginKind::ModelRegistryStore => {
-                ctx.tracking_uri = Some(backend.to_owned());
-                registry.model_registry_store(target.uri, ctx).map(drop)
-            }
-            _ => registry.artifact_repository(target.uri, ctx).map(drop),
-        };
-        result.map_err(|e| e.requested_by(with_settings(loaded, &entry.name, &from)))?;
-        say(ok_line(entry, &from))?;
-        built += 1;
-    }
-
-    say(format!(
-        "check passed: {built} plugin{} built",
-        if built == 1 { "" } else { "s" }
-    ))
-}
-
-fn ok_line(entry: &PluginEntry, from: &str) -> String {
-    format!(
-        "ok: {} '{}' ({} {}, {}) for {from}",
-        entry.kind(),
-        entry.name,
-        entry.package,
-        entry.version,
-        entry.origin
+        if written.is_ok() {
+            written = write_out(out, &format!("{line}\n"));
+        }
+    };
+    let result = assembly.server(&mut report).map(drop);
+    written?;
+    result?;
+    write_out(
+        out,
+        &format!(
+            "check passed: {built} plugin{} built\n",
+            if built == 1 { "" } else { "s" }
+        ),
     )
-}
-
-/// `from`, plus the plugin's `[settings.<name>]` table and its source when it has one, so a
-/// factory's complaint about its settings points at the table.
-fn with_settings(loaded: &LoadedConfig, name: &str, from: &str) -> String {
-    if loaded.config().settings.0.contains_key(name) {
-        let key = format!("settings.{name}");
-        format!("{from}, with `{key}` ({})", loaded.source_of(&key))
-    } else {
-        from.to_owned()
-    }
 }
 
 #[cfg(test)]

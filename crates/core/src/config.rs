@@ -30,6 +30,9 @@
 //! # artifacts_destination = "file:///srv/a"  # storage behind the artifact proxy
 //! serve_artifacts = true                     # serve the mlflow-artifacts proxy
 //!
+//! [run_context]
+//! providers = ["user", "git"]   # run-context providers applied to new runs, in order
+//!
 //! [settings.sqlite]          # a free table handed to the plugin named `sqlite`
 //! busy_timeout_ms = 5000
 //!
@@ -42,7 +45,6 @@
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::secrets::{redact_uri, redact_value};
-use cairn_plugin_api::BuildContext;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
@@ -80,8 +82,11 @@ pub struct Config {
     /// `[store]`: which stores and artifact locations to use, MLflow's store options.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[run_context]`: the run-context providers applied to the runs Cairn creates.
+    #[serde(default)]
+    pub run_context: RunContextConfig,
     /// `[settings.<plugin name>]`: one free table per plugin, handed to that plugin's factory
-    /// as [`BuildContext::settings`]; the plugin parses it and rejects unknown keys itself.
+    /// as [`cairn_plugin_api::BuildContext::settings`]; the plugin parses it and rejects unknown keys itself.
     #[serde(default, skip_serializing_if = "Settings::is_empty")]
     pub settings: Settings,
     /// `[[plugins]]`: shared libraries to load as dynamic plugins (see [`crate::loader`]); a
@@ -170,6 +175,17 @@ impl Default for StoreConfig {
             serve_artifacts: true,
         }
     }
+}
+
+/// `[run_context]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunContextConfig {
+    /// `run_context.providers`: the names of the run-context providers whose tags are added
+    /// to every run Cairn creates (the server's `runs/create`), in order: a later provider
+    /// overrides an earlier one's keys, and tags given by the user win. Built in: `user`,
+    /// `source`, `git` (see [`crate::run_context`]); plugins add more by name. Default: none.
+    pub providers: Vec<String>,
 }
 
 /// `[settings]`: plugin name → that plugin's table.
@@ -586,14 +602,6 @@ impl LoadedConfig {
         joined.to_string_lossy().into_owned()
     }
 
-    /// A build context for the plugin called `name`, carrying its `[settings.<name>]` table.
-    pub fn build_context(&self, name: &str) -> BuildContext {
-        BuildContext {
-            settings: self.config.settings.for_plugin(name),
-            ..BuildContext::default()
-        }
-    }
-
     /// Checks that each `[settings.<name>]` table names a plugin `registry` knows (or a
     /// built-in compiled out of this binary), so a misspelt plugin name is an error.
     pub fn check_settings_against(&self, registry: &Registry) -> Result<()> {
@@ -711,6 +719,19 @@ impl LoadedConfig {
                  with '/' and must not contain braces",
                 self.source_of("server.static_prefix")
             ));
+        }
+        for (i, name) in c.run_context.providers.iter().enumerate() {
+            if name.trim().is_empty() || c.run_context.providers[..i].contains(name) {
+                problems.push(format!(
+                    "`run_context.providers` ({}): '{name}' is {}",
+                    self.source_of("run_context.providers"),
+                    if name.trim().is_empty() {
+                        "empty"
+                    } else {
+                        "listed twice"
+                    }
+                ));
+            }
         }
         for (i, plugin) in c.plugins.iter().enumerate() {
             if plugin.path.as_os_str().is_empty() {
@@ -1014,15 +1035,34 @@ mod tests {
             .unwrap();
             j.set_env("CAIRN_SETTINGS__SQLITE__BUSY_TIMEOUT_MS", "500");
             let loaded = Loader::new(j.directory()).load().unwrap();
-            let ctx = loaded.build_context("sqlite");
+            let settings = &loaded.config().settings;
             assert_eq!(
-                ctx.settings,
+                settings.for_plugin("sqlite"),
                 serde_json::json!({"busy_timeout_ms": 500, "journal": "wal"})
             );
-            assert_eq!(
-                loaded.build_context("other").settings,
-                serde_json::json!({})
-            );
+            assert_eq!(settings.for_plugin("other"), serde_json::json!({}));
+        });
+    }
+
+    #[test]
+    fn run_context_providers_are_read_in_order_and_checked() {
+        jail(|j| {
+            j.create_file(
+                "cairn.toml",
+                "[run_context]\nproviders = [\"git\", \"user\", \"vendor\"]\n",
+            )
+            .unwrap();
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            assert_eq!(loaded.config().run_context.providers, ["git", "user", "vendor"]);
+            j.create_file(
+                "cairn.toml",
+                "[run_context]\nproviders = [\"git\", \"\", \"git\"]\n",
+            )
+            .unwrap();
+            let err = problems(Loader::new(j.directory()).load().unwrap_err());
+            assert!(err.contains("`run_context.providers` (in "), "{err}");
+            assert!(err.contains("'' is empty"), "{err}");
+            assert!(err.contains("'git' is listed twice"), "{err}");
         });
     }
 

@@ -9,6 +9,8 @@
 //! | [`builtins`] | links each enabled built-in plugin; the table of every built-in and its cargo feature |
 //! | [`loader`] | dynamic plugins: loads the shared libraries config names, wraps their plugins in the ordinary traits |
 //! | [`registry`] | the [`Registry`] of plugins keyed by `(kind, name)`, scheme lookup, building plugins |
+//! | [`assembly`] | the one [`Assembly`] of the configured plugins, used by every command |
+//! | [`run_context`] | run-context providers: the built-ins and applying them to new runs |
 //! | [`config`] | the [`Config`] shape, its figment layers, default resolution |
 //! | [`secrets`] | redaction of passwords, tokens and keys wherever config is shown |
 //! | [`cli`] | the `cairn` commands |
@@ -18,11 +20,13 @@
 //! | [`uri`] | artifact URI resolution (`runs:/`, `mlflow-artifacts:`, `file:`, `s3:`, ...) to a repository and a path |
 //! | [`error`] | core's [`Error`] |
 //!
-//! Start-up goes: [`config::Loader::load`] → [`loader::registry`] (the built-ins and the
-//! plugin libraries the config names) → build the plugins the
-//! config names ([`Registry::tracking_store`], ...) → [`server::router`] serves them.
+//! Start-up goes: [`config::Loader::load`] → [`Assembly::new`] ([`loader::registry`]: the
+//! built-ins and the plugin libraries the config names) → [`Assembly::server`] builds the
+//! plugins the config names → [`server::router_for`] serves them. `cairn check` stops after
+//! [`Assembly::server`].
 
 pub mod artifacts_cli;
+pub mod assembly;
 pub mod builtins;
 pub mod cli;
 pub mod config;
@@ -30,10 +34,12 @@ pub mod error;
 pub mod http_repo;
 pub mod loader;
 pub mod registry;
+pub mod run_context;
 pub mod secrets;
 pub mod server;
 pub mod uri;
 
+pub use assembly::Assembly;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use registry::Registry;

@@ -97,7 +97,7 @@ pub fn plugin_paths(loaded: &LoadedConfig, env_value: Option<&str>) -> Vec<Plugi
 /// or name claimed twice, is an error naming the file (and both owners).
 pub fn registry(loaded: &LoadedConfig) -> Result<Registry> {
     let env = std::env::var(PLUGINS_PATH_VAR).ok();
-    let mut entries: Vec<PluginEntry> = cairn_plugin_api::factory::builtin_factories()
+    let mut entries: Vec<PluginEntry> = crate::builtins::factories()
         .map(|f| PluginEntry::from_factory(f, Origin::BuiltIn))
         .collect();
     for plugin in plugin_paths(loaded, env.as_deref()) {

@@ -201,10 +201,7 @@ impl Registry {
 
     /// The registry of the built-in plugins linked into this binary.
     pub fn builtin() -> Result<Self> {
-        Self::new(
-            cairn_plugin_api::factory::builtin_factories()
-                .map(|f| PluginEntry::from_factory(f, Origin::BuiltIn)),
-        )
+        Self::new(builtins::factories().map(|f| PluginEntry::from_factory(f, Origin::BuiltIn)))
     }
 
     /// Every plugin, ordered by kind then name.

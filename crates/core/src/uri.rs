@@ -15,10 +15,12 @@
 //! taken from a URI goes through the one canonicaliser of `cairn-plugin-api`
 //! ([`cairn_plugin_api::paths`]).
 
+use crate::assembly::Contexts;
+#[cfg(doc)]
 use crate::config::Settings;
 use crate::registry::{Registry, scheme_of};
 use cairn_plugin_api::paths::canonical_artifact_dir;
-use cairn_plugin_api::{ArtifactRepository, BuildContext, Error, PluginKind, Result};
+use cairn_plugin_api::{ArtifactRepository, Error, PluginKind, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -383,12 +385,14 @@ impl Resolved {
 }
 
 /// Builds artifact repositories for URIs through the plugin registry, each plugin with its
-/// `[settings.<scheme>]` table. Repositories are kept (up to [`Repositories::CACHE_SIZE`] roots)
-/// so that a busy server does not rebuild one per request.
+/// context from [`Contexts`] (its `[settings.<scheme>]` table and the assembly's shared facts).
+/// Repositories are kept (up to [`Repositories::CACHE_SIZE`] roots) so that a busy server does
+/// not rebuild one per request. [`crate::assembly::Assembly::repositories`] is the one the
+/// commands use; the repositories the assembly builds at start-up are kept here too.
 #[derive(Clone)]
 pub struct Repositories {
     registry: Arc<Registry>,
-    settings: Settings,
+    contexts: Contexts,
     cache: Arc<Mutex<HashMap<String, Arc<dyn ArtifactRepository>>>>,
 }
 
@@ -407,36 +411,40 @@ impl Repositories {
     /// Repositories kept at most; the cache is emptied when it would grow past this.
     pub const CACHE_SIZE: usize = 256;
 
-    /// Repositories built from `registry`, each plugin given its table of `settings`.
-    pub fn new(registry: Arc<Registry>, settings: Settings) -> Self {
+    /// Repositories built from `registry`, each plugin given its context from `contexts`
+    /// (plain [`Settings`] for contexts with settings only).
+    pub fn new(registry: Arc<Registry>, contexts: impl Into<Contexts>) -> Self {
         Repositories {
             registry,
-            settings,
+            contexts: contexts.into(),
             cache: Arc::default(),
         }
+    }
+
+    /// How plugins' contexts are made.
+    pub fn contexts(&self) -> &Contexts {
+        &self.contexts
     }
 
     /// The repository rooted at `uri`. An unknown scheme or a plugin that refuses to build is
     /// `InvalidArgument` naming the URI's scheme (the message lists the schemes available).
     pub fn build(&self, uri: &str) -> Result<Arc<dyn ArtifactRepository>> {
+        self.repository(uri).map_err(|e| match e {
+            crate::Error::Build { source, .. } => *source,
+            other => Error::invalid(other.to_string()),
+        })
+    }
+
+    /// The repository rooted at `uri`, with core's errors (a lookup error lists the schemes
+    /// available; a build error names the plugin and keeps its cause).
+    pub fn repository(&self, uri: &str) -> crate::Result<Arc<dyn ArtifactRepository>> {
         if let Some(repo) = self.cache.lock().ok().and_then(|c| c.get(uri).cloned()) {
             return Ok(repo);
         }
-        let entry = self
-            .registry
-            .for_uri(PluginKind::ArtifactRepository, uri)
-            .map_err(|e| Error::invalid(e.to_string()))?;
-        let ctx = BuildContext {
-            settings: self.settings.for_plugin(&entry.name),
-            ..BuildContext::for_uri(uri)
-        };
+        let entry = self.registry.for_uri(PluginKind::ArtifactRepository, uri)?;
         let repo = self
             .registry
-            .artifact_repository(uri, ctx)
-            .map_err(|e| match e {
-                crate::Error::Build { source, .. } => *source,
-                other => Error::invalid(other.to_string()),
-            })?;
+            .artifact_repository(uri, self.contexts.for_plugin(&entry.name, Some(uri)))?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= Self::CACHE_SIZE {
                 cache.clear();

@@ -97,7 +97,7 @@ impl Artifacts {
     pub fn builtin_without_proxy() -> Self {
         let registry = crate::Registry::builtin().unwrap_or_default();
         Self::new(
-            Repositories::new(Arc::new(registry), Default::default()),
+            Repositories::new(Arc::new(registry), crate::assembly::Contexts::default()),
             None,
         )
     }

@@ -36,15 +36,17 @@ pub mod wire;
 
 pub use error::{ApiError, ApiResult};
 
+use crate::assembly::{Assembly, ServerPlugins, Step};
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
-use crate::registry::{Registry, scheme_of};
+use crate::registry::scheme_of;
+use crate::run_context::RunContextProviders;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, patch, post};
-use cairn_plugin_api::{PluginKind, TrackingStore};
+use cairn_plugin_api::TrackingStore;
 use security::{AllowedHosts, AllowedOrigins};
 use std::future::Future;
 use std::io::Write;
@@ -67,6 +69,7 @@ struct Shared {
     history_chunk: usize,
     artifacts: artifacts::Artifacts,
     registry: registry::RegistryAccess,
+    run_context: RunContextProviders,
 }
 
 impl AppState {
@@ -93,19 +96,39 @@ impl AppState {
         artifacts: artifacts::Artifacts,
         registry: registry::RegistryAccess,
     ) -> Self {
+        Self::from_plugins(
+            info,
+            ServerPlugins {
+                tracking: store,
+                artifacts,
+                registry,
+                run_context: RunContextProviders::default(),
+            },
+        )
+    }
+
+    /// State over the plugins the assembly built, describing itself with `info`.
+    pub fn from_plugins(info: &ServerInfo, plugins: ServerPlugins) -> Self {
         let mut server_info = info.to_json();
         if info.serve_artifacts {
-            server_info["multipart_uploads_enabled"] = artifacts.multipart_uploads_enabled().into();
+            server_info["multipart_uploads_enabled"] =
+                plugins.artifacts.multipart_uploads_enabled().into();
             server_info["multipart_downloads_enabled"] =
-                artifacts.multipart_downloads_enabled().into();
+                plugins.artifacts.multipart_downloads_enabled().into();
         }
         AppState(Arc::new(Shared {
-            store,
+            store: plugins.tracking,
             server_info,
             history_chunk: info.history_chunk,
-            artifacts,
-            registry,
+            artifacts: plugins.artifacts,
+            registry: plugins.registry,
+            run_context: plugins.run_context,
         }))
+    }
+
+    /// The run-context providers whose tags `runs/create` adds.
+    pub fn run_context(&self) -> &RunContextProviders {
+        &self.0.run_context
     }
 
     /// Artifact access: the proxy's destination and the repositories of run roots.
@@ -511,6 +534,11 @@ pub fn router_with_registry(
     )
 }
 
+/// The whole application over the plugins the assembly built ([`Assembly::server`]).
+pub fn router_for(info: &ServerInfo, plugins: ServerPlugins) -> Router {
+    router_with_state(AppState::from_plugins(info, plugins), info)
+}
+
 /// [`router`] over `store` with artifact access through `artifacts`.
 pub fn router_with_artifacts(
     store: Arc<dyn TrackingStore>,
@@ -622,81 +650,23 @@ pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
     }
 }
 
-/// The server's artifact access: repositories from `registry`, and when serving artifacts the
-/// repository of `store.artifacts_destination`, built once here (a failure stops start-up,
-/// naming the key).
-pub fn artifact_access(loaded: &LoadedConfig, registry: &Registry) -> Result<artifacts::Artifacts> {
-    let repositories =
-        crate::uri::Repositories::new(Arc::new(registry.clone()), loaded.config().settings.clone());
-    let destination = if loaded.config().store.serve_artifacts {
-        let uri = loaded.artifacts_destination();
-        let from = loaded.describe("store.artifacts_destination", &uri);
-        let entry = registry
-            .for_uri(PluginKind::ArtifactRepository, &uri)
-            .map_err(|e| e.requested_by(&from))?;
-        let mut ctx = loaded.build_context(&entry.name);
-        ctx.uri = Some(uri.clone());
-        let repo = registry
-            .artifact_repository(&uri, ctx)
-            .map_err(|e| e.requested_by(&from))?;
-        tracing::info!(destination = %crate::secrets::redact_uri(&uri), "serving artifacts");
-        Some(repo)
-    } else {
-        None
-    };
-    Ok(artifacts::Artifacts::new(repositories, destination))
-}
-
-/// The server's model registry: the store of `store.registry_store_uri` (defaulting to the
-/// backend store URI) when a plugin serves its scheme — otherwise none, and the registry
-/// endpoints answer 501 — and the configured artifact roots model-version sources may lie under.
-pub fn registry_access(
-    loaded: &LoadedConfig,
-    registry: &Registry,
-) -> Result<registry::RegistryAccess> {
-    let uri = loaded.registry_store_uri();
-    let mut roots = vec![loaded.default_artifact_root()];
-    if loaded.config().store.serve_artifacts {
-        roots.push(loaded.artifacts_destination());
-    }
-    let store = match registry.for_uri(PluginKind::ModelRegistryStore, uri) {
-        Ok(entry) => {
-            let from = loaded.describe("store.registry_store_uri", uri);
-            let mut ctx = loaded.build_context(&entry.name);
-            ctx.default_artifact_root = Some(loaded.default_artifact_root());
-            Some(
-                registry
-                    .model_registry_store(uri, ctx)
-                    .map_err(|e| e.requested_by(&from))?,
-            )
-        }
-        Err(_) => {
-            tracing::warn!(
-                registry = %crate::secrets::redact_uri(uri),
-                "no model-registry-store plugin serves this URI: registry endpoints answer 501"
-            );
-            None
-        }
-    };
-    Ok(registry::RegistryAccess::new(store, roots))
-}
-
-/// `cairn server`: builds the tracking store the configuration names, binds
-/// `server.host:server.port`, prints the address to `out` and serves until Ctrl-C or SIGTERM.
-pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Result<()> {
-    loaded.check_settings_against(registry)?;
+/// `cairn server`: builds what `assembly` names for a server ([`Assembly::server`], exactly
+/// what `cairn check` builds), binds `server.host:server.port`, prints the address to `out`
+/// and serves until Ctrl-C or SIGTERM.
+pub async fn run(assembly: &Assembly<'_>, out: &mut dyn Write) -> Result<()> {
+    let plugins = assembly.server(&mut |step| match step {
+        Step::Built { entry, from } => tracing::info!(
+            kind = %entry.kind(),
+            plugin = %entry.name,
+            package = %entry.package,
+            origin = %entry.origin,
+            "built for {from}"
+        ),
+        Step::Info(text) => tracing::info!("{text}"),
+        Step::Note(text) => tracing::warn!("{text}"),
+    })?;
+    let loaded = assembly.config();
     let c = loaded.config();
-    let backend = c.store.backend_store_uri.as_str();
-    let from = loaded.describe("store.backend_store_uri", backend);
-    let entry = registry
-        .for_uri(PluginKind::TrackingStore, backend)
-        .map_err(|e| e.requested_by(&from))?;
-    let mut ctx = loaded.build_context(&entry.name);
-    ctx.default_artifact_root = Some(loaded.default_artifact_root());
-    let store = registry
-        .tracking_store(backend, ctx)
-        .map_err(|e| e.requested_by(&from))?;
-
     let host = c.server.host.trim_start_matches('[').trim_end_matches(']');
     let listener = tokio::net::TcpListener::bind((host, c.server.port))
         .await
@@ -706,14 +676,13 @@ pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write
         })?;
     let address = listener.local_addr().map_err(Error::Output)?;
     let info = server_info_for(loaded);
-    let artifacts = artifact_access(loaded, registry)?;
-    let model_registry = registry_access(loaded, registry)?;
-    let app = router_with_registry(store, &info, artifacts, model_registry);
+    let app = router_for(&info, plugins);
     let prefix = info.static_prefix.as_deref().unwrap_or_default();
     writeln!(out, "Cairn is listening on http://{address}{prefix}")
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
-    tracing::info!(%address, store = %crate::secrets::redact_uri(backend), "serving");
+    let backend = crate::secrets::redact_uri(&c.store.backend_store_uri);
+    tracing::info!(%address, store = %backend, "serving");
     serve(listener, app, shutdown_signal())
         .await
         .map_err(Error::Serve)

@@ -382,16 +382,20 @@ pub async fn create_run(
     State(state): State<AppState>,
     Wire(req): Wire<CreateRunRequest>,
 ) -> ApiResult<Response> {
-    // Hook for run-context providers: when the registry's providers are wired in (a later
-    // issue), their tags for the request's user are merged into `req.tags` here, before the
-    // store sees the run, the way MLflow's client applies `mlflow.run_context_provider`s.
+    let experiment_id = req.experiment_id.unwrap_or_default();
+    let user_id = req.user_id.unwrap_or_default();
+    // The configured run-context providers' tags (`[run_context]`), the user's winning.
+    let tags = state
+        .run_context()
+        .apply(&experiment_id, Some(&user_id), req.tags)
+        .await?;
     let run = state
         .store()
         .create_run(CreateRun {
-            experiment_id: req.experiment_id.unwrap_or_default(),
-            user_id: req.user_id.unwrap_or_default(),
+            experiment_id,
+            user_id,
             start_time: req.start_time.unwrap_or_else(now_ms),
-            tags: req.tags,
+            tags,
             run_name: req.run_name,
         })
         .await?;
