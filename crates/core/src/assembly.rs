@@ -244,7 +244,10 @@ impl<'c> Assembly<'c> {
         let from = if self.loaded.config().store.artifacts_destination.is_some() {
             self.loaded.describe("store.artifacts_destination", &uri)
         } else {
-            format!("the default store.artifacts_destination {}", redact_uri(&uri))
+            format!(
+                "the default store.artifacts_destination {}",
+                redact_uri(&uri)
+            )
         };
         self.repository(&uri, from)
     }
@@ -273,7 +276,10 @@ impl<'c> Assembly<'c> {
         let from = if explicit {
             self.loaded.describe("store.default_artifact_root", &root)
         } else {
-            format!("the default store.default_artifact_root {}", redact_uri(&root))
+            format!(
+                "the default store.default_artifact_root {}",
+                redact_uri(&root)
+            )
         };
         match self.registry.for_uri(PluginKind::ArtifactRepository, &root) {
             Err(e) if !explicit => {
@@ -352,10 +358,7 @@ impl<'c> Assembly<'c> {
         Ok(ServerPlugins {
             tracking: tracking.plugin,
             artifacts: Artifacts::new(self.repositories.clone(), destination),
-            registry: RegistryAccess::new(
-                registry_store.map(|b| b.plugin),
-                self.artifact_roots(),
-            ),
+            registry: RegistryAccess::new(registry_store.map(|b| b.plugin), self.artifact_roots()),
             run_context,
         })
     }

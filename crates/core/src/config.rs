@@ -1053,7 +1053,10 @@ mod tests {
             )
             .unwrap();
             let loaded = Loader::new(j.directory()).load().unwrap();
-            assert_eq!(loaded.config().run_context.providers, ["git", "user", "vendor"]);
+            assert_eq!(
+                loaded.config().run_context.providers,
+                ["git", "user", "vendor"]
+            );
             j.create_file(
                 "cairn.toml",
                 "[run_context]\nproviders = [\"git\", \"\", \"git\"]\n",

@@ -19,9 +19,7 @@
 use crate::registry::PluginEntry;
 use cairn_plugin_api::context::RunContext;
 use cairn_plugin_api::entities::RunTag;
-use cairn_plugin_api::{
-    Build, BuildContext, Error, PluginFactory, Result, RunContextProvider,
-};
+use cairn_plugin_api::{Build, BuildContext, Error, PluginFactory, Result, RunContextProvider};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -174,7 +172,10 @@ impl GitInfo {
 /// loose and packed refs, and the remotes of its config; linked worktrees (`.git` a file)
 /// included. `None` outside a checkout.
 pub fn git_info(dir: &Path) -> Option<GitInfo> {
-    let dot_git = dir.ancestors().map(|d| d.join(".git")).find(|p| p.exists())?;
+    let dot_git = dir
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|p| p.exists())?;
     let git_dir = if dot_git.is_file() {
         let text = std::fs::read_to_string(&dot_git).ok()?;
         let target = text.trim().strip_prefix("gitdir:")?.trim();
@@ -459,7 +460,10 @@ mod tests {
             &repo,
             &["remote", "add", "origin", "https://example.invalid/r.git"],
         );
-        git(&repo, &["remote", "add", "other", "https://example.invalid/o.git"]);
+        git(
+            &repo,
+            &["remote", "add", "other", "https://example.invalid/o.git"],
+        );
         let commit = git(&repo, &["rev-parse", "HEAD"]);
         let sub = repo.join("sub/dir");
         std::fs::create_dir_all(&sub).unwrap();
@@ -477,7 +481,10 @@ mod tests {
 
         // A linked worktree (`.git` is a file) on another branch.
         let wt = dir.path().join("wt");
-        git(&repo, &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()]);
+        git(
+            &repo,
+            &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()],
+        );
         assert_eq!(
             git_info(&wt),
             Some(GitInfo {
@@ -510,7 +517,11 @@ mod tests {
     #[test]
     fn outside_a_checkout_git_adds_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(git_info(dir.path()), None, "the temporary directory is in a checkout");
+        assert_eq!(
+            git_info(dir.path()),
+            None,
+            "the temporary directory is in a checkout"
+        );
         let p = providers(
             &["git"],
             serde_json::json!({"git": {"path": dir.path().to_str().unwrap()}}),
