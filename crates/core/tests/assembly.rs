@@ -409,3 +409,61 @@ tags = {{ "vendor.team" = "vision", "vendor.site" = "lab-2" }}
     assert_eq!(tags["mlflow.user"], "grace", "{tags:?}");
     assert_eq!(tags["vendor.host"], "build-7", "{tags:?}");
 }
+
+#[test]
+fn cairn_artifacts_takes_a_store_tracking_uri_as_the_tracking_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let Started::Listening(mut server) = start_server(
+        dir.path(),
+        &["--no-serve-artifacts", "--backend-store-uri", "sqlite:///runs.db"],
+        &[],
+    ) else {
+        panic!("the server refused the config")
+    };
+    let (status, created) = http(
+        &server.addr,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        r#"{"experiment_id": "0"}"#,
+    );
+    assert_eq!(status, 200, "{created}");
+    let run_id = created["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    assert!(terminate(&mut server.child).success());
+
+    // No cairn.toml names runs.db: the tracking URI does.
+    std::fs::write(dir.path().join("a.txt"), "hello").unwrap();
+    let uri = format!("runs:/{run_id}/out");
+    let env = [("MLFLOW_TRACKING_URI", "sqlite:///runs.db")];
+    let out = cairn(
+        dir.path(),
+        &["artifacts", "upload", "--local-path", "a.txt", &uri],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = cairn(dir.path(), &["artifacts", "list", &uri], &env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["path"], "a.txt", "{listed}");
+    assert!(!dir.path().join("cairn.db").exists());
+
+    let out = cairn(
+        dir.path(),
+        &["artifacts", "list", &uri],
+        &[("MLFLOW_TRACKING_URI", "nosuch://u:hunter2@h/x")],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let errors = error_lines(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        errors.contains(
+            "no tracking-store plugin serves scheme 'nosuch' (from --tracking-uri (or \
+             MLFLOW_TRACKING_URI) nosuch://u:***@h/x)"
+        ),
+        "{errors}"
+    );
+}
