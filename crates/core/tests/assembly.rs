@@ -415,7 +415,11 @@ fn cairn_artifacts_takes_a_store_tracking_uri_as_the_tracking_store() {
     let dir = tempfile::tempdir().unwrap();
     let Started::Listening(mut server) = start_server(
         dir.path(),
-        &["--no-serve-artifacts", "--backend-store-uri", "sqlite:///runs.db"],
+        &[
+            "--no-serve-artifacts",
+            "--backend-store-uri",
+            "sqlite:///runs.db",
+        ],
         &[],
     ) else {
         panic!("the server refused the config")
@@ -427,7 +431,10 @@ fn cairn_artifacts_takes_a_store_tracking_uri_as_the_tracking_store() {
         r#"{"experiment_id": "0"}"#,
     );
     assert_eq!(status, 200, "{created}");
-    let run_id = created["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    let run_id = created["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(terminate(&mut server.child).success());
 
     // No cairn.toml names runs.db: the tracking URI does.

@@ -23,8 +23,13 @@ pub struct RunContext {
 
 /// A source of tags for new runs.
 ///
-/// Methods are synchronous and must be cheap: they run on every run creation. A provider that
-/// needs I/O (reading a git checkout, say) does it once when built.
+/// Methods are synchronous. The host never calls them on an async executor thread: it calls
+/// a run's providers one after another on its blocking pool (tokio's `spawn_blocking`), so a
+/// provider may block (a library-loaded one always blocks its caller for the call across the
+/// ABI). They still run on every run creation, so keep them cheap: a provider that needs I/O
+/// (reading a git checkout, say) does it once when built. The host applies the providers
+/// named in `[run_context] providers` in that order; a later provider's keys override an
+/// earlier one's, and keys the user gave are never overridden.
 pub trait RunContextProvider: Send + Sync + 'static {
     /// Whether this provider applies here (MLflow's `in_context()`); `false` means `tags` is
     /// not called.

@@ -9,9 +9,10 @@
 //!   appends one event line (so a write is all or nothing), and the state is rebuilt in memory
 //!   by replaying the log when the store opens. Searches use the reference evaluator
 //!   [`cairn_plugin_api::search::eval`]. It supports datasets, not LoggedModels.
-//! - **run-context provider, name [`PROVIDER`]** ([`VendorContext`]): tags every run Cairn
-//!   creates with `vendor.host` (the machine's host name), `vendor.user` (the user, when
-//!   known) and any fixed tags from its settings.
+//! - **run-context provider, name [`PROVIDER`]** ([`VendorContext`]): named in
+//!   `[run_context] providers`, it tags every run Cairn creates (the server's `runs/create`)
+//!   with `vendor.host` (the machine's host name), `vendor.user` (the user, when known) and
+//!   any fixed tags from its settings; tags the user gives win.
 //!
 //! Plugin methods here do blocking file I/O inside their futures, which the FFI glue drives
 //! with a plain executor on a host thread that may block; they need no async runtime.
