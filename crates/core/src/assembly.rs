@@ -404,3 +404,102 @@ impl<'c> Assembly<'c> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Loader, Overrides};
+    use crate::registry::{Builder, Origin};
+    use std::sync::Mutex;
+
+    /// The contexts the factories below were called with, by plugin name.
+    static SEEN: Mutex<Vec<(String, BuildContext)>> = Mutex::new(Vec::new());
+
+    fn seen(name: &str, ctx: &BuildContext) -> cairn_plugin_api::Error {
+        SEEN.lock().unwrap().push((name.to_owned(), ctx.clone()));
+        cairn_plugin_api::Error::invalid(format!("{name} recorded its context"))
+    }
+
+    fn entry(name: &str, builder: Builder) -> PluginEntry {
+        PluginEntry {
+            name: name.into(),
+            package: "recorder".into(),
+            version: "1".into(),
+            origin: Origin::BuiltIn,
+            builder,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // `Jail`'s closure returns `figment::Error`.
+    fn every_plugin_gets_the_same_facts_and_its_own_settings_and_uri() {
+        let registry = Registry::new([
+            entry(
+                "track",
+                Builder::TrackingStore(Arc::new(|ctx| Err(seen("track", ctx)))),
+            ),
+            entry(
+                "reg",
+                Builder::ModelRegistryStore(Arc::new(|ctx| Err(seen("reg", ctx)))),
+            ),
+            entry(
+                "dest",
+                Builder::ArtifactRepository(Arc::new(|ctx| Err(seen("dest", ctx)))),
+            ),
+        ])
+        .unwrap();
+        figment::Jail::expect_with(|j| {
+            j.clear_env();
+            j.create_file("cairn.toml", "[settings.reg]\nk = 1\n")?;
+            let mut overrides = Overrides::default();
+            overrides.set(
+                "store.backend_store_uri",
+                "--backend-store-uri",
+                "track://t",
+            );
+            overrides.set(
+                "store.registry_store_uri",
+                "--registry-store-uri",
+                "reg://r",
+            );
+            overrides.set(
+                "store.artifacts_destination",
+                "--artifacts-destination",
+                "dest://d",
+            );
+            let loaded = Loader::new(j.directory())
+                .overrides(overrides)
+                .load()
+                .unwrap();
+            let assembly = Assembly::with_registry(&loaded, registry.clone()).unwrap();
+            let errors = [
+                assembly.tracking_store().err().unwrap().to_string(),
+                assembly.registry_store().err().unwrap().to_string(),
+                assembly.artifacts_destination().err().unwrap().to_string(),
+            ];
+            assert!(
+                errors[1].contains("for --registry-store-uri reg://r, with `settings.reg` (in "),
+                "{errors:?}"
+            );
+            let seen = std::mem::take(&mut *SEEN.lock().unwrap());
+            let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["track", "reg", "dest"]);
+            for ((name, ctx), uri) in seen.iter().zip(["track://t", "reg://r", "dest://d"]) {
+                assert_eq!(ctx.uri.as_deref(), Some(uri), "{name}");
+                assert_eq!(ctx.tracking_uri.as_deref(), Some("track://t"), "{name}");
+                assert_eq!(
+                    ctx.default_artifact_root.as_deref(),
+                    Some(MLFLOW_ARTIFACTS_ROOT),
+                    "{name}"
+                );
+                let settings = if name == "reg" {
+                    serde_json::json!({"k": 1})
+                } else {
+                    serde_json::json!({})
+                };
+                assert_eq!(ctx.settings, settings, "{name}");
+            }
+            Ok(())
+        });
+    }
+}
