@@ -24,17 +24,21 @@ fn cairn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// The shared library of the example jsonl plugin, built next to this test binary (it is a
-/// dev-dependency of cairn-core).
-fn jsonl_library() -> PathBuf {
+/// The shared library of package `name` (with `-` as `_`), built next to this test binary (it
+/// is a dev-dependency of cairn-core).
+fn library(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let file = exe.parent().unwrap().join(format!(
-        "{}cairn_example_jsonl{}",
+        "{}{name}{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
     assert!(file.is_file(), "{} was not built", file.display());
     file
+}
+
+fn jsonl_library() -> PathBuf {
+    library("cairn_example_jsonl")
 }
 
 /// Waits for `child` to exit; a guard against hanging the test run, not a timing check.
@@ -293,6 +297,9 @@ fn a_note_of_check_is_a_warning_of_server() {
     let Started::Listening(mut server) = start_server(dir.path(), &[], &[]) else {
         panic!("the server refused a config check passed")
     };
+    // Once it answers, its SIGTERM handler is installed (it is set up when serving starts,
+    // just after the address is printed).
+    assert_eq!(http(&server.addr, "GET", "/health", "").0, 200);
     assert!(terminate(&mut server.child).success());
     let mut stderr = String::new();
     server
@@ -472,5 +479,53 @@ fn cairn_artifacts_takes_a_store_tracking_uri_as_the_tracking_store() {
              MLFLOW_TRACKING_URI) nosuch://u:***@h/x)"
         ),
         "{errors}"
+    );
+}
+
+#[test]
+fn a_failing_provider_fails_the_run_creation_and_the_log_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        "[run_context]\nproviders = [\"user\", \"panicky\"]\n",
+    )
+    .unwrap();
+    let plugins = library("cairn_test_plugins");
+    let Started::Listening(mut server) = start_server(
+        dir.path(),
+        &["--no-serve-artifacts"],
+        &[("CAIRN_PLUGINS_PATH", plugins.to_str().unwrap())],
+    ) else {
+        panic!("the server refused the config")
+    };
+    let (status, reply) = http(
+        &server.addr,
+        "POST",
+        "/api/2.0/mlflow/runs/create",
+        r#"{"experiment_id": "0"}"#,
+    );
+    assert_eq!(status, 500, "{reply}");
+    assert_eq!(reply["error_code"], "INTERNAL_ERROR", "{reply}");
+    let (status, found) = http(
+        &server.addr,
+        "POST",
+        "/api/2.0/mlflow/runs/search",
+        r#"{"experiment_ids": ["0"]}"#,
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(found.get("runs").is_none(), "a run was created: {found}");
+    assert!(terminate(&mut server.child).success());
+    let mut stderr = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("run-context provider 'panicky': ")
+            && stderr.contains("tags panicked on purpose"),
+        "{stderr}"
     );
 }
