@@ -271,8 +271,9 @@ impl RunContextProviders {
     /// The tags of a run about to be created in `experiment_id` for `user` with the user's
     /// `tags`: the user's tags (unchanged, in order) followed by the providers' tags for keys
     /// the user did not give, a later provider overriding an earlier one. Providers run on
-    /// tokio's blocking pool (inline without a tokio runtime); a provider's error fails the
-    /// creation, its message prefixed with the provider's name.
+    /// tokio's blocking pool (inline without a tokio runtime). As in MLflow's `resolve_tags`,
+    /// a provider that fails (an error, or a panic caught at the plugin boundary) is logged as a
+    /// warning naming it and contributes no tags; the run is still created.
     pub async fn apply(
         &self,
         experiment_id: &str,
@@ -295,12 +296,10 @@ impl RunContextProviders {
             Ok(handle) => handle
                 .spawn_blocking(move || collect_tags(&providers, ctx))
                 .await
-                .unwrap_or_else(|e| {
-                    Err(Error::internal(format!(
-                        "a run-context provider did not complete: {e}"
-                    )))
+                .map_err(|e| {
+                    Error::internal(format!("the run-context providers did not complete: {e}"))
                 })?,
-            Err(_) => collect_tags(&providers, ctx)?,
+            Err(_) => collect_tags(&providers, ctx),
         };
         let mut tags = tags;
         tags.extend(added.into_iter().map(|(key, value)| RunTag { key, value }));
@@ -309,21 +308,27 @@ impl RunContextProviders {
 }
 
 /// Calls each provider in order (blocking); returns the tags they add for keys the user did
-/// not give.
+/// not give. A failing provider is logged and skipped.
 fn collect_tags(
     providers: &[(String, Arc<dyn RunContextProvider>)],
     mut ctx: RunContext,
-) -> Result<BTreeMap<String, String>> {
+) -> BTreeMap<String, String> {
     let given: std::collections::BTreeSet<String> = ctx.tags.keys().cloned().collect();
     let mut added = BTreeMap::new();
     for (name, provider) in providers {
         if !provider.in_context(&ctx) {
             continue;
         }
-        let tags = provider.tags(&ctx).map_err(|mut e| {
-            e.message = format!("run-context provider '{name}': {}", e.message);
-            e
-        })?;
+        let tags = match provider.tags(&ctx) {
+            Ok(tags) => tags,
+            Err(e) => {
+                tracing::warn!(
+                    provider = %name,
+                    "run-context provider '{name}' failed, its tags are left out: {e}"
+                );
+                continue;
+            }
+        };
         for (key, value) in tags {
             if !given.contains(&key) {
                 ctx.tags.insert(key.clone(), value.clone());
@@ -331,7 +336,7 @@ fn collect_tags(
             }
         }
     }
-    Ok(added)
+    added
 }
 
 #[cfg(test)]

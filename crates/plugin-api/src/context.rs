@@ -35,6 +35,6 @@ pub trait RunContextProvider: Send + Sync + 'static {
     /// not called.
     fn in_context(&self, ctx: &RunContext) -> bool;
 
-    /// The tags to add, e.g. `mlflow.source.git.commit`. An error fails the run creation.
+    /// The tags to add, e.g. `mlflow.source.git.commit`. An error is logged by the host, naming the provider, and its tags are left out; the run is still created.
     fn tags(&self, ctx: &RunContext) -> Result<BTreeMap<String, String>>;
 }
