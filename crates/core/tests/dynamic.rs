@@ -187,6 +187,17 @@ fn another_abi_version_is_one_line_naming_both_versions() {
 }
 
 #[test]
+fn a_library_with_another_wire_form_is_refused_naming_both_schema_hashes() {
+    let path = library("cairn_test_plugin_schema_mismatch");
+    let err = load_error(&path);
+    assert!(!err.contains('\n'), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("wire-form mismatch"), "{err}");
+    assert!(err.contains("00c0ffee00c0ffee"), "{err}");
+    assert!(err.contains(cairn_plugin_api::ffi::schema_hash()), "{err}");
+}
+
+#[test]
 #[cfg(feature = "store-sqlite")]
 fn a_library_claiming_the_builtin_sqlite_scheme_names_both_owners() {
     let path = sqlite_library();
@@ -305,6 +316,24 @@ fn artifact_bytes_stream_through_the_abi_in_chunks() {
     assert_eq!(pulled.concat(), data);
 
     let err = block_on(repo.get("missing")).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn a_library_repositorys_own_head_is_called_through_the_abi() {
+    let registry = registry_of(&[test_library()]).unwrap();
+    let repo = registry
+        .artifact_repository("memtest://bucket", BuildContext::default())
+        .unwrap();
+    let five = vec![Ok(bytes::Bytes::from_static(b"12345"))];
+    assert_eq!(block_on(repo.put("unreadable/x", body(five))).unwrap(), 5);
+    // The trait's default `head` would read the file with `get`, which this plugin refuses.
+    let err = block_on(repo.get("unreadable/x")).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{err}");
+    let info = block_on(repo.head("unreadable/x")).unwrap();
+    assert_eq!(info.file_size, Some(5));
+    assert!(!info.is_dir);
+    let err = block_on(repo.head("missing")).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 

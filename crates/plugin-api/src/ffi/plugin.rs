@@ -6,13 +6,18 @@
 
 use super::abi::{FfiObject, FfiObject_TO, LibHeader, ObjectBox, PluginLib, PluginLibRef};
 use super::*;
-use crate::artifacts::{ArtifactRepository, ByteStream};
-use crate::context::RunContextProvider;
+// The generated dispatch names the declared types unqualified.
+use crate::artifacts::*;
+use crate::context::{RunContext, RunContextProvider};
+use crate::entities::*;
 use crate::error::ErrorRecord;
+use crate::flavor::ModelData;
 use crate::flavor::{LoadedModel, ModelFlavor};
 use crate::model_registry::ModelRegistryStore;
+use crate::model_registry::*;
 use crate::projects::{LogStream, ProjectBackend, SubmittedRun};
 use crate::tracking::TrackingStore;
+use crate::tracking::*;
 use crate::{Build, BuildContext, Error, Result};
 use abi_stable::library::{CheckTypeLayout, RootModuleResult};
 use abi_stable::prefix_type::PrefixTypeTrait;
@@ -189,44 +194,14 @@ impl Served {
     fn call(&self, method: u32, request: &[u8]) -> Result<Vec<u8>> {
         let unknown = || unknown_method(self.name(), method);
         match self {
-            Served::Tracking(store) => tracking(
-                &**store,
-                TrackingMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Artifacts(repo) => artifacts(
-                &**repo,
-                ArtifactMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Context(provider) => context(
-                &**provider,
-                ContextMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Registry(store) => registry(
-                &**store,
-                RegistryMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Backend(backend) => match BackendMethod::from_id(method).ok_or_else(unknown)? {
-                BackendMethod::Capabilities => encode(&backend.capabilities()),
-                BackendMethod::Submit => Err(needs_open("submit")),
-            },
-            Served::Submitted(run) => submitted(
-                &**run,
-                SubmittedRunMethod::from_id(method).ok_or_else(unknown)?,
-            ),
-            Served::Flavor(_) => match FlavorMethod::from_id(method).ok_or_else(unknown)? {
-                FlavorMethod::Load => Err(needs_open("load")),
-            },
-            Served::Model(model) => match ModelMethod::from_id(method).ok_or_else(unknown)? {
-                ModelMethod::Signature => encode(&model.signature()),
-                ModelMethod::Predict => {
-                    let (input,) = decode("the model input", request)?;
-                    encode(&block_on(model.predict(input))?)
-                }
-            },
+            Served::Tracking(store) => serve(&**store, method, request, unknown),
+            Served::Artifacts(repo) => serve(&**repo, method, request, unknown),
+            Served::Context(provider) => serve(&**provider, method, request, unknown),
+            Served::Registry(store) => serve(&**store, method, request, unknown),
+            Served::Backend(backend) => serve(&**backend, method, request, unknown),
+            Served::Submitted(run) => serve(&**run, method, request, unknown),
+            Served::Flavor(flavor) => serve(&**flavor, method, request, unknown),
+            Served::Model(model) => serve(&**model, method, request, unknown),
             Served::Source(source) => {
                 source.call(StreamMethod::from_id(method).ok_or_else(unknown)?)
             }
@@ -315,199 +290,99 @@ impl FfiObject for Served {
     }
 }
 
-/// Decodes the argument tuple `$args: $ty` from the request, awaits `$call` and encodes its
-/// `Ok` value.
-macro_rules! serve {
-    ($request:expr, $what:literal, $args:pat = $ty:ty => $call:expr) => {{
-        let $args: $ty = decode($what, $request)?;
-        encode(&block_on($call)?)
-    }};
+/// A plugin trait object the glue can serve: decodes a request for one of its methods, calls
+/// the plugin and encodes the response. Implemented for every plugin trait by the generator
+/// below, from the trait's declaration in `methods.rs`.
+trait Serve {
+    /// The trait's method ids.
+    type Method;
+    /// The method with `id`, if this version knows it.
+    fn method(id: u32) -> Option<Self::Method>;
+    /// Serves one `call` of `method`.
+    fn serve(&self, method: Self::Method, request: &[u8]) -> Result<Vec<u8>>;
 }
 
-fn tracking(store: &dyn TrackingStore, method: TrackingMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::entities::*;
-    use crate::tracking::*;
-    use TrackingMethod as M;
-    match method {
-        M::Capabilities => encode(&store.capabilities()),
-        M::CreateExperiment => {
-            serve!(req, "create_experiment", (r,) = (CreateExperiment,) => store.create_experiment(r))
-        }
-        M::GetExperiment => {
-            serve!(req, "get_experiment", (id,) = (String,) => store.get_experiment(&id))
-        }
-        M::GetExperimentByName => {
-            serve!(req, "get_experiment_by_name", (n,) = (String,) => store.get_experiment_by_name(&n))
-        }
-        M::DeleteExperiment => {
-            serve!(req, "delete_experiment", (id,) = (String,) => store.delete_experiment(&id))
-        }
-        M::RestoreExperiment => {
-            serve!(req, "restore_experiment", (id,) = (String,) => store.restore_experiment(&id))
-        }
-        M::RenameExperiment => serve!(req, "rename_experiment",
-            (id, name) = (String, String) => store.rename_experiment(&id, &name)),
-        M::SetExperimentTag => serve!(req, "set_experiment_tag",
-            (id, tag) = (String, ExperimentTag) => store.set_experiment_tag(&id, tag)),
-        M::DeleteExperimentTag => serve!(req, "delete_experiment_tag",
-            (id, key) = (String, String) => store.delete_experiment_tag(&id, &key)),
-        M::SearchExperiments => serve!(req, "search_experiments",
-            (r,) = (SearchExperiments,) => store.search_experiments(r)),
-        M::CreateRun => serve!(req, "create_run", (r,) = (CreateRun,) => store.create_run(r)),
-        M::GetRun => serve!(req, "get_run", (id,) = (String,) => store.get_run(&id)),
-        M::UpdateRunInfo => serve!(req, "update_run_info",
-            (id, u) = (String, UpdateRun) => store.update_run_info(&id, u)),
-        M::DeleteRun => serve!(req, "delete_run", (id,) = (String,) => store.delete_run(&id)),
-        M::RestoreRun => serve!(req, "restore_run", (id,) = (String,) => store.restore_run(&id)),
-        M::LogBatch => {
-            let (id, metrics, params, tags): super::batch::LogBatch =
-                if super::batch::is_binary(req) {
-                    super::batch::decode(req)?
-                } else {
-                    decode("log_batch", req)?
-                };
-            encode(&block_on(store.log_batch(&id, metrics, params, tags))?)
-        }
-        M::LogMetric => serve!(req, "log_metric",
-            (id, m) = (String, Metric) => store.log_metric(&id, m)),
-        M::LogParam => serve!(req, "log_param",
-            (id, p) = (String, Param) => store.log_param(&id, p)),
-        M::SetTag => serve!(req, "set_tag", (id, t) = (String, RunTag) => store.set_tag(&id, t)),
-        M::DeleteTag => serve!(req, "delete_tag",
-            (id, key) = (String, String) => store.delete_tag(&id, &key)),
-        M::GetMetricHistory => serve!(req, "get_metric_history",
-            (id, key, max, token) = (String, String, usize, Option<String>)
-                => store.get_metric_history(&id, &key, max, token)),
-        M::GetMetricHistoryBulkInterval => serve!(req, "get_metric_history_bulk_interval",
-            (r,) = (BulkIntervalRequest,) => store.get_metric_history_bulk_interval(r)),
-        M::SearchRuns => serve!(req, "search_runs", (r,) = (SearchRuns,) => store.search_runs(r)),
-        M::LogInputs => serve!(req, "log_inputs",
-            (id, datasets, models) = (String, Vec<DatasetInput>, Vec<ModelInput>)
-                => store.log_inputs(&id, datasets, models)),
-        M::LogOutputs => serve!(req, "log_outputs",
-            (id, models) = (String, Vec<ModelOutput>) => store.log_outputs(&id, models)),
-        M::SearchDatasets => serve!(req, "search_datasets",
-            (ids,) = (Vec<String>,) => store.search_datasets(&ids)),
-        M::RecordLoggedModel => serve!(req, "record_logged_model",
-            (id, model) = (String, serde_json::Value) => store.record_logged_model(&id, model)),
-        M::CreateLoggedModel => serve!(req, "create_logged_model",
-            (r,) = (CreateLoggedModel,) => store.create_logged_model(r)),
-        M::GetLoggedModel => serve!(req, "get_logged_model",
-            (id, deleted) = (String, bool) => store.get_logged_model(&id, deleted)),
-        M::FinalizeLoggedModel => serve!(req, "finalize_logged_model",
-            (id, status) = (String, LoggedModelStatus) => store.finalize_logged_model(&id, status)),
-        M::DeleteLoggedModel => serve!(req, "delete_logged_model",
-            (id,) = (String,) => store.delete_logged_model(&id)),
-        M::SetLoggedModelTags => serve!(req, "set_logged_model_tags",
-            (id, tags) = (String, Vec<LoggedModelTag>) => store.set_logged_model_tags(&id, tags)),
-        M::DeleteLoggedModelTag => serve!(req, "delete_logged_model_tag",
-            (id, key) = (String, String) => store.delete_logged_model_tag(&id, &key)),
-        M::LogLoggedModelParams => serve!(req, "log_logged_model_params",
-            (id, params) = (String, Vec<LoggedModelParameter>)
-                => store.log_logged_model_params(&id, params)),
-        M::SearchLoggedModels => serve!(req, "search_logged_models",
-            (r,) = (SearchLoggedModels,) => store.search_logged_models(r)),
-    }
-}
-
-fn artifacts(repo: &dyn ArtifactRepository, method: ArtifactMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::artifacts::CompletedPart;
-    use ArtifactMethod as M;
-    match method {
-        M::Capabilities => encode(&repo.capabilities()),
-        M::RootUri => encode(repo.root_uri()),
-        M::Put | M::Get | M::UploadPart => Err(needs_open("put, get and upload_part")),
-        M::List => serve!(req, "list", (path,) = (Option<String>,) => repo.list(path.as_deref())),
-        M::Delete => {
-            serve!(req, "delete", (path,) = (Option<String>,) => repo.delete(path.as_deref()))
-        }
-        M::CreateMultipartUpload => serve!(req, "create_multipart_upload",
-            (path, parts) = (String, u32) => repo.create_multipart_upload(&path, parts)),
-        M::CompleteMultipartUpload => serve!(req, "complete_multipart_upload",
-            (path, id, parts) = (String, String, Vec<CompletedPart>)
-                => repo.complete_multipart_upload(&path, &id, parts)),
-        M::AbortMultipartUpload => serve!(req, "abort_multipart_upload",
-            (path, id) = (String, String) => repo.abort_multipart_upload(&path, &id)),
-        M::PresignedDownloadUrl => serve!(req, "presigned_download_url",
-            (path, secs) = (String, u64) => repo.presigned_download_url(&path, secs)),
-        M::PresignedUploadUrl => serve!(req, "presigned_upload_url",
-            (path, secs) = (String, u64) => repo.presigned_upload_url(&path, secs)),
-    }
-}
-
-fn context(
-    provider: &dyn RunContextProvider,
-    method: ContextMethod,
-    req: &[u8],
+fn serve<T: Serve + ?Sized>(
+    object: &T,
+    method: u32,
+    request: &[u8],
+    unknown: impl FnOnce() -> Error,
 ) -> Result<Vec<u8>> {
-    let (ctx,): (crate::context::RunContext,) = decode("the run context", req)?;
-    match method {
-        ContextMethod::InContext => encode(&provider.in_context(&ctx)),
-        ContextMethod::Tags => encode(&provider.tags(&ctx)?),
-    }
+    object.serve(T::method(method).ok_or_else(unknown)?, request)
 }
 
-fn registry(store: &dyn ModelRegistryStore, method: RegistryMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::model_registry::*;
-    use RegistryMethod as M;
-    type S = String;
-    match method {
-        M::Capabilities => encode(&store.capabilities()),
-        M::CreateRegisteredModel => serve!(req, "create_registered_model",
-            (n, tags, d) = (S, Vec<RegistryTag>, Option<S>) => store.create_registered_model(&n, tags, d)),
-        M::GetRegisteredModel => serve!(req, "get_registered_model",
-            (n,) = (S,) => store.get_registered_model(&n)),
-        M::RenameRegisteredModel => serve!(req, "rename_registered_model",
-            (n, new) = (S, S) => store.rename_registered_model(&n, &new)),
-        M::UpdateRegisteredModel => serve!(req, "update_registered_model",
-            (n, d) = (S, Option<S>) => store.update_registered_model(&n, d)),
-        M::DeleteRegisteredModel => serve!(req, "delete_registered_model",
-            (n,) = (S,) => store.delete_registered_model(&n)),
-        M::SearchRegisteredModels => serve!(req, "search_registered_models",
-            (r,) = (RegistrySearch,) => store.search_registered_models(r)),
-        M::GetLatestVersions => serve!(req, "get_latest_versions",
-            (n, stages) = (S, Vec<Stage>) => store.get_latest_versions(&n, stages)),
-        M::SetRegisteredModelTag => serve!(req, "set_registered_model_tag",
-            (n, tag) = (S, RegistryTag) => store.set_registered_model_tag(&n, tag)),
-        M::DeleteRegisteredModelTag => serve!(req, "delete_registered_model_tag",
-            (n, key) = (S, S) => store.delete_registered_model_tag(&n, &key)),
-        M::CreateModelVersion => serve!(req, "create_model_version",
-            (r,) = (CreateModelVersion,) => store.create_model_version(r)),
-        M::GetModelVersion => serve!(req, "get_model_version",
-            (n, v) = (S, S) => store.get_model_version(&n, &v)),
-        M::UpdateModelVersion => serve!(req, "update_model_version",
-            (n, v, d) = (S, S, Option<S>) => store.update_model_version(&n, &v, d)),
-        M::TransitionModelVersionStage => serve!(req, "transition_model_version_stage",
-            (n, v, stage, archive) = (S, S, Stage, bool)
-                => store.transition_model_version_stage(&n, &v, stage, archive)),
-        M::DeleteModelVersion => serve!(req, "delete_model_version",
-            (n, v) = (S, S) => store.delete_model_version(&n, &v)),
-        M::GetModelVersionDownloadUri => serve!(req, "get_model_version_download_uri",
-            (n, v) = (S, S) => store.get_model_version_download_uri(&n, &v)),
-        M::SearchModelVersions => serve!(req, "search_model_versions",
-            (r,) = (RegistrySearch,) => store.search_model_versions(r)),
-        M::SetModelVersionTag => serve!(req, "set_model_version_tag",
-            (n, v, tag) = (S, S, RegistryTag) => store.set_model_version_tag(&n, &v, tag)),
-        M::DeleteModelVersionTag => serve!(req, "delete_model_version_tag",
-            (n, v, key) = (S, S, S) => store.delete_model_version_tag(&n, &v, &key)),
-        M::SetRegisteredModelAlias => serve!(req, "set_registered_model_alias",
-            (n, alias, v) = (S, S, S) => store.set_registered_model_alias(&n, &alias, &v)),
-        M::DeleteRegisteredModelAlias => serve!(req, "delete_registered_model_alias",
-            (n, alias) = (S, S) => store.delete_registered_model_alias(&n, &alias)),
-        M::GetModelVersionByAlias => serve!(req, "get_model_version_by_alias",
-            (n, alias) = (S, S) => store.get_model_version_by_alias(&n, &alias)),
-    }
+/// Generates [`Serve`] for a plugin trait from its declaration; the `custom` methods' glue is
+/// given in declaration order as `|plugin, request| expression;`.
+macro_rules! serve_trait {
+    (
+        { $( |$o:pat_param, $r:pat_param| $body:expr; )* } $trait:ident, $enum:ident;
+        cached { $( $cv:ident = $cid:literal => $cname:ident () -> $cret:ty $(as $cw:ty)?; )* }
+        call { $( $v:ident = $id:literal => $name:ident ( $($arg:ident : $aty:ty $(as $aw:ty)?),* ) -> $ret:ty; )* }
+        custom { $( $xv:ident = $xid:literal => $xname:ident ( $($xarg:ident : $xaty:ty $(as $xaw:ty)?),* ) $(-> $xret:ty)?; )* }
+    ) => {
+        impl Serve for dyn $trait {
+            type Method = $enum;
+
+            fn method(id: u32) -> Option<$enum> {
+                $enum::from_id(id)
+            }
+
+            fn serve(&self, method: $enum, request: &[u8]) -> Result<Vec<u8>> {
+                match method {
+                    $( $enum::$cv => encode(&self.$cname()), )*
+                    $( $enum::$v => {
+                        let ($($arg,)*): ($(crate::__cairn_ffi_wire!($aty $(as $aw)?),)*) =
+                            decode(stringify!($name), request)?;
+                        encode(&block_on(self.$name($(crate::__cairn_ffi_pass!($arg $(as $aw)?)),*))?)
+                    } )*
+                    $( $enum::$xv => {
+                        let $o = self;
+                        let $r = request;
+                        $body
+                    } )*
+                }
+            }
+        }
+    };
 }
 
-fn submitted(run: &dyn SubmittedRun, method: SubmittedRunMethod) -> Result<Vec<u8>> {
-    match method {
-        SubmittedRunMethod::RunId => encode(run.run_id()),
-        SubmittedRunMethod::Wait => encode(&block_on(run.wait())?),
-        SubmittedRunMethod::Status => encode(&block_on(run.status())?),
-        SubmittedRunMethod::Cancel => encode(&block_on(run.cancel())?),
-        SubmittedRunMethod::Logs => Err(needs_open("logs")),
-    }
-}
+crate::__cairn_ffi_tracking!(serve_trait {
+    // log_batch: the compact binary request, or the JSON tuple.
+    |store, req| {
+        let (id, metrics, params, tags): super::batch::LogBatch = if super::batch::is_binary(req) {
+            super::batch::decode(req)?
+        } else {
+            decode("log_batch", req)?
+        };
+        encode(&block_on(store.log_batch(&id, metrics, params, tags))?)
+    };
+});
+crate::__cairn_ffi_artifacts!(serve_trait {
+    |_, _| Err(needs_open("put"));
+    |_, _| Err(needs_open("get"));
+    |_, _| Err(needs_open("upload_part"));
+});
+crate::__cairn_ffi_context!(serve_trait {
+    |provider, req| {
+        let (ctx,): (RunContext,) = decode("the run context", req)?;
+        encode(&provider.in_context(&ctx))
+    };
+    |provider, req| {
+        let (ctx,): (RunContext,) = decode("the run context", req)?;
+        encode(&provider.tags(&ctx)?)
+    };
+});
+crate::__cairn_ffi_registry!(serve_trait {});
+crate::__cairn_ffi_backend!(serve_trait {
+    |_, _| Err(needs_open("submit"));
+});
+crate::__cairn_ffi_submitted_run!(serve_trait {
+    |_, _| Err(needs_open("logs"));
+});
+crate::__cairn_ffi_flavor!(serve_trait {
+    |_, _| Err(needs_open("load"));
+});
+crate::__cairn_ffi_model!(serve_trait {});
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while the lock was held was already reported as an error; the state is still
