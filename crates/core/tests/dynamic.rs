@@ -261,8 +261,70 @@ fn a_panicking_method_is_an_internal_error_and_the_host_carries_on() {
     let err = block_on(repo.list(Some("panic"))).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal, "{err}");
     assert!(err.message.contains("list panicked on purpose"), "{err}");
+    // What the server logs names the plugin, the method and the library's file.
+    let logged = err.to_string();
+    assert!(logged.contains("[plugin=memtest]"), "{logged}");
+    assert!(logged.contains("[method=list]"), "{logged}");
+    assert!(
+        logged.contains(&format!("[library={}]", test_library().display())),
+        "{logged}"
+    );
     // The same instance still answers.
     assert_eq!(block_on(repo.list(None)).unwrap(), vec![]);
+}
+
+/// Set in the child process of `a_plugin_panic_prints_one_line_unless_rust_backtrace_is_set`.
+const PANIC_CHILD_VAR: &str = "CAIRN_TEST_PANIC_CHILD";
+
+/// Runs this test binary's `a_plugin_panic_prints_one_line_unless_rust_backtrace_is_set` as a
+/// child with `backtrace` as `RUST_BACKTRACE` (unset if `None`); returns its stderr.
+fn panicking_child(backtrace: Option<&str>) -> String {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "a_plugin_panic_prints_one_line_unless_rust_backtrace_is_set",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(PANIC_CHILD_VAR, "1")
+    .env_remove("RUST_BACKTRACE")
+    .env_remove("RUST_LIB_BACKTRACE");
+    if let Some(value) = backtrace {
+        cmd.env("RUST_BACKTRACE", value);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_plugin_panic_prints_one_line_unless_rust_backtrace_is_set() {
+    if std::env::var_os(PANIC_CHILD_VAR).is_some() {
+        // The child: one panicking call through the ABI.
+        let registry = registry_of(&[test_library()]).unwrap();
+        let repo = registry
+            .artifact_repository("memtest://bucket", BuildContext::default())
+            .unwrap();
+        block_on(repo.list(Some("panic"))).unwrap_err();
+        return;
+    }
+    let quiet = panicking_child(None);
+    let lines: Vec<&str> = quiet.lines().filter(|l| l.contains("panic")).collect();
+    assert_eq!(lines.len(), 1, "{quiet}");
+    assert!(
+        lines[0]
+            .starts_with("cairn plugin 'memtest' panicked in list: list panicked on purpose at "),
+        "{quiet}"
+    );
+    assert!(!quiet.contains("stack backtrace"), "{quiet}");
+    assert!(!quiet.contains("RUST_BACKTRACE"), "{quiet}");
+
+    let loud = panicking_child(Some("1"));
+    assert!(
+        loud.contains("cairn plugin 'memtest' panicked in list"),
+        "{loud}"
+    );
+    assert!(loud.contains("stack backtrace"), "{loud}");
 }
 
 #[test]

@@ -273,9 +273,13 @@ impl Library {
             .ok_or_else(|| Error::internal(format!("the library has no plugin number {index}")))?;
         let json = serde_json::to_string(ctx)
             .map_err(|e| Error::internal("cannot encode the build context").with_source(e))?;
+        let library: Arc<Path> = Arc::from(self.path.as_path());
         match (self.root.build())(index, RStr::from_str(&json)) {
-            RResult::ROk(object) => Ok(Object(Arc::new(object))),
-            RResult::RErr(e) => Err(decode_error(e)),
+            RResult::ROk(object) => Ok(Object {
+                inner: Arc::new(object),
+                library,
+            }),
+            RResult::RErr(e) => Err(decode_error(e, &library)),
         }
     }
 }
@@ -283,7 +287,11 @@ impl Library {
 /// One object of a library: a plugin instance, a submitted run, a loaded model or a stream.
 /// Cheap to clone; shared by every clone.
 #[derive(Clone)]
-pub struct Object(Arc<ObjectBox>);
+pub struct Object {
+    inner: Arc<ObjectBox>,
+    /// The library's file, named in its internal errors (a panic names the plugin and method).
+    library: Arc<Path>,
+}
 
 impl fmt::Debug for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -294,17 +302,20 @@ impl fmt::Debug for Object {
 impl Object {
     /// Calls `method` with raw `request` bytes; blocks until the plugin answers.
     pub fn call(&self, method: u32, request: &[u8]) -> Result<Vec<u8>> {
-        match self.0.call(method, RSlice::from_slice(request)) {
+        match self.inner.call(method, RSlice::from_slice(request)) {
             RResult::ROk(bytes) => Ok(bytes.into_vec()),
-            RResult::RErr(e) => Err(decode_error(e)),
+            RResult::RErr(e) => Err(decode_error(e, &self.library)),
         }
     }
 
     /// Calls `method`, which returns another object; blocks until the plugin answers.
     pub fn open(&self, method: u32, request: &[u8]) -> Result<Object> {
-        match self.0.open(method, RSlice::from_slice(request)) {
-            RResult::ROk(object) => Ok(Object(Arc::new(object))),
-            RResult::RErr(e) => Err(decode_error(e)),
+        match self.inner.open(method, RSlice::from_slice(request)) {
+            RResult::ROk(object) => Ok(Object {
+                inner: Arc::new(object),
+                library: self.library.clone(),
+            }),
+            RResult::RErr(e) => Err(decode_error(e, &self.library)),
         }
     }
 
@@ -352,10 +363,17 @@ pub fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     })
 }
 
-fn decode_error(e: RString) -> Error {
-    match serde_json::from_str::<ErrorRecord>(e.as_str()) {
+/// A library's error; an internal one (a panic, a protocol failure) also names the library's
+/// file, for the log.
+fn decode_error(e: RString, library: &Path) -> Error {
+    let error: Error = match serde_json::from_str::<ErrorRecord>(e.as_str()) {
         Ok(record) => record.into(),
         Err(_) => Error::internal(format!("the plugin returned an unreadable error: {e}")),
+    };
+    if error.kind == crate::ErrorKind::Internal {
+        error.with_context("library", library.display())
+    } else {
+        error
     }
 }
 

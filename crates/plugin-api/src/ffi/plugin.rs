@@ -65,8 +65,12 @@ fn root_module<E: ExportsSource>() -> PluginLibRef {
 }
 
 extern "C" fn describe<E: ExportsSource>() -> RString {
+    let call = Call {
+        plugin: E::exports().name,
+        method: "describe",
+    };
     // An empty string tells the host the description could not be produced.
-    guard(|| encode_string(&E::exports().description()))
+    guard(call, || encode_string(&E::exports().description()))
         .map(RString::from)
         .unwrap_or_default()
 }
@@ -75,10 +79,13 @@ extern "C" fn build<E: ExportsSource>(
     index: u32,
     context: RStr<'_>,
 ) -> RResult<ObjectBox, RString> {
-    to_rresult(guard(|| {
-        let factory = E::exports()
-            .factories
-            .get(index as usize)
+    let factory = E::exports().factories.get(index as usize);
+    let call = Call {
+        plugin: factory.map_or(E::exports().name, |f| f.name),
+        method: "build",
+    };
+    to_rresult(guard(call, || {
+        let factory = factory
             .ok_or_else(|| Error::internal(format!("the library has no plugin number {index}")))?;
         let ctx: BuildContext = serde_json::from_str(context.as_str())
             .map_err(|e| protocol_error("the build context", e))?;
@@ -90,22 +97,81 @@ extern "C" fn build<E: ExportsSource>(
             Build::ProjectBackend(build) => Served::Backend(build(&ctx)?),
             Build::ModelFlavor(build) => Served::Flavor(build(&ctx)?),
         };
-        Ok(served.into_box())
+        Ok(Instance {
+            plugin: call.plugin,
+            opened_by: None,
+            served,
+        }
+        .into_box())
     }))
 }
 
-/// Runs `f`, turning a panic into an `Internal` error that names the panic message.
-fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panic_error(&*payload)))
+/// The plugin call a thread is making: named in the panic hook's line and in panic errors.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    /// The plugin's scheme or name (the library's name for `describe`).
+    plugin: &'static str,
+    /// The trait method (`build` for the factory).
+    method: &'static str,
 }
 
-fn panic_error(payload: &(dyn Any + Send)) -> Error {
-    let message = payload
+thread_local! {
+    static CURRENT: std::cell::Cell<Option<Call>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` as `call`, turning a panic into an `Internal` error that names the panic message,
+/// the plugin and the method.
+fn guard<T>(call: Call, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    install_panic_hook();
+    let outer = CURRENT.replace(Some(call));
+    let result = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(panic_error(call, &*payload)));
+    CURRENT.set(outer);
+    result
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    Error::internal(format!("the plugin panicked: {message}"))
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+fn panic_error(call: Call, payload: &(dyn Any + Send)) -> Error {
+    Error::internal(format!("the plugin panicked: {}", panic_message(payload)))
+        .with_context("plugin", call.plugin)
+        .with_context("method", call.method)
+}
+
+/// Makes this library's panic hook print one line for a panic inside a plugin call — `cairn
+/// plugin 'memtest' panicked in list: <message> at src/lib.rs:103:13` — instead of the default
+/// report; with `RUST_BACKTRACE` set (not `0`) the default report and its backtrace follow.
+/// A panic outside a plugin call gets the default report. (A `cdylib` has its own copy of std,
+/// so this hook is the library's, never the host's.)
+fn install_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let Some(call) = CURRENT.try_with(std::cell::Cell::get).ok().flatten() else {
+                return default(info);
+            };
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            eprintln!(
+                "cairn plugin '{}' panicked in {}: {}{at}",
+                call.plugin,
+                call.method,
+                panic_message(info.payload())
+            );
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                default(info);
+            }
+        }));
+    });
 }
 
 fn to_rresult<T>(r: Result<T>) -> RResult<T, RString> {
@@ -171,11 +237,43 @@ enum Served {
     Sink(Sink),
 }
 
-impl Served {
+/// An object as the host holds it: what it serves, and the plugin (and, for an object a
+/// method returned, that method) it belongs to.
+struct Instance {
+    plugin: &'static str,
+    opened_by: Option<&'static str>,
+    served: Served,
+}
+
+impl Instance {
     fn into_box(self) -> ObjectBox {
         FfiObject_TO::from_value(self, TD_Opaque)
     }
 
+    /// The call `method` of this object is, for panic reports: a stream's calls are named by
+    /// the method that opened it (`get`, `put`, `logs`).
+    fn call(&self, method: u32) -> Call {
+        let name = match &self.served {
+            Served::Tracking(_) => TrackingMethod::from_id(method).map(TrackingMethod::name),
+            Served::Artifacts(_) => ArtifactMethod::from_id(method).map(ArtifactMethod::name),
+            Served::Context(_) => ContextMethod::from_id(method).map(ContextMethod::name),
+            Served::Registry(_) => RegistryMethod::from_id(method).map(RegistryMethod::name),
+            Served::Backend(_) => BackendMethod::from_id(method).map(BackendMethod::name),
+            Served::Submitted(_) => {
+                SubmittedRunMethod::from_id(method).map(SubmittedRunMethod::name)
+            }
+            Served::Flavor(_) => FlavorMethod::from_id(method).map(FlavorMethod::name),
+            Served::Model(_) => ModelMethod::from_id(method).map(ModelMethod::name),
+            Served::Source(_) | Served::Sink(_) => self.opened_by,
+        };
+        Call {
+            plugin: self.plugin,
+            method: name.unwrap_or("an unknown method"),
+        }
+    }
+}
+
+impl Served {
     fn name(&self) -> &'static str {
         match self {
             Served::Tracking(_) => "tracking-store",
@@ -211,20 +309,22 @@ impl Served {
         }
     }
 
-    fn open(&self, method: u32, request: &[u8]) -> Result<Served> {
+    fn open(&self, call: Call, method: u32, request: &[u8]) -> Result<Served> {
         let unknown = || unknown_method(self.name(), method);
         match self {
             Served::Artifacts(repo) => match ArtifactMethod::from_id(method).ok_or_else(unknown)? {
                 ArtifactMethod::Put => {
                     let (path,): (String,) = decode("the put request", request)?;
                     let repo = repo.clone();
-                    Sink::start(move |body| async move { encode(&repo.put(&path, body).await?) })
+                    Sink::start(call, move |body| async move {
+                        encode(&repo.put(&path, body).await?)
+                    })
                 }
                 ArtifactMethod::UploadPart => {
                     let (path, upload_id, part): (String, String, u32) =
                         decode("the upload_part request", request)?;
                     let repo = repo.clone();
-                    Sink::start(move |body| async move {
+                    Sink::start(call, move |body| async move {
                         encode(&repo.upload_part(&path, &upload_id, part, body).await?)
                     })
                 }
@@ -276,16 +376,23 @@ fn not_an_opener() -> Error {
     Error::internal("this method does not return an object; the host must call it, not open it")
 }
 
-impl FfiObject for Served {
+impl FfiObject for Instance {
     fn call(&self, method: u32, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString> {
-        to_rresult(guard(|| {
-            Served::call(self, method, request.as_slice()).map(RVec::from)
+        to_rresult(guard(self.call(method), || {
+            self.served.call(method, request.as_slice()).map(RVec::from)
         }))
     }
 
     fn open(&self, method: u32, request: RSlice<'_, u8>) -> RResult<ObjectBox, RString> {
-        to_rresult(guard(|| {
-            Served::open(self, method, request.as_slice()).map(Served::into_box)
+        let call = self.call(method);
+        to_rresult(guard(call, || {
+            let served = self.served.open(call, method, request.as_slice())?;
+            Ok(Instance {
+                plugin: self.plugin,
+                opened_by: Some(call.method),
+                served,
+            }
+            .into_box())
         }))
     }
 }
@@ -453,17 +560,17 @@ struct SinkState {
 
 impl Sink {
     /// Starts the plugin call `make(body)` on its own thread.
-    fn start<F, Fut>(make: F) -> Result<Served>
+    fn start<F, Fut>(call: Call, make: F) -> Result<Served>
     where
         F: FnOnce(ByteStream) -> Fut,
         Fut: Future<Output = Result<Vec<u8>>> + Send + 'static,
     {
         // One chunk in flight at a time: the host's pushes wait for the plugin to read.
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(1);
-        let call: Upload = Box::pin(make(Box::pin(rx)));
+        let upload: Upload = Box::pin(make(Box::pin(rx)));
         let thread = std::thread::Builder::new()
             .name("cairn-plugin-upload".into())
-            .spawn(move || guard(|| block_on(call)))
+            .spawn(move || guard(call, || block_on(upload)))
             .map_err(|e| Error::internal("cannot start an upload thread").with_source(e))?;
         Ok(Served::Sink(Sink {
             state: Mutex::new(SinkState {
@@ -517,11 +624,18 @@ fn send(tx: &mut mpsc::Sender<Result<Bytes>>, item: Result<Bytes>) -> Result<()>
 
 fn join(call: JoinHandle<Result<Vec<u8>>>) -> Result<Vec<u8>> {
     call.join()
-        .unwrap_or_else(|payload| Err(panic_error(&*payload)))
+        // The thread's own guard catches the plugin's panics; this is the thread failing
+        // outside it.
+        .unwrap_or_else(|payload| {
+            Err(Error::internal(format!(
+                "the upload thread failed: {}",
+                panic_message(&*payload)
+            )))
+        })
 }
 
-// `Served` crosses threads inside the host's `Arc`; every variant is `Send + Sync`.
+// `Instance` crosses threads inside the host's `Arc`; every variant is `Send + Sync`.
 const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Served>();
+    assert_send_sync::<Instance>();
 };
