@@ -111,6 +111,19 @@ fn loaded_sqlite_store() -> (Arc<dyn TrackingStore>, TempDir) {
 mod jsonl_through_the_abi {
     cairn_plugin_api::tracking_store_conformance!(
         super::loaded_jsonl_store(),
+        skips = [
+            log_inputs_model_inputs,
+            logged_model_create_and_get,
+            logged_model_create_in_deleted_or_unknown_experiment_fails,
+            logged_model_get_unknown_is_not_found,
+            logged_model_finalize_ready,
+            logged_model_tags_set_overwrite_delete,
+            logged_model_params,
+            logged_model_metrics_come_from_runs,
+            logged_model_search_filter_order_pages,
+            logged_model_delete,
+            logged_model_log_outputs_links_run,
+        ],
         runner = super::on_tokio
     );
 }
@@ -118,6 +131,7 @@ mod jsonl_through_the_abi {
 mod sqlite_through_the_abi {
     cairn_plugin_api::tracking_store_conformance!(
         super::loaded_sqlite_store(),
+        skips = [],
         runner = super::on_tokio
     );
 }
