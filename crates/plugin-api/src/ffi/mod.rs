@@ -47,8 +47,11 @@
 //! its chunks as an ordinary stream while the host pushes them one by one.
 //!
 //! A panic in any plugin method or factory is caught at the boundary and reaches the host as an
-//! [`ErrorKind::Internal`](crate::ErrorKind::Internal) error naming the panic message; the host
-//! keeps running. Libraries are never unloaded.
+//! [`ErrorKind::Internal`](crate::ErrorKind::Internal) error naming the panic message, with the
+//! plugin and the method as context (the host adds the library's file); the host keeps
+//! running. The library's panic hook prints one line for it (`cairn plugin 'x' panicked in
+//! list: <message> at <file:line>`), and the default report with its backtrace only when
+//! `RUST_BACKTRACE` is set. Libraries are never unloaded.
 //!
 //! # The ABI
 //!
@@ -68,8 +71,9 @@
 //! ([`StreamMethod::Pull`]), an upload a sink it pushes chunks into ([`StreamMethod::Push`]).
 //!
 //! The host refuses a library whose `cairn-plugin-api` version differs from its own in the
-//! major version (or, before 1.0, the minor version), whose ABI version differs, or whose
-//! root-module layout differs, with one line naming both versions.
+//! major version (or, before 1.0, the minor version), whose ABI version differs, whose
+//! [`schema_hash`] (the digest of its requests' and responses' wire form) differs, or whose
+//! root-module layout differs, with one line naming both versions (or hashes).
 
 #![allow(unsafe_code)] // Exporting and loading a shared library's root module.
 #![allow(non_local_definitions)] // `abi_stable`'s derives emit impls the lint flags.

@@ -16,7 +16,10 @@
 //! use std::sync::Arc;
 //!
 //! mod file {
-//!     cairn_plugin_api::tracking_store_conformance!(Arc::new(super::open_temp_store()));
+//!     cairn_plugin_api::tracking_store_conformance!(
+//!         Arc::new(super::open_temp_store()),
+//!         skips = [],
+//!     );
 //! }
 //! ```
 //!
@@ -33,6 +36,7 @@
 //! }
 //! cairn_plugin_api::tracking_store_conformance!(
 //!     Arc::new(PgStore::connect(URL).await.unwrap()),
+//!     skips = [],
 //!     runner = run_on_tokio
 //! );
 //! ```
@@ -42,7 +46,12 @@
 //! dropped first and the guard right after it.
 //!
 //! Cases that need an optional capability ([`TrackingCapabilities`](crate::TrackingCapabilities))
-//! check it first and return early, printing why on stderr, when the store lacks it.
+//! are marked `case if capability` in the suite's case list. A plugin lists the cases its
+//! missing capabilities skip at the macro call, `skips = [case, ...]` (`skips = []` when it has
+//! every capability): those are stamped as `#[ignore]`d tests, so `cargo test` reports them as
+//! ignored rather than passed, and a stamped `conformance_skips_are_as_declared` test fails —
+//! printing the list to write — unless `skips` is exactly the cases the plugin's capabilities
+//! skip. (A listed case still returns early, printing why, if run with `--include-ignored`.)
 //!
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
@@ -65,7 +74,10 @@
 //! ```ignore
 //! // plugins/artifacts-foo/tests/conformance.rs
 //! fn fresh_repo() -> (std::sync::Arc<FooRepository>, tempfile::TempDir) { ... }
-//! cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
+//! cairn_plugin_api::artifact_repository_conformance!(
+//!     fresh_repo(),
+//!     skips = [presigned_urls_are_urls], // no presigned URLs
+//! );
 //! ```
 
 pub mod artifacts;
@@ -306,8 +318,12 @@ pub fn check_skips<C: serde::Serialize>(
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
 ///
 /// ```ignore
-/// cairn_plugin_api::tracking_store_conformance!(std::sync::Arc::new(my_store()));
-/// cairn_plugin_api::tracking_store_conformance!(make_store().await, runner = my_runtime::run);
+/// cairn_plugin_api::tracking_store_conformance!(std::sync::Arc::new(my_store()), skips = []);
+/// cairn_plugin_api::tracking_store_conformance!(
+///     make_store().await,
+///     skips = [logged_model_params], // ... every case a missing capability skips
+///     runner = my_runtime::run,
+/// );
 /// ```
 #[macro_export]
 macro_rules! tracking_store_conformance {
@@ -432,8 +448,12 @@ macro_rules! __cairn_tracking_stamp {
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
 ///
 /// ```ignore
-/// cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
-/// cairn_plugin_api::artifact_repository_conformance!(make_repo().await, runner = my_rt::run);
+/// cairn_plugin_api::artifact_repository_conformance!(fresh_repo(), skips = []);
+/// cairn_plugin_api::artifact_repository_conformance!(
+///     make_repo().await,
+///     skips = [presigned_urls_are_urls],
+///     runner = my_rt::run,
+/// );
 /// ```
 #[macro_export]
 macro_rules! artifact_repository_conformance {
@@ -499,7 +519,7 @@ macro_rules! __cairn_artifact_stamp {
 /// [`tracking_store_conformance!`](crate::tracking_store_conformance).
 ///
 /// ```ignore
-/// cairn_plugin_api::model_registry_store_conformance!(std::sync::Arc::new(my_store()));
+/// cairn_plugin_api::model_registry_store_conformance!(std::sync::Arc::new(my_store()), skips = []);
 /// ```
 #[macro_export]
 macro_rules! model_registry_store_conformance {
