@@ -4,13 +4,14 @@
 //! relative to that file's directory) and by the `:`-separated [`PLUGINS_PATH_VAR`]
 //! environment variable (relative to the working directory). Each is loaded once at start-up
 //! through [`cairn_plugin_api::ffi::host`], checked (a Cairn plugin, built against a
-//! compatible `cairn-plugin-api`, with this ABI version and layout) and described; every
-//! plugin it exports becomes a registry entry with [`Origin::File`], next to the built-ins,
-//! so a scheme claimed twice is the registry's usual error naming both owners. A library is
-//! never unloaded.
+//! compatible `cairn-plugin-api`, with this ABI version, wire-form schema hash and layout) and
+//! described; every plugin it exports becomes a registry entry with [`Origin::File`], next to
+//! the built-ins, so a scheme claimed twice is the registry's usual error naming both owners.
+//! A library is never unloaded.
 //!
 //! The host-side wrappers below implement the ordinary plugin traits over a library's objects,
-//! so nothing outside this module knows a plugin came from a file. A call into a library
+//! so nothing outside this module knows a plugin came from a file; they are generated from
+//! each trait's one ABI declaration in `cairn-plugin-api` (`ffi/methods.rs`). A call into a library
 //! blocks until the plugin answers; async methods make it under `block_in_place` on a
 //! multi-thread tokio runtime, on tokio's blocking pool (`spawn_blocking`) on a current-thread
 //! one, or inline when no tokio runtime is running. Requests and responses are
