@@ -197,6 +197,7 @@ pub fn kind_noun(kind: PluginKind) -> &'static str {
         PluginKind::ModelRegistryStore => "model-registry store",
         PluginKind::ProjectBackend => "project backend",
         PluginKind::ModelFlavor => "model flavor",
+        _ => "plugin",
     }
 }
 

@@ -29,7 +29,12 @@ use std::pin::Pin;
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
 
 /// What an artifact repository supports beyond put/get/list/delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Grows without breaking plugins: a field missing from a plugin's answer (a plugin built before
+/// the capability existed) reads as `false`, and a plugin sets the fields it knows and leaves
+/// the rest to `..Default::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ArtifactCapabilities {
     /// Multipart uploads (`*_multipart_upload`, `upload_part`).
     pub multipart_upload: bool,

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What went wrong, in the terms MLflow clients understand.
+///
+/// Non-exhaustive: kinds may be added in a minor version, so a `match` outside this crate
+/// keeps a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The entity does not exist: `RESOURCE_DOES_NOT_EXIST`, HTTP 404.
     NotFound,

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
-/// The six kinds of plugin.
+/// The kinds of plugin (six today; non-exhaustive, as later versions add kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum PluginKind {
     /// [`TrackingStore`], chosen by URI scheme.
     TrackingStore,
@@ -128,7 +129,8 @@ pub type BuildProjectBackend = fn(&BuildContext) -> Result<Arc<dyn ProjectBacken
 /// Builds a [`ModelFlavor`].
 pub type BuildModelFlavor = fn(&BuildContext) -> Result<Arc<dyn ModelFlavor>>;
 
-/// A plugin's build function; the variant is the plugin's kind.
+/// A plugin's build function; the variant is the plugin's kind. (Plugins construct it and
+/// the host matches it, always against the same version, so it needs no `#[non_exhaustive]`.)
 #[derive(Clone, Copy)]
 pub enum Build {
     /// A tracking store.

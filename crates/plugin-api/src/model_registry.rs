@@ -187,7 +187,12 @@ pub struct RegisteredModel {
 }
 
 /// What a registry store supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Grows without breaking plugins: a field missing from a plugin's answer (a plugin built before
+/// the capability existed) reads as `false`, and a plugin sets the fields it knows and leaves
+/// the rest to `..Default::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RegistryCapabilities {
     /// Aliases (`*_alias` methods).
     pub aliases: bool,

@@ -16,7 +16,12 @@ use std::pin::Pin;
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<String>> + Send + 'static>>;
 
 /// What a backend supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Grows without breaking plugins: a field missing from a plugin's answer (a plugin built before
+/// the capability existed) reads as `false`, and a plugin sets the fields it knows and leaves
+/// the rest to `..Default::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProjectCapabilities {
     /// [`SubmittedRun::logs`] streams output.
     pub logs: bool,

@@ -41,7 +41,12 @@ impl<T> Page<T> {
 }
 
 /// What a tracking store can do beyond the core of experiments and runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Grows without breaking plugins: a field missing from a plugin's answer (a plugin built before
+/// the capability existed) reads as `false`, and a plugin sets the fields it knows and leaves
+/// the rest to `..Default::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackingCapabilities {
     /// MLflow 3 LoggedModels (`*_logged_model*` methods).
     pub logged_models: bool,

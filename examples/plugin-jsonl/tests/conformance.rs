@@ -14,4 +14,19 @@ fn store() -> (Arc<dyn TrackingStore>, TempDir) {
     (store, dir)
 }
 
-cairn_plugin_api::tracking_store_conformance!(store());
+cairn_plugin_api::tracking_store_conformance!(
+    store(),
+    skips = [
+        log_inputs_model_inputs,
+        logged_model_create_and_get,
+        logged_model_create_in_deleted_or_unknown_experiment_fails,
+        logged_model_get_unknown_is_not_found,
+        logged_model_finalize_ready,
+        logged_model_tags_set_overwrite_delete,
+        logged_model_params,
+        logged_model_metrics_come_from_runs,
+        logged_model_search_filter_order_pages,
+        logged_model_delete,
+        logged_model_log_outputs_links_run,
+    ]
+);

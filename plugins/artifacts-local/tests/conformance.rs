@@ -34,11 +34,27 @@ fn fresh_repo_small_chunks() -> (Arc<LocalArtifactRepository>, TempDir) {
 }
 
 mod plain_path {
-    cairn_plugin_api::artifact_repository_conformance!(super::fresh_repo());
+    cairn_plugin_api::artifact_repository_conformance!(
+        super::fresh_repo(),
+        skips = [
+            multipart_upload_round_trips,
+            multipart_abort_leaves_nothing,
+            multipart_complete_checks_the_parts,
+            presigned_urls_are_urls,
+        ]
+    );
 }
 
 mod file_uri_small_chunks {
-    cairn_plugin_api::artifact_repository_conformance!(super::fresh_repo_small_chunks());
+    cairn_plugin_api::artifact_repository_conformance!(
+        super::fresh_repo_small_chunks(),
+        skips = [
+            multipart_upload_round_trips,
+            multipart_abort_leaves_nothing,
+            multipart_complete_checks_the_parts,
+            presigned_urls_are_urls,
+        ]
+    );
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {

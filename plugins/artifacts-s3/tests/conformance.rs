@@ -63,7 +63,7 @@ fn fresh_repo() -> Arc<S3ArtifactRepository> {
 }
 
 mod conformance {
-    cairn_plugin_api::artifact_repository_conformance!(super::fresh_repo());
+    cairn_plugin_api::artifact_repository_conformance!(super::fresh_repo(), skips = []);
 }
 
 /// A tokio runtime for the HTTP client the "client side" of these tests uses.

@@ -34,9 +34,9 @@ fn memory_store() -> (Arc<SqliteStore>, TempDir) {
 }
 
 mod file {
-    cairn_plugin_api::model_registry_store_conformance!(super::file_store());
+    cairn_plugin_api::model_registry_store_conformance!(super::file_store(), skips = []);
 }
 
 mod memory {
-    cairn_plugin_api::model_registry_store_conformance!(super::memory_store());
+    cairn_plugin_api::model_registry_store_conformance!(super::memory_store(), skips = []);
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 /// cause (and both versions for a mismatch); [`LoadError::detail`] has the long form when
 /// there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LoadError {
     /// No file at the path.
     Missing,
@@ -50,6 +51,14 @@ pub enum LoadError {
         library: u32,
         /// The host's.
         host: u32,
+    },
+    /// Built with the same ABI version but another wire form: a request or response type
+    /// differs (a field renamed, added or retyped), as the schema hashes show.
+    Schema {
+        /// The plugin's schema hash (empty if it reports none).
+        library: String,
+        /// The host's.
+        host: String,
     },
     /// The root module's layout differs from the host's.
     Layout {
@@ -110,6 +119,19 @@ impl fmt::Display for LoadError {
                 "ABI version mismatch: the plugin speaks plugin ABI version {library}, this \
                  Cairn speaks version {host} (cairn-plugin-api {}); rebuild the plugin against \
                  it",
+                crate::API_VERSION
+            ),
+            LoadError::Schema { library, host } => write!(
+                f,
+                "wire-form mismatch: the plugin's requests and responses (schema {}) differ \
+                 from this Cairn's (schema {host}, plugin ABI version {ABI_VERSION}, \
+                 cairn-plugin-api {}); rebuild the plugin against this Cairn's \
+                 cairn-plugin-api",
+                if library.is_empty() {
+                    "unknown"
+                } else {
+                    library
+                },
                 crate::API_VERSION
             ),
             LoadError::Layout { library, host, .. } => write!(
@@ -219,6 +241,12 @@ impl Library {
                 description.abi_version
             )));
         }
+        if description.schema_hash != super::schema_hash() {
+            return Err(LoadError::Schema {
+                library: description.schema_hash,
+                host: super::schema_hash().to_owned(),
+            });
+        }
         Ok(Library {
             path: path.to_owned(),
             root,
@@ -245,9 +273,13 @@ impl Library {
             .ok_or_else(|| Error::internal(format!("the library has no plugin number {index}")))?;
         let json = serde_json::to_string(ctx)
             .map_err(|e| Error::internal("cannot encode the build context").with_source(e))?;
+        let library: Arc<Path> = Arc::from(self.path.as_path());
         match (self.root.build())(index, RStr::from_str(&json)) {
-            RResult::ROk(object) => Ok(Object(Arc::new(object))),
-            RResult::RErr(e) => Err(decode_error(e)),
+            RResult::ROk(object) => Ok(Object {
+                inner: Arc::new(object),
+                library,
+            }),
+            RResult::RErr(e) => Err(decode_error(e, &library)),
         }
     }
 }
@@ -255,7 +287,11 @@ impl Library {
 /// One object of a library: a plugin instance, a submitted run, a loaded model or a stream.
 /// Cheap to clone; shared by every clone.
 #[derive(Clone)]
-pub struct Object(Arc<ObjectBox>);
+pub struct Object {
+    inner: Arc<ObjectBox>,
+    /// The library's file, named in its internal errors (a panic names the plugin and method).
+    library: Arc<Path>,
+}
 
 impl fmt::Debug for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -266,17 +302,20 @@ impl fmt::Debug for Object {
 impl Object {
     /// Calls `method` with raw `request` bytes; blocks until the plugin answers.
     pub fn call(&self, method: u32, request: &[u8]) -> Result<Vec<u8>> {
-        match self.0.call(method, RSlice::from_slice(request)) {
+        match self.inner.call(method, RSlice::from_slice(request)) {
             RResult::ROk(bytes) => Ok(bytes.into_vec()),
-            RResult::RErr(e) => Err(decode_error(e)),
+            RResult::RErr(e) => Err(decode_error(e, &self.library)),
         }
     }
 
     /// Calls `method`, which returns another object; blocks until the plugin answers.
     pub fn open(&self, method: u32, request: &[u8]) -> Result<Object> {
-        match self.0.open(method, RSlice::from_slice(request)) {
-            RResult::ROk(object) => Ok(Object(Arc::new(object))),
-            RResult::RErr(e) => Err(decode_error(e)),
+        match self.inner.open(method, RSlice::from_slice(request)) {
+            RResult::ROk(object) => Ok(Object {
+                inner: Arc::new(object),
+                library: self.library.clone(),
+            }),
+            RResult::RErr(e) => Err(decode_error(e, &self.library)),
         }
     }
 
@@ -324,10 +363,17 @@ pub fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     })
 }
 
-fn decode_error(e: RString) -> Error {
-    match serde_json::from_str::<ErrorRecord>(e.as_str()) {
+/// A library's error; an internal one (a panic, a protocol failure) also names the library's
+/// file, for the log.
+fn decode_error(e: RString, library: &Path) -> Error {
+    let error: Error = match serde_json::from_str::<ErrorRecord>(e.as_str()) {
         Ok(record) => record.into(),
         Err(_) => Error::internal(format!("the plugin returned an unreadable error: {e}")),
+    };
+    if error.kind == crate::ErrorKind::Internal {
+        error.with_context("library", library.display())
+    } else {
+        error
     }
 }
 
@@ -366,6 +412,43 @@ mod tests {
         };
         assert!(e.to_string().contains("999"), "{e}");
         assert!(e.to_string().contains(&ABI_VERSION.to_string()), "{e}");
+        let e = LoadError::Schema {
+            library: "0123456789abcdef".into(),
+            host: super::super::schema_hash().into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("0123456789abcdef"), "{text}");
+        assert!(text.contains(super::super::schema_hash()), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    /// What the host reads from a plugin built before a capability existed: the capabilities
+    /// answer without the new field. It loads, and the missing capability reads as `false`.
+    #[test]
+    fn capabilities_of_a_plugin_built_before_a_capability_existed_still_decode() {
+        use crate::artifacts::ArtifactCapabilities;
+        use crate::model_registry::RegistryCapabilities;
+        use crate::projects::ProjectCapabilities;
+        use crate::tracking::TrackingCapabilities;
+        let older: ArtifactCapabilities = decode_response(br#"{"multipart_upload":true}"#).unwrap();
+        assert_eq!(
+            older,
+            ArtifactCapabilities {
+                multipart_upload: true,
+                ..Default::default()
+            }
+        );
+        assert!(!older.presigned_urls);
+        let older: TrackingCapabilities = decode_response(br#"{"logged_models":true}"#).unwrap();
+        assert!(older.logged_models && !older.datasets);
+        let none: RegistryCapabilities = decode_response(b"{}").unwrap();
+        assert_eq!(none, RegistryCapabilities::default());
+        let none: ProjectCapabilities = decode_response(b"{}").unwrap();
+        assert_eq!(none, ProjectCapabilities::default());
+        // A newer plugin's unknown capability is ignored, not an error.
+        let newer: ArtifactCapabilities =
+            decode_response(br#"{"multipart_upload":false,"streaming_list":true}"#).unwrap();
+        assert_eq!(newer, ArtifactCapabilities::default());
     }
 
     #[test]

@@ -47,8 +47,11 @@
 //! its chunks as an ordinary stream while the host pushes them one by one.
 //!
 //! A panic in any plugin method or factory is caught at the boundary and reaches the host as an
-//! [`ErrorKind::Internal`](crate::ErrorKind::Internal) error naming the panic message; the host
-//! keeps running. Libraries are never unloaded.
+//! [`ErrorKind::Internal`](crate::ErrorKind::Internal) error naming the panic message, with the
+//! plugin and the method as context (the host adds the library's file); the host keeps
+//! running. The library's panic hook prints one line for it (`cairn plugin 'x' panicked in
+//! list: <message> at <file:line>`), and the default report with its backtrace only when
+//! `RUST_BACKTRACE` is set. Libraries are never unloaded.
 //!
 //! # The ABI
 //!
@@ -61,29 +64,54 @@
 //! Requests are the serde JSON of a tuple of the trait method's arguments (except
 //! `log_batch`, sent in a compact binary form of the same tuple); responses are the
 //! JSON of its return value; errors are the JSON of [`ErrorRecord`](crate::error::ErrorRecord).
-//! Method ids are the enums in this module ([`TrackingMethod`], ...). Artifact bytes are
+//! Method ids are the enums in this module ([`TrackingMethod`], ...), generated with the
+//! library-side dispatch and the host-side wrappers from one declaration per trait
+//! (`ffi/methods.rs`). Artifact bytes are
 //! never buffered whole: a download is a source object the host pulls chunks from
 //! ([`StreamMethod::Pull`]), an upload a sink it pushes chunks into ([`StreamMethod::Push`]).
 //!
 //! The host refuses a library whose `cairn-plugin-api` version differs from its own in the
-//! major version (or, before 1.0, the minor version), whose ABI version differs, or whose
-//! root-module layout differs, with one line naming both versions.
+//! major version (or, before 1.0, the minor version), whose ABI version differs, whose
+//! [`schema_hash`] (the digest of its requests' and responses' wire form) differs, or whose
+//! root-module layout differs, with one line naming both versions (or hashes).
 
 #![allow(unsafe_code)] // Exporting and loading a shared library's root module.
 #![allow(non_local_definitions)] // `abi_stable`'s derives emit impls the lint flags.
 
 mod abi;
 mod batch;
+mod golden;
 pub mod host;
+mod methods;
 mod plugin;
+
+pub use methods::{
+    ArtifactMethod, BackendMethod, ContextMethod, FlavorMethod, ModelMethod, RegistryMethod,
+    SubmittedRunMethod, TrackingMethod,
+};
 
 use crate::factory::PluginKind;
 use serde::{Deserialize, Serialize};
 
 /// The version of the call protocol (method ids, request and response shapes) on top of the
 /// `abi_stable` layout. A host and a library must agree on it exactly. Version 2: the host
-/// sends `log_batch` in a compact binary form (see [`TrackingMethod::LogBatch`]).
-pub const ABI_VERSION: u32 = 2;
+/// sends `log_batch` in a compact binary form (see [`TrackingMethod::LogBatch`]). Version 3:
+/// `ArtifactRepository::head` crosses the boundary ([`ArtifactMethod::Head`]) and libraries
+/// report their [`schema_hash`].
+///
+/// The wire form of every request and response is recorded in golden files
+/// (`crates/plugin-api/abi/`); a test fails when it changes until this version is bumped and
+/// the files are written again (`CAIRN_BLESS_ABI=1`).
+pub const ABI_VERSION: u32 = 3;
+
+/// The digest of this build's wire form: of the sample request and response of every method
+/// and of the boundary's records, as the golden files hold them. A library reports its own
+/// in its [`LibraryDescription`]; the host refuses a library whose digest differs from its own
+/// (a field renamed, added or retyped on one side), even under the same [`ABI_VERSION`].
+pub fn schema_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(golden::schema_hash)
+}
 
 /// What a library says about itself: returned by its `describe` function as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +124,10 @@ pub struct LibraryDescription {
     pub api_version: String,
     /// The [`ABI_VERSION`] it was built with.
     pub abi_version: u32,
+    /// The [`schema_hash`] of the `cairn-plugin-api` it was built with (empty from a library
+    /// too old to report one).
+    #[serde(default)]
+    pub schema_hash: String,
     /// The plugins it provides, in export order; the index is what `build` takes.
     pub plugins: Vec<PluginDescription>,
 }
@@ -127,6 +159,9 @@ pub struct Exports {
     pub version: &'static str,
     /// The ABI version it reports (always [`ABI_VERSION`] outside Cairn's own tests).
     pub abi_version: u32,
+    /// The schema hash it reports instead of its own [`schema_hash`] (only Cairn's own tests
+    /// set it, to stand for a library with another wire form).
+    pub schema_hash: Option<&'static str>,
     /// The plugins, in order.
     pub factories: &'static [ExportedFactory],
 }
@@ -139,6 +174,7 @@ impl Exports {
             version: self.version.to_owned(),
             api_version: crate::API_VERSION.to_owned(),
             abi_version: self.abi_version,
+            schema_hash: self.schema_hash.unwrap_or_else(schema_hash).to_owned(),
             plugins: self
                 .factories
                 .iter()
@@ -179,220 +215,6 @@ macro_rules! method_ids {
             }
         }
     };
-}
-
-method_ids! {
-    /// [`TrackingStore`](crate::TrackingStore) methods. The request of each is the JSON array
-    /// of its arguments after `&self` (ids and keys as strings), the response the JSON of its
-    /// `Ok` value.
-    TrackingMethod {
-        /// `()` → `TrackingCapabilities`
-        Capabilities = 1,
-        /// `(CreateExperiment)` → experiment id
-        CreateExperiment = 2,
-        /// `(experiment_id)` → `Experiment`
-        GetExperiment = 3,
-        /// `(name)` → `Option<Experiment>`
-        GetExperimentByName = 4,
-        /// `(experiment_id)` → `()`
-        DeleteExperiment = 5,
-        /// `(experiment_id)` → `()`
-        RestoreExperiment = 6,
-        /// `(experiment_id, new_name)` → `()`
-        RenameExperiment = 7,
-        /// `(experiment_id, ExperimentTag)` → `()`
-        SetExperimentTag = 8,
-        /// `(experiment_id, key)` → `()`
-        DeleteExperimentTag = 9,
-        /// `(SearchExperiments)` → `Page<Experiment>`
-        SearchExperiments = 10,
-        /// `(CreateRun)` → `Run`
-        CreateRun = 11,
-        /// `(run_id)` → `Run`
-        GetRun = 12,
-        /// `(run_id, UpdateRun)` → `RunInfo`
-        UpdateRunInfo = 13,
-        /// `(run_id)` → `()`
-        DeleteRun = 14,
-        /// `(run_id)` → `()`
-        RestoreRun = 15,
-        /// `(run_id, [Metric], [Param], [RunTag])` → `()`. The host sends the request in a
-        /// versioned, length-prefixed binary form (the hottest write; see
-        /// [`host::log_batch_request`]); a library also accepts the JSON tuple.
-        LogBatch = 16,
-        /// `(run_id, Metric)` → `()`
-        LogMetric = 17,
-        /// `(run_id, Param)` → `()`
-        LogParam = 18,
-        /// `(run_id, RunTag)` → `()`
-        SetTag = 19,
-        /// `(run_id, key)` → `()`
-        DeleteTag = 20,
-        /// `(run_id, metric_key, max_results, page_token)` → `Page<Metric>`
-        GetMetricHistory = 21,
-        /// `(BulkIntervalRequest)` → `[MetricWithRunId]`
-        GetMetricHistoryBulkInterval = 22,
-        /// `(SearchRuns)` → `Page<Run>`
-        SearchRuns = 23,
-        /// `(run_id, [DatasetInput], [ModelInput])` → `()`
-        LogInputs = 24,
-        /// `(run_id, [ModelOutput])` → `()`
-        LogOutputs = 25,
-        /// `([experiment_id])` → `[DatasetSummary]`
-        SearchDatasets = 26,
-        /// `(run_id, model_json)` → `()`
-        RecordLoggedModel = 27,
-        /// `(CreateLoggedModel)` → `LoggedModel`
-        CreateLoggedModel = 28,
-        /// `(model_id, allow_deleted)` → `LoggedModel`
-        GetLoggedModel = 29,
-        /// `(model_id, LoggedModelStatus)` → `LoggedModel`
-        FinalizeLoggedModel = 30,
-        /// `(model_id)` → `()`
-        DeleteLoggedModel = 31,
-        /// `(model_id, [LoggedModelTag])` → `()`
-        SetLoggedModelTags = 32,
-        /// `(model_id, key)` → `()`
-        DeleteLoggedModelTag = 33,
-        /// `(model_id, [LoggedModelParameter])` → `()`
-        LogLoggedModelParams = 34,
-        /// `(SearchLoggedModels)` → `Page<LoggedModel>`
-        SearchLoggedModels = 35,
-    }
-}
-
-method_ids! {
-    /// [`ArtifactRepository`](crate::ArtifactRepository) methods.
-    ArtifactMethod {
-        /// `()` → `ArtifactCapabilities`
-        Capabilities = 1,
-        /// `()` → root URI
-        RootUri = 2,
-        /// `open`: `(path)` → a sink ([`StreamMethod`]); finishing it gives the bytes written.
-        Put = 3,
-        /// `open`: `(path)` → a source ([`StreamMethod`]) of the file's bytes.
-        Get = 4,
-        /// `(path?)` → `[FileInfo]`
-        List = 5,
-        /// `(path?)` → `()`
-        Delete = 6,
-        /// `(path, num_parts)` → `MultipartUpload`
-        CreateMultipartUpload = 7,
-        /// `open`: `(path, upload_id, part_number)` → a sink; finishing it gives the ETag.
-        UploadPart = 8,
-        /// `(path, upload_id, [CompletedPart])` → `()`
-        CompleteMultipartUpload = 9,
-        /// `(path, upload_id)` → `()`
-        AbortMultipartUpload = 10,
-        /// `(path, expiration_secs)` → `PresignedUrl`
-        PresignedDownloadUrl = 11,
-        /// `(path, expiration_secs)` → `PresignedUrl`
-        PresignedUploadUrl = 12,
-    }
-}
-
-method_ids! {
-    /// [`RunContextProvider`](crate::RunContextProvider) methods.
-    ContextMethod {
-        /// `(RunContext)` → `bool`
-        InContext = 1,
-        /// `(RunContext)` → `{key: value}`
-        Tags = 2,
-    }
-}
-
-method_ids! {
-    /// [`ModelRegistryStore`](crate::ModelRegistryStore) methods.
-    RegistryMethod {
-        /// `()` → `RegistryCapabilities`
-        Capabilities = 1,
-        /// `(name, [RegistryTag], description?)` → `RegisteredModel`
-        CreateRegisteredModel = 2,
-        /// `(name)` → `RegisteredModel`
-        GetRegisteredModel = 3,
-        /// `(name, new_name)` → `RegisteredModel`
-        RenameRegisteredModel = 4,
-        /// `(name, description?)` → `RegisteredModel`
-        UpdateRegisteredModel = 5,
-        /// `(name)` → `()`
-        DeleteRegisteredModel = 6,
-        /// `(RegistrySearch)` → `Page<RegisteredModel>`
-        SearchRegisteredModels = 7,
-        /// `(name, [Stage])` → `[ModelVersion]`
-        GetLatestVersions = 8,
-        /// `(name, RegistryTag)` → `()`
-        SetRegisteredModelTag = 9,
-        /// `(name, key)` → `()`
-        DeleteRegisteredModelTag = 10,
-        /// `(CreateModelVersion)` → `ModelVersion`
-        CreateModelVersion = 11,
-        /// `(name, version)` → `ModelVersion`
-        GetModelVersion = 12,
-        /// `(name, version, description?)` → `ModelVersion`
-        UpdateModelVersion = 13,
-        /// `(name, version, Stage, archive_existing_versions)` → `ModelVersion`
-        TransitionModelVersionStage = 14,
-        /// `(name, version)` → `()`
-        DeleteModelVersion = 15,
-        /// `(name, version)` → download URI
-        GetModelVersionDownloadUri = 16,
-        /// `(RegistrySearch)` → `Page<ModelVersion>`
-        SearchModelVersions = 17,
-        /// `(name, version, RegistryTag)` → `()`
-        SetModelVersionTag = 18,
-        /// `(name, version, key)` → `()`
-        DeleteModelVersionTag = 19,
-        /// `(name, alias, version)` → `()`
-        SetRegisteredModelAlias = 20,
-        /// `(name, alias)` → `()`
-        DeleteRegisteredModelAlias = 21,
-        /// `(name, alias)` → `ModelVersion`
-        GetModelVersionByAlias = 22,
-    }
-}
-
-method_ids! {
-    /// [`ProjectBackend`](crate::ProjectBackend) methods.
-    BackendMethod {
-        /// `()` → `ProjectCapabilities`
-        Capabilities = 1,
-        /// `open`: `(ProjectRun)` → a submitted run ([`SubmittedRunMethod`]).
-        Submit = 2,
-    }
-}
-
-method_ids! {
-    /// [`SubmittedRun`](crate::SubmittedRun) methods.
-    SubmittedRunMethod {
-        /// `()` → run id
-        RunId = 1,
-        /// `()` → final `RunStatus`
-        Wait = 2,
-        /// `()` → current `RunStatus`
-        Status = 3,
-        /// `()` → `()`
-        Cancel = 4,
-        /// `open`: `()` → a source of log lines (UTF-8), one line per item.
-        Logs = 5,
-    }
-}
-
-method_ids! {
-    /// [`ModelFlavor`](crate::ModelFlavor) methods.
-    FlavorMethod {
-        /// `open`: `(model_dir, flavor_config)` → a loaded model ([`ModelMethod`]).
-        Load = 1,
-    }
-}
-
-method_ids! {
-    /// [`LoadedModel`](crate::LoadedModel) methods.
-    ModelMethod {
-        /// `()` → `Signature`
-        Signature = 1,
-        /// `(ModelData)` → `ModelData`
-        Predict = 2,
-    }
 }
 
 method_ids! {
@@ -439,6 +261,7 @@ macro_rules! export_plugins {
         name: $name:expr,
         version: $version:expr,
         $(abi_version: $abi:expr,)?
+        $(schema_hash: $hash:expr,)?
         factories: [ $( $kind:ident ( $build:path ) as $pname:literal ),* $(,)? ] $(,)?
     ) => {
         const _: () = {
@@ -446,6 +269,7 @@ macro_rules! export_plugins {
                 name: $name,
                 version: $version,
                 abi_version: $crate::__cairn_abi_version!($($abi)?),
+                schema_hash: $crate::__cairn_schema_hash!($($hash)?),
                 factories: &[
                     $(
                         $crate::ffi::ExportedFactory {
@@ -487,10 +311,23 @@ macro_rules! __cairn_abi_version {
     };
 }
 
+/// The schema hash an export reports: its own unless a test overrides it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_schema_hash {
+    () => {
+        None
+    };
+    ($hash:expr) => {
+        Some($hash)
+    };
+}
+
 /// What [`export_plugins!`](crate::export_plugins) expands to; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use super::abi::LibHeader;
+    pub use super::methods::AsArg;
     pub use super::plugin::{ExportsSource, lib_header};
 }
 

@@ -6,13 +6,18 @@
 
 use super::abi::{FfiObject, FfiObject_TO, LibHeader, ObjectBox, PluginLib, PluginLibRef};
 use super::*;
-use crate::artifacts::{ArtifactRepository, ByteStream};
-use crate::context::RunContextProvider;
+// The generated dispatch names the declared types unqualified.
+use crate::artifacts::*;
+use crate::context::{RunContext, RunContextProvider};
+use crate::entities::*;
 use crate::error::ErrorRecord;
+use crate::flavor::ModelData;
 use crate::flavor::{LoadedModel, ModelFlavor};
 use crate::model_registry::ModelRegistryStore;
+use crate::model_registry::*;
 use crate::projects::{LogStream, ProjectBackend, SubmittedRun};
 use crate::tracking::TrackingStore;
+use crate::tracking::*;
 use crate::{Build, BuildContext, Error, Result};
 use abi_stable::library::{CheckTypeLayout, RootModuleResult};
 use abi_stable::prefix_type::PrefixTypeTrait;
@@ -60,8 +65,12 @@ fn root_module<E: ExportsSource>() -> PluginLibRef {
 }
 
 extern "C" fn describe<E: ExportsSource>() -> RString {
+    let call = Call {
+        plugin: E::exports().name,
+        method: "describe",
+    };
     // An empty string tells the host the description could not be produced.
-    guard(|| encode_string(&E::exports().description()))
+    guard(call, || encode_string(&E::exports().description()))
         .map(RString::from)
         .unwrap_or_default()
 }
@@ -70,10 +79,13 @@ extern "C" fn build<E: ExportsSource>(
     index: u32,
     context: RStr<'_>,
 ) -> RResult<ObjectBox, RString> {
-    to_rresult(guard(|| {
-        let factory = E::exports()
-            .factories
-            .get(index as usize)
+    let factory = E::exports().factories.get(index as usize);
+    let call = Call {
+        plugin: factory.map_or(E::exports().name, |f| f.name),
+        method: "build",
+    };
+    to_rresult(guard(call, || {
+        let factory = factory
             .ok_or_else(|| Error::internal(format!("the library has no plugin number {index}")))?;
         let ctx: BuildContext = serde_json::from_str(context.as_str())
             .map_err(|e| protocol_error("the build context", e))?;
@@ -85,22 +97,81 @@ extern "C" fn build<E: ExportsSource>(
             Build::ProjectBackend(build) => Served::Backend(build(&ctx)?),
             Build::ModelFlavor(build) => Served::Flavor(build(&ctx)?),
         };
-        Ok(served.into_box())
+        Ok(Instance {
+            plugin: call.plugin,
+            opened_by: None,
+            served,
+        }
+        .into_box())
     }))
 }
 
-/// Runs `f`, turning a panic into an `Internal` error that names the panic message.
-fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panic_error(&*payload)))
+/// The plugin call a thread is making: named in the panic hook's line and in panic errors.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    /// The plugin's scheme or name (the library's name for `describe`).
+    plugin: &'static str,
+    /// The trait method (`build` for the factory).
+    method: &'static str,
 }
 
-fn panic_error(payload: &(dyn Any + Send)) -> Error {
-    let message = payload
+thread_local! {
+    static CURRENT: std::cell::Cell<Option<Call>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` as `call`, turning a panic into an `Internal` error that names the panic message,
+/// the plugin and the method.
+fn guard<T>(call: Call, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    install_panic_hook();
+    let outer = CURRENT.replace(Some(call));
+    let result = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(panic_error(call, &*payload)));
+    CURRENT.set(outer);
+    result
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    Error::internal(format!("the plugin panicked: {message}"))
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+fn panic_error(call: Call, payload: &(dyn Any + Send)) -> Error {
+    Error::internal(format!("the plugin panicked: {}", panic_message(payload)))
+        .with_context("plugin", call.plugin)
+        .with_context("method", call.method)
+}
+
+/// Makes this library's panic hook print one line for a panic inside a plugin call — `cairn
+/// plugin 'memtest' panicked in list: <message> at src/lib.rs:103:13` — instead of the default
+/// report; with `RUST_BACKTRACE` set (not `0`) the default report and its backtrace follow.
+/// A panic outside a plugin call gets the default report. (A `cdylib` has its own copy of std,
+/// so this hook is the library's, never the host's.)
+fn install_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let Some(call) = CURRENT.try_with(std::cell::Cell::get).ok().flatten() else {
+                return default(info);
+            };
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            eprintln!(
+                "cairn plugin '{}' panicked in {}: {}{at}",
+                call.plugin,
+                call.method,
+                panic_message(info.payload())
+            );
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                default(info);
+            }
+        }));
+    });
 }
 
 fn to_rresult<T>(r: Result<T>) -> RResult<T, RString> {
@@ -166,11 +237,43 @@ enum Served {
     Sink(Sink),
 }
 
-impl Served {
+/// An object as the host holds it: what it serves, and the plugin (and, for an object a
+/// method returned, that method) it belongs to.
+struct Instance {
+    plugin: &'static str,
+    opened_by: Option<&'static str>,
+    served: Served,
+}
+
+impl Instance {
     fn into_box(self) -> ObjectBox {
         FfiObject_TO::from_value(self, TD_Opaque)
     }
 
+    /// The call `method` of this object is, for panic reports: a stream's calls are named by
+    /// the method that opened it (`get`, `put`, `logs`).
+    fn call(&self, method: u32) -> Call {
+        let name = match &self.served {
+            Served::Tracking(_) => TrackingMethod::from_id(method).map(TrackingMethod::name),
+            Served::Artifacts(_) => ArtifactMethod::from_id(method).map(ArtifactMethod::name),
+            Served::Context(_) => ContextMethod::from_id(method).map(ContextMethod::name),
+            Served::Registry(_) => RegistryMethod::from_id(method).map(RegistryMethod::name),
+            Served::Backend(_) => BackendMethod::from_id(method).map(BackendMethod::name),
+            Served::Submitted(_) => {
+                SubmittedRunMethod::from_id(method).map(SubmittedRunMethod::name)
+            }
+            Served::Flavor(_) => FlavorMethod::from_id(method).map(FlavorMethod::name),
+            Served::Model(_) => ModelMethod::from_id(method).map(ModelMethod::name),
+            Served::Source(_) | Served::Sink(_) => self.opened_by,
+        };
+        Call {
+            plugin: self.plugin,
+            method: name.unwrap_or("an unknown method"),
+        }
+    }
+}
+
+impl Served {
     fn name(&self) -> &'static str {
         match self {
             Served::Tracking(_) => "tracking-store",
@@ -189,44 +292,14 @@ impl Served {
     fn call(&self, method: u32, request: &[u8]) -> Result<Vec<u8>> {
         let unknown = || unknown_method(self.name(), method);
         match self {
-            Served::Tracking(store) => tracking(
-                &**store,
-                TrackingMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Artifacts(repo) => artifacts(
-                &**repo,
-                ArtifactMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Context(provider) => context(
-                &**provider,
-                ContextMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Registry(store) => registry(
-                &**store,
-                RegistryMethod::from_id(method).ok_or_else(unknown)?,
-                request,
-            ),
-            Served::Backend(backend) => match BackendMethod::from_id(method).ok_or_else(unknown)? {
-                BackendMethod::Capabilities => encode(&backend.capabilities()),
-                BackendMethod::Submit => Err(needs_open("submit")),
-            },
-            Served::Submitted(run) => submitted(
-                &**run,
-                SubmittedRunMethod::from_id(method).ok_or_else(unknown)?,
-            ),
-            Served::Flavor(_) => match FlavorMethod::from_id(method).ok_or_else(unknown)? {
-                FlavorMethod::Load => Err(needs_open("load")),
-            },
-            Served::Model(model) => match ModelMethod::from_id(method).ok_or_else(unknown)? {
-                ModelMethod::Signature => encode(&model.signature()),
-                ModelMethod::Predict => {
-                    let (input,) = decode("the model input", request)?;
-                    encode(&block_on(model.predict(input))?)
-                }
-            },
+            Served::Tracking(store) => serve(&**store, method, request, unknown),
+            Served::Artifacts(repo) => serve(&**repo, method, request, unknown),
+            Served::Context(provider) => serve(&**provider, method, request, unknown),
+            Served::Registry(store) => serve(&**store, method, request, unknown),
+            Served::Backend(backend) => serve(&**backend, method, request, unknown),
+            Served::Submitted(run) => serve(&**run, method, request, unknown),
+            Served::Flavor(flavor) => serve(&**flavor, method, request, unknown),
+            Served::Model(model) => serve(&**model, method, request, unknown),
             Served::Source(source) => {
                 source.call(StreamMethod::from_id(method).ok_or_else(unknown)?)
             }
@@ -236,20 +309,22 @@ impl Served {
         }
     }
 
-    fn open(&self, method: u32, request: &[u8]) -> Result<Served> {
+    fn open(&self, call: Call, method: u32, request: &[u8]) -> Result<Served> {
         let unknown = || unknown_method(self.name(), method);
         match self {
             Served::Artifacts(repo) => match ArtifactMethod::from_id(method).ok_or_else(unknown)? {
                 ArtifactMethod::Put => {
                     let (path,): (String,) = decode("the put request", request)?;
                     let repo = repo.clone();
-                    Sink::start(move |body| async move { encode(&repo.put(&path, body).await?) })
+                    Sink::start(call, move |body| async move {
+                        encode(&repo.put(&path, body).await?)
+                    })
                 }
                 ArtifactMethod::UploadPart => {
                     let (path, upload_id, part): (String, String, u32) =
                         decode("the upload_part request", request)?;
                     let repo = repo.clone();
-                    Sink::start(move |body| async move {
+                    Sink::start(call, move |body| async move {
                         encode(&repo.upload_part(&path, &upload_id, part, body).await?)
                     })
                 }
@@ -301,213 +376,120 @@ fn not_an_opener() -> Error {
     Error::internal("this method does not return an object; the host must call it, not open it")
 }
 
-impl FfiObject for Served {
+impl FfiObject for Instance {
     fn call(&self, method: u32, request: RSlice<'_, u8>) -> RResult<RVec<u8>, RString> {
-        to_rresult(guard(|| {
-            Served::call(self, method, request.as_slice()).map(RVec::from)
+        to_rresult(guard(self.call(method), || {
+            self.served.call(method, request.as_slice()).map(RVec::from)
         }))
     }
 
     fn open(&self, method: u32, request: RSlice<'_, u8>) -> RResult<ObjectBox, RString> {
-        to_rresult(guard(|| {
-            Served::open(self, method, request.as_slice()).map(Served::into_box)
+        let call = self.call(method);
+        to_rresult(guard(call, || {
+            let served = self.served.open(call, method, request.as_slice())?;
+            Ok(Instance {
+                plugin: self.plugin,
+                opened_by: Some(call.method),
+                served,
+            }
+            .into_box())
         }))
     }
 }
 
-/// Decodes the argument tuple `$args: $ty` from the request, awaits `$call` and encodes its
-/// `Ok` value.
-macro_rules! serve {
-    ($request:expr, $what:literal, $args:pat = $ty:ty => $call:expr) => {{
-        let $args: $ty = decode($what, $request)?;
-        encode(&block_on($call)?)
-    }};
+/// A plugin trait object the glue can serve: decodes a request for one of its methods, calls
+/// the plugin and encodes the response. Implemented for every plugin trait by the generator
+/// below, from the trait's declaration in `methods.rs`.
+trait Serve {
+    /// The trait's method ids.
+    type Method;
+    /// The method with `id`, if this version knows it.
+    fn method(id: u32) -> Option<Self::Method>;
+    /// Serves one `call` of `method`.
+    fn serve(&self, method: Self::Method, request: &[u8]) -> Result<Vec<u8>>;
 }
 
-fn tracking(store: &dyn TrackingStore, method: TrackingMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::entities::*;
-    use crate::tracking::*;
-    use TrackingMethod as M;
-    match method {
-        M::Capabilities => encode(&store.capabilities()),
-        M::CreateExperiment => {
-            serve!(req, "create_experiment", (r,) = (CreateExperiment,) => store.create_experiment(r))
-        }
-        M::GetExperiment => {
-            serve!(req, "get_experiment", (id,) = (String,) => store.get_experiment(&id))
-        }
-        M::GetExperimentByName => {
-            serve!(req, "get_experiment_by_name", (n,) = (String,) => store.get_experiment_by_name(&n))
-        }
-        M::DeleteExperiment => {
-            serve!(req, "delete_experiment", (id,) = (String,) => store.delete_experiment(&id))
-        }
-        M::RestoreExperiment => {
-            serve!(req, "restore_experiment", (id,) = (String,) => store.restore_experiment(&id))
-        }
-        M::RenameExperiment => serve!(req, "rename_experiment",
-            (id, name) = (String, String) => store.rename_experiment(&id, &name)),
-        M::SetExperimentTag => serve!(req, "set_experiment_tag",
-            (id, tag) = (String, ExperimentTag) => store.set_experiment_tag(&id, tag)),
-        M::DeleteExperimentTag => serve!(req, "delete_experiment_tag",
-            (id, key) = (String, String) => store.delete_experiment_tag(&id, &key)),
-        M::SearchExperiments => serve!(req, "search_experiments",
-            (r,) = (SearchExperiments,) => store.search_experiments(r)),
-        M::CreateRun => serve!(req, "create_run", (r,) = (CreateRun,) => store.create_run(r)),
-        M::GetRun => serve!(req, "get_run", (id,) = (String,) => store.get_run(&id)),
-        M::UpdateRunInfo => serve!(req, "update_run_info",
-            (id, u) = (String, UpdateRun) => store.update_run_info(&id, u)),
-        M::DeleteRun => serve!(req, "delete_run", (id,) = (String,) => store.delete_run(&id)),
-        M::RestoreRun => serve!(req, "restore_run", (id,) = (String,) => store.restore_run(&id)),
-        M::LogBatch => {
-            let (id, metrics, params, tags): super::batch::LogBatch =
-                if super::batch::is_binary(req) {
-                    super::batch::decode(req)?
-                } else {
-                    decode("log_batch", req)?
-                };
-            encode(&block_on(store.log_batch(&id, metrics, params, tags))?)
-        }
-        M::LogMetric => serve!(req, "log_metric",
-            (id, m) = (String, Metric) => store.log_metric(&id, m)),
-        M::LogParam => serve!(req, "log_param",
-            (id, p) = (String, Param) => store.log_param(&id, p)),
-        M::SetTag => serve!(req, "set_tag", (id, t) = (String, RunTag) => store.set_tag(&id, t)),
-        M::DeleteTag => serve!(req, "delete_tag",
-            (id, key) = (String, String) => store.delete_tag(&id, &key)),
-        M::GetMetricHistory => serve!(req, "get_metric_history",
-            (id, key, max, token) = (String, String, usize, Option<String>)
-                => store.get_metric_history(&id, &key, max, token)),
-        M::GetMetricHistoryBulkInterval => serve!(req, "get_metric_history_bulk_interval",
-            (r,) = (BulkIntervalRequest,) => store.get_metric_history_bulk_interval(r)),
-        M::SearchRuns => serve!(req, "search_runs", (r,) = (SearchRuns,) => store.search_runs(r)),
-        M::LogInputs => serve!(req, "log_inputs",
-            (id, datasets, models) = (String, Vec<DatasetInput>, Vec<ModelInput>)
-                => store.log_inputs(&id, datasets, models)),
-        M::LogOutputs => serve!(req, "log_outputs",
-            (id, models) = (String, Vec<ModelOutput>) => store.log_outputs(&id, models)),
-        M::SearchDatasets => serve!(req, "search_datasets",
-            (ids,) = (Vec<String>,) => store.search_datasets(&ids)),
-        M::RecordLoggedModel => serve!(req, "record_logged_model",
-            (id, model) = (String, serde_json::Value) => store.record_logged_model(&id, model)),
-        M::CreateLoggedModel => serve!(req, "create_logged_model",
-            (r,) = (CreateLoggedModel,) => store.create_logged_model(r)),
-        M::GetLoggedModel => serve!(req, "get_logged_model",
-            (id, deleted) = (String, bool) => store.get_logged_model(&id, deleted)),
-        M::FinalizeLoggedModel => serve!(req, "finalize_logged_model",
-            (id, status) = (String, LoggedModelStatus) => store.finalize_logged_model(&id, status)),
-        M::DeleteLoggedModel => serve!(req, "delete_logged_model",
-            (id,) = (String,) => store.delete_logged_model(&id)),
-        M::SetLoggedModelTags => serve!(req, "set_logged_model_tags",
-            (id, tags) = (String, Vec<LoggedModelTag>) => store.set_logged_model_tags(&id, tags)),
-        M::DeleteLoggedModelTag => serve!(req, "delete_logged_model_tag",
-            (id, key) = (String, String) => store.delete_logged_model_tag(&id, &key)),
-        M::LogLoggedModelParams => serve!(req, "log_logged_model_params",
-            (id, params) = (String, Vec<LoggedModelParameter>)
-                => store.log_logged_model_params(&id, params)),
-        M::SearchLoggedModels => serve!(req, "search_logged_models",
-            (r,) = (SearchLoggedModels,) => store.search_logged_models(r)),
-    }
-}
-
-fn artifacts(repo: &dyn ArtifactRepository, method: ArtifactMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::artifacts::CompletedPart;
-    use ArtifactMethod as M;
-    match method {
-        M::Capabilities => encode(&repo.capabilities()),
-        M::RootUri => encode(repo.root_uri()),
-        M::Put | M::Get | M::UploadPart => Err(needs_open("put, get and upload_part")),
-        M::List => serve!(req, "list", (path,) = (Option<String>,) => repo.list(path.as_deref())),
-        M::Delete => {
-            serve!(req, "delete", (path,) = (Option<String>,) => repo.delete(path.as_deref()))
-        }
-        M::CreateMultipartUpload => serve!(req, "create_multipart_upload",
-            (path, parts) = (String, u32) => repo.create_multipart_upload(&path, parts)),
-        M::CompleteMultipartUpload => serve!(req, "complete_multipart_upload",
-            (path, id, parts) = (String, String, Vec<CompletedPart>)
-                => repo.complete_multipart_upload(&path, &id, parts)),
-        M::AbortMultipartUpload => serve!(req, "abort_multipart_upload",
-            (path, id) = (String, String) => repo.abort_multipart_upload(&path, &id)),
-        M::PresignedDownloadUrl => serve!(req, "presigned_download_url",
-            (path, secs) = (String, u64) => repo.presigned_download_url(&path, secs)),
-        M::PresignedUploadUrl => serve!(req, "presigned_upload_url",
-            (path, secs) = (String, u64) => repo.presigned_upload_url(&path, secs)),
-    }
-}
-
-fn context(
-    provider: &dyn RunContextProvider,
-    method: ContextMethod,
-    req: &[u8],
+fn serve<T: Serve + ?Sized>(
+    object: &T,
+    method: u32,
+    request: &[u8],
+    unknown: impl FnOnce() -> Error,
 ) -> Result<Vec<u8>> {
-    let (ctx,): (crate::context::RunContext,) = decode("the run context", req)?;
-    match method {
-        ContextMethod::InContext => encode(&provider.in_context(&ctx)),
-        ContextMethod::Tags => encode(&provider.tags(&ctx)?),
-    }
+    object.serve(T::method(method).ok_or_else(unknown)?, request)
 }
 
-fn registry(store: &dyn ModelRegistryStore, method: RegistryMethod, req: &[u8]) -> Result<Vec<u8>> {
-    use crate::model_registry::*;
-    use RegistryMethod as M;
-    type S = String;
-    match method {
-        M::Capabilities => encode(&store.capabilities()),
-        M::CreateRegisteredModel => serve!(req, "create_registered_model",
-            (n, tags, d) = (S, Vec<RegistryTag>, Option<S>) => store.create_registered_model(&n, tags, d)),
-        M::GetRegisteredModel => serve!(req, "get_registered_model",
-            (n,) = (S,) => store.get_registered_model(&n)),
-        M::RenameRegisteredModel => serve!(req, "rename_registered_model",
-            (n, new) = (S, S) => store.rename_registered_model(&n, &new)),
-        M::UpdateRegisteredModel => serve!(req, "update_registered_model",
-            (n, d) = (S, Option<S>) => store.update_registered_model(&n, d)),
-        M::DeleteRegisteredModel => serve!(req, "delete_registered_model",
-            (n,) = (S,) => store.delete_registered_model(&n)),
-        M::SearchRegisteredModels => serve!(req, "search_registered_models",
-            (r,) = (RegistrySearch,) => store.search_registered_models(r)),
-        M::GetLatestVersions => serve!(req, "get_latest_versions",
-            (n, stages) = (S, Vec<Stage>) => store.get_latest_versions(&n, stages)),
-        M::SetRegisteredModelTag => serve!(req, "set_registered_model_tag",
-            (n, tag) = (S, RegistryTag) => store.set_registered_model_tag(&n, tag)),
-        M::DeleteRegisteredModelTag => serve!(req, "delete_registered_model_tag",
-            (n, key) = (S, S) => store.delete_registered_model_tag(&n, &key)),
-        M::CreateModelVersion => serve!(req, "create_model_version",
-            (r,) = (CreateModelVersion,) => store.create_model_version(r)),
-        M::GetModelVersion => serve!(req, "get_model_version",
-            (n, v) = (S, S) => store.get_model_version(&n, &v)),
-        M::UpdateModelVersion => serve!(req, "update_model_version",
-            (n, v, d) = (S, S, Option<S>) => store.update_model_version(&n, &v, d)),
-        M::TransitionModelVersionStage => serve!(req, "transition_model_version_stage",
-            (n, v, stage, archive) = (S, S, Stage, bool)
-                => store.transition_model_version_stage(&n, &v, stage, archive)),
-        M::DeleteModelVersion => serve!(req, "delete_model_version",
-            (n, v) = (S, S) => store.delete_model_version(&n, &v)),
-        M::GetModelVersionDownloadUri => serve!(req, "get_model_version_download_uri",
-            (n, v) = (S, S) => store.get_model_version_download_uri(&n, &v)),
-        M::SearchModelVersions => serve!(req, "search_model_versions",
-            (r,) = (RegistrySearch,) => store.search_model_versions(r)),
-        M::SetModelVersionTag => serve!(req, "set_model_version_tag",
-            (n, v, tag) = (S, S, RegistryTag) => store.set_model_version_tag(&n, &v, tag)),
-        M::DeleteModelVersionTag => serve!(req, "delete_model_version_tag",
-            (n, v, key) = (S, S, S) => store.delete_model_version_tag(&n, &v, &key)),
-        M::SetRegisteredModelAlias => serve!(req, "set_registered_model_alias",
-            (n, alias, v) = (S, S, S) => store.set_registered_model_alias(&n, &alias, &v)),
-        M::DeleteRegisteredModelAlias => serve!(req, "delete_registered_model_alias",
-            (n, alias) = (S, S) => store.delete_registered_model_alias(&n, &alias)),
-        M::GetModelVersionByAlias => serve!(req, "get_model_version_by_alias",
-            (n, alias) = (S, S) => store.get_model_version_by_alias(&n, &alias)),
-    }
+/// Generates [`Serve`] for a plugin trait from its declaration; the `custom` methods' glue is
+/// given in declaration order as `|plugin, request| expression;`.
+macro_rules! serve_trait {
+    (
+        { $( |$o:pat_param, $r:pat_param| $body:expr; )* } $trait:ident, $enum:ident;
+        cached { $( $cv:ident = $cid:literal => $cname:ident () -> $cret:ty $(as $cw:ty)?; )* }
+        call { $( $v:ident = $id:literal => $name:ident ( $($arg:ident : $aty:ty $(as $aw:ty)?),* ) -> $ret:ty; )* }
+        custom { $( $xv:ident = $xid:literal => $xname:ident ( $($xarg:ident : $xaty:ty $(as $xaw:ty)?),* ) $(-> $xret:ty)?; )* }
+    ) => {
+        impl Serve for dyn $trait {
+            type Method = $enum;
+
+            fn method(id: u32) -> Option<$enum> {
+                $enum::from_id(id)
+            }
+
+            fn serve(&self, method: $enum, request: &[u8]) -> Result<Vec<u8>> {
+                match method {
+                    $( $enum::$cv => encode(&self.$cname()), )*
+                    $( $enum::$v => {
+                        let ($($arg,)*): ($(crate::__cairn_ffi_wire!($aty $(as $aw)?),)*) =
+                            decode(stringify!($name), request)?;
+                        encode(&block_on(self.$name($(crate::__cairn_ffi_pass!($arg $(as $aw)?)),*))?)
+                    } )*
+                    $( $enum::$xv => {
+                        let $o = self;
+                        let $r = request;
+                        $body
+                    } )*
+                }
+            }
+        }
+    };
 }
 
-fn submitted(run: &dyn SubmittedRun, method: SubmittedRunMethod) -> Result<Vec<u8>> {
-    match method {
-        SubmittedRunMethod::RunId => encode(run.run_id()),
-        SubmittedRunMethod::Wait => encode(&block_on(run.wait())?),
-        SubmittedRunMethod::Status => encode(&block_on(run.status())?),
-        SubmittedRunMethod::Cancel => encode(&block_on(run.cancel())?),
-        SubmittedRunMethod::Logs => Err(needs_open("logs")),
-    }
-}
+crate::__cairn_ffi_tracking!(serve_trait {
+    // log_batch: the compact binary request, or the JSON tuple.
+    |store, req| {
+        let (id, metrics, params, tags): super::batch::LogBatch = if super::batch::is_binary(req) {
+            super::batch::decode(req)?
+        } else {
+            decode("log_batch", req)?
+        };
+        encode(&block_on(store.log_batch(&id, metrics, params, tags))?)
+    };
+});
+crate::__cairn_ffi_artifacts!(serve_trait {
+    |_, _| Err(needs_open("put"));
+    |_, _| Err(needs_open("get"));
+    |_, _| Err(needs_open("upload_part"));
+});
+crate::__cairn_ffi_context!(serve_trait {
+    |provider, req| {
+        let (ctx,): (RunContext,) = decode("the run context", req)?;
+        encode(&provider.in_context(&ctx))
+    };
+    |provider, req| {
+        let (ctx,): (RunContext,) = decode("the run context", req)?;
+        encode(&provider.tags(&ctx)?)
+    };
+});
+crate::__cairn_ffi_registry!(serve_trait {});
+crate::__cairn_ffi_backend!(serve_trait {
+    |_, _| Err(needs_open("submit"));
+});
+crate::__cairn_ffi_submitted_run!(serve_trait {
+    |_, _| Err(needs_open("logs"));
+});
+crate::__cairn_ffi_flavor!(serve_trait {
+    |_, _| Err(needs_open("load"));
+});
+crate::__cairn_ffi_model!(serve_trait {});
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while the lock was held was already reported as an error; the state is still
@@ -578,17 +560,17 @@ struct SinkState {
 
 impl Sink {
     /// Starts the plugin call `make(body)` on its own thread.
-    fn start<F, Fut>(make: F) -> Result<Served>
+    fn start<F, Fut>(call: Call, make: F) -> Result<Served>
     where
         F: FnOnce(ByteStream) -> Fut,
         Fut: Future<Output = Result<Vec<u8>>> + Send + 'static,
     {
         // One chunk in flight at a time: the host's pushes wait for the plugin to read.
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(1);
-        let call: Upload = Box::pin(make(Box::pin(rx)));
+        let upload: Upload = Box::pin(make(Box::pin(rx)));
         let thread = std::thread::Builder::new()
             .name("cairn-plugin-upload".into())
-            .spawn(move || guard(|| block_on(call)))
+            .spawn(move || guard(call, || block_on(upload)))
             .map_err(|e| Error::internal("cannot start an upload thread").with_source(e))?;
         Ok(Served::Sink(Sink {
             state: Mutex::new(SinkState {
@@ -642,11 +624,18 @@ fn send(tx: &mut mpsc::Sender<Result<Bytes>>, item: Result<Bytes>) -> Result<()>
 
 fn join(call: JoinHandle<Result<Vec<u8>>>) -> Result<Vec<u8>> {
     call.join()
-        .unwrap_or_else(|payload| Err(panic_error(&*payload)))
+        // The thread's own guard catches the plugin's panics; this is the thread failing
+        // outside it.
+        .unwrap_or_else(|payload| {
+            Err(Error::internal(format!(
+                "the upload thread failed: {}",
+                panic_message(&*payload)
+            )))
+        })
 }
 
-// `Served` crosses threads inside the host's `Arc`; every variant is `Send + Sync`.
+// `Instance` crosses threads inside the host's `Arc`; every variant is `Send + Sync`.
 const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Served>();
+    assert_send_sync::<Instance>();
 };

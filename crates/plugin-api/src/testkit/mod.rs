@@ -16,7 +16,10 @@
 //! use std::sync::Arc;
 //!
 //! mod file {
-//!     cairn_plugin_api::tracking_store_conformance!(Arc::new(super::open_temp_store()));
+//!     cairn_plugin_api::tracking_store_conformance!(
+//!         Arc::new(super::open_temp_store()),
+//!         skips = [],
+//!     );
 //! }
 //! ```
 //!
@@ -33,6 +36,7 @@
 //! }
 //! cairn_plugin_api::tracking_store_conformance!(
 //!     Arc::new(PgStore::connect(URL).await.unwrap()),
+//!     skips = [],
 //!     runner = run_on_tokio
 //! );
 //! ```
@@ -42,7 +46,12 @@
 //! dropped first and the guard right after it.
 //!
 //! Cases that need an optional capability ([`TrackingCapabilities`](crate::TrackingCapabilities))
-//! check it first and return early, printing why on stderr, when the store lacks it.
+//! are marked `case if capability` in the suite's case list. A plugin lists the cases its
+//! missing capabilities skip at the macro call, `skips = [case, ...]` (`skips = []` when it has
+//! every capability): those are stamped as `#[ignore]`d tests, so `cargo test` reports them as
+//! ignored rather than passed, and a stamped `conformance_skips_are_as_declared` test fails —
+//! printing the list to write — unless `skips` is exactly the cases the plugin's capabilities
+//! skip. (A listed case still returns early, printing why, if run with `--include-ignored`.)
 //!
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
@@ -65,7 +74,10 @@
 //! ```ignore
 //! // plugins/artifacts-foo/tests/conformance.rs
 //! fn fresh_repo() -> (std::sync::Arc<FooRepository>, tempfile::TempDir) { ... }
-//! cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
+//! cairn_plugin_api::artifact_repository_conformance!(
+//!     fresh_repo(),
+//!     skips = [presigned_urls_are_urls], // no presigned URLs
+//! );
 //! ```
 
 pub mod artifacts;
@@ -173,6 +185,130 @@ pub fn block_on(fut: Pin<Box<dyn Future<Output = ()>>>) {
     futures_executor::block_on(fut)
 }
 
+/// Stamps the conformance cases of one suite: `names` mode gives the case names as a
+/// `&[&str]`; `tests` mode stamps each case into its own `#[test] fn <case>()` — those named in
+/// `skips` as `#[ignore]`d tests, so `cargo test` reports them as skipped — plus
+/// `conformance_skips_are_as_declared`, which fails unless `skips` names exactly the cases whose
+/// capability (`case if capability` in the list) the plugin lacks.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_suite_stamp {
+    ([names] ($module:ident, $fixture:ident, $access:ident) $($case:ident $(if $cap:ident)?,)*) => {
+        &[$(stringify!($case)),*]
+    };
+    (
+        [tests ($make:expr) ($runner:path) [$($skip:ident),*]]
+        ($module:ident, $fixture:ident, $access:ident)
+        $($case:ident $(if $cap:ident)?,)*
+    ) => {
+        $crate::__cairn_stamp_cases! { ($) [$($skip),*] {
+            $( $case => {
+                let fut: ::std::pin::Pin<
+                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
+                > = ::std::boxed::Box::pin(async {
+                    let fixture = $make;
+                    $crate::testkit::$module::$case($crate::testkit::$fixture::$access(&fixture))
+                        .await;
+                });
+                $runner(fut);
+            } )*
+        } }
+
+        #[test]
+        fn conformance_skips_are_as_declared() {
+            let fut: ::std::pin::Pin<
+                ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
+            > = ::std::boxed::Box::pin(async {
+                let fixture = $make;
+                let capabilities = $crate::testkit::$fixture::$access(&fixture).capabilities();
+                $crate::testkit::check_skips(
+                    &capabilities,
+                    &[$((stringify!($case), $crate::__cairn_capability!($($cap)?))),*],
+                    &[$(stringify!($skip)),*],
+                );
+            });
+            $runner(fut);
+        }
+    };
+}
+
+/// `Some("capability")` for a case that needs one, else `None`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_capability {
+    () => {
+        None
+    };
+    ($cap:ident) => {
+        Some(stringify!($cap))
+    };
+}
+
+/// Stamps `case => { body }` as `#[test] fn case() { body }`, `#[ignore]`d when `case` is in
+/// the skip list. (`$d` is `$`, for the matcher generated here.)
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_stamp_cases {
+    (($d:tt) [$($skip:ident),*] { $($case:ident => { $($body:tt)* })* }) => {
+        macro_rules! __cairn_stamp_one {
+            $(
+                ($skip { $d($d body:tt)* }) => {
+                    #[test]
+                    #[ignore = "skipped: the plugin lacks the capability this conformance case needs (declared in `skips = [...]`)"]
+                    fn $skip() { $d($d body)* }
+                };
+            )*
+            ($d name:ident { $d($d body:tt)* }) => {
+                #[test]
+                fn $d name() { $d($d body)* }
+            };
+        }
+        $( __cairn_stamp_one! { $case { $($body)* } } )*
+    };
+}
+
+/// Checks a conformance macro's `skips = [...]` against the plugin's capabilities: `cases` are
+/// the suite's cases with the capability each needs (if any), `declared` the skip list. Fails,
+/// naming the difference and the list to write, unless `declared` is exactly the cases whose
+/// capability is `false` in `capabilities`; prints the skipped cases otherwise.
+pub fn check_skips<C: serde::Serialize>(
+    capabilities: &C,
+    cases: &[(&str, Option<&str>)],
+    declared: &[&str],
+) {
+    let caps = serde_json::to_value(capabilities).expect("capabilities serialise");
+    let lacking = |cap: &str| match caps.get(cap) {
+        Some(serde_json::Value::Bool(has)) => !has,
+        _ => panic!("the suite names capability `{cap}`, which {caps} does not have"),
+    };
+    let actual: Vec<&str> = cases
+        .iter()
+        .filter(|(_, cap)| cap.is_some_and(lacking))
+        .map(|(case, _)| *case)
+        .collect();
+    let unknown: Vec<&&str> = declared
+        .iter()
+        .filter(|d| !cases.iter().any(|(case, _)| case == *d))
+        .collect();
+    let not_skipped: Vec<&&str> = declared.iter().filter(|d| !actual.contains(d)).collect();
+    let undeclared: Vec<&&str> = actual.iter().filter(|a| !declared.contains(a)).collect();
+    assert!(
+        unknown.is_empty() && not_skipped.is_empty() && undeclared.is_empty(),
+        "the conformance macro's `skips` differ from what the plugin's capabilities ({caps}) \
+         skip:\n  not cases of this suite: {unknown:?}\n  declared but the plugin has the \
+         capability (they must run): {not_skipped:?}\n  skipped but not declared: \
+         {undeclared:?}\nwrite: skips = [{}]",
+        actual.join(", ")
+    );
+    if !actual.is_empty() {
+        eprintln!(
+            "{} conformance case(s) skipped for missing capabilities (reported as ignored): {}",
+            actual.len(),
+            actual.join(", ")
+        );
+    }
+}
+
 /// Stamps every [`tracking`] conformance case into its own `#[test] fn <case>()`.
 ///
 /// `$make` is an expression producing a [`Fixture`](crate::testkit::Fixture): an `Arc` of a
@@ -182,16 +318,20 @@ pub fn block_on(fut: Pin<Box<dyn Future<Output = ()>>>) {
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
 ///
 /// ```ignore
-/// cairn_plugin_api::tracking_store_conformance!(std::sync::Arc::new(my_store()));
-/// cairn_plugin_api::tracking_store_conformance!(make_store().await, runner = my_runtime::run);
+/// cairn_plugin_api::tracking_store_conformance!(std::sync::Arc::new(my_store()), skips = []);
+/// cairn_plugin_api::tracking_store_conformance!(
+///     make_store().await,
+///     skips = [logged_model_params], // ... every case a missing capability skips
+///     runner = my_runtime::run,
+/// );
 /// ```
 #[macro_export]
 macro_rules! tracking_store_conformance {
-    ($make:expr $(,)?) => {
-        $crate::__cairn_tracking_cases! { tests ($make) ($crate::testkit::block_on) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
+        $crate::__cairn_tracking_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
     };
-    ($make:expr, runner = $runner:path $(,)?) => {
-        $crate::__cairn_tracking_cases! { tests ($make) ($runner) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
+        $crate::__cairn_tracking_cases! { tests ($make) ($runner) [$($skip),*] }
     };
 }
 
@@ -257,7 +397,7 @@ macro_rules! __cairn_tracking_cases {
             search_runs_run_id_in_and_not_in,
             search_runs_string_attributes,
             search_runs_time_attributes,
-            search_runs_dataset_filters,
+            search_runs_dataset_filters if datasets,
             search_runs_or_and_parentheses,
             search_runs_order_by_metric_missing_last,
             search_runs_order_by_param_tag_attribute,
@@ -269,21 +409,21 @@ macro_rules! __cairn_tracking_cases {
             search_runs_empty_experiment_list_finds_nothing,
             search_runs_returns_what_get_run_returns,
             // datasets and inputs
-            log_inputs_dataset_is_stored_and_listed_once,
-            log_inputs_different_digest_is_another_dataset,
-            search_datasets_returns_summaries_with_context,
-            log_inputs_model_inputs,
+            log_inputs_dataset_is_stored_and_listed_once if datasets,
+            log_inputs_different_digest_is_another_dataset if datasets,
+            search_datasets_returns_summaries_with_context if datasets,
+            log_inputs_model_inputs if logged_models,
             // logged models
-            logged_model_create_and_get,
-            logged_model_create_in_deleted_or_unknown_experiment_fails,
-            logged_model_get_unknown_is_not_found,
-            logged_model_finalize_ready,
-            logged_model_tags_set_overwrite_delete,
-            logged_model_params,
-            logged_model_metrics_come_from_runs,
-            logged_model_search_filter_order_pages,
-            logged_model_delete,
-            logged_model_log_outputs_links_run,
+            logged_model_create_and_get if logged_models,
+            logged_model_create_in_deleted_or_unknown_experiment_fails if logged_models,
+            logged_model_get_unknown_is_not_found if logged_models,
+            logged_model_finalize_ready if logged_models,
+            logged_model_tags_set_overwrite_delete if logged_models,
+            logged_model_params if logged_models,
+            logged_model_metrics_come_from_runs if logged_models,
+            logged_model_search_filter_order_pages if logged_models,
+            logged_model_delete if logged_models,
+            logged_model_log_outputs_links_run if logged_models,
             // legacy log-model
             record_logged_model_appends_history,
         }
@@ -294,23 +434,8 @@ macro_rules! __cairn_tracking_cases {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_tracking_stamp {
-    ([names] $($case:ident,)*) => {
-        &[$(stringify!($case)),*]
-    };
-    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
-        $(
-            #[test]
-            fn $case() {
-                let fut: ::std::pin::Pin<
-                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
-                > = ::std::boxed::Box::pin(async {
-                    let fixture = $make;
-                    $crate::testkit::tracking::$case($crate::testkit::Fixture::store(&fixture))
-                        .await;
-                });
-                $runner(fut);
-            }
-        )*
+    ([$($mode:tt)*] $($cases:tt)*) => {
+        $crate::__cairn_suite_stamp! { [$($mode)*] (tracking, Fixture, store) $($cases)* }
     };
 }
 
@@ -323,16 +448,20 @@ macro_rules! __cairn_tracking_stamp {
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
 ///
 /// ```ignore
-/// cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
-/// cairn_plugin_api::artifact_repository_conformance!(make_repo().await, runner = my_rt::run);
+/// cairn_plugin_api::artifact_repository_conformance!(fresh_repo(), skips = []);
+/// cairn_plugin_api::artifact_repository_conformance!(
+///     make_repo().await,
+///     skips = [presigned_urls_are_urls],
+///     runner = my_rt::run,
+/// );
 /// ```
 #[macro_export]
 macro_rules! artifact_repository_conformance {
-    ($make:expr $(,)?) => {
-        $crate::__cairn_artifact_cases! { tests ($make) ($crate::testkit::block_on) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
+        $crate::__cairn_artifact_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
     };
-    ($make:expr, runner = $runner:path $(,)?) => {
-        $crate::__cairn_artifact_cases! { tests ($make) ($runner) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
+        $crate::__cairn_artifact_cases! { tests ($make) ($runner) [$($skip),*] }
     };
 }
 
@@ -364,10 +493,10 @@ macro_rules! __cairn_artifact_cases {
             put_to_the_root_is_invalid,
             traversal_attempts_are_invalid_argument,
             unsupported_operations_say_so,
-            multipart_upload_round_trips,
-            multipart_abort_leaves_nothing,
-            multipart_complete_checks_the_parts,
-            presigned_urls_are_urls,
+            multipart_upload_round_trips if multipart_upload,
+            multipart_abort_leaves_nothing if multipart_upload,
+            multipart_complete_checks_the_parts if multipart_upload,
+            presigned_urls_are_urls if presigned_urls,
         }
     };
 }
@@ -377,25 +506,8 @@ macro_rules! __cairn_artifact_cases {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_artifact_stamp {
-    ([names] $($case:ident,)*) => {
-        &[$(stringify!($case)),*]
-    };
-    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
-        $(
-            #[test]
-            fn $case() {
-                let fut: ::std::pin::Pin<
-                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
-                > = ::std::boxed::Box::pin(async {
-                    let fixture = $make;
-                    $crate::testkit::artifacts::$case(
-                        $crate::testkit::ArtifactFixture::repo(&fixture),
-                    )
-                    .await;
-                });
-                $runner(fut);
-            }
-        )*
+    ([$($mode:tt)*] $($cases:tt)*) => {
+        $crate::__cairn_suite_stamp! { [$($mode)*] (artifacts, ArtifactFixture, repo) $($cases)* }
     };
 }
 
@@ -407,15 +519,15 @@ macro_rules! __cairn_artifact_stamp {
 /// [`tracking_store_conformance!`](crate::tracking_store_conformance).
 ///
 /// ```ignore
-/// cairn_plugin_api::model_registry_store_conformance!(std::sync::Arc::new(my_store()));
+/// cairn_plugin_api::model_registry_store_conformance!(std::sync::Arc::new(my_store()), skips = []);
 /// ```
 #[macro_export]
 macro_rules! model_registry_store_conformance {
-    ($make:expr $(,)?) => {
-        $crate::__cairn_registry_cases! { tests ($make) ($crate::testkit::block_on) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
+        $crate::__cairn_registry_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
     };
-    ($make:expr, runner = $runner:path $(,)?) => {
-        $crate::__cairn_registry_cases! { tests ($make) ($runner) }
+    ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
+        $crate::__cairn_registry_cases! { tests ($make) ($runner) [$($skip),*] }
     };
 }
 
@@ -444,9 +556,9 @@ macro_rules! __cairn_registry_cases {
             transition_archive_existing_versions,
             transition_archive_to_inactive_stage_is_internal,
             download_uri_is_storage_location_or_source,
-            aliases_set_move_delete_resolve,
-            aliases_invalid_and_unknown,
-            deleting_a_version_drops_its_aliases,
+            aliases_set_move_delete_resolve if aliases,
+            aliases_invalid_and_unknown if aliases,
+            deleting_a_version_drops_its_aliases if aliases,
             search_registered_models_filters,
             search_registered_models_order_and_pages,
             search_registered_models_hides_prompts,
@@ -462,24 +574,61 @@ macro_rules! __cairn_registry_cases {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_registry_stamp {
-    ([names] $($case:ident,)*) => {
-        &[$(stringify!($case)),*]
+    ([$($mode:tt)*] $($cases:tt)*) => {
+        $crate::__cairn_suite_stamp! { [$($mode)*] (registry, RegistryFixture, registry) $($cases)* }
     };
-    ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
-        $(
-            #[test]
-            fn $case() {
-                let fut: ::std::pin::Pin<
-                    ::std::boxed::Box<dyn ::std::future::Future<Output = ()>>,
-                > = ::std::boxed::Box::pin(async {
-                    let fixture = $make;
-                    $crate::testkit::registry::$case(
-                        $crate::testkit::RegistryFixture::registry(&fixture),
-                    )
-                    .await;
-                });
-                $runner(fut);
-            }
-        )*
-    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_skips;
+    use crate::ArtifactCapabilities;
+
+    const CASES: &[(&str, Option<&str>)] = &[
+        ("put_then_get_round_trips", None),
+        ("multipart_upload_round_trips", Some("multipart_upload")),
+        ("presigned_urls_are_urls", Some("presigned_urls")),
+    ];
+
+    fn fails(caps: ArtifactCapabilities, declared: &[&str]) -> String {
+        let err = std::panic::catch_unwind(|| check_skips(&caps, CASES, declared)).unwrap_err();
+        err.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn declared_skips_must_be_exactly_the_cases_a_missing_capability_skips() {
+        let multipart_only = ArtifactCapabilities {
+            multipart_upload: true,
+            ..Default::default()
+        };
+        check_skips(&multipart_only, CASES, &["presigned_urls_are_urls"]);
+        check_skips(
+            &ArtifactCapabilities::default(),
+            CASES,
+            &["multipart_upload_round_trips", "presigned_urls_are_urls"],
+        );
+
+        let text = fails(multipart_only, &[]);
+        assert!(
+            text.contains("skipped but not declared: [\"presigned_urls_are_urls\"]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("write: skips = [presigned_urls_are_urls]"),
+            "{text}"
+        );
+        let text = fails(
+            multipart_only,
+            &["presigned_urls_are_urls", "multipart_upload_round_trips"],
+        );
+        assert!(
+            text.contains("must run): [\"multipart_upload_round_trips\"]"),
+            "{text}"
+        );
+        let text = fails(multipart_only, &["presigned_urls_are_urls", "no_such_case"]);
+        assert!(
+            text.contains("not cases of this suite: [\"no_such_case\"]"),
+            "{text}"
+        );
+    }
 }

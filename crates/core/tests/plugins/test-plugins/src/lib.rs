@@ -2,7 +2,9 @@
 //!
 //! - artifact repository `memtest`: files in memory, downloads streamed back in 3-byte chunks,
 //!   so a test can push and pull bytes through the ABI's chunked interface. Paths steer it:
-//!   `put("stop-early")` refuses after the first chunk; `list(Some("panic"))` panics;
+//!   `put("stop-early")` refuses after the first chunk; `list(Some("panic"))` panics; files
+//!   under `unreadable/` can be stored and looked up with its own `head` but not read (`get`
+//!   is `PermissionDenied`), so a test tells its `head` from the trait's default;
 //! - run-context provider `panicky`: `tags` panics;
 //! - tracking store `panics-on-build`: its factory panics.
 
@@ -11,7 +13,8 @@ use cairn_plugin_api::artifacts::{ArtifactCapabilities, ByteStream, Download};
 use cairn_plugin_api::context::RunContext;
 use cairn_plugin_api::entities::FileInfo;
 use cairn_plugin_api::{
-    ArtifactRepository, BuildContext, Error, Result, RunContextProvider, TrackingStore, async_trait,
+    ArtifactRepository, BuildContext, Error, ErrorKind, Result, RunContextProvider, TrackingStore,
+    async_trait,
 };
 use futures_core::Stream;
 use std::collections::{BTreeMap, VecDeque};
@@ -63,6 +66,9 @@ impl ArtifactRepository for MemoryRepo {
     }
 
     async fn get(&self, path: &str) -> Result<Download> {
+        if path.starts_with("unreadable/") {
+            return Err(Error::new(ErrorKind::PermissionDenied, "unreadable"));
+        }
         let data = self
             .files
             .lock()
@@ -75,6 +81,21 @@ impl ArtifactRepository for MemoryRepo {
             body: Box::pin(Chunks(
                 data.chunks(CHUNK).map(Bytes::copy_from_slice).collect(),
             )),
+        })
+    }
+
+    async fn head(&self, path: &str) -> Result<FileInfo> {
+        let size = self
+            .files
+            .lock()
+            .unwrap()
+            .get(path)
+            .map(Vec::len)
+            .ok_or_else(|| Error::not_found(format!("no file {path}")))?;
+        Ok(FileInfo {
+            path: path.to_owned(),
+            is_dir: false,
+            file_size: Some(size as i64),
         })
     }
 
