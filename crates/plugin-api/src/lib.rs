@@ -18,8 +18,9 @@
 //! Supporting modules: [`entities`] (MLflow's tracking entities as serde types), [`error`] (the
 //! one boundary [`Error`]), [`search`] (the filter language: parser, tree, reference
 //! evaluator), [`validation`] (MLflow's limits and name rules, shared by every store),
-//! [`paths`] (the one canonicaliser every artifact path goes through), [`factory`] (how a
-//! plugin registers itself), behind the `testkit` feature the conformance
+//! [`paths`] (the one canonicaliser every artifact path goes through), [`blocking`] (a small
+//! thread pool for blocking work, so a plugin never blocks its caller's executor), [`factory`]
+//! (how a plugin registers itself), behind the `testkit` feature the conformance
 //! suites every plugin runs against itself, and behind the `ffi` feature `ffi`: the stable ABI
 //! through which a plugin ships as a shared library (`export_plugins!`).
 //!
@@ -38,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+pub mod blocking;
 pub mod context;
 pub mod entities;
 pub mod error;
