@@ -527,3 +527,162 @@ fn check_builds_a_store_from_a_configured_library() {
     );
     assert!(store.join("events.jsonl").is_file(), "{report}");
 }
+
+// ----- cairn plugins check --conformance ----------------------------------------------------------
+
+fn mem_library() -> PathBuf {
+    library("cairn_example_artifacts_mem")
+}
+
+/// The case lines (`  <case> ... <outcome>`) of a conformance report.
+fn case_lines(report: &str) -> Vec<(&str, &str)> {
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(" ... "))
+        .collect()
+}
+
+#[test]
+fn conformance_of_the_artifact_example_library_runs_every_case_through_the_abi() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = mem_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", "--conformance", lib.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    let names: Vec<&str> = lines.iter().map(|(case, _)| *case).collect();
+    assert_eq!(
+        names,
+        cairn_plugin_api::testkit::artifacts::ARTIFACT_CASES,
+        "{report}"
+    );
+    let skipped: Vec<&str> = lines
+        .iter()
+        .filter(|(_, outcome)| outcome.starts_with("skipped: the repository lacks"))
+        .map(|(case, _)| *case)
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "multipart_upload_round_trips",
+            "multipart_abort_leaves_nothing",
+            "multipart_complete_checks_the_parts",
+            "presigned_urls_are_urls"
+        ],
+        "{report}"
+    );
+    assert!(
+        report.contains("conformance: 26 cases: 22 passed, 0 failed, 4 skipped"),
+        "{report}"
+    );
+}
+
+#[test]
+fn conformance_of_the_jsonl_library_passes_with_its_missing_capabilities_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = jsonl_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", "--conformance", lib.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    assert_eq!(
+        lines.len(),
+        cairn_plugin_api::testkit::tracking::TRACKING_CASES.len(),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|(_, o)| *o == "passed" || o.starts_with("skipped: ")),
+        "{report}"
+    );
+    assert!(report.contains(" 0 failed, "), "{report}");
+}
+
+#[test]
+fn conformance_failures_are_listed_per_case_and_exit_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = test_library();
+    let out = cairn(
+        dir.path(),
+        &[
+            "plugins",
+            "check",
+            "--conformance",
+            lib.to_str().unwrap(),
+            "--case",
+            "put_then_get",
+            "--case",
+            "list_a_file",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    // The tracking store whose factory panics fails its build, with the panic message; the
+    // run goes on to the library's artifact repository.
+    assert_eq!(
+        lines.len(),
+        3,
+        "the build line and the two selected cases:\n{report}"
+    );
+    let build = lines
+        .iter()
+        .find(|(case, _)| *case == "build")
+        .unwrap_or_else(|| panic!("no build line in:\n{report}"));
+    assert!(build.1.starts_with("FAILED: "), "{report}");
+    assert!(
+        build.1.contains("the factory panicked on purpose"),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(case, o)| *case == "put_then_get_round_trips" && *o == "passed"),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(case, o)| *case == "list_a_file_is_empty" && o.starts_with("FAILED: ")),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("conformance case(s) failed against"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_conformance_uri_no_plugin_of_the_library_serves_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = mem_library();
+    let out = cairn(
+        dir.path(),
+        &[
+            "plugins",
+            "check",
+            "--conformance",
+            lib.to_str().unwrap(),
+            "--uri",
+            "s3://bucket/x",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--uri s3://bucket/x: no plugin of"),
+        "{}",
+        text(&out)
+    );
+}

@@ -42,7 +42,9 @@
 //! dropped first and the guard right after it.
 //!
 //! Cases that need an optional capability ([`TrackingCapabilities`](crate::TrackingCapabilities))
-//! check it first and return early, printing why on stderr, when the store lacks it.
+//! check it first and, when the plugin lacks it, return early through
+//! [`support::skipped`], which prints why on stderr and reports the case as skipped to
+//! [`run::run_case`].
 //!
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
@@ -67,9 +69,18 @@
 //! fn fresh_repo() -> (std::sync::Arc<FooRepository>, tempfile::TempDir) { ... }
 //! cairn_plugin_api::artifact_repository_conformance!(fresh_repo());
 //! ```
+//!
+//! # Against a built shared library
+//!
+//! The macros test a plugin linked into the test binary. To prove the library Cairn actually
+//! loads — every call through the ABI, chunked streams, caught panics — run
+//! `cairn plugins check --conformance <library>`: it builds each plugin of the library through
+//! Cairn's loader and runs every suite of its kind from the [`run`] tables, reporting each case
+//! passed, failed or skipped, and exits nonzero if one failed.
 
 pub mod artifacts;
 pub mod registry;
+pub mod run;
 pub mod support;
 pub mod tracking;
 
@@ -290,12 +301,16 @@ macro_rules! __cairn_tracking_cases {
     };
 }
 
-/// Expands the case list for one mode: `names` (a `&[&str]`) or `tests (make) (runner)`.
+/// Expands the case list for one mode: `names` (a `&[&str]`), `fns <module>` (the
+/// [`run`] tables) or `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_tracking_stamp {
     ([names] $($case:ident,)*) => {
         &[$(stringify!($case)),*]
+    };
+    ([fns $module:ident] $($case:ident,)*) => {
+        &[$((stringify!($case), |p| ::std::boxed::Box::pin($crate::testkit::$module::$case(p)))),*]
     };
     ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
         $(
@@ -372,13 +387,16 @@ macro_rules! __cairn_artifact_cases {
     };
 }
 
-/// Expands the artifact case list for one mode: `names` (a `&[&str]`) or
+/// Expands the artifact case list for one mode: `names` (a `&[&str]`), `fns <module>` or
 /// `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_artifact_stamp {
     ([names] $($case:ident,)*) => {
         &[$(stringify!($case)),*]
+    };
+    ([fns $module:ident] $($case:ident,)*) => {
+        &[$((stringify!($case), |p| ::std::boxed::Box::pin($crate::testkit::$module::$case(p)))),*]
     };
     ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
         $(
@@ -457,13 +475,16 @@ macro_rules! __cairn_registry_cases {
     };
 }
 
-/// Expands the registry case list for one mode: `names` (a `&[&str]`) or
+/// Expands the registry case list for one mode: `names` (a `&[&str]`), `fns <module>` or
 /// `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_registry_stamp {
     ([names] $($case:ident,)*) => {
         &[$(stringify!($case)),*]
+    };
+    ([fns $module:ident] $($case:ident,)*) => {
+        &[$((stringify!($case), |p| ::std::boxed::Box::pin($crate::testkit::$module::$case(p)))),*]
     };
     ([tests ($make:expr) ($runner:path)] $($case:ident,)*) => {
         $(
