@@ -358,6 +358,26 @@ pub fn describe_library(
     if description.plugins.is_empty() {
         text.push_str("    (none)\n");
     }
+    // A library claiming a built-in's scheme or name cannot be loaded beside it.
+    for plugin in &description.plugins {
+        let clash = builtins::KNOWN
+            .iter()
+            .find(|k| k.kind == plugin.kind && k.name == plugin.name);
+        if let Some(builtin) = clash {
+            let state = if builtin.enabled {
+                "linked into this binary: loading this library beside it is a start-up error \
+                 (two plugins for one scheme); rename the library's plugin or build cairn \
+                 without"
+            } else {
+                "compiled out of this binary, but part of a default build: rename the \
+                 library's plugin, or keep building cairn without"
+            };
+            text.push_str(&format!(
+                "warning: {} '{}' is also the built-in plugin of {}, {state} cargo feature `{}`\n",
+                plugin.kind, plugin.name, builtin.package, builtin.feature
+            ));
+        }
+    }
     text
 }
 

@@ -686,3 +686,34 @@ fn a_conformance_uri_no_plugin_of_the_library_serves_is_a_config_error() {
         text(&out)
     );
 }
+
+#[test]
+fn plugins_check_warns_when_a_library_claims_a_built_in_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", sqlite.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let warning = report
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{report}"));
+    assert!(
+        warning
+            .contains("tracking-store 'sqlite' is also the built-in plugin of cairn-store-sqlite"),
+        "{warning}"
+    );
+    assert!(warning.contains("`store-sqlite`"), "{warning}");
+    // A library with schemes of its own gets no warning.
+    let jsonl = jsonl_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", jsonl.to_str().unwrap()],
+        &[],
+    );
+    assert!(!text(&out).contains("warning:"), "{}", text(&out));
+}
