@@ -457,9 +457,10 @@ fn check(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Res
     let root = loaded.default_artifact_root();
     let mut ctx = loaded.build_context(&entry.name);
     ctx.default_artifact_root = Some(root.clone());
-    registry
-        .tracking_store(backend, ctx)
-        .map_err(|e| e.requested_by(with_settings(loaded, &entry.name, &from)))?;
+    registry.tracking_store(backend, ctx).map_err(|e| {
+        let what = loaded.with_settings(&entry.name, &from, &e);
+        e.requested_by(what)
+    })?;
     say(ok_line(entry, &from))?;
     built += 1;
 
@@ -530,7 +531,10 @@ fn check(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write) -> Res
             }
             _ => registry.artifact_repository(target.uri, ctx).map(drop),
         };
-        result.map_err(|e| e.requested_by(with_settings(loaded, &entry.name, &from)))?;
+        result.map_err(|e| {
+            let what = loaded.with_settings(&entry.name, &from, &e);
+            e.requested_by(what)
+        })?;
         say(ok_line(entry, &from))?;
         built += 1;
     }
@@ -550,17 +554,6 @@ fn ok_line(entry: &PluginEntry, from: &str) -> String {
         entry.version,
         entry.origin
     )
-}
-
-/// `from`, plus the plugin's `[settings.<name>]` table and its source when it has one, so a
-/// factory's complaint about its settings points at the table.
-fn with_settings(loaded: &LoadedConfig, name: &str, from: &str) -> String {
-    if loaded.config().settings.0.contains_key(name) {
-        let key = format!("settings.{name}");
-        format!("{from}, with `{key}` ({})", loaded.source_of(&key))
-    } else {
-        from.to_owned()
-    }
 }
 
 #[cfg(test)]

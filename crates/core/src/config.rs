@@ -594,6 +594,30 @@ impl LoadedConfig {
         }
     }
 
+    /// `from`, plus where the plugin `name`'s settings came from, for the message of `error`
+    /// (its factory's failure), so a complaint about the settings points at them: the full key
+    /// and its source when the plugin names the key (`settings.vendorfs.root` in a file, or
+    /// `CAIRN_SETTINGS__VENDORFS__ROOT`), else the `[settings.<name>]` table and its source.
+    /// `cairn check` and `cairn server` both describe build failures with it.
+    pub fn with_settings(&self, name: &str, from: &str, error: &Error) -> String {
+        if !self.config.settings.0.contains_key(name) {
+            return from.to_owned();
+        }
+        let inner = match error {
+            Error::Build { source, .. } => source
+                .context
+                .iter()
+                .find(|(k, _)| k == cairn_plugin_api::factory::SETTINGS_KEY)
+                .map(|(_, key)| key.as_str()),
+            _ => None,
+        };
+        let key = match inner {
+            Some(inner) => format!("settings.{name}.{inner}"),
+            None => format!("settings.{name}"),
+        };
+        format!("{from}, with `{key}` ({})", self.source_of(&key))
+    }
+
     /// Checks that each `[settings.<name>]` table names a plugin `registry` knows (or a
     /// built-in compiled out of this binary), so a misspelt plugin name is an error.
     pub fn check_settings_against(&self, registry: &Registry) -> Result<()> {

@@ -74,6 +74,10 @@ impl fmt::Display for PluginKind {
     }
 }
 
+/// The context key of a settings error naming the offending key within the plugin's table
+/// (`root`, `tags.team`); see [`BuildContext::settings`].
+pub const SETTINGS_KEY: &str = "settings_key";
+
 /// What a factory receives to build one plugin instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildContext {
@@ -105,12 +109,24 @@ impl BuildContext {
     }
 
     /// Parses the plugin's settings into `T`. Declare `T` with `#[serde(deny_unknown_fields)]`
-    /// so a misspelt key is an error; the message names the key.
+    /// so a misspelt key is an error; the message names the key. A value of the wrong type
+    /// (`root = 42` for a string) names its key in the message (`` `root`: invalid type ... ``)
+    /// and in the error's context under [`SETTINGS_KEY`], from which the host names the full
+    /// key and its source (`settings.vendorfs.root` in `cairn.toml`, or
+    /// `CAIRN_SETTINGS__VENDORFS__ROOT`).
     pub fn settings<T: DeserializeOwned + Default>(&self) -> Result<T> {
         match &self.settings {
             serde_json::Value::Null => Ok(T::default()),
-            v => serde_json::from_value(v.clone())
-                .map_err(|e| Error::invalid(format!("invalid plugin settings: {e}"))),
+            v => serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+                let key = e.path().to_string();
+                let cause = e.into_inner();
+                if key == "." {
+                    Error::invalid(format!("invalid plugin settings: {cause}"))
+                } else {
+                    Error::invalid(format!("invalid plugin settings: `{key}`: {cause}"))
+                        .with_context(SETTINGS_KEY, key)
+                }
+            }),
         }
     }
 }
@@ -190,4 +206,58 @@ inventory::collect!(PluginFactory);
 /// Every factory registered by the built-in plugins linked into this binary.
 pub fn builtin_factories() -> impl Iterator<Item = &'static PluginFactory> {
     inventory::iter::<PluginFactory>.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Vendor {
+        #[serde(default)]
+        root: String,
+        #[serde(default)]
+        tags: std::collections::BTreeMap<String, String>,
+    }
+
+    fn parse(settings: serde_json::Value) -> Result<Vendor> {
+        BuildContext {
+            settings,
+            ..BuildContext::default()
+        }
+        .settings()
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let e = parse(serde_json::json!({"root": 42})).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("invalid plugin settings: `root`: invalid type"),
+            "{e}"
+        );
+        assert!(
+            e.context.contains(&(SETTINGS_KEY.into(), "root".into())),
+            "{e:?}"
+        );
+        let e = parse(serde_json::json!({"tags": {"team": 1}})).unwrap_err();
+        assert!(
+            e.context
+                .contains(&(SETTINGS_KEY.into(), "tags.team".into())),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_by_serde_and_good_settings_parse() {
+        let e = parse(serde_json::json!({"rot": "/x"})).unwrap_err();
+        assert!(e.message.contains("unknown field `rot`"), "{e}");
+        let good = parse(serde_json::json!({"root": "/x", "tags": {"team": "a"}})).unwrap();
+        assert_eq!(
+            (good.root.as_str(), good.tags["team"].as_str()),
+            ("/x", "a")
+        );
+        assert_eq!(parse(serde_json::Value::Null).unwrap().root, "");
+    }
 }

@@ -636,9 +636,10 @@ pub fn artifact_access(loaded: &LoadedConfig, registry: &Registry) -> Result<art
             .map_err(|e| e.requested_by(&from))?;
         let mut ctx = loaded.build_context(&entry.name);
         ctx.uri = Some(uri.clone());
-        let repo = registry
-            .artifact_repository(&uri, ctx)
-            .map_err(|e| e.requested_by(&from))?;
+        let repo = registry.artifact_repository(&uri, ctx).map_err(|e| {
+            let what = loaded.with_settings(&entry.name, &from, &e);
+            e.requested_by(what)
+        })?;
         tracing::info!(destination = %crate::secrets::redact_uri(&uri), "serving artifacts");
         Some(repo)
     } else {
@@ -664,11 +665,10 @@ pub fn registry_access(
             let from = loaded.describe("store.registry_store_uri", uri);
             let mut ctx = loaded.build_context(&entry.name);
             ctx.default_artifact_root = Some(loaded.default_artifact_root());
-            Some(
-                registry
-                    .model_registry_store(uri, ctx)
-                    .map_err(|e| e.requested_by(&from))?,
-            )
+            Some(registry.model_registry_store(uri, ctx).map_err(|e| {
+                let what = loaded.with_settings(&entry.name, &from, &e);
+                e.requested_by(what)
+            })?)
         }
         Err(_) => {
             tracing::warn!(
@@ -693,9 +693,10 @@ pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write
         .map_err(|e| e.requested_by(&from))?;
     let mut ctx = loaded.build_context(&entry.name);
     ctx.default_artifact_root = Some(loaded.default_artifact_root());
-    let store = registry
-        .tracking_store(backend, ctx)
-        .map_err(|e| e.requested_by(&from))?;
+    let store = registry.tracking_store(backend, ctx).map_err(|e| {
+        let what = loaded.with_settings(&entry.name, &from, &e);
+        e.requested_by(what)
+    })?;
 
     let host = c.server.host.trim_start_matches('[').trim_end_matches(']');
     let listener = tokio::net::TcpListener::bind((host, c.server.port))
