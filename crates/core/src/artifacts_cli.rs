@@ -157,7 +157,8 @@ pub fn run(
 fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Resolver> {
     let tracking = target.tracking_uri.as_deref().filter(|t| !t.is_empty());
     let registry = Arc::new(crate::loader::registry(loaded)?);
-    let repositories = Repositories::new(registry.clone(), loaded.config().settings.clone());
+    let repositories = Repositories::new(registry.clone(), loaded.config().settings.clone())
+        .with_config_dir(loaded.config_dir());
     if let Some(t) = tracking.filter(|t| t.starts_with("http://") || t.starts_with("https://")) {
         let client = TrackingClient::from_env(t).map_err(|e| failed("connect", e))?;
         let connect_client = client.clone();

@@ -590,8 +590,19 @@ impl LoadedConfig {
     pub fn build_context(&self, name: &str) -> BuildContext {
         BuildContext {
             settings: self.config.settings.for_plugin(name),
+            config_dir: Some(self.config_dir().to_owned()),
             ..BuildContext::default()
         }
+    }
+
+    /// What relative paths in `[settings.<name>]` are relative to
+    /// ([`BuildContext::config_dir`]): the configuration file's directory, else the working
+    /// directory.
+    pub fn config_dir(&self) -> &Path {
+        self.file
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(&self.dir)
     }
 
     /// `from`, plus where the plugin `name`'s settings came from, for the message of `error`
@@ -1025,6 +1036,27 @@ mod tests {
                 .unwrap();
             let err = problems(Loader::new(j.directory()).load().unwrap_err());
             assert!(err.contains("`plugins[0].path` must not be empty"), "{err}");
+        });
+    }
+
+    #[test]
+    fn build_contexts_carry_the_config_files_directory_else_the_working_directory() {
+        jail(|j| {
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            assert_eq!(
+                loaded.build_context("x").config_dir.as_deref(),
+                Some(j.directory())
+            );
+            std::fs::create_dir(j.directory().join("etc")).unwrap();
+            j.create_file("etc/cairn.toml", "").unwrap();
+            let loaded = Loader::new(j.directory())
+                .config_file(Some(j.directory().join("etc/cairn.toml")))
+                .load()
+                .unwrap();
+            assert_eq!(
+                loaded.build_context("x").config_dir,
+                Some(j.directory().join("etc"))
+            );
         });
     }
 

@@ -389,6 +389,7 @@ impl Resolved {
 pub struct Repositories {
     registry: Arc<Registry>,
     settings: Settings,
+    config_dir: Option<std::path::PathBuf>,
     cache: Arc<Mutex<HashMap<String, Arc<dyn ArtifactRepository>>>>,
 }
 
@@ -412,8 +413,15 @@ impl Repositories {
         Repositories {
             registry,
             settings,
+            config_dir: None,
             cache: Arc::default(),
         }
+    }
+
+    /// Plugins built with `dir` as their [`BuildContext::config_dir`].
+    pub fn with_config_dir(mut self, dir: &std::path::Path) -> Self {
+        self.config_dir = Some(dir.to_owned());
+        self
     }
 
     /// The repository rooted at `uri`. An unknown scheme or a plugin that refuses to build is
@@ -428,6 +436,7 @@ impl Repositories {
             .map_err(|e| Error::invalid(e.to_string()))?;
         let ctx = BuildContext {
             settings: self.settings.for_plugin(&entry.name),
+            config_dir: self.config_dir.clone(),
             ..BuildContext::for_uri(uri)
         };
         let repo = self

@@ -83,12 +83,20 @@ pub const SETTINGS_KEY: &str = "settings_key";
 pub struct BuildContext {
     /// The URI that selected the plugin (stores and repositories), e.g. `sqlite:///cairn.db`.
     pub uri: Option<String>,
-    /// The plugin's own config section (`[settings.<name>]` in `cairn.toml`), `{}` if absent.
+    /// The plugin's own config section (`[settings.<name>]` in `cairn.toml`, or
+    /// `CAIRN_SETTINGS__<NAME>__<KEY>` variables), `{}` if absent. Relative paths in it are
+    /// relative to [`config_dir`](Self::config_dir), not the working directory.
     pub settings: serde_json::Value,
     /// For tracking stores: the root under which new experiments store artifacts.
     pub default_artifact_root: Option<String>,
     /// For registry stores: the tracking store's URI.
     pub tracking_uri: Option<String>,
+    /// The directory relative paths in the plugin's settings are relative to: the directory
+    /// of the configuration file (as for `[[plugins]] path`), or the working directory when
+    /// there is none. `None` only outside Cairn (a test building a plugin directly). Resolve
+    /// with [`resolve_path`](Self::resolve_path).
+    #[serde(default)]
+    pub config_dir: Option<std::path::PathBuf>,
 }
 
 impl BuildContext {
@@ -98,6 +106,17 @@ impl BuildContext {
             uri: Some(uri.into()),
             settings: serde_json::Value::Object(Default::default()),
             ..Default::default()
+        }
+    }
+
+    /// `path` from the plugin's settings, resolved: an absolute path as it is, a relative one
+    /// joined to [`config_dir`](Self::config_dir) (left relative, so relative to the working
+    /// directory, when there is none).
+    pub fn resolve_path(&self, path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+        let path = path.as_ref();
+        match &self.config_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
         }
     }
 
@@ -134,6 +153,15 @@ impl BuildContext {
 /// Builds a [`TrackingStore`].
 pub type BuildTrackingStore = fn(&BuildContext) -> Result<Arc<dyn TrackingStore>>;
 /// Builds an [`ArtifactRepository`] rooted at the context's URI.
+///
+/// Called whenever the host needs a repository for a root it has not built yet (it keeps the
+/// ones it built): at start-up for `store.artifacts_destination` (`cairn server`, `cairn
+/// check`), then with each experiment's, run's or LoggedModel's artifact location a request
+/// resolves (`s3://bucket/prefix/1/<run_id>/artifacts`), and with the URI given to `cairn
+/// artifacts` (`cairn artifacts list vendorfs://b/p/d` builds a repository rooted at
+/// `vendorfs://b/p/d`). So the URI may be any sub-URI of a configured root: build cheaply
+/// (share clients and connection pools between instances, e.g. in a static) and do not
+/// require the root to exist.
 pub type BuildArtifactRepository = fn(&BuildContext) -> Result<Arc<dyn ArtifactRepository>>;
 /// Builds a [`RunContextProvider`].
 pub type BuildRunContextProvider = fn(&BuildContext) -> Result<Arc<dyn RunContextProvider>>;
@@ -246,6 +274,23 @@ mod tests {
             e.context
                 .contains(&(SETTINGS_KEY.into(), "tags.team".into())),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn relative_settings_paths_resolve_against_the_config_dir() {
+        let ctx = BuildContext {
+            config_dir: Some("/etc/cairn".into()),
+            ..BuildContext::default()
+        };
+        assert_eq!(
+            ctx.resolve_path("data/x"),
+            std::path::Path::new("/etc/cairn/data/x")
+        );
+        assert_eq!(ctx.resolve_path("/abs"), std::path::Path::new("/abs"));
+        assert_eq!(
+            BuildContext::default().resolve_path("rel"),
+            std::path::Path::new("rel")
         );
     }
 

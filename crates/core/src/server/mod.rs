@@ -627,7 +627,8 @@ pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
 /// naming the key).
 pub fn artifact_access(loaded: &LoadedConfig, registry: &Registry) -> Result<artifacts::Artifacts> {
     let repositories =
-        crate::uri::Repositories::new(Arc::new(registry.clone()), loaded.config().settings.clone());
+        crate::uri::Repositories::new(Arc::new(registry.clone()), loaded.config().settings.clone())
+            .with_config_dir(loaded.config_dir());
     let destination = if loaded.config().store.serve_artifacts {
         let uri = loaded.artifacts_destination();
         let from = loaded.describe("store.artifacts_destination", &uri);
