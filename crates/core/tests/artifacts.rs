@@ -1172,14 +1172,15 @@ async fn a_download_failing_after_the_headers_is_aborted_and_logged_naming_the_p
     let body = axum::body::to_bytes(res.into_body(), usize::MAX).await;
     assert!(body.is_err(), "the body ended cleanly: {body:?}");
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // (It is logged inside tower-http's request span too; with a thread-local subscriber in
+    // a test binary running tests in parallel, tracing's span interest cache makes that span
+    // unreliable to observe, so the line is checked for what it names itself.)
     let line = logs
         .lines()
         .find(|l| l.contains("aborting its body"))
         .unwrap_or_else(|| panic!("no error logged:\n{logs}"));
     assert!(line.contains("ERROR"), "{line}");
     for part in [
-        // In the request's span: tied to the request that failed.
-        "request{method=GET uri=/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/model.bin",
         "plugin=mem",
         "repository=mem://dest/dest",
         "path=1/r/artifacts/model.bin",

@@ -542,15 +542,17 @@ fn case_lines(report: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// `cairn plugins check --conformance <lib> <extra...>` in a fresh directory.
+fn conformance(lib: &Path, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["plugins", "check", "--conformance", lib.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    cairn(dir.path(), &args, &[])
+}
+
 #[test]
 fn conformance_of_the_artifact_example_library_runs_every_case_through_the_abi() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = mem_library();
-    let out = cairn(
-        dir.path(),
-        &["plugins", "check", "--conformance", lib.to_str().unwrap()],
-        &[],
-    );
+    let out = conformance(&mem_library(), &[]);
     assert!(out.status.success(), "{}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout);
     let lines = case_lines(&report);
@@ -583,13 +585,7 @@ fn conformance_of_the_artifact_example_library_runs_every_case_through_the_abi()
 
 #[test]
 fn conformance_of_the_jsonl_library_passes_with_its_missing_capabilities_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = jsonl_library();
-    let out = cairn(
-        dir.path(),
-        &["plugins", "check", "--conformance", lib.to_str().unwrap()],
-        &[],
-    );
+    let out = conformance(&jsonl_library(), &[]);
     assert!(out.status.success(), "{}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout);
     let lines = case_lines(&report);
@@ -609,21 +605,9 @@ fn conformance_of_the_jsonl_library_passes_with_its_missing_capabilities_skipped
 
 #[test]
 fn conformance_failures_are_listed_per_case_and_exit_nonzero() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = test_library();
-    let out = cairn(
-        dir.path(),
-        &[
-            "plugins",
-            "check",
-            "--conformance",
-            lib.to_str().unwrap(),
-            "--case",
-            "put_then_get",
-            "--case",
-            "list_a_file",
-        ],
-        &[],
+    let out = conformance(
+        &test_library(),
+        &["--case", "put_then_get", "--case", "list_a_file"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout);
@@ -665,20 +649,7 @@ fn conformance_failures_are_listed_per_case_and_exit_nonzero() {
 
 #[test]
 fn a_conformance_uri_no_plugin_of_the_library_serves_is_a_config_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = mem_library();
-    let out = cairn(
-        dir.path(),
-        &[
-            "plugins",
-            "check",
-            "--conformance",
-            lib.to_str().unwrap(),
-            "--uri",
-            "s3://bucket/x",
-        ],
-        &[],
-    );
+    let out = conformance(&mem_library(), &["--uri", "s3://bucket/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("--uri s3://bucket/x: no plugin of"),
