@@ -24,7 +24,7 @@
 //! (later issues) are added here the same way: a key, a lookup by name, a build.
 
 use crate::config::{LoadedConfig, MLFLOW_ARTIFACTS_ROOT, Settings};
-use crate::error::{Result, kind_noun};
+use crate::error::{Error, Result, kind_noun};
 use crate::registry::{PluginEntry, Registry, scheme_of};
 use crate::run_context::RunContextProviders;
 use crate::secrets::redact_uri;
@@ -42,20 +42,19 @@ pub struct Contexts {
     settings: Settings,
     default_artifact_root: Option<String>,
     tracking_uri: Option<String>,
+    config_dir: Option<std::path::PathBuf>,
 }
 
 impl Contexts {
-    /// Contexts carrying `settings`, the resolved default artifact root and the tracking
-    /// store's URI.
-    pub fn new(
-        settings: Settings,
-        default_artifact_root: Option<String>,
-        tracking_uri: Option<String>,
-    ) -> Self {
+    /// The contexts of `loaded`: its `[settings.*]` tables, the resolved default artifact
+    /// root, the tracking store's URI and the directory relative settings paths are relative
+    /// to ([`LoadedConfig::config_dir`]).
+    pub fn of(loaded: &LoadedConfig) -> Self {
         Contexts {
-            settings,
-            default_artifact_root,
-            tracking_uri,
+            settings: loaded.config().settings.clone(),
+            default_artifact_root: Some(loaded.default_artifact_root()),
+            tracking_uri: Some(loaded.config().store.backend_store_uri.clone()),
+            config_dir: Some(loaded.config_dir().to_owned()),
         }
     }
 
@@ -66,6 +65,7 @@ impl Contexts {
             settings: self.settings.for_plugin(name),
             default_artifact_root: self.default_artifact_root.clone(),
             tracking_uri: self.tracking_uri.clone(),
+            config_dir: self.config_dir.clone(),
         }
     }
 }
@@ -135,12 +135,7 @@ impl<'c> Assembly<'c> {
     pub fn with_registry(loaded: &'c LoadedConfig, registry: Registry) -> Result<Self> {
         loaded.check_settings_against(&registry)?;
         let registry = Arc::new(registry);
-        let contexts = Contexts::new(
-            loaded.config().settings.clone(),
-            Some(loaded.default_artifact_root()),
-            Some(loaded.config().store.backend_store_uri.clone()),
-        );
-        let repositories = Repositories::new(registry.clone(), contexts);
+        let repositories = Repositories::new(registry.clone(), Contexts::of(loaded));
         Ok(Assembly {
             loaded,
             registry,
@@ -171,7 +166,7 @@ impl<'c> Assembly<'c> {
         let plugin = self
             .registry
             .tracking_store(uri, self.context(&entry.name, uri))
-            .map_err(|e| e.requested_by(self.with_settings(&entry.name, &from)))?;
+            .map_err(|e| self.build_failed(&entry.name, &from, e))?;
         Ok(Built {
             plugin,
             entry,
@@ -187,7 +182,7 @@ impl<'c> Assembly<'c> {
         let plugin = self
             .registry
             .model_registry_store(uri, self.context(&entry.name, uri))
-            .map_err(|e| e.requested_by(self.with_settings(&entry.name, &from)))?;
+            .map_err(|e| self.build_failed(&entry.name, &from, e))?;
         Ok(Built {
             plugin,
             entry,
@@ -326,7 +321,7 @@ impl<'c> Assembly<'c> {
             let provider = self
                 .registry
                 .run_context_provider(name, self.contexts().for_plugin(name, None))
-                .map_err(|e| e.requested_by(self.with_settings(name, &from)))?;
+                .map_err(|e| self.build_failed(name, &from, e))?;
             report(Step::Built { entry, from: &from });
             built.push((entry, provider));
         }
@@ -385,7 +380,7 @@ impl<'c> Assembly<'c> {
         let plugin = self
             .repositories
             .repository(uri)
-            .map_err(|e| e.requested_by(self.with_settings(&entry.name, &from)))?;
+            .map_err(|e| self.build_failed(&entry.name, &from, e))?;
         Ok(Built {
             plugin,
             entry,
@@ -393,15 +388,11 @@ impl<'c> Assembly<'c> {
         })
     }
 
-    /// `from`, plus the plugin's `[settings.<name>]` table and its source when it has one, so
-    /// a factory's complaint about its settings points at the table.
-    fn with_settings(&self, name: &str, from: &str) -> String {
-        if self.loaded.config().settings.0.contains_key(name) {
-            let key = format!("settings.{name}");
-            format!("{from}, with `{key}` ({})", self.loaded.source_of(&key))
-        } else {
-            from.to_owned()
-        }
+    /// `error` (plugin `name`'s build failure, asked for by `from`) with `from` and, when the
+    /// plugin has settings, the key they came from ([`LoadedConfig::with_settings`]).
+    fn build_failed(&self, name: &str, from: &str, error: Error) -> Error {
+        let what = self.loaded.with_settings(name, from, &error);
+        error.requested_by(what)
     }
 }
 

@@ -167,10 +167,24 @@ pub enum PluginsCommand {
     /// List every plugin: kind, scheme or name, package, version and origin (built-in, or the
     /// file of a dynamic plugin named by `[[plugins]]` or CAIRN_PLUGINS_PATH).
     List,
-    /// Load a plugin library and describe it, without building or starting anything.
+    /// Load a plugin library and describe it, without building or starting anything; with
+    /// --conformance, also run the conformance suites against its plugins.
     Check {
         /// The shared library (e.g. target/release/libcairn_example_jsonl.so).
         file: PathBuf,
+        /// Build each tracking store, artifact repository and registry store of the library
+        /// and run its kind's conformance suite through the ABI, one line per case (passed,
+        /// FAILED, skipped); exit 1 if a case failed.
+        #[arg(long)]
+        conformance: bool,
+        /// With --conformance: the URI to build the plugin of this URI's scheme from
+        /// (repeatable; default <scheme>://<a fresh temporary directory>). Artifact cases each
+        /// get a fresh root below it.
+        #[arg(long, value_name = "URI", requires = "conformance")]
+        uri: Vec<String>,
+        /// With --conformance: run only the cases whose names contain this text (repeatable).
+        #[arg(long, value_name = "TEXT", requires = "conformance")]
+        case: Vec<String>,
     },
 }
 
@@ -258,10 +272,25 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
             let registry = crate::loader::registry(&loaded)?;
             write_out(out, &plugins_table(&registry))
         }
-        Command::Plugins(PluginsCommand::Check { file }) => {
+        Command::Plugins(PluginsCommand::Check {
+            file,
+            conformance,
+            uri,
+            case,
+        }) => {
             let path = dir.join(file);
             let description = crate::loader::describe(&path, "`cairn plugins check`")?;
-            write_out(out, &describe_library(&path, &description))
+            write_out(out, &describe_library(&path, &description))?;
+            if *conformance {
+                let loaded = load(&StoreArgs::default())?;
+                let options = crate::conformance::Options {
+                    library: &path,
+                    uris: uri,
+                    cases: case,
+                };
+                crate::conformance::run(&loaded, &options, out)?;
+            }
+            Ok(())
         }
         Command::Config(ConfigCommand::Show(store)) => {
             let loaded = load(store)?;
@@ -329,6 +358,26 @@ pub fn describe_library(
     }
     if description.plugins.is_empty() {
         text.push_str("    (none)\n");
+    }
+    // A library claiming a built-in's scheme or name cannot be loaded beside it.
+    for plugin in &description.plugins {
+        let clash = builtins::KNOWN
+            .iter()
+            .find(|k| k.kind == plugin.kind && k.name == plugin.name);
+        if let Some(builtin) = clash {
+            let state = if builtin.enabled {
+                "linked into this binary: loading this library beside it is a start-up error \
+                 (two plugins for one scheme); rename the library's plugin or build cairn \
+                 without"
+            } else {
+                "compiled out of this binary, but part of a default build: rename the \
+                 library's plugin, or keep building cairn without"
+            };
+            text.push_str(&format!(
+                "warning: {} '{}' is also the built-in plugin of {}, {state} cargo feature `{}`\n",
+                plugin.kind, plugin.name, builtin.package, builtin.feature
+            ));
+        }
     }
     text
 }

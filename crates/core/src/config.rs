@@ -602,6 +602,40 @@ impl LoadedConfig {
         joined.to_string_lossy().into_owned()
     }
 
+    /// What relative paths in `[settings.<name>]` are relative to
+    /// ([`BuildContext::config_dir`]): the configuration file's directory, else the working
+    /// directory.
+    pub fn config_dir(&self) -> &Path {
+        self.file
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(&self.dir)
+    }
+
+    /// `from`, plus where the plugin `name`'s settings came from, for the message of `error`
+    /// (its factory's failure), so a complaint about the settings points at them: the full key
+    /// and its source when the plugin names the key (`settings.vendorfs.root` in a file, or
+    /// `CAIRN_SETTINGS__VENDORFS__ROOT`), else the `[settings.<name>]` table and its source.
+    /// `cairn check` and `cairn server` both describe build failures with it.
+    pub fn with_settings(&self, name: &str, from: &str, error: &Error) -> String {
+        if !self.config.settings.0.contains_key(name) {
+            return from.to_owned();
+        }
+        let inner = match error {
+            Error::Build { source, .. } => source
+                .context
+                .iter()
+                .find(|(k, _)| k == cairn_plugin_api::factory::SETTINGS_KEY)
+                .map(|(_, key)| key.as_str()),
+            _ => None,
+        };
+        let key = match inner {
+            Some(inner) => format!("settings.{name}.{inner}"),
+            None => format!("settings.{name}"),
+        };
+        format!("{from}, with `{key}` ({})", self.source_of(&key))
+    }
+
     /// Checks that each `[settings.<name>]` table names a plugin `registry` knows (or a
     /// built-in compiled out of this binary), so a misspelt plugin name is an error.
     pub fn check_settings_against(&self, registry: &Registry) -> Result<()> {
@@ -1022,6 +1056,21 @@ mod tests {
                 .unwrap();
             let err = problems(Loader::new(j.directory()).load().unwrap_err());
             assert!(err.contains("`plugins[0].path` must not be empty"), "{err}");
+        });
+    }
+
+    #[test]
+    fn the_config_dir_is_the_config_files_directory_else_the_working_directory() {
+        jail(|j| {
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            assert_eq!(loaded.config_dir(), j.directory());
+            std::fs::create_dir(j.directory().join("etc")).unwrap();
+            j.create_file("etc/cairn.toml", "").unwrap();
+            let loaded = Loader::new(j.directory())
+                .config_file(Some(j.directory().join("etc/cairn.toml")))
+                .load()
+                .unwrap();
+            assert_eq!(loaded.config_dir(), j.directory().join("etc"));
         });
     }
 

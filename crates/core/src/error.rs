@@ -145,6 +145,19 @@ pub enum Error {
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
 
+    /// A command could not start its async runtime.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+
+    /// `cairn plugins check --conformance`: cases failed (each is listed in the report).
+    #[error("{failed} conformance case(s) failed against {}", path.display())]
+    ConformanceFailed {
+        /// The library tested.
+        path: PathBuf,
+        /// How many cases failed.
+        failed: usize,
+    },
+
     /// `cairn artifacts ...` failed: resolving its URI, a listing or a transfer.
     #[error("{action} failed: {message}")]
     Artifacts {

@@ -14,6 +14,7 @@
 //! | [`config`] | the [`Config`] shape, its figment layers, default resolution |
 //! | [`secrets`] | redaction of passwords, tokens and keys wherever config is shown |
 //! | [`cli`] | the `cairn` commands |
+//! | [`conformance`] | `cairn plugins check --conformance`: the testkit's suites against a plugin library |
 //! | [`artifacts_cli`] | `cairn artifacts list\|download\|upload` |
 //! | [`http_repo`] | a tracking server seen from a client: its artifact proxy as a repository, `runs/get` |
 //! | [`server`] | `cairn server`: the MLflow-compatible REST server |
@@ -30,6 +31,7 @@ pub mod assembly;
 pub mod builtins;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod error;
 pub mod http_repo;
 pub mod loader;

@@ -22,10 +22,11 @@ use cairn_plugin_api::artifacts::{
     MultipartUpload, PresignedUrl,
 };
 use cairn_plugin_api::entities::FileInfo;
-use cairn_plugin_api::{ArtifactRepository, BuildContext, Error, Result, TrackingStore};
+use cairn_plugin_api::{ArtifactRepository, BuildContext, Error, ErrorKind, Result, TrackingStore};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
@@ -39,6 +40,8 @@ struct Bucket {
     /// Chunks received by the last `put`, to prove uploads arrive as a stream.
     last_put_chunks: Mutex<usize>,
     parts: Mutex<BTreeMap<(String, u32), Bytes>>,
+    /// Downloads fail after their first chunk (a disk or a connection lost mid-transfer).
+    fail_downloads: std::sync::atomic::AtomicBool,
 }
 
 struct MemRepo {
@@ -96,9 +99,14 @@ impl ArtifactRepository for MemRepo {
         // Two chunks, so the response is really streamed from the repository.
         let half = data.len() / 2;
         let (a, b) = (data.slice(..half), data.slice(half..));
+        let second = if self.bucket.fail_downloads.load(Ordering::SeqCst) {
+            Err(Error::new(ErrorKind::Unavailable, "the disk went away"))
+        } else {
+            Ok(b)
+        };
         Ok(Download {
             size: Some(data.len() as u64),
-            body: Box::pin(futures_util::stream::iter([Ok(a), Ok(b)])),
+            body: Box::pin(futures_util::stream::iter([Ok(a), second])),
         })
     }
     async fn list(&self, path: Option<&str>) -> Result<Vec<FileInfo>> {
@@ -1118,4 +1126,66 @@ async fn the_http_repository_and_the_cli_work_through_a_real_server() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("Invalid path"), "{e}");
+}
+
+/// Log output captured by a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_download_failing_after_the_headers_is_aborted_and_logged_naming_the_plugin() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = App::new();
+    let url = format!("{ART}/1/r/artifacts/model.bin");
+    app.put(&url, vec![7u8; 10]).await.ok();
+    app.bucket.fail_downloads.store(true, Ordering::SeqCst);
+    let req = Request::builder()
+        .uri(&url)
+        .header(header::HOST, "127.0.0.1:5000")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    // The status went out before the failure; the body must not then end as if complete.
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX).await;
+    assert!(body.is_err(), "the body ended cleanly: {body:?}");
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // (It is logged inside tower-http's request span too; with a thread-local subscriber in
+    // a test binary running tests in parallel, tracing's span interest cache makes that span
+    // unreliable to observe, so the line is checked for what it names itself.)
+    let line = logs
+        .lines()
+        .find(|l| l.contains("aborting its body"))
+        .unwrap_or_else(|| panic!("no error logged:\n{logs}"));
+    assert!(line.contains("ERROR"), "{line}");
+    for part in [
+        "plugin=mem",
+        "repository=mem://dest/dest",
+        "path=1/r/artifacts/model.bin",
+        "the disk went away",
+    ] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
 }

@@ -214,7 +214,7 @@ fn check_and_server_accept_and_refuse_the_same_configs_with_the_same_messages() 
             &[],
         ),
         case("bad plugin settings", "[settings.sqlite]\nno_such_setting = 1\n", &[])
-            .refused("with `settings.sqlite` (in "),
+            .refused("with `settings.sqlite.no_such_setting` (in "),
         case(
             "unknown provider",
             "[run_context]\nproviders = [\"user\", \"nope\"]\n",

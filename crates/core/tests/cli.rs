@@ -102,7 +102,7 @@ fn check_with_an_unknown_scheme_lists_the_available_schemes() {
 
 #[test]
 #[cfg(feature = "store-sqlite")]
-fn a_plugin_rejecting_its_settings_points_at_the_settings_table() {
+fn a_plugin_rejecting_its_settings_points_at_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cairn.toml");
     std::fs::write(
@@ -120,7 +120,10 @@ no_such_setting = 1
         "{err}"
     );
     assert!(
-        err.contains(&format!("with `settings.sqlite` (in {})", file.display())),
+        err.contains(&format!(
+            "with `settings.sqlite.no_such_setting` (in {})",
+            file.display()
+        )),
         "{err}"
     );
     assert!(err.contains("caused by: "), "{err}");
@@ -281,4 +284,44 @@ fn bad_port_in_the_environment_names_the_variable() {
     let err = stderr(&out);
     assert!(err.contains("`server.port`"), "{err}");
     assert!(err.contains("CAIRN_SERVER__PORT"), "{err}");
+}
+
+#[test]
+#[cfg(feature = "store-sqlite")]
+fn a_settings_value_of_the_wrong_type_names_the_full_key_and_its_source_in_check_and_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cairn.toml");
+    std::fs::write(&file, "[settings.sqlite]\nbusy_timeout_ms = \"soon\"\n").unwrap();
+    let in_file = format!(
+        "with `settings.sqlite.busy_timeout_ms` (in {})",
+        file.display()
+    );
+    for command in [&["check"][..], &["server", "--port", "0"][..]] {
+        let out = cairn(dir.path(), command, &[]);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&in_file), "{command:?}: {err}");
+        assert!(
+            err.contains("`busy_timeout_ms`: invalid type"),
+            "{command:?}: {err}"
+        );
+    }
+    // The same value from the environment names the whole variable.
+    std::fs::write(&file, "[settings.sqlite]\nreaders = 2\n").unwrap();
+    for command in [&["check"][..], &["server", "--port", "0"][..]] {
+        let out = cairn(
+            dir.path(),
+            command,
+            &[("CAIRN_SETTINGS__SQLITE__BUSY_TIMEOUT_MS", "soon")],
+        );
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "with `settings.sqlite.busy_timeout_ms` (from environment variable \
+                 CAIRN_SETTINGS__SQLITE__BUSY_TIMEOUT_MS)"
+            ),
+            "{command:?}: {err}"
+        );
+    }
 }

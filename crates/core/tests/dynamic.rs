@@ -632,3 +632,164 @@ fn check_builds_a_store_from_a_configured_library() {
     );
     assert!(store.join("events.jsonl").is_file(), "{report}");
 }
+
+// ----- cairn plugins check --conformance ----------------------------------------------------------
+
+fn mem_library() -> PathBuf {
+    library("cairn_example_artifacts_mem")
+}
+
+/// The case lines (`  <case> ... <outcome>`) of a conformance report.
+fn case_lines(report: &str) -> Vec<(&str, &str)> {
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(" ... "))
+        .collect()
+}
+
+/// `cairn plugins check --conformance <lib> <extra...>` in a fresh directory.
+fn conformance(lib: &Path, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["plugins", "check", "--conformance", lib.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    cairn(dir.path(), &args, &[])
+}
+
+#[test]
+fn conformance_of_the_artifact_example_library_runs_every_case_through_the_abi() {
+    let out = conformance(&mem_library(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    let names: Vec<&str> = lines.iter().map(|(case, _)| *case).collect();
+    assert_eq!(
+        names,
+        cairn_plugin_api::testkit::artifacts::ARTIFACT_CASES,
+        "{report}"
+    );
+    let skipped: Vec<&str> = lines
+        .iter()
+        .filter(|(_, outcome)| outcome.starts_with("skipped: the repository lacks"))
+        .map(|(case, _)| *case)
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "multipart_upload_round_trips",
+            "multipart_abort_leaves_nothing",
+            "multipart_complete_checks_the_parts",
+            "presigned_urls_are_urls"
+        ],
+        "{report}"
+    );
+    assert!(
+        report.contains("conformance: 26 cases: 22 passed, 0 failed, 4 skipped"),
+        "{report}"
+    );
+}
+
+#[test]
+fn conformance_of_the_jsonl_library_passes_with_its_missing_capabilities_skipped() {
+    let out = conformance(&jsonl_library(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    assert_eq!(
+        lines.len(),
+        cairn_plugin_api::testkit::tracking::TRACKING_CASES.len(),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|(_, o)| *o == "passed" || o.starts_with("skipped: ")),
+        "{report}"
+    );
+    assert!(report.contains(" 0 failed, "), "{report}");
+}
+
+#[test]
+fn conformance_failures_are_listed_per_case_and_exit_nonzero() {
+    let out = conformance(
+        &test_library(),
+        &["--case", "put_then_get", "--case", "list_a_file"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines = case_lines(&report);
+    // The tracking store whose factory panics fails its build, with the panic message; the
+    // run goes on to the library's artifact repository.
+    assert_eq!(
+        lines.len(),
+        3,
+        "the build line and the two selected cases:\n{report}"
+    );
+    let build = lines
+        .iter()
+        .find(|(case, _)| *case == "build")
+        .unwrap_or_else(|| panic!("no build line in:\n{report}"));
+    assert!(build.1.starts_with("FAILED: "), "{report}");
+    assert!(
+        build.1.contains("the factory panicked on purpose"),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(case, o)| *case == "put_then_get_round_trips" && *o == "passed"),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(case, o)| *case == "list_a_file_is_empty" && o.starts_with("FAILED: ")),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("conformance case(s) failed against"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_conformance_uri_no_plugin_of_the_library_serves_is_a_config_error() {
+    let out = conformance(&mem_library(), &["--uri", "s3://bucket/x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--uri s3://bucket/x: no plugin of"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn plugins_check_warns_when_a_library_claims_a_built_in_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", sqlite.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let warning = report
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{report}"));
+    assert!(
+        warning
+            .contains("tracking-store 'sqlite' is also the built-in plugin of cairn-store-sqlite"),
+        "{warning}"
+    );
+    assert!(warning.contains("`store-sqlite`"), "{warning}");
+    // A library with schemes of its own gets no warning.
+    let jsonl = jsonl_library();
+    let out = cairn(
+        dir.path(),
+        &["plugins", "check", jsonl.to_str().unwrap()],
+        &[],
+    );
+    assert!(!text(&out).contains("warning:"), "{}", text(&out));
+}

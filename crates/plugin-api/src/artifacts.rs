@@ -43,6 +43,13 @@ pub struct ArtifactCapabilities {
 }
 
 /// A file being read.
+///
+/// The host polls `body` from its async executor, chunk by chunk, while it sends the response,
+/// so `poll_next` must not block: a repository whose reads block (a file system, a blocking
+/// client) reads each chunk on its own threads — a [`BlockingPool`](crate::blocking::BlockingPool)
+/// — and returns `Pending` until the chunk is there. An `Err` chunk after the response has
+/// started aborts it: the host logs the error naming the plugin and cuts the body short, so
+/// the client sees a failed download, never a short file taken for whole.
 pub struct Download {
     /// Its size in bytes, when the repository knows it up front (sent as `Content-Length`).
     pub size: Option<u64>,
@@ -100,6 +107,12 @@ pub trait ArtifactRepository: Send + Sync + 'static {
     /// Writes `body` to `path`, creating parent directories and replacing any existing file;
     /// returns the number of bytes written. Atomic: on error nothing is left at `path` (an
     /// earlier file stays as it was).
+    ///
+    /// The root itself (`""`) is `InvalidArgument`. On storage with real directories (a file
+    /// system), `put` onto an existing directory or below an existing file is
+    /// `InvalidArgument` naming the conflict ("Cannot write 'a/b': 'a' is a file, not a
+    /// directory") and writes nothing; object storage, where a key and keys below it coexist,
+    /// may accept both (S3 does).
     async fn put(&self, path: &str, body: ByteStream) -> Result<u64>;
 
     /// Opens the file at `path` for reading; a missing file or a directory is `NotFound`.

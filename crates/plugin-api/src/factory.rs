@@ -75,17 +75,29 @@ impl fmt::Display for PluginKind {
     }
 }
 
+/// The context key of a settings error naming the offending key within the plugin's table
+/// (`root`, `tags.team`); see [`BuildContext::settings`].
+pub const SETTINGS_KEY: &str = "settings_key";
+
 /// What a factory receives to build one plugin instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildContext {
     /// The URI that selected the plugin (stores and repositories), e.g. `sqlite:///cairn.db`.
     pub uri: Option<String>,
-    /// The plugin's own config section (`[settings.<name>]` in `cairn.toml`), `{}` if absent.
+    /// The plugin's own config section (`[settings.<name>]` in `cairn.toml`, or
+    /// `CAIRN_SETTINGS__<NAME>__<KEY>` variables), `{}` if absent. Relative paths in it are
+    /// relative to [`config_dir`](Self::config_dir), not the working directory.
     pub settings: serde_json::Value,
     /// For tracking stores: the root under which new experiments store artifacts.
     pub default_artifact_root: Option<String>,
     /// For registry stores: the tracking store's URI.
     pub tracking_uri: Option<String>,
+    /// The directory relative paths in the plugin's settings are relative to: the directory
+    /// of the configuration file (as for `[[plugins]] path`), or the working directory when
+    /// there is none. `None` only outside Cairn (a test building a plugin directly). Resolve
+    /// with [`resolve_path`](Self::resolve_path).
+    #[serde(default)]
+    pub config_dir: Option<std::path::PathBuf>,
 }
 
 impl BuildContext {
@@ -98,6 +110,17 @@ impl BuildContext {
         }
     }
 
+    /// `path` from the plugin's settings, resolved: an absolute path as it is, a relative one
+    /// joined to [`config_dir`](Self::config_dir) (left relative, so relative to the working
+    /// directory, when there is none).
+    pub fn resolve_path(&self, path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+        let path = path.as_ref();
+        match &self.config_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
     /// The URI, or `InvalidArgument` if the plugin needs one and none was given.
     pub fn require_uri(&self) -> Result<&str> {
         self.uri
@@ -106,12 +129,24 @@ impl BuildContext {
     }
 
     /// Parses the plugin's settings into `T`. Declare `T` with `#[serde(deny_unknown_fields)]`
-    /// so a misspelt key is an error; the message names the key.
+    /// so a misspelt key is an error; the message names the key. A value of the wrong type
+    /// (`root = 42` for a string) names its key in the message (`` `root`: invalid type ... ``)
+    /// and in the error's context under [`SETTINGS_KEY`], from which the host names the full
+    /// key and its source (`settings.vendorfs.root` in `cairn.toml`, or
+    /// `CAIRN_SETTINGS__VENDORFS__ROOT`).
     pub fn settings<T: DeserializeOwned + Default>(&self) -> Result<T> {
         match &self.settings {
             serde_json::Value::Null => Ok(T::default()),
-            v => serde_json::from_value(v.clone())
-                .map_err(|e| Error::invalid(format!("invalid plugin settings: {e}"))),
+            v => serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+                let key = e.path().to_string();
+                let cause = e.into_inner();
+                if key == "." {
+                    Error::invalid(format!("invalid plugin settings: {cause}"))
+                } else {
+                    Error::invalid(format!("invalid plugin settings: `{key}`: {cause}"))
+                        .with_context(SETTINGS_KEY, key)
+                }
+            }),
         }
     }
 }
@@ -119,6 +154,15 @@ impl BuildContext {
 /// Builds a [`TrackingStore`].
 pub type BuildTrackingStore = fn(&BuildContext) -> Result<Arc<dyn TrackingStore>>;
 /// Builds an [`ArtifactRepository`] rooted at the context's URI.
+///
+/// Called whenever the host needs a repository for a root it has not built yet (it keeps the
+/// ones it built): at start-up for `store.artifacts_destination` (`cairn server`, `cairn
+/// check`), then with each experiment's, run's or LoggedModel's artifact location a request
+/// resolves (`s3://bucket/prefix/1/<run_id>/artifacts`), and with the URI given to `cairn
+/// artifacts` (`cairn artifacts list vendorfs://b/p/d` builds a repository rooted at
+/// `vendorfs://b/p/d`). So the URI may be any sub-URI of a configured root: build cheaply
+/// (share clients and connection pools between instances, e.g. in a static) and do not
+/// require the root to exist.
 pub type BuildArtifactRepository = fn(&BuildContext) -> Result<Arc<dyn ArtifactRepository>>;
 /// Builds a [`RunContextProvider`].
 pub type BuildRunContextProvider = fn(&BuildContext) -> Result<Arc<dyn RunContextProvider>>;
@@ -192,4 +236,75 @@ inventory::collect!(PluginFactory);
 /// Every factory registered by the built-in plugins linked into this binary.
 pub fn builtin_factories() -> impl Iterator<Item = &'static PluginFactory> {
     inventory::iter::<PluginFactory>.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Vendor {
+        #[serde(default)]
+        root: String,
+        #[serde(default)]
+        tags: std::collections::BTreeMap<String, String>,
+    }
+
+    fn parse(settings: serde_json::Value) -> Result<Vendor> {
+        BuildContext {
+            settings,
+            ..BuildContext::default()
+        }
+        .settings()
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let e = parse(serde_json::json!({"root": 42})).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("invalid plugin settings: `root`: invalid type"),
+            "{e}"
+        );
+        assert!(
+            e.context.contains(&(SETTINGS_KEY.into(), "root".into())),
+            "{e:?}"
+        );
+        let e = parse(serde_json::json!({"tags": {"team": 1}})).unwrap_err();
+        assert!(
+            e.context
+                .contains(&(SETTINGS_KEY.into(), "tags.team".into())),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn relative_settings_paths_resolve_against_the_config_dir() {
+        let ctx = BuildContext {
+            config_dir: Some("/etc/cairn".into()),
+            ..BuildContext::default()
+        };
+        assert_eq!(
+            ctx.resolve_path("data/x"),
+            std::path::Path::new("/etc/cairn/data/x")
+        );
+        assert_eq!(ctx.resolve_path("/abs"), std::path::Path::new("/abs"));
+        assert_eq!(
+            BuildContext::default().resolve_path("rel"),
+            std::path::Path::new("rel")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_by_serde_and_good_settings_parse() {
+        let e = parse(serde_json::json!({"rot": "/x"})).unwrap_err();
+        assert!(e.message.contains("unknown field `rot`"), "{e}");
+        let good = parse(serde_json::json!({"root": "/x", "tags": {"team": "a"}})).unwrap();
+        assert_eq!(
+            (good.root.as_str(), good.tags["team"].as_str()),
+            ("/x", "a")
+        );
+        assert_eq!(parse(serde_json::Value::Null).unwrap().root, "");
+    }
 }

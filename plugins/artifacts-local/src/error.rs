@@ -2,7 +2,7 @@
 //! boundary. Messages shown to clients name artifact paths relative to the root, never the
 //! server's absolute paths (those go into the error's log context only).
 
-use crate::io::PoolError;
+use cairn_plugin_api::blocking::BlockingError;
 use cairn_plugin_api::{Error, ErrorKind};
 use std::io;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ pub(crate) enum LocalError {
     },
     /// The I/O threads are gone or a job panicked.
     #[error(transparent)]
-    Pool(#[from] PoolError),
+    Pool(#[from] BlockingError),
 }
 
 pub(crate) type LocalResult<T> = std::result::Result<T, LocalError>;
@@ -68,7 +68,7 @@ impl From<LocalError> for Error {
                     .with_context("path", path.display())
                     .with_source(source)
             }
-            LocalError::Pool(p) => Error::new(ErrorKind::Unavailable, p.to_string()),
+            LocalError::Pool(p) => p.into(),
         }
     }
 }

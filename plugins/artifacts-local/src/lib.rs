@@ -13,9 +13,9 @@
 //!   is refused with `InvalidArgument` and left out of listings. Deleting a symlink removes the
 //!   link only.
 //! - **Threads, not a runtime.** File system calls run as short jobs (one chunk, one listing)
-//!   on a small process-wide pool of threads and come back through `futures-channel`
-//!   oneshots, so no async executor thread ever blocks and no tokio is needed — the
-//!   repository also works inside a shared library.
+//!   on a small process-wide [`BlockingPool`](cairn_plugin_api::blocking::BlockingPool) and
+//!   come back through oneshots, so no async executor thread ever blocks and no tokio is
+//!   needed — the repository also works inside a shared library.
 //! - **Streaming.** Downloads are read a chunk at a time, one chunk ahead of the consumer;
 //!   uploads write one batch while the next arrives. A transfer of any size holds about two
 //!   chunks ([`LocalSettings::chunk_size`], 1 MiB by default) in memory.

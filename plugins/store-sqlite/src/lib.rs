@@ -12,7 +12,8 @@
 //! Design:
 //! - **Threads, not a runtime.** SQLite work runs on the store's own threads: one writer
 //!   thread owns the only read-write connection, a few reader threads serve reads concurrently
-//!   (WAL mode); results come back through `futures-channel` oneshots. No async executor is
+//!   (WAL mode), as plugin-api's [`BlockingPool`](cairn_plugin_api::blocking::BlockingPool)s;
+//!   results come back through oneshots. No async executor is
 //!   ever blocked and no tokio is needed, so the store also works inside a shared library.
 //! - **One transaction per write call.** A `log_batch` of 1000 metrics is validated completely
 //!   first and then written in one transaction: all or nothing.

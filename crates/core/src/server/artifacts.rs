@@ -324,7 +324,8 @@ pub(crate) async fn send_file(
         Err(e) => return Err(e.into()),
     };
     let name = path.rsplit('/').next().unwrap_or(path);
-    let mut response = Response::new(Body::from_stream(download.body));
+    let body = logged_download(download.body, repo.root_uri(), path);
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     if let Some(size) = download.size {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
@@ -340,6 +341,29 @@ pub(crate) async fn send_file(
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+/// `body` of the download of `path` from the repository at `root`, logging a failure of the
+/// stream. The status line and headers are gone by then, so the error is passed on: hyper
+/// aborts the body (a chunked body ends without its last chunk, a sized one short), which the
+/// client sees as a failed download rather than a complete file. The log line is an error in
+/// the request's span (method and URI) naming the plugin (the root's scheme), the root and
+/// the path.
+fn logged_download(body: ByteStream, root: &str, path: &str) -> ByteStream {
+    let plugin = crate::registry::scheme_of(root);
+    let (root, path) = (
+        crate::secrets::redact_uri(root).into_owned(),
+        path.to_owned(),
+    );
+    Box::pin(body.inspect_err(move |e| {
+        tracing::error!(
+            %plugin,
+            repository = %root,
+            %path,
+            error = %e,
+            "artifact download failed after the response started; aborting its body"
+        );
+    }))
 }
 
 /// A request body as a [`ByteStream`], never collected whole.

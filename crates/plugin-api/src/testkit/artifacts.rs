@@ -906,7 +906,7 @@ pub async fn unsupported_operations_say_so(repo: &dyn ArtifactRepository) {
 }
 
 fn skip(case: &str, capability: &str) {
-    eprintln!("conformance case `{case}` skipped: the repository lacks `{capability}`");
+    super::support::skipped(case, &format!("the repository lacks `{capability}`"));
 }
 
 /// (`multipart_upload`) A multipart upload — parts uploaded through the repository in any

@@ -52,6 +52,9 @@
 //! ignored rather than passed, and a stamped `conformance_skips_are_as_declared` test fails —
 //! printing the list to write — unless `skips` is exactly the cases the plugin's capabilities
 //! skip. (A listed case still returns early, printing why, if run with `--include-ignored`.)
+//! check it first and, when the plugin lacks it, return early through
+//! [`support::skipped`], which prints why on stderr and reports the case as skipped to
+//! [`run::run_case`].
 //!
 //! The cases build filters with [`crate::search::parse_filter`], exactly as the host does, so
 //! the search cases also exercise the parser a store receives its trees from.
@@ -79,9 +82,18 @@
 //!     skips = [presigned_urls_are_urls], // no presigned URLs
 //! );
 //! ```
+//!
+//! # Against a built shared library
+//!
+//! The macros test a plugin linked into the test binary. To prove the library Cairn actually
+//! loads — every call through the ABI, chunked streams, caught panics — run
+//! `cairn plugins check --conformance <library>`: it builds each plugin of the library through
+//! Cairn's loader and runs every suite of its kind from the [`run`] tables, reporting each case
+//! passed, failed or skipped, and exits nonzero if one failed.
 
 pub mod artifacts;
 pub mod registry;
+pub mod run;
 pub mod support;
 pub mod tracking;
 
@@ -195,6 +207,9 @@ pub fn block_on(fut: Pin<Box<dyn Future<Output = ()>>>) {
 macro_rules! __cairn_suite_stamp {
     ([names] ($module:ident, $fixture:ident, $access:ident) $($case:ident $(if $cap:ident)?,)*) => {
         &[$(stringify!($case)),*]
+    };
+    ([fns $named:ident] ($module:ident, $fixture:ident, $access:ident) $($case:ident $(if $cap:ident)?,)*) => {
+        &[$((stringify!($case), |p| ::std::boxed::Box::pin($crate::testkit::$module::$case(p)))),*]
     };
     (
         [tests ($make:expr) ($runner:path) [$($skip:ident),*]]
@@ -430,7 +445,8 @@ macro_rules! __cairn_tracking_cases {
     };
 }
 
-/// Expands the case list for one mode: `names` (a `&[&str]`) or `tests (make) (runner)`.
+/// Expands the case list for one mode: `names` (a `&[&str]`), `fns <module>` (the
+/// [`run`] tables) or `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cairn_tracking_stamp {
@@ -501,7 +517,7 @@ macro_rules! __cairn_artifact_cases {
     };
 }
 
-/// Expands the artifact case list for one mode: `names` (a `&[&str]`) or
+/// Expands the artifact case list for one mode: `names` (a `&[&str]`), `fns <module>` or
 /// `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]
@@ -569,7 +585,7 @@ macro_rules! __cairn_registry_cases {
     };
 }
 
-/// Expands the registry case list for one mode: `names` (a `&[&str]`) or
+/// Expands the registry case list for one mode: `names` (a `&[&str]`), `fns <module>` or
 /// `tests (make) (runner)`.
 #[doc(hidden)]
 #[macro_export]

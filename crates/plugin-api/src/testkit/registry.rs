@@ -738,7 +738,10 @@ pub async fn download_uri_is_storage_location_or_source(store: Store<'_>) {
 pub async fn aliases_set_move_delete_resolve(store: Store<'_>) {
     let name = new_model(store, "alias").await;
     if !store.capabilities().aliases {
-        eprintln!("conformance case `aliases_set_move_delete_resolve` skipped: no aliases");
+        super::support::skipped(
+            "aliases_set_move_delete_resolve",
+            "the store lacks the `aliases` capability",
+        );
         return;
     }
     new_version(store, &name, "s3://b/1").await;
@@ -807,7 +810,10 @@ pub async fn aliases_set_move_delete_resolve(store: Store<'_>) {
 pub async fn aliases_invalid_and_unknown(store: Store<'_>) {
     let name = new_model(store, "alias-bad").await;
     if !store.capabilities().aliases {
-        eprintln!("conformance case `aliases_invalid_and_unknown` skipped: no aliases");
+        super::support::skipped(
+            "aliases_invalid_and_unknown",
+            "the store lacks the `aliases` capability",
+        );
         return;
     }
     new_version(store, &name, "s3://b/1").await;

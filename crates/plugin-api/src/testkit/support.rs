@@ -104,9 +104,18 @@ pub fn supports(store: &dyn TrackingStore, capability: Capability, case: &str) -
         Capability::LoggedModels => (caps.logged_models, "logged_models"),
     };
     if !has {
-        eprintln!("conformance case `{case}` skipped: the store lacks the `{name}` capability");
+        skipped(case, &format!("the store lacks the `{name}` capability"));
     }
     has
+}
+
+/// Reports that `case` did not run its checks, and why (a capability the plugin lacks): to
+/// [`run_case`](super::run::run_case) when it runs the case, else on stderr (the stamped
+/// `#[test]`s). The case returns right after.
+pub fn skipped(case: &str, reason: &str) {
+    if !super::run::record_skip(reason) {
+        eprintln!("conformance case `{case}` skipped: {reason}");
+    }
 }
 
 /// `filter` parsed for a search of `kind`; panics naming the filter if it does not parse.
