@@ -12,7 +12,10 @@
 //!
 //! Every struct rejects unknown keys, so a misspelt key (or a `CAIRN_SERVER_PORT` with one
 //! underscore) is an error naming it. Every error names the key and where its value came from:
-//! the file, the environment variable or the flag.
+//! the file, the environment variable or the flag. The one exception is a `CAIRN_*` variable
+//! that cannot be meant as configuration — no `__`, and its name neither a section nor a
+//! section followed by `_` (`CAIRN_BIN`, which scripts export): it is ignored with a debug log
+//! line (see [`is_stray_env_var`]).
 //!
 //! ```toml
 //! [server]
@@ -66,6 +69,22 @@ pub const DEFAULT_BACKEND_STORE_URI: &str = "sqlite:///cairn.db";
 
 /// MLflow's root for artifacts served through the tracking server's proxy.
 pub const MLFLOW_ARTIFACTS_ROOT: &str = "mlflow-artifacts:/";
+
+/// The top-level keys (sections) of [`Config`].
+const SECTIONS: [&str; 4] = ["server", "store", "settings", "plugins"];
+
+/// Whether the `CAIRN_*` variable whose name after the prefix is `key` is no configuration and
+/// is ignored: it has no `__`, is no section and does not start with a section and `_` (so
+/// `CAIRN_BIN` is ignored while `CAIRN_SERVER_PORT`, a likely typo of `CAIRN_SERVER__PORT`,
+/// and `CAIRN_SERVER__PROT` stay errors). `CAIRN_PLUGINS_PATH` is read by the loader.
+pub fn is_stray_env_var(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "plugins_path"
+        || (!key.contains(ENV_SEPARATOR)
+            && !SECTIONS
+                .iter()
+                .any(|s| key == *s || key.strip_prefix(s).is_some_and(|r| r.starts_with('_'))))
+}
 
 /// The figment provider name of the command-line layer.
 const FLAGS_PROVIDER: &str = "command-line flags";
@@ -402,10 +421,18 @@ impl Loader {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment
-            // `CAIRN_PLUGINS_PATH` is a list of files read by the loader, not a key.
             .merge(
                 Env::prefixed(ENV_PREFIX)
-                    .ignore(&["plugins_path"])
+                    .filter(|key| {
+                        let stray = is_stray_env_var(key.as_str());
+                        if stray {
+                            tracing::debug!(
+                                variable = %format!("{ENV_PREFIX}{key}"),
+                                "ignoring an environment variable that is no configuration key"
+                            );
+                        }
+                        !stray
+                    })
                     .split(ENV_SEPARATOR),
             )
             .merge(self.overrides.clone())
@@ -924,6 +951,37 @@ mod tests {
                 "{err}"
             );
         });
+    }
+
+    #[test]
+    fn stray_top_level_env_var_is_ignored_but_typos_in_sections_stay_errors() {
+        jail(|j| {
+            // Scripts export such variables (scripts/compat exports CAIRN_BIN).
+            j.set_env("CAIRN_BIN", "/usr/local/bin/cairn");
+            j.set_env("CAIRN_TEST_DIR", "/tmp/x");
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            assert_eq!(loaded.config().server.port, 5000);
+
+            j.set_env("CAIRN_SERVER__PROT", "6000");
+            let err = problems(Loader::new(j.directory()).load().unwrap_err());
+            assert!(err.contains("unknown key `server.prot`"), "{err}");
+            assert!(
+                err.contains("from environment variable CAIRN_SERVER__PROT"),
+                "{err}"
+            );
+            assert!(!err.contains("bin"), "{err}");
+        });
+    }
+
+    #[test]
+    fn sections_are_the_fields_of_config() {
+        let err = toml::from_str::<Config>("zzz = 1").unwrap_err().to_string();
+        let expected = SECTIONS
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(err.contains(&expected), "{err}");
     }
 
     #[test]
