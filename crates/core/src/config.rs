@@ -25,6 +25,7 @@
 //! cors_allowed_origins = []   # origins allowed cross-origin besides local ones; ["*"] = any
 //! max_body_bytes = 33554432   # largest request body accepted (32 MiB); more is a 413
 //! # static_prefix = "/mlflow" # serve every route under this prefix (MLflow's --static-prefix)
+//! allowed_artifact_schemes = [] # schemes an experiment's artifact_location may use ([] = plugins')
 //!
 //! [store]
 //! backend_store_uri = "sqlite:///cairn.db"   # tracking store; its scheme picks the plugin
@@ -136,6 +137,12 @@ pub struct ServerConfig {
     /// e.g. `/mlflow`. It must start with `/`, must not end with `/` and has no braces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_prefix: Option<String>,
+    /// `server.allowed_artifact_schemes`: the URI schemes an experiment's `artifact_location`
+    /// may use (`file` covers plain paths). Empty (the default) means the schemes of the
+    /// artifact-repository plugins and of `store.default_artifact_root` and
+    /// `store.artifacts_destination`. `mlflow-artifacts:` is always allowed without a host
+    /// and never with one.
+    pub allowed_artifact_schemes: Vec<String>,
 }
 
 /// The default of `server.max_body_bytes`: 32 MiB.
@@ -150,6 +157,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             static_prefix: None,
+            allowed_artifact_schemes: Vec::new(),
         }
     }
 }
@@ -738,6 +746,17 @@ impl LoadedConfig {
                  with '/' and must not contain braces",
                 self.source_of("server.static_prefix")
             ));
+        }
+        for scheme in &c.server.allowed_artifact_schemes {
+            if scheme.is_empty()
+                || cairn_plugin_api::paths::uri_scheme(&format!("{scheme}:x"))
+                    != scheme.to_ascii_lowercase()
+            {
+                problems.push(format!(
+                    "`server.allowed_artifact_schemes` ({}): '{scheme}' is not a URI scheme",
+                    self.source_of("server.allowed_artifact_schemes")
+                ));
+            }
         }
         for (i, plugin) in c.plugins.iter().enumerate() {
             if plugin.path.as_os_str().is_empty() {

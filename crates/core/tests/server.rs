@@ -782,6 +782,62 @@ async fn experiment_lifecycle() {
 }
 
 #[tokio::test]
+async fn artifact_locations_on_foreign_hosts_are_refused() {
+    let app = App::with(ServerInfo {
+        artifact_schemes: vec!["file".into(), "s3".into()],
+        ..ServerInfo::default()
+    });
+    for (location, scheme) in [
+        ("mlflow-artifacts://attacker:8080/x", "mlflow-artifacts"),
+        ("http://169.254.169.254/latest/meta-data", "http"),
+        ("https://attacker.example/x", "https"),
+        ("ftp://attacker/x", "ftp"),
+        ("sftp://attacker/x", "sftp"),
+        ("hdfs://attacker:9000/x", "hdfs"),
+    ] {
+        let msg = app
+            .post(
+                "experiments/create",
+                json!({"name": location, "artifact_location": location}),
+            )
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+        assert!(
+            msg.starts_with(&format!(
+                "'artifact_location' cannot use the '{scheme}' scheme"
+            )),
+            "{msg}"
+        );
+    }
+    for (i, location) in [
+        "mlflow-artifacts:/elsewhere",
+        "s3://bucket/prefix",
+        "/srv/artifacts",
+        "file:///srv/artifacts",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = app
+            .post(
+                "experiments/create",
+                json!({"name": format!("ok{i}"), "artifact_location": location}),
+            )
+            .await
+            .ok()["experiment_id"]
+            .clone();
+        let v = app
+            .get(&format!(
+                "experiments/get?experiment_id={}",
+                id.as_str().unwrap()
+            ))
+            .await
+            .ok();
+        assert_eq!(v["experiment"]["artifact_location"], location);
+    }
+}
+
+#[tokio::test]
 async fn custom_view_tags_are_capped_at_50() {
     let app = App::new();
     let tags: Vec<Value> = (0..51)

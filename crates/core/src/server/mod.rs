@@ -65,6 +65,7 @@ struct Shared {
     store: Arc<dyn TrackingStore>,
     server_info: serde_json::Value,
     history_chunk: usize,
+    artifact_schemes: Vec<String>,
     artifacts: artifacts::Artifacts,
     registry: registry::RegistryAccess,
 }
@@ -103,6 +104,7 @@ impl AppState {
             store,
             server_info,
             history_chunk: info.history_chunk,
+            artifact_schemes: info.artifact_schemes.clone(),
             artifacts,
             registry,
         }))
@@ -127,6 +129,12 @@ impl AppState {
     pub fn history_chunk(&self) -> usize {
         self.0.history_chunk
     }
+
+    /// The schemes an experiment's `artifact_location` may use besides host-less
+    /// `mlflow-artifacts:`.
+    pub fn artifact_schemes(&self) -> &[String] {
+        &self.0.artifact_schemes
+    }
 }
 
 /// The facts `server-info` reports and the knobs of the router.
@@ -146,6 +154,9 @@ pub struct ServerInfo {
     pub static_prefix: Option<String>,
     /// Values read per store page while streaming a metric history.
     pub history_chunk: usize,
+    /// The schemes (lower case) an experiment's `artifact_location` may use besides
+    /// host-less `mlflow-artifacts:` (see [`allowed_artifact_schemes`]).
+    pub artifact_schemes: Vec<String>,
 }
 
 impl Default for ServerInfo {
@@ -158,6 +169,7 @@ impl Default for ServerInfo {
             body_limit: wire::DEFAULT_BODY_LIMIT,
             static_prefix: None,
             history_chunk: history::DEFAULT_HISTORY_CHUNK,
+            artifact_schemes: vec!["file".to_owned()],
         }
     }
 }
@@ -608,8 +620,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// The facts of a loaded configuration that the router needs.
-pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
+/// The facts of a loaded configuration (and its plugins, `registry`) that the router needs.
+pub fn server_info_for(loaded: &LoadedConfig, registry: &Registry) -> ServerInfo {
     let c = loaded.config();
     ServerInfo {
         store_type: ServerInfo::store_type_for(&c.store.backend_store_uri),
@@ -619,7 +631,26 @@ pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
         body_limit: c.server.max_body_bytes,
         static_prefix: c.server.static_prefix.clone(),
         history_chunk: history::DEFAULT_HISTORY_CHUNK,
+        artifact_schemes: allowed_artifact_schemes(loaded, registry),
     }
+}
+
+/// The schemes an experiment's `artifact_location` may use: `server.allowed_artifact_schemes`
+/// if set, else those of the artifact-repository plugins in `registry` and of the configured
+/// artifact roots, so no client is told to send artifacts to a host the operator never named.
+pub fn allowed_artifact_schemes(loaded: &LoadedConfig, registry: &Registry) -> Vec<String> {
+    let configured = &loaded.config().server.allowed_artifact_schemes;
+    let mut schemes: Vec<String> = if configured.is_empty() {
+        let mut s = registry.names(PluginKind::ArtifactRepository);
+        s.push(scheme_of(&loaded.default_artifact_root()));
+        s.push(scheme_of(&loaded.artifacts_destination()));
+        s
+    } else {
+        configured.iter().map(|s| s.to_ascii_lowercase()).collect()
+    };
+    schemes.sort();
+    schemes.dedup();
+    schemes
 }
 
 /// The server's artifact access: repositories from `registry`, and when serving artifacts the
@@ -705,7 +736,7 @@ pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write
             source: e,
         })?;
     let address = listener.local_addr().map_err(Error::Output)?;
-    let info = server_info_for(loaded);
+    let info = server_info_for(loaded, registry);
     let artifacts = artifact_access(loaded, registry)?;
     let model_registry = registry_access(loaded, registry)?;
     let app = router_with_registry(store, &info, artifacts, model_registry);
@@ -748,6 +779,37 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error_code"], "INTERNAL_ERROR");
         assert!(!v["message"].as_str().unwrap().contains("secret detail"));
+    }
+
+    #[test]
+    fn artifact_schemes_default_to_the_plugins_and_roots_or_the_configured_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::builtin().unwrap();
+        let mut flags = crate::config::Overrides::default();
+        flags.set(
+            "store.default_artifact_root",
+            "--default-artifact-root",
+            "gs://bucket/x",
+        );
+        let loaded = crate::config::Loader::new(dir.path())
+            .overrides(flags.clone())
+            .load()
+            .unwrap();
+        let schemes = allowed_artifact_schemes(&loaded, &registry);
+        for s in ["file", "gs"] {
+            assert!(schemes.contains(&s.to_owned()), "{schemes:?}");
+        }
+        assert!(!schemes.iter().any(|s| s == "http" || s == "ftp"));
+        flags.set(
+            "server.allowed_artifact_schemes",
+            "--allowed",
+            vec!["S3".to_owned()],
+        );
+        let loaded = crate::config::Loader::new(dir.path())
+            .overrides(flags)
+            .load()
+            .unwrap();
+        assert_eq!(allowed_artifact_schemes(&loaded, &registry), ["s3"]);
     }
 
     #[test]

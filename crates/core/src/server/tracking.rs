@@ -19,7 +19,9 @@ use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
 use cairn_plugin_api::tracking::{
     BulkIntervalRequest, CreateExperiment, CreateRun, SearchExperiments, SearchRuns, UpdateRun,
 };
-use cairn_plugin_api::validation::{SEARCH_MAX_RESULTS_THRESHOLD, validate_max_results};
+use cairn_plugin_api::validation::{
+    SEARCH_MAX_RESULTS_THRESHOLD, validate_artifact_location_scheme, validate_max_results,
+};
 use serde::{Deserialize, Serialize};
 
 /// Default page size of `runs/search` and `experiments/search` (api.md §5.7).
@@ -156,11 +158,15 @@ pub async fn create_experiment(
     {
         return Err(custom_view_limit_exceeded(None));
     }
+    let artifact_location = non_empty(req.artifact_location);
+    if let Some(location) = &artifact_location {
+        validate_artifact_location_scheme(location, state.artifact_schemes())?;
+    }
     let id = state
         .store()
         .create_experiment(CreateExperiment {
             name,
-            artifact_location: non_empty(req.artifact_location),
+            artifact_location,
             tags: req.tags,
         })
         .await?;
