@@ -26,6 +26,10 @@
 //! max_body_bytes = 33554432   # largest request body accepted (32 MiB); more is a 413
 //! # static_prefix = "/mlflow" # serve every route under this prefix (MLflow's --static-prefix)
 //! allowed_artifact_schemes = [] # schemes an experiment's artifact_location may use ([] = plugins')
+//! max_connections = 512       # connections open at once; more wait to be accepted
+//! idle_timeout_secs = 60      # idle keep-alive or half-sent header: closed after this
+//! body_read_timeout_secs = 60 # a request body stalled this long fails
+//! shutdown_timeout_secs = 30  # in-flight requests get this long after SIGTERM
 //!
 //! [store]
 //! backend_store_uri = "sqlite:///cairn.db"   # tracking store; its scheme picks the plugin
@@ -143,7 +147,29 @@ pub struct ServerConfig {
     /// `store.artifacts_destination`. `mlflow-artifacts:` is always allowed without a host
     /// and never with one.
     pub allowed_artifact_schemes: Vec<String>,
+    /// `server.max_connections`: connections open at once; more wait to be accepted.
+    /// Default 512.
+    pub max_connections: usize,
+    /// `server.idle_timeout_secs`: the longest a connection may wait for a complete request
+    /// head — an idle keep-alive connection or a half-sent header is closed after it.
+    /// Default 60.
+    pub idle_timeout_secs: u64,
+    /// `server.body_read_timeout_secs`: the longest a request body may stall between two
+    /// pieces before the request fails. Default 60.
+    pub body_read_timeout_secs: u64,
+    /// `server.shutdown_timeout_secs`: how long in-flight requests may run after Ctrl-C or
+    /// SIGTERM before their connections are dropped. Default 30.
+    pub shutdown_timeout_secs: u64,
 }
+
+/// The default of `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The default of `server.idle_timeout_secs`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// The default of `server.body_read_timeout_secs`.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
+/// The default of `server.shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 /// The default of `server.max_body_bytes`: 32 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -158,6 +184,10 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             static_prefix: None,
             allowed_artifact_schemes: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
         }
     }
 }
@@ -732,6 +762,21 @@ impl LoadedConfig {
             "store.artifacts_destination",
             c.store.artifacts_destination.as_deref(),
         );
+        for (key, value) in [
+            ("server.max_connections", c.server.max_connections as u64),
+            ("server.idle_timeout_secs", c.server.idle_timeout_secs),
+            (
+                "server.body_read_timeout_secs",
+                c.server.body_read_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!(
+                    "`{key}` must be at least 1 ({})",
+                    self.source_of(key)
+                ));
+            }
+        }
         if c.server.max_body_bytes == 0 {
             problems.push(format!(
                 "`server.max_body_bytes` must be at least 1 ({})",

@@ -1836,3 +1836,32 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_stalled_request_body_fails_after_the_body_read_timeout() {
+    let app = App::with(ServerInfo {
+        body_read_timeout: std::time::Duration::from_millis(50),
+        ..ServerInfo::default()
+    });
+    // One piece of the body, then nothing, ever.
+    let first: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from_static(b"{\"name\""));
+    let body = Body::from_stream(futures_util::StreamExt::chain(
+        futures_util::stream::iter([first]),
+        futures_util::stream::pending(),
+    ));
+    let reply = app
+        .raw(
+            Method::POST,
+            &api("experiments/create"),
+            Some("application/json"),
+            body,
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 400, "{}", reply.text);
+    assert_eq!(
+        reply.json()["error_code"],
+        "INVALID_PARAMETER_VALUE",
+        "{}",
+        reply.text
+    );
+}

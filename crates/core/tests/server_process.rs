@@ -104,3 +104,137 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
     assert!(stderr.contains("latency="), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+/// Starts `cairn server` on a free port in a fresh directory with the `CAIRN_*` variables
+/// `env`; returns the child, its address and the directory.
+fn start(env: &[(&str, &str)]) -> (Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.current_dir(dir.path())
+        .args(["server", "-p", "0", "--no-serve-artifacts"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("start cairn server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Cairn is listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr, dir)
+}
+
+fn sigterm(child: &Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Reads until the server closes the connection; the read timeout only guards against
+/// hanging the test run.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("the server did not close the connection");
+    got
+}
+
+#[test]
+fn idle_connections_and_half_sent_headers_are_closed_after_the_idle_timeout() {
+    let (mut child, addr, _dir) = start(&[("CAIRN_SERVER__IDLE_TIMEOUT_SECS", "1")]);
+    // Silent from the start.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    // A header that never ends.
+    let mut half = TcpStream::connect(&addr).unwrap();
+    write!(half, "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a").unwrap();
+    // Idle after a first request on a keep-alive connection.
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    write!(kept, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+
+    assert!(read_until_closed(&mut idle).is_empty());
+    let _ = read_until_closed(&mut half);
+    let kept = String::from_utf8(read_until_closed(&mut kept)).unwrap();
+    assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    assert_eq!(kept.matches("HTTP/1.1").count(), 1, "{kept}");
+    // The server still answers.
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}
+
+#[test]
+fn sigterm_exits_after_the_deadline_while_a_client_holds_a_half_sent_request() {
+    let (mut child, addr, _dir) = start(&[
+        ("CAIRN_SERVER__IDLE_TIMEOUT_SECS", "3600"),
+        ("CAIRN_SERVER__BODY_READ_TIMEOUT_SECS", "3600"),
+        ("CAIRN_SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+    ]);
+    let mut half_header = TcpStream::connect(&addr).unwrap();
+    write!(
+        half_header,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a"
+    )
+    .unwrap();
+    let mut half_body = TcpStream::connect(&addr).unwrap();
+    write!(
+        half_body,
+        "POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\""
+    )
+    .unwrap();
+    // Both connections are in the server's hands before the signal.
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    let status = wait(&mut child);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stderr.contains("shutdown deadline passed"), "{stderr}");
+    drop((half_header, half_body));
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    let (mut child, addr, _dir) = start(&[("CAIRN_SERVER__MAX_CONNECTIONS", "1")]);
+    let holder = TcpStream::connect(&addr).unwrap();
+    // Make sure the holder has been accepted before the second connection arrives.
+    let mut probe = TcpStream::connect(&addr).unwrap();
+    write!(
+        probe,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = probe.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "a connection over the cap was served: {early:?}"
+    );
+    drop(holder);
+    let answer = String::from_utf8(read_until_closed(&mut probe)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

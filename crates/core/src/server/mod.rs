@@ -13,6 +13,7 @@
 //! | [`history`] | `get-history` streamed page by page |
 //! | [`logged_models`] | MLflow 3 LoggedModels |
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
+//! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
@@ -23,11 +24,13 @@
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
 //!
 //! Requests are logged by tower-http's `TraceLayer` (method, URI, status, latency), filtered by
-//! `RUST_LOG`. The server stops on Ctrl-C or SIGTERM after in-flight requests finish.
+//! `RUST_LOG`. The server stops on Ctrl-C or SIGTERM after in-flight requests finish, or when
+//! `server.shutdown_timeout_secs` has passed (see [`listen`]).
 
 pub mod artifacts;
 pub mod error;
 pub mod history;
+pub mod listen;
 pub mod logged_models;
 pub mod registry;
 pub mod security;
@@ -157,6 +160,8 @@ pub struct ServerInfo {
     /// The schemes (lower case) an experiment's `artifact_location` may use besides
     /// host-less `mlflow-artifacts:` (see [`allowed_artifact_schemes`]).
     pub artifact_schemes: Vec<String>,
+    /// The longest a request body may stall between two pieces.
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for ServerInfo {
@@ -170,6 +175,9 @@ impl Default for ServerInfo {
             static_prefix: None,
             history_chunk: history::DEFAULT_HISTORY_CHUNK,
             artifact_schemes: vec!["file".to_owned()],
+            body_read_timeout: std::time::Duration::from_secs(
+                crate::config::DEFAULT_BODY_READ_TIMEOUT_SECS,
+            ),
         }
     }
 }
@@ -562,7 +570,10 @@ fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
             hosts,
             security::check_host,
         ))
-        .layer(axum::Extension(BodyLimit(info.body_limit)));
+        .layer(axum::Extension(BodyLimit(info.body_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            info.body_read_timeout,
+        ));
     for (name, value) in security::SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
@@ -580,15 +591,24 @@ fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
+/// Serves `app` on `listener` with the default [`listen::ConnectionLimits`] until `shutdown`
+/// resolves; in-flight requests then finish (within the shutdown deadline).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, app, listen::ConnectionLimits::default(), shutdown).await
+}
+
+/// The connection limits `[server]` configures.
+pub fn connection_limits_for(loaded: &LoadedConfig) -> listen::ConnectionLimits {
+    let c = &loaded.config().server;
+    listen::ConnectionLimits {
+        max_connections: c.max_connections,
+        idle_timeout: std::time::Duration::from_secs(c.idle_timeout_secs),
+        shutdown_timeout: std::time::Duration::from_secs(c.shutdown_timeout_secs),
+    }
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM.
@@ -632,6 +652,7 @@ pub fn server_info_for(loaded: &LoadedConfig, registry: &Registry) -> ServerInfo
         static_prefix: c.server.static_prefix.clone(),
         history_chunk: history::DEFAULT_HISTORY_CHUNK,
         artifact_schemes: allowed_artifact_schemes(loaded, registry),
+        body_read_timeout: std::time::Duration::from_secs(c.server.body_read_timeout_secs),
     }
 }
 
@@ -745,9 +766,14 @@ pub async fn run(loaded: &LoadedConfig, registry: &Registry, out: &mut dyn Write
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
     tracing::info!(%address, store = %crate::secrets::redact_uri(backend), "serving");
-    serve(listener, app, shutdown_signal())
-        .await
-        .map_err(Error::Serve)
+    listen::serve(
+        listener,
+        app,
+        connection_limits_for(loaded),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(Error::Serve)
 }
 
 #[cfg(test)]
