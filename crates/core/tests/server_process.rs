@@ -238,3 +238,86 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     sigterm(&child);
     assert!(wait(&mut child).success());
 }
+
+/// The process's resident-set high-water mark (`VmHWM`), in bytes.
+fn peak_rss(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/<pid>/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+fn post_json(addr: &str, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn huge_search_inputs_are_refused_with_400_in_bounded_memory() {
+    let (mut child, addr, _dir) = start(&[]);
+    let search = "/api/2.0/mlflow/runs/search";
+    // Warm up: the first search builds the store's statements and caches.
+    let ok = post_json(&addr, search, r#"{"experiment_ids":["0"]}"#);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let before = peak_rss(&child);
+
+    let items = vec!["'a'"; 1_000_000].join(",");
+    let body = serde_json::json!({
+        "experiment_ids": ["0"],
+        "filter": format!("attributes.run_id IN ({items})"),
+    })
+    .to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "{}",
+        &answer[..200.min(answer.len())]
+    );
+    assert!(
+        answer.contains("INVALID_PARAMETER_VALUE"),
+        "{}",
+        &answer[..500.min(answer.len())]
+    );
+    assert!(
+        answer.len() < 8192,
+        "the answer quotes the whole filter back"
+    );
+    let growth = peak_rss(&child).saturating_sub(before);
+    eprintln!("peak RSS growth for a 1M-item IN list: {growth} bytes");
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "a 1M-item IN list grew the server's peak RSS by {} MiB",
+        growth / (1024 * 1024)
+    );
+
+    let ands = vec!["metrics.a > 1"; 1100].join(" AND ");
+    let body = serde_json::json!({"experiment_ids": ["0"], "filter": ands}).to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+
+    let keys: Vec<String> = (0..5000).map(|i| format!("metrics.m{i}")).collect();
+    let body = serde_json::json!({"experiment_ids": ["0"], "order_by": keys}).to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

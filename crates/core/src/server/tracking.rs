@@ -15,7 +15,7 @@ use cairn_plugin_api::entities::{
     DatasetInput, DatasetSummary, Experiment, ExperimentTag, Metric, MetricWithRunId, ModelInput,
     ModelOutput, Param, Run, RunData, RunInfo, RunInputs, RunOutputs, RunStatus, RunTag, ViewType,
 };
-use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
+use cairn_plugin_api::search::{SearchKind, check_experiment_ids, parse_filter, parse_order_by};
 use cairn_plugin_api::tracking::{
     BulkIntervalRequest, CreateExperiment, CreateRun, SearchExperiments, SearchRuns, UpdateRun,
 };
@@ -814,6 +814,7 @@ pub async fn search_runs(
         SEARCH_MAX_RESULTS_DEFAULT,
         SEARCH_MAX_RESULTS_THRESHOLD,
     )?;
+    check_experiment_ids(&req.experiment_ids)?;
     let filter = parse_filter(SearchKind::Runs, req.filter.as_deref().unwrap_or_default())?;
     let order_by = parse_order_by(SearchKind::Runs, &req.order_by)?;
     let found = state
