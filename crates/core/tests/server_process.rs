@@ -321,3 +321,52 @@ fn huge_search_inputs_are_refused_with_400_in_bounded_memory() {
     sigterm(&child);
     assert!(wait(&mut child).success());
 }
+
+/// Sends `request` raw and reads the answer until the server closes the connection.
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request).unwrap();
+    String::from_utf8(read_until_closed(&mut stream)).unwrap()
+}
+
+#[test]
+fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
+    let (mut child, addr, _dir) = start(&[]);
+    let long_uri = format!(
+        "GET /health?{} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let many_headers = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+        (0..200).map(|i| format!("x{i}: y\r\n")).collect::<String>()
+    );
+    let huge_header = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    for (request, status) in [
+        (long_uri, "414"),
+        (many_headers, "431"),
+        (huge_header, "431"),
+    ] {
+        let answer = raw_exchange(&addr, request.as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error_code"], "BAD_REQUEST", "{answer}");
+        assert!(
+            body["message"].as_str().unwrap().contains("too"),
+            "{answer}"
+        );
+    }
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

@@ -13,14 +13,24 @@
 //! - **Shutdown deadline.** When `shutdown` resolves, no more connections are accepted, idle
 //!   ones close, and in-flight requests get `shutdown_timeout` to finish; connections still
 //!   open after it are dropped.
+//! - **JSON for 414 and 431.** hyper answers a request head it refuses (a request target over
+//!   64 KiB, a head over its buffer or with too many headers) itself, with an empty body,
+//!   before any handler runs. [`JsonHeadErrors`] rewrites exactly those answers on their way
+//!   to the socket into MLflow's `{"error_code", "message"}` shape.
 
+use super::ApiError;
 use axum::Router;
+use axum::http::StatusCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -86,8 +96,10 @@ pub async fn serve(
             },
         };
         while connections.try_join_next().is_some() {}
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = builder.serve_connection(
+            TokioIo::new(JsonHeadErrors::new(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
             let _permit = permit;
@@ -118,4 +130,184 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// A connection's socket with hyper's automatic `414`/`431` answers rewritten into MLflow's
+/// JSON error shape (see the [module docs](self)).
+///
+/// hyper writes such an answer as one buffer, alone, and closes the connection after it:
+/// `HTTP/1.1 431 Request Header Fields Too Large`, then exactly the headers `connection:
+/// close`, `content-length: 0` and `date`. A write of exactly that form is replaced by the same
+/// status with a JSON body; every other write passes through untouched.
+struct JsonHeadErrors<IO> {
+    io: IO,
+    /// A replacement being written: its bytes, how many are written, and the length of the
+    /// write it replaces (reported to hyper once the replacement is out).
+    replacing: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<IO> JsonHeadErrors<IO> {
+    fn new(io: IO) -> Self {
+        JsonHeadErrors {
+            io,
+            replacing: None,
+        }
+    }
+}
+
+/// The JSON answer that replaces `written` if it is one of hyper's empty `414`/`431` answers.
+fn json_head_error(written: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(written)
+        .ok()?
+        .strip_suffix("\r\n\r\n")?;
+    let mut lines = text.split("\r\n");
+    let (status, message) = match lines.next()? {
+        "HTTP/1.1 414 URI Too Long" => (
+            StatusCode::URI_TOO_LONG,
+            "The request URI is too long (at most 65534 bytes).",
+        ),
+        "HTTP/1.1 431 Request Header Fields Too Large" => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request headers are too large or too many.",
+        ),
+        _ => return None,
+    };
+    let mut date = None;
+    let mut others = 0;
+    for line in lines {
+        match line.split_once(": ") {
+            Some(("date", value)) if date.is_none() => date = Some(value),
+            Some(("connection", "close")) | Some(("content-length", "0")) => others += 1,
+            _ => return None,
+        }
+    }
+    if others != 2 {
+        return None;
+    }
+    let body = ApiError::new(status, "BAD_REQUEST", message).body();
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nx-content-type-options: nosniff\r\ndate: {}\r\n\r\n",
+        body.len(),
+        date?,
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+impl<IO: AsyncWrite + Unpin> JsonHeadErrors<IO> {
+    /// Writes the pending replacement out; `Ready(n)` reports the replaced write's length.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        while let Some((bytes, written, replaced)) = &mut self.replacing {
+            if *written == bytes.len() {
+                let n = *replaced;
+                self.replacing = None;
+                return Poll::Ready(Ok(n));
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(0))
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonHeadErrors<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonHeadErrors<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            match json_head_error(buf) {
+                Some(json) => this.replacing = Some((json, 0, buf.len())),
+                None => return Pin::new(&mut this.io).poll_write(cx, buf),
+            }
+        }
+        this.poll_replacement(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.replacing.is_none() {
+            let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+            let json = match (non_empty.next(), non_empty.next()) {
+                (Some(only), None) => json_head_error(only).map(|json| (json, only.len())),
+                _ => None,
+            };
+            match json {
+                Some((json, len)) => this.replacing = Some((json, 0, len)),
+                None => return Pin::new(&mut this.io).poll_write_vectored(cx, bufs),
+            }
+        }
+        this.poll_replacement(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_empty_head_answers_are_rewritten() {
+        let date = "date: Thu, 03 Dec 2026 22:50:14 GMT";
+        let auto = format!(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+             content-length: 0\r\n{date}\r\n\r\n"
+        );
+        let json = String::from_utf8(json_head_error(auto.as_bytes()).unwrap()).unwrap();
+        assert!(
+            json.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{json}"
+        );
+        assert!(json.contains("content-type: application/json"), "{json}");
+        assert!(json.contains(date), "{json}");
+        let body: serde_json::Value =
+            serde_json::from_str(json.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error_code"], "BAD_REQUEST");
+
+        for other in [
+            // Our own answers carry a content type; bodies and other statuses pass.
+            format!(
+                "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: 0\r\n{date}\r\n\r\n"
+            ),
+            format!(
+                "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n{date}\r\n\r\n"
+            ),
+            format!("{auto}x"),
+            "HTTP/1.1 414 URI Too Long".to_owned(),
+        ] {
+            assert!(json_head_error(other.as_bytes()).is_none(), "{other}");
+        }
+    }
 }
