@@ -306,6 +306,19 @@ fn huge_search_inputs_are_refused_with_400_in_bounded_memory() {
         growth / (1024 * 1024)
     );
 
+    // 5M experiment ids (20 MB): refused before the body is decoded into millions of values.
+    let ids = vec!["\"0\""; 5_000_000].join(",");
+    let answer = post_json(&addr, search, &format!("{{\"experiment_ids\":[{ids}]}}"));
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+    let growth = peak_rss(&child).saturating_sub(before);
+    eprintln!("peak RSS growth after 5M experiment_ids too: {growth} bytes");
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "5M experiment_ids grew the server's peak RSS by {} MiB",
+        growth / (1024 * 1024)
+    );
+
     let ands = vec!["metrics.a > 1"; 1100].join(" AND ");
     let body = serde_json::json!({"experiment_ids": ["0"], "filter": ands}).to_string();
     let answer = post_json(&addr, search, &body);
