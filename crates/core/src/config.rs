@@ -1038,6 +1038,32 @@ mod tests {
     }
 
     #[test]
+    fn server_limits_and_artifact_schemes_are_checked_naming_the_key() {
+        jail(|j| {
+            j.create_file(
+                "cairn.toml",
+                "[server]\nmax_connections = 0\nidle_timeout_secs = 0\n\
+                 allowed_artifact_schemes = [\"s3\", \"s3://bucket\"]\n",
+            )
+            .unwrap();
+            let err = problems(Loader::new(j.directory()).load().unwrap_err());
+            assert!(
+                err.contains("`server.max_connections` must be at least 1"),
+                "{err}"
+            );
+            assert!(
+                err.contains("`server.idle_timeout_secs` must be at least 1"),
+                "{err}"
+            );
+            assert!(
+                err.contains("'s3://bucket' is not a URI scheme") && !err.contains("'s3' is"),
+                "{err}"
+            );
+            assert!(err.contains("cairn.toml"), "{err}");
+        });
+    }
+
+    #[test]
     fn sections_are_the_fields_of_config() {
         let err = toml::from_str::<Config>("zzz = 1").unwrap_err().to_string();
         let expected = SECTIONS
