@@ -1865,3 +1865,62 @@ async fn a_stalled_request_body_fails_after_the_body_read_timeout() {
         reply.text
     );
 }
+
+#[tokio::test]
+async fn json_bodies_beyond_the_buffer_budget_wait_for_room() {
+    use cairn_core::server::wire::BUFFERED_BODIES;
+    let limit = 1024;
+    let app = App::with(ServerInfo {
+        body_limit: limit,
+        ..ServerInfo::default()
+    });
+    // BUFFERED_BODIES requests declaring the largest body, each sending half of it and then
+    // waiting: together they hold the whole budget.
+    let mut senders = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..BUFFERED_BODIES {
+        let (tx, rx) =
+            tokio::sync::mpsc::unbounded_channel::<Result<bytes::Bytes, std::io::Error>>();
+        tx.send(Ok(bytes::Bytes::from(vec![b' '; limit / 2])))
+            .unwrap();
+        senders.push(tx);
+        let rx = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(api("experiments/create"))
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, limit.to_string())
+            .body(Body::from_stream(rx))
+            .unwrap();
+        holders.push(tokio::spawn(app.router.clone().oneshot(req)));
+    }
+    let small = {
+        let router = app.router.clone();
+        tokio::spawn(async move {
+            let body = json!({"name": "waits"}).to_string();
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(api("experiments/create"))
+                .header(header::HOST, "127.0.0.1:5000")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, body.len().to_string())
+                .body(Body::from(body))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        })
+    };
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!small.is_finished(), "a body was read beyond the budget");
+    // One holder's client goes away: its room comes back and the waiting request runs.
+    drop(senders.remove(0));
+    assert_eq!(small.await.unwrap(), StatusCode::OK);
+    drop(senders);
+    for h in holders {
+        let _ = h.await;
+    }
+}

@@ -54,7 +54,7 @@ use std::io::Write;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use wire::BodyLimit;
+use wire::{BodyBudget, BodyLimit};
 
 /// The MLflow version whose tracking API Cairn serves; `GET /version` answers it, so tools
 /// that check the server's version see a version they know.
@@ -571,6 +571,7 @@ fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
             security::check_host,
         ))
         .layer(axum::Extension(BodyLimit(info.body_limit)))
+        .layer(axum::Extension(BodyBudget::for_limit(info.body_limit)))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             info.body_read_timeout,
         ));

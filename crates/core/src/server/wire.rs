@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The request body limit when none is configured: 32 MiB (`server.max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
@@ -38,6 +39,27 @@ pub const DEFAULT_BODY_LIMIT: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
 /// The request body limit in force, put into every request's extensions by the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
+
+/// How many bodies of the largest size ([`BodyLimit`]) the server holds in memory at once
+/// while reading and decoding JSON requests; further requests wait for room.
+pub const BUFFERED_BODIES: usize = 8;
+
+/// The bytes of JSON request bodies all requests together may hold while they are read and
+/// decoded (a request extension): each request takes its declared `Content-Length`, or the
+/// body limit when it declares none, and gives it back when decoded, so many large bodies at
+/// once cannot take the process to gigabytes.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(pub Arc<tokio::sync::Semaphore>);
+
+impl BodyBudget {
+    /// A budget of [`BUFFERED_BODIES`] bodies of `limit` bytes.
+    pub fn for_limit(limit: usize) -> Self {
+        let bytes = limit.saturating_mul(BUFFERED_BODIES);
+        BodyBudget(Arc::new(tokio::sync::Semaphore::new(
+            bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+        )))
+    }
+}
 
 /// What a request type tells the decoder about its fields, for reading query strings (which
 /// carry no types).
@@ -111,6 +133,21 @@ pub async fn decode_request(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(body_too_large(limit));
     }
+    // Held until the body is decoded.
+    let _room = match req.extensions().get::<BodyBudget>() {
+        Some(BodyBudget(budget)) => {
+            // Never more than the budget holds: it is BUFFERED_BODIES times the limit.
+            let wanted = declared.map_or(limit, |n| n as usize).min(limit);
+            let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+            Some(
+                Arc::clone(budget)
+                    .acquire_many_owned(wanted)
+                    .await
+                    .map_err(|_| ApiError::internal("the request-body budget is closed"))?,
+            )
+        }
+        None => None,
+    };
     let bytes = read_body(req.into_body(), limit).await?;
     body_to_json(&bytes)
 }
