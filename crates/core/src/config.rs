@@ -12,7 +12,10 @@
 //!
 //! Every struct rejects unknown keys, so a misspelt key (or a `CAIRN_SERVER_PORT` with one
 //! underscore) is an error naming it. Every error names the key and where its value came from:
-//! the file, the environment variable or the flag.
+//! the file, the environment variable or the flag. The one exception is a `CAIRN_*` variable
+//! that cannot be meant as configuration — no `__`, and its name neither a section nor a
+//! section followed by `_` (`CAIRN_BIN`, which scripts export): it is ignored with a debug log
+//! line (see [`is_stray_env_var`]).
 //!
 //! ```toml
 //! [server]
@@ -22,6 +25,11 @@
 //! cors_allowed_origins = []   # origins allowed cross-origin besides local ones; ["*"] = any
 //! max_body_bytes = 33554432   # largest request body accepted (32 MiB); more is a 413
 //! # static_prefix = "/mlflow" # serve every route under this prefix (MLflow's --static-prefix)
+//! allowed_artifact_schemes = [] # schemes an experiment's artifact_location may use ([] = plugins')
+//! max_connections = 512       # connections open at once; more wait to be accepted
+//! idle_timeout_secs = 60      # idle keep-alive or half-sent header: closed after this
+//! body_read_timeout_secs = 60 # a request body stalled this long fails
+//! shutdown_timeout_secs = 30  # in-flight requests get this long after SIGTERM
 //!
 //! [store]
 //! backend_store_uri = "sqlite:///cairn.db"   # tracking store; its scheme picks the plugin
@@ -68,6 +76,22 @@ pub const DEFAULT_BACKEND_STORE_URI: &str = "sqlite:///cairn.db";
 
 /// MLflow's root for artifacts served through the tracking server's proxy.
 pub const MLFLOW_ARTIFACTS_ROOT: &str = "mlflow-artifacts:/";
+
+/// The top-level keys (sections) of [`Config`].
+const SECTIONS: [&str; 5] = ["server", "store", "run_context", "settings", "plugins"];
+
+/// Whether the `CAIRN_*` variable whose name after the prefix is `key` is no configuration and
+/// is ignored: it has no `__`, is no section and does not start with a section and `_` (so
+/// `CAIRN_BIN` is ignored while `CAIRN_SERVER_PORT`, a likely typo of `CAIRN_SERVER__PORT`,
+/// and `CAIRN_SERVER__PROT` stay errors). `CAIRN_PLUGINS_PATH` is read by the loader.
+pub fn is_stray_env_var(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "plugins_path"
+        || (!key.contains(ENV_SEPARATOR)
+            && !SECTIONS
+                .iter()
+                .any(|s| key == *s || key.strip_prefix(s).is_some_and(|r| r.starts_with('_'))))
+}
 
 /// The figment provider name of the command-line layer.
 const FLAGS_PROVIDER: &str = "command-line flags";
@@ -122,7 +146,35 @@ pub struct ServerConfig {
     /// e.g. `/mlflow`. It must start with `/`, must not end with `/` and has no braces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_prefix: Option<String>,
+    /// `server.allowed_artifact_schemes`: the URI schemes an experiment's `artifact_location`
+    /// may use (`file` covers plain paths). Empty (the default) means the schemes of the
+    /// artifact-repository plugins and of `store.default_artifact_root` and
+    /// `store.artifacts_destination`. `mlflow-artifacts:` is always allowed without a host
+    /// and never with one.
+    pub allowed_artifact_schemes: Vec<String>,
+    /// `server.max_connections`: connections open at once; more wait to be accepted.
+    /// Default 512.
+    pub max_connections: usize,
+    /// `server.idle_timeout_secs`: the longest a connection may wait for a complete request
+    /// head — an idle keep-alive connection or a half-sent header is closed after it.
+    /// Default 60.
+    pub idle_timeout_secs: u64,
+    /// `server.body_read_timeout_secs`: the longest a request body may stall between two
+    /// pieces before the request fails. Default 60.
+    pub body_read_timeout_secs: u64,
+    /// `server.shutdown_timeout_secs`: how long in-flight requests may run after Ctrl-C or
+    /// SIGTERM before their connections are dropped. Default 30.
+    pub shutdown_timeout_secs: u64,
 }
+
+/// The default of `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The default of `server.idle_timeout_secs`.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// The default of `server.body_read_timeout_secs`.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 60;
+/// The default of `server.shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
 /// The default of `server.max_body_bytes`: 32 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -136,6 +188,11 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             static_prefix: None,
+            allowed_artifact_schemes: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
         }
     }
 }
@@ -418,10 +475,18 @@ impl Loader {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment
-            // `CAIRN_PLUGINS_PATH` is a list of files read by the loader, not a key.
             .merge(
                 Env::prefixed(ENV_PREFIX)
-                    .ignore(&["plugins_path"])
+                    .filter(|key| {
+                        let stray = is_stray_env_var(key.as_str());
+                        if stray {
+                            tracing::debug!(
+                                variable = %format!("{ENV_PREFIX}{key}"),
+                                "ignoring an environment variable that is no configuration key"
+                            );
+                        }
+                        !stray
+                    })
                     .split(ENV_SEPARATOR),
             )
             .merge(self.overrides.clone())
@@ -739,6 +804,21 @@ impl LoadedConfig {
             "store.artifacts_destination",
             c.store.artifacts_destination.as_deref(),
         );
+        for (key, value) in [
+            ("server.max_connections", c.server.max_connections as u64),
+            ("server.idle_timeout_secs", c.server.idle_timeout_secs),
+            (
+                "server.body_read_timeout_secs",
+                c.server.body_read_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!(
+                    "`{key}` must be at least 1 ({})",
+                    self.source_of(key)
+                ));
+            }
+        }
         if c.server.max_body_bytes == 0 {
             problems.push(format!(
                 "`server.max_body_bytes` must be at least 1 ({})",
@@ -764,6 +844,17 @@ impl LoadedConfig {
                     } else {
                         "listed twice"
                     }
+                ));
+            }
+        }
+        for scheme in &c.server.allowed_artifact_schemes {
+            if scheme.is_empty()
+                || cairn_plugin_api::paths::uri_scheme(&format!("{scheme}:x"))
+                    != scheme.to_ascii_lowercase()
+            {
+                problems.push(format!(
+                    "`server.allowed_artifact_schemes` ({}): '{scheme}' is not a URI scheme",
+                    self.source_of("server.allowed_artifact_schemes")
                 ));
             }
         }
@@ -979,6 +1070,63 @@ mod tests {
                 "{err}"
             );
         });
+    }
+
+    #[test]
+    fn stray_top_level_env_var_is_ignored_but_typos_in_sections_stay_errors() {
+        jail(|j| {
+            // Scripts export such variables (scripts/compat exports CAIRN_BIN).
+            j.set_env("CAIRN_BIN", "/usr/local/bin/cairn");
+            j.set_env("CAIRN_TEST_DIR", "/tmp/x");
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            assert_eq!(loaded.config().server.port, 5000);
+
+            j.set_env("CAIRN_SERVER__PROT", "6000");
+            let err = problems(Loader::new(j.directory()).load().unwrap_err());
+            assert!(err.contains("unknown key `server.prot`"), "{err}");
+            assert!(
+                err.contains("from environment variable CAIRN_SERVER__PROT"),
+                "{err}"
+            );
+            assert!(!err.contains("bin"), "{err}");
+        });
+    }
+
+    #[test]
+    fn server_limits_and_artifact_schemes_are_checked_naming_the_key() {
+        jail(|j| {
+            j.create_file(
+                "cairn.toml",
+                "[server]\nmax_connections = 0\nidle_timeout_secs = 0\n\
+                 allowed_artifact_schemes = [\"s3\", \"s3://bucket\"]\n",
+            )
+            .unwrap();
+            let err = problems(Loader::new(j.directory()).load().unwrap_err());
+            assert!(
+                err.contains("`server.max_connections` must be at least 1"),
+                "{err}"
+            );
+            assert!(
+                err.contains("`server.idle_timeout_secs` must be at least 1"),
+                "{err}"
+            );
+            assert!(
+                err.contains("'s3://bucket' is not a URI scheme") && !err.contains("'s3' is"),
+                "{err}"
+            );
+            assert!(err.contains("cairn.toml"), "{err}");
+        });
+    }
+
+    #[test]
+    fn sections_are_the_fields_of_config() {
+        let err = toml::from_str::<Config>("zzz = 1").unwrap_err().to_string();
+        let expected = SECTIONS
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(err.contains(&expected), "{err}");
     }
 
     #[test]

@@ -150,19 +150,7 @@ impl PluginEntry {
 /// selects `postgresql`). A plain path with no scheme selects `file`, and so does a one-letter
 /// "scheme", which is a Windows drive (`C:\runs`).
 pub fn scheme_of(uri: &str) -> String {
-    let scheme = match uri.split_once(':') {
-        Some((scheme, _)) if is_uri_scheme(scheme) && scheme.len() > 1 => scheme,
-        _ => return "file".to_owned(),
-    };
-    let base = scheme.split('+').next().unwrap_or(scheme);
-    base.to_ascii_lowercase()
-}
-
-/// RFC 3986: a letter, then letters, digits, `+`, `-` or `.`.
-fn is_uri_scheme(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    cairn_plugin_api::paths::uri_scheme(uri)
 }
 
 /// The immutable set of plugins this process can build. Cloning is cheap (builders are

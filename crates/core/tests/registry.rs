@@ -41,6 +41,11 @@ impl Reply {
 
 impl App {
     fn new() -> Self {
+        Self::with_roots(vec![ROOT.to_owned()])
+    }
+
+    /// An app whose model-version sources may lie under `roots`.
+    fn with_roots(roots: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("sqlite:///{}", dir.path().join("cairn.db").display());
         let registry = Registry::builtin().unwrap();
@@ -52,7 +57,7 @@ impl App {
         let tracking = registry.tracking_store(&uri, ctx()).unwrap();
         let models = registry.model_registry_store(&uri, ctx()).unwrap();
         let info = ServerInfo::default();
-        let access = RegistryAccess::new(Some(models), vec![ROOT.to_owned()]);
+        let access = RegistryAccess::new(Some(models), roots);
         App {
             router: router_with_registry(
                 tracking,
@@ -386,6 +391,39 @@ async fn refused_sources() {
         .await
         .ok();
     app.version("mlflow-artifacts:/elsewhere/model", None)
+        .await
+        .ok();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_inside_a_root_does_not_lead_a_source_out_of_it() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("secret")).unwrap();
+    let roots = tempfile::tempdir().unwrap();
+    let root = roots.path().join("artifacts");
+    std::fs::create_dir_all(root.join("real/model")).unwrap();
+    // An operator-made link inside the root, pointing out of it.
+    std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+    let app = App::with_roots(vec![root.to_string_lossy().into_owned()]);
+    app.post("/registered-models/create", json!({"name": "churn"}))
+        .await
+        .ok();
+    for source in [
+        format!("{}/link/secret", root.display()),
+        format!("file://{}/link", root.display()),
+        format!("{}/link/not-yet-there", root.display()),
+    ] {
+        let msg = app
+            .version(&source, None)
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+        assert_eq!(msg, format!("Invalid model version source: '{source}'."));
+    }
+    app.version(&format!("{}/real/model", root.display()), None)
+        .await
+        .ok();
+    app.version(&format!("{}/new/model", root.display()), None)
         .await
         .ok();
 }

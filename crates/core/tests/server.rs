@@ -782,6 +782,62 @@ async fn experiment_lifecycle() {
 }
 
 #[tokio::test]
+async fn artifact_locations_on_foreign_hosts_are_refused() {
+    let app = App::with(ServerInfo {
+        artifact_schemes: vec!["file".into(), "s3".into()],
+        ..ServerInfo::default()
+    });
+    for (location, scheme) in [
+        ("mlflow-artifacts://attacker:8080/x", "mlflow-artifacts"),
+        ("http://169.254.169.254/latest/meta-data", "http"),
+        ("https://attacker.example/x", "https"),
+        ("ftp://attacker/x", "ftp"),
+        ("sftp://attacker/x", "sftp"),
+        ("hdfs://attacker:9000/x", "hdfs"),
+    ] {
+        let msg = app
+            .post(
+                "experiments/create",
+                json!({"name": location, "artifact_location": location}),
+            )
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+        assert!(
+            msg.starts_with(&format!(
+                "'artifact_location' cannot use the '{scheme}' scheme"
+            )),
+            "{msg}"
+        );
+    }
+    for (i, location) in [
+        "mlflow-artifacts:/elsewhere",
+        "s3://bucket/prefix",
+        "/srv/artifacts",
+        "file:///srv/artifacts",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = app
+            .post(
+                "experiments/create",
+                json!({"name": format!("ok{i}"), "artifact_location": location}),
+            )
+            .await
+            .ok()["experiment_id"]
+            .clone();
+        let v = app
+            .get(&format!(
+                "experiments/get?experiment_id={}",
+                id.as_str().unwrap()
+            ))
+            .await
+            .ok();
+        assert_eq!(v["experiment"]["artifact_location"], location);
+    }
+}
+
+#[tokio::test]
 async fn custom_view_tags_are_capped_at_50() {
     let app = App::new();
     let tags: Vec<Value> = (0..51)
@@ -1779,4 +1835,92 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     assert!(response.contains("\"name\":\"Default\""), "{response}");
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_fails_after_the_body_read_timeout() {
+    let app = App::with(ServerInfo {
+        body_read_timeout: std::time::Duration::from_millis(50),
+        ..ServerInfo::default()
+    });
+    // One piece of the body, then nothing, ever.
+    let first: Result<bytes::Bytes, std::io::Error> = Ok(bytes::Bytes::from_static(b"{\"name\""));
+    let body = Body::from_stream(futures_util::StreamExt::chain(
+        futures_util::stream::iter([first]),
+        futures_util::stream::pending(),
+    ));
+    let reply = app
+        .raw(
+            Method::POST,
+            &api("experiments/create"),
+            Some("application/json"),
+            body,
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 400, "{}", reply.text);
+    assert_eq!(
+        reply.json()["error_code"],
+        "INVALID_PARAMETER_VALUE",
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn json_bodies_beyond_the_buffer_budget_wait_for_room() {
+    use cairn_core::server::wire::BUFFERED_BODIES;
+    let limit = 1024;
+    let app = App::with(ServerInfo {
+        body_limit: limit,
+        ..ServerInfo::default()
+    });
+    // BUFFERED_BODIES requests declaring the largest body, each sending half of it and then
+    // waiting: together they hold the whole budget.
+    let mut senders = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..BUFFERED_BODIES {
+        let (tx, rx) =
+            tokio::sync::mpsc::unbounded_channel::<Result<bytes::Bytes, std::io::Error>>();
+        tx.send(Ok(bytes::Bytes::from(vec![b' '; limit / 2])))
+            .unwrap();
+        senders.push(tx);
+        let rx = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(api("experiments/create"))
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, limit.to_string())
+            .body(Body::from_stream(rx))
+            .unwrap();
+        holders.push(tokio::spawn(app.router.clone().oneshot(req)));
+    }
+    let small = {
+        let router = app.router.clone();
+        tokio::spawn(async move {
+            let body = json!({"name": "waits"}).to_string();
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(api("experiments/create"))
+                .header(header::HOST, "127.0.0.1:5000")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, body.len().to_string())
+                .body(Body::from(body))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status()
+        })
+    };
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!small.is_finished(), "a body was read beyond the budget");
+    // One holder's client goes away: its room comes back and the waiting request runs.
+    drop(senders.remove(0));
+    assert_eq!(small.await.unwrap(), StatusCode::OK);
+    drop(senders);
+    for h in holders {
+        let _ = h.await;
+    }
 }

@@ -104,3 +104,282 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
     assert!(stderr.contains("latency="), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+/// Starts `cairn server` on a free port in a fresh directory with the `CAIRN_*` variables
+/// `env`; returns the child, its address and the directory.
+fn start(env: &[(&str, &str)]) -> (Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.current_dir(dir.path())
+        .args(["server", "-p", "0", "--no-serve-artifacts"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("start cairn server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Cairn is listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr, dir)
+}
+
+fn sigterm(child: &Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Reads until the server closes the connection; the read timeout only guards against
+/// hanging the test run.
+fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("the server did not close the connection");
+    got
+}
+
+#[test]
+fn idle_connections_and_half_sent_headers_are_closed_after_the_idle_timeout() {
+    let (mut child, addr, _dir) = start(&[("CAIRN_SERVER__IDLE_TIMEOUT_SECS", "1")]);
+    // Silent from the start.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    // A header that never ends.
+    let mut half = TcpStream::connect(&addr).unwrap();
+    write!(half, "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a").unwrap();
+    // Idle after a first request on a keep-alive connection.
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    write!(kept, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+
+    assert!(read_until_closed(&mut idle).is_empty());
+    let _ = read_until_closed(&mut half);
+    let kept = String::from_utf8(read_until_closed(&mut kept)).unwrap();
+    assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    assert_eq!(kept.matches("HTTP/1.1").count(), 1, "{kept}");
+    // The server still answers.
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}
+
+#[test]
+fn sigterm_exits_after_the_deadline_while_a_client_holds_a_half_sent_request() {
+    let (mut child, addr, _dir) = start(&[
+        ("CAIRN_SERVER__IDLE_TIMEOUT_SECS", "3600"),
+        ("CAIRN_SERVER__BODY_READ_TIMEOUT_SECS", "3600"),
+        ("CAIRN_SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+    ]);
+    let mut half_header = TcpStream::connect(&addr).unwrap();
+    write!(
+        half_header,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a"
+    )
+    .unwrap();
+    let mut half_body = TcpStream::connect(&addr).unwrap();
+    write!(
+        half_body,
+        "POST /api/2.0/mlflow/experiments/create HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\""
+    )
+    .unwrap();
+    // Both connections are in the server's hands before the signal.
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    let status = wait(&mut child);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    assert!(stderr.contains("shutdown deadline passed"), "{stderr}");
+    drop((half_header, half_body));
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    let (mut child, addr, _dir) = start(&[("CAIRN_SERVER__MAX_CONNECTIONS", "1")]);
+    let holder = TcpStream::connect(&addr).unwrap();
+    // Make sure the holder has been accepted before the second connection arrives.
+    let mut probe = TcpStream::connect(&addr).unwrap();
+    write!(
+        probe,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = probe.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "a connection over the cap was served: {early:?}"
+    );
+    drop(holder);
+    let answer = String::from_utf8(read_until_closed(&mut probe)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}
+
+/// The process's resident-set high-water mark (`VmHWM`), in bytes.
+fn peak_rss(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/<pid>/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+fn post_json(addr: &str, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn huge_search_inputs_are_refused_with_400_in_bounded_memory() {
+    let (mut child, addr, _dir) = start(&[]);
+    let search = "/api/2.0/mlflow/runs/search";
+    // Warm up: the first search builds the store's statements and caches.
+    let ok = post_json(&addr, search, r#"{"experiment_ids":["0"]}"#);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let before = peak_rss(&child);
+
+    let items = vec!["'a'"; 1_000_000].join(",");
+    let body = serde_json::json!({
+        "experiment_ids": ["0"],
+        "filter": format!("attributes.run_id IN ({items})"),
+    })
+    .to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "{}",
+        &answer[..200.min(answer.len())]
+    );
+    assert!(
+        answer.contains("INVALID_PARAMETER_VALUE"),
+        "{}",
+        &answer[..500.min(answer.len())]
+    );
+    assert!(
+        answer.len() < 8192,
+        "the answer quotes the whole filter back"
+    );
+    let growth = peak_rss(&child).saturating_sub(before);
+    eprintln!("peak RSS growth for a 1M-item IN list: {growth} bytes");
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "a 1M-item IN list grew the server's peak RSS by {} MiB",
+        growth / (1024 * 1024)
+    );
+
+    // 5M experiment ids (20 MB): refused before the body is decoded into millions of values.
+    let ids = vec!["\"0\""; 5_000_000].join(",");
+    let answer = post_json(&addr, search, &format!("{{\"experiment_ids\":[{ids}]}}"));
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+    let growth = peak_rss(&child).saturating_sub(before);
+    eprintln!("peak RSS growth after 5M experiment_ids too: {growth} bytes");
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "5M experiment_ids grew the server's peak RSS by {} MiB",
+        growth / (1024 * 1024)
+    );
+
+    let ands = vec!["metrics.a > 1"; 1100].join(" AND ");
+    let body = serde_json::json!({"experiment_ids": ["0"], "filter": ands}).to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+
+    let keys: Vec<String> = (0..5000).map(|i| format!("metrics.m{i}")).collect();
+    let body = serde_json::json!({"experiment_ids": ["0"], "order_by": keys}).to_string();
+    let answer = post_json(&addr, search, &body);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
+
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}
+
+/// Sends `request` raw and reads the answer until the server closes the connection.
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request).unwrap();
+    String::from_utf8(read_until_closed(&mut stream)).unwrap()
+}
+
+#[test]
+fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
+    let (mut child, addr, _dir) = start(&[]);
+    let long_uri = format!(
+        "GET /health?{} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let many_headers = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+        (0..200).map(|i| format!("x{i}: y\r\n")).collect::<String>()
+    );
+    let huge_header = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    for (request, status) in [
+        (long_uri, "414"),
+        (many_headers, "431"),
+        (huge_header, "431"),
+    ] {
+        let answer = raw_exchange(&addr, request.as_bytes());
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error_code"], "BAD_REQUEST", "{answer}");
+        assert!(
+            body["message"].as_str().unwrap().contains("too"),
+            "{answer}"
+        );
+    }
+    assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

@@ -47,6 +47,45 @@ pub const MAX_DECODE_ROUNDS: usize = 8;
 /// MLflow's message for a refused artifact path (`validate_path_is_safe`).
 pub const INVALID_PATH_MESSAGE: &str = "Invalid path";
 
+/// The scheme that selects a store or repository plugin for `uri`, as MLflow selects it: the
+/// URI scheme in lower case, with a `+driver` suffix dropped (`postgresql+psycopg2://` selects
+/// `postgresql`). A plain path with no scheme selects `file`, and so does a one-letter
+/// "scheme", which is a Windows drive (`C:\runs`).
+///
+/// ```
+/// use cairn_plugin_api::paths::uri_scheme;
+/// assert_eq!(uri_scheme("S3://bucket/x"), "s3");
+/// assert_eq!(uri_scheme("/srv/runs"), "file");
+/// ```
+pub fn uri_scheme(uri: &str) -> String {
+    let scheme = match uri.split_once(':') {
+        Some((scheme, _)) if is_uri_scheme(scheme) && scheme.len() > 1 => scheme,
+        _ => return "file".to_owned(),
+    };
+    let base = scheme.split('+').next().unwrap_or(scheme);
+    base.to_ascii_lowercase()
+}
+
+/// RFC 3986: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_uri_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// The authority (`host[:port]`, with any `user@`) of `uri`: what follows `scheme://` up to
+/// the next `/`, `?` or `#`; `""` when there is none (`mlflow-artifacts:/x`,
+/// `mlflow-artifacts:///x`, a plain path).
+pub fn uri_authority(uri: &str) -> &str {
+    match uri.split_once(':') {
+        Some((scheme, rest)) if is_uri_scheme(scheme) && scheme.len() > 1 => rest
+            .strip_prefix("//")
+            .map(|r| r.split(['/', '?', '#']).next().unwrap_or_default())
+            .unwrap_or_default(),
+        _ => "",
+    }
+}
+
 /// The canonical form of the relative artifact path `raw`, or `InvalidArgument`
 /// ("Invalid path") if it is unsafe in any spelling; see the [module docs](self) for the rules.
 ///

@@ -339,6 +339,36 @@ pub fn validate_artifact_location(location: &str) -> Result<()> {
     validate_length("artifact_location", MAX_ARTIFACT_LOCATION_LENGTH, location)
 }
 
+/// The scheme of MLflow's artifact proxy; an `artifact_location` may use it only without a
+/// host (`mlflow-artifacts:/x`), so a client sends artifacts to the server it talks to.
+pub const MLFLOW_ARTIFACTS_SCHEME: &str = "mlflow-artifacts";
+
+/// Checks that an experiment's `artifact_location` uses one of the `allowed` schemes (lower
+/// case; a plain path is `file`) or `mlflow-artifacts` without a host, as MLflow's host
+/// policy does: a location on another host would have the official client send that
+/// experiment's artifacts, and its credentials, there. The message is MLflow's,
+/// `'artifact_location' cannot use the '<scheme>' scheme`. Runs [`validate_artifact_location`]
+/// first, so its messages come first as in MLflow.
+pub fn validate_artifact_location_scheme(location: &str, allowed: &[String]) -> Result<()> {
+    validate_artifact_location(location)?;
+    let scheme = crate::paths::uri_scheme(location);
+    if scheme == MLFLOW_ARTIFACTS_SCHEME {
+        let host = crate::paths::uri_authority(location);
+        if host.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::invalid(format!(
+            "'artifact_location' cannot use the '{scheme}' scheme with a host ('{host}'):              artifacts go through this server's proxy"
+        )));
+    }
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(&scheme)) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "'artifact_location' cannot use the '{scheme}' scheme"
+    )))
+}
+
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
@@ -909,6 +939,31 @@ mod tests {
         }
         assert!(validate_artifact_location("runs:/abc").is_err());
         validate_artifact_location("s3://bucket/x").unwrap();
+        let allowed = ["file".to_owned(), "s3".to_owned()];
+        for ok in [
+            "s3://bucket/x",
+            "/srv/a",
+            "file:///srv/a",
+            "mlflow-artifacts:/1",
+            "mlflow-artifacts:///1",
+        ] {
+            validate_artifact_location_scheme(ok, &allowed).unwrap();
+        }
+        for (bad, scheme) in [
+            ("http://169.254.169.254/latest", "http"),
+            ("ftp://h/x", "ftp"),
+            ("sftp://h/x", "sftp"),
+            ("hdfs://h/x", "hdfs"),
+            ("mlflow-artifacts://attacker:8080/x", "mlflow-artifacts"),
+        ] {
+            let m = msg(validate_artifact_location_scheme(bad, &allowed));
+            assert!(
+                m.starts_with(&format!(
+                    "'artifact_location' cannot use the '{scheme}' scheme"
+                )),
+                "{m}"
+            );
+        }
         assert!(validate_max_results(0, 10).is_err());
         assert!(validate_max_results(11, 10).is_err());
     }

@@ -22,7 +22,8 @@
 //! - **Atomic uploads.** An upload is written to a hidden temporary file
 //!   (`.cairn-tmp-<uuid>`, see [`TEMP_PREFIX`]) in the target's directory and renamed over the
 //!   target when complete: readers see the old file or the new one, never a part. A failed or
-//!   abandoned upload removes its temporary file.
+//!   abandoned upload removes its temporary file; one whose process died (it holds no lock any
+//!   more) is removed by the sweep when a repository on the root is first built.
 //! - **Honest capabilities.** No multipart uploads and no presigned URLs (a local disk has no
 //!   URL a client could use directly); those methods answer `Unsupported`.
 

@@ -21,8 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 /// Uploads in progress are written to a hidden file named with this prefix in the target's
-/// directory and renamed over the target when complete. Listings never show such files.
+/// directory and renamed over the target when complete. Listings never show such files. The
+/// uploading process holds an exclusive lock on the file (`flock`) until it is renamed or
+/// removed, so a temporary file nobody holds is stale: its upload died with its process
+/// (`kill -9`, a crash), and the start-up sweep ([`LocalArtifactRepository::open`]) removes it.
 pub const TEMP_PREFIX: &str = ".cairn-tmp-";
+
+/// The roots this process has swept (or is sweeping), so each is swept once however often a
+/// repository on it is built.
+static SWEPT_ROOTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Bytes the upload's `BufWriter` gathers before a `write` call, so many small body chunks
 /// cost few system calls.
@@ -48,6 +55,9 @@ struct Inner {
     /// The root as configured, made absolute (not resolved: it may not exist yet).
     root: PathBuf,
     settings: LocalSettings,
+    /// Set when the start-up sweep of stale temporary files is over.
+    #[cfg(test)]
+    swept: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl std::fmt::Debug for LocalArtifactRepository {
@@ -110,17 +120,43 @@ pub fn root_dir_of(uri: &str) -> Result<PathBuf> {
 
 impl LocalArtifactRepository {
     /// A repository rooted at the directory `uri` names (see [`root_dir_of`]). Nothing is
-    /// created or checked on disk until the first call.
+    /// created or checked on disk until the first call. The first repository on a root in
+    /// this process starts a background sweep of the tree (on the I/O threads) that removes
+    /// stale upload files: [`TEMP_PREFIX`] files older than this call that no process holds
+    /// locked.
     pub fn open(uri: &str, settings: LocalSettings) -> Result<Self> {
         if settings.chunk_size == 0 {
             return Err(Error::invalid("chunk_size must be at least 1"));
         }
+        let inner = Arc::new(Inner {
+            root: root_dir_of(uri)?,
+            settings,
+            #[cfg(test)]
+            swept: Default::default(),
+        });
+        let first = SWEPT_ROOTS.lock().is_ok_and(|mut roots| {
+            let first = !roots.contains(&inner.root);
+            if first {
+                roots.push(inner.root.clone());
+            }
+            first
+        });
+        let opened_at = std::time::SystemTime::now();
+        let sweeping = Arc::clone(&inner);
+        io::spawn(move || {
+            if first {
+                sweep_stale_uploads(&sweeping.root, opened_at);
+            }
+            #[cfg(test)]
+            {
+                let (done, cv) = &*sweeping.swept;
+                *done.lock().unwrap() = true;
+                cv.notify_all();
+            }
+        });
         Ok(LocalArtifactRepository {
             root_uri: uri.to_owned(),
-            inner: Arc::new(Inner {
-                root: root_dir_of(uri)?,
-                settings,
-            }),
+            inner,
         })
     }
 
@@ -398,6 +434,8 @@ impl Inner {
             .open(&temp_path)
             .map_err(|e| io_err("create", &temp_path, e))?;
         temp.created(temp_path.clone());
+        // Held until the file is renamed or removed (or this process dies): see TEMP_PREFIX.
+        file.lock().map_err(|e| io_err("lock", &temp_path, e))?;
         Ok(Upload {
             writer: BufWriter::with_capacity(WRITE_BUFFER, file),
             temp: temp_path,
@@ -405,6 +443,36 @@ impl Inner {
             dir,
         })
     }
+}
+
+/// Removes the [`TEMP_PREFIX`] files under `dir` (symlinks not followed) that were last
+/// modified before `before` and that no process holds locked: uploads that died with their
+/// process. Errors skip the entry; returns how many files were removed.
+fn sweep_stale_uploads(dir: &Path, before: std::time::SystemTime) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if file_type.is_dir() {
+            removed += sweep_stale_uploads(&path, before);
+        } else if file_type.is_file()
+            && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < before)
+            && File::open(&path).is_ok_and(|f| f.try_lock().is_ok())
+            && fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Removes a file, a symlink or a whole directory tree (symlinks inside it are removed, not
@@ -742,5 +810,38 @@ mod tests {
         for uri in ["file://otherhost/x", "", "file://", "file:", "a\0b"] {
             assert!(root_dir_of(uri).is_err(), "{uri:?} accepted");
         }
+    }
+
+    #[test]
+    fn start_up_sweeps_temp_files_of_dead_uploads_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("1/run/artifacts");
+        fs::create_dir_all(&sub).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let make = |name: &str| {
+            let path = sub.join(name);
+            let f = File::create(&path).unwrap();
+            f.set_modified(an_hour_ago).unwrap();
+            (path, f)
+        };
+        // An upload killed with its process: nobody holds its file.
+        let (dead, f) = make(&format!("{TEMP_PREFIX}dead"));
+        drop(f);
+        // An upload still running in another process: its file is locked.
+        let (live, held) = make(&format!("{TEMP_PREFIX}live"));
+        held.lock().unwrap();
+        // An artifact that merely looks old.
+        let (artifact, f) = make("model.pkl");
+        drop(f);
+
+        let repo =
+            LocalArtifactRepository::open(&dir.path().to_string_lossy(), LocalSettings::default())
+                .unwrap();
+        let (done, cv) = &*repo.inner.swept;
+        let _swept = cv.wait_while(done.lock().unwrap(), |done| !*done).unwrap();
+        assert!(!dead.exists(), "the stale temp file survived start-up");
+        assert!(live.exists(), "a locked (live) upload was removed");
+        assert!(artifact.exists());
+        drop(held);
     }
 }

@@ -21,6 +21,27 @@ pub(crate) enum StoreError {
 
 pub(crate) type StoreResult<T> = std::result::Result<T, StoreError>;
 
+/// SQLite's messages for a statement over one of its limits: the request was too big for
+/// the store, which is the caller's to fix (`InvalidArgument`), not a store failure.
+const LIMIT_MESSAGES: [&str; 9] = [
+    "too many SQL variables",
+    "Expression tree is too large",
+    "too many columns",
+    "too many terms",
+    "too many FROM clause terms",
+    "tables in a join",
+    "parser stack overflow",
+    "string or blob too big",
+    "pattern too complex",
+];
+
+/// Whether `e` says a statement went over one of SQLite's limits.
+fn is_limit(e: &rusqlite::Error) -> bool {
+    let text = e.to_string();
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::TooBig)
+        || LIMIT_MESSAGES.iter().any(|m| text.contains(m))
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
@@ -35,6 +56,13 @@ impl From<StoreError> for Error {
                         ErrorKind::Unavailable,
                         "the database is busy; try again later",
                     )
+                    .with_source(e)
+                } else if is_limit(&e) {
+                    Error::invalid(format!(
+                        "The request is too large for the SQLite store ({}); split it into \
+                         smaller ones",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ))
                     .with_source(e)
                 } else {
                     Error::internal("SQLite store failure").with_source(e)
@@ -58,4 +86,30 @@ pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
 /// Shorthand for a `NotFound` store error.
 pub(crate) fn not_found(message: impl Into<String>) -> StoreError {
     StoreError::Api(Error::not_found(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_limits_are_invalid_arguments_not_internal_errors() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let deep = format!("SELECT 1 WHERE {}1", "1 = 1 AND ".repeat(1100));
+        let columns = format!("SELECT {}1", "1, ".repeat(2100));
+        for sql in [deep, columns] {
+            let e = conn.prepare(&sql).map(|_| ()).unwrap_err();
+            let e = Error::from(StoreError::Sqlite(e));
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{}", e.message);
+            assert!(e.message.contains("too large"), "{}", e.message);
+        }
+        let other = conn
+            .prepare("SELECT * FROM nowhere")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            Error::from(StoreError::Sqlite(other)).kind,
+            ErrorKind::Internal
+        );
+    }
 }

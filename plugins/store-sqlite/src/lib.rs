@@ -40,7 +40,7 @@ pub mod schema;
 mod search_sql;
 mod store;
 
-pub use config::SqliteSettings;
+pub use config::{SqliteSettings, Synchronous};
 pub use store::{SqliteStore, open, open_with_settings};
 
 use cairn_plugin_api::{

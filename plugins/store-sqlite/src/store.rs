@@ -151,9 +151,12 @@ fn open_file(path: &Path, settings: &SqliteSettings) -> StoreResult<(Connection,
             "cannot put '{what}' in WAL mode (journal mode stays {mode})"
         )));
     }
-    // WAL + NORMAL: commits do not fsync; the database stays consistent after a crash, and a
-    // power loss may lose the last commits.
-    writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16000;")?;
+    // WAL + NORMAL (the default): commits do not fsync; the database stays consistent after a
+    // crash, and a power loss may lose the last commits. FULL fsyncs every commit.
+    writer.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA cache_size = -16000;",
+        settings.synchronous.pragma()
+    ))?;
     let mut readers = Vec::new();
     for _ in 0..settings.readers {
         let r = Connection::open_with_flags(
@@ -2040,5 +2043,28 @@ mod tests {
             &Metric::new("k", f64::NAN, 10, 1),
             &Metric::new("k", -1.0, 10, 1)
         ));
+    }
+
+    #[test]
+    fn synchronous_setting_reaches_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("s.db").display());
+        for (setting, expected) in [
+            (crate::config::Synchronous::Normal, 1),
+            (crate::config::Synchronous::Full, 2),
+        ] {
+            let settings = SqliteSettings {
+                synchronous: setting,
+                ..SqliteSettings::default()
+            };
+            let store = open_with_settings(&uri, Some("file:///a"), &settings).unwrap();
+            let level: i64 = futures_executor::block_on(
+                store
+                    .pool
+                    .write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)),
+            )
+            .unwrap();
+            assert_eq!(level, expected, "{setting:?}");
+        }
     }
 }

@@ -246,6 +246,14 @@ pub async fn search_logged_models(
     let experiment_ids = req
         .experiment_ids
         .ok_or_else(|| ApiError::missing("experiment_ids"))?;
+    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    if req.order_by.len() > cairn_plugin_api::search::MAX_ORDER_BY_KEYS {
+        return Err(ApiError::invalid(format!(
+            "Invalid order_by: {} clauses given, at most {} are allowed",
+            req.order_by.len(),
+            cairn_plugin_api::search::MAX_ORDER_BY_KEYS
+        )));
+    }
     let max_results = match req.max_results.unwrap_or(SEARCH_LOGGED_MODELS_DEFAULT) {
         0 => SEARCH_LOGGED_MODELS_STORE_DEFAULT,
         n if n < 0 => {

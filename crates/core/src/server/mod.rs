@@ -13,6 +13,7 @@
 //! | [`history`] | `get-history` streamed page by page |
 //! | [`logged_models`] | MLflow 3 LoggedModels |
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
+//! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
@@ -23,11 +24,13 @@
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
 //!
 //! Requests are logged by tower-http's `TraceLayer` (method, URI, status, latency), filtered by
-//! `RUST_LOG`. The server stops on Ctrl-C or SIGTERM after in-flight requests finish.
+//! `RUST_LOG`. The server stops on Ctrl-C or SIGTERM after in-flight requests finish, or when
+//! `server.shutdown_timeout_secs` has passed (see [`listen`]).
 
 pub mod artifacts;
 pub mod error;
 pub mod history;
+pub mod listen;
 pub mod logged_models;
 pub mod registry;
 pub mod security;
@@ -39,13 +42,14 @@ pub use error::{ApiError, ApiResult};
 use crate::assembly::{Assembly, ServerPlugins, Step};
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
-use crate::registry::scheme_of;
+use crate::registry::{Registry, scheme_of};
 use crate::run_context::RunContextProviders;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, patch, post};
+use cairn_plugin_api::PluginKind;
 use cairn_plugin_api::TrackingStore;
 use security::{AllowedHosts, AllowedOrigins};
 use std::future::Future;
@@ -53,7 +57,7 @@ use std::io::Write;
 use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use wire::BodyLimit;
+use wire::{BodyBudget, BodyLimit};
 
 /// The MLflow version whose tracking API Cairn serves; `GET /version` answers it, so tools
 /// that check the server's version see a version they know.
@@ -67,6 +71,7 @@ struct Shared {
     store: Arc<dyn TrackingStore>,
     server_info: serde_json::Value,
     history_chunk: usize,
+    artifact_schemes: Vec<String>,
     artifacts: artifacts::Artifacts,
     registry: registry::RegistryAccess,
     run_context: RunContextProviders,
@@ -120,6 +125,7 @@ impl AppState {
             store: plugins.tracking,
             server_info,
             history_chunk: info.history_chunk,
+            artifact_schemes: info.artifact_schemes.clone(),
             artifacts: plugins.artifacts,
             registry: plugins.registry,
             run_context: plugins.run_context,
@@ -150,6 +156,12 @@ impl AppState {
     pub fn history_chunk(&self) -> usize {
         self.0.history_chunk
     }
+
+    /// The schemes an experiment's `artifact_location` may use besides host-less
+    /// `mlflow-artifacts:`.
+    pub fn artifact_schemes(&self) -> &[String] {
+        &self.0.artifact_schemes
+    }
 }
 
 /// The facts `server-info` reports and the knobs of the router.
@@ -169,6 +181,11 @@ pub struct ServerInfo {
     pub static_prefix: Option<String>,
     /// Values read per store page while streaming a metric history.
     pub history_chunk: usize,
+    /// The schemes (lower case) an experiment's `artifact_location` may use besides
+    /// host-less `mlflow-artifacts:` (see [`allowed_artifact_schemes`]).
+    pub artifact_schemes: Vec<String>,
+    /// The longest a request body may stall between two pieces.
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for ServerInfo {
@@ -181,6 +198,10 @@ impl Default for ServerInfo {
             body_limit: wire::DEFAULT_BODY_LIMIT,
             static_prefix: None,
             history_chunk: history::DEFAULT_HISTORY_CHUNK,
+            artifact_schemes: vec!["file".to_owned()],
+            body_read_timeout: std::time::Duration::from_secs(
+                crate::config::DEFAULT_BODY_READ_TIMEOUT_SECS,
+            ),
         }
     }
 }
@@ -578,7 +599,11 @@ fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
             hosts,
             security::check_host,
         ))
-        .layer(axum::Extension(BodyLimit(info.body_limit)));
+        .layer(axum::Extension(BodyLimit(info.body_limit)))
+        .layer(axum::Extension(BodyBudget::for_limit(info.body_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            info.body_read_timeout,
+        ));
     for (name, value) in security::SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
@@ -596,15 +621,24 @@ fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
+/// Serves `app` on `listener` with the default [`listen::ConnectionLimits`] until `shutdown`
+/// resolves; in-flight requests then finish (within the shutdown deadline).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, app, listen::ConnectionLimits::default(), shutdown).await
+}
+
+/// The connection limits `[server]` configures.
+pub fn connection_limits_for(loaded: &LoadedConfig) -> listen::ConnectionLimits {
+    let c = &loaded.config().server;
+    listen::ConnectionLimits {
+        max_connections: c.max_connections,
+        idle_timeout: std::time::Duration::from_secs(c.idle_timeout_secs),
+        shutdown_timeout: std::time::Duration::from_secs(c.shutdown_timeout_secs),
+    }
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM.
@@ -636,8 +670,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// The facts of a loaded configuration that the router needs.
-pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
+/// The facts of a loaded configuration (and its plugins, `registry`) that the router needs.
+pub fn server_info_for(loaded: &LoadedConfig, registry: &Registry) -> ServerInfo {
     let c = loaded.config();
     ServerInfo {
         store_type: ServerInfo::store_type_for(&c.store.backend_store_uri),
@@ -647,7 +681,27 @@ pub fn server_info_for(loaded: &LoadedConfig) -> ServerInfo {
         body_limit: c.server.max_body_bytes,
         static_prefix: c.server.static_prefix.clone(),
         history_chunk: history::DEFAULT_HISTORY_CHUNK,
+        artifact_schemes: allowed_artifact_schemes(loaded, registry),
+        body_read_timeout: std::time::Duration::from_secs(c.server.body_read_timeout_secs),
     }
+}
+
+/// The schemes an experiment's `artifact_location` may use: `server.allowed_artifact_schemes`
+/// if set, else those of the artifact-repository plugins in `registry` and of the configured
+/// artifact roots, so no client is told to send artifacts to a host the operator never named.
+pub fn allowed_artifact_schemes(loaded: &LoadedConfig, registry: &Registry) -> Vec<String> {
+    let configured = &loaded.config().server.allowed_artifact_schemes;
+    let mut schemes: Vec<String> = if configured.is_empty() {
+        let mut s = registry.names(PluginKind::ArtifactRepository);
+        s.push(scheme_of(&loaded.default_artifact_root()));
+        s.push(scheme_of(&loaded.artifacts_destination()));
+        s
+    } else {
+        configured.iter().map(|s| s.to_ascii_lowercase()).collect()
+    };
+    schemes.sort();
+    schemes.dedup();
+    schemes
 }
 
 /// `cairn server`: builds what `assembly` names for a server ([`Assembly::server`], exactly
@@ -675,7 +729,7 @@ pub async fn run(assembly: &Assembly<'_>, out: &mut dyn Write) -> Result<()> {
             source: e,
         })?;
     let address = listener.local_addr().map_err(Error::Output)?;
-    let info = server_info_for(loaded);
+    let info = server_info_for(loaded, assembly.registry());
     let app = router_for(&info, plugins);
     let prefix = info.static_prefix.as_deref().unwrap_or_default();
     writeln!(out, "Cairn is listening on http://{address}{prefix}")
@@ -683,9 +737,14 @@ pub async fn run(assembly: &Assembly<'_>, out: &mut dyn Write) -> Result<()> {
         .map_err(Error::Output)?;
     let backend = crate::secrets::redact_uri(&c.store.backend_store_uri);
     tracing::info!(%address, store = %backend, "serving");
-    serve(listener, app, shutdown_signal())
-        .await
-        .map_err(Error::Serve)
+    listen::serve(
+        listener,
+        app,
+        connection_limits_for(loaded),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(Error::Serve)
 }
 
 #[cfg(test)]
@@ -717,6 +776,37 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error_code"], "INTERNAL_ERROR");
         assert!(!v["message"].as_str().unwrap().contains("secret detail"));
+    }
+
+    #[test]
+    fn artifact_schemes_default_to_the_plugins_and_roots_or_the_configured_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::builtin().unwrap();
+        let mut flags = crate::config::Overrides::default();
+        flags.set(
+            "store.default_artifact_root",
+            "--default-artifact-root",
+            "gs://bucket/x",
+        );
+        let loaded = crate::config::Loader::new(dir.path())
+            .overrides(flags.clone())
+            .load()
+            .unwrap();
+        let schemes = allowed_artifact_schemes(&loaded, &registry);
+        for s in ["file", "gs"] {
+            assert!(schemes.contains(&s.to_owned()), "{schemes:?}");
+        }
+        assert!(!schemes.iter().any(|s| s == "http" || s == "ftp"));
+        flags.set(
+            "server.allowed_artifact_schemes",
+            "--allowed",
+            vec!["S3".to_owned()],
+        );
+        let loaded = crate::config::Loader::new(dir.path())
+            .overrides(flags)
+            .load()
+            .unwrap();
+        assert_eq!(allowed_artifact_schemes(&loaded, &registry), ["s3"]);
     }
 
     #[test]

@@ -126,6 +126,61 @@ fn lies_under(source: &str, root: &str) -> bool {
     canonical_artifact_path(below.trim_start_matches('/')).is_ok()
 }
 
+/// The local path a `file:` URI (percent-decoded) or plain path names; `None` for other
+/// schemes.
+fn local_path(uri: &str) -> Option<std::path::PathBuf> {
+    let (base, path) = split_location(uri);
+    if base != "file" {
+        return None;
+    }
+    if uri.starts_with("file:") {
+        cairn_plugin_api::paths::percent_decode_utf8(&path)
+            .ok()
+            .map(Into::into)
+    } else {
+        Some(path.into())
+    }
+}
+
+/// `path` with symlinks resolved as far as it exists: its deepest existing ancestor
+/// canonicalised, then the rest as written.
+fn resolve_existing(path: &std::path::Path) -> std::path::PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(resolved) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(resolved, |acc, name| acc.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// Whether a local `location`, symlinks followed, stays under the local `root`, symlinks
+/// followed: the rule the artifact repositories apply to artifact paths. Blocking file-system
+/// calls; true when either is not local.
+fn stays_under_on_disk(location: &str, root: &str) -> bool {
+    match (local_path(location), local_path(root)) {
+        (Some(location), Some(root)) => {
+            resolve_existing(&location).starts_with(resolve_existing(&root))
+        }
+        _ => true,
+    }
+}
+
+/// [`stays_under_on_disk`] for `location` and any of `roots`, off the async executor.
+async fn on_disk_under_any(location: &str, roots: Vec<String>) -> bool {
+    let location = location.to_owned();
+    tokio::task::spawn_blocking(move || roots.iter().any(|r| stays_under_on_disk(&location, r)))
+        .await
+        .unwrap_or(false)
+}
+
 /// Checks a model version's `source` (api.md §2.3, DESIGN.md §9) and resolves it to the
 /// location the version is stored at. Accepted:
 ///
@@ -134,6 +189,9 @@ fn lies_under(source: &str, root: &str) -> bool {
 /// - `models:/<name>/<version>`: that version's location, run and model;
 /// - any other URI lying under the artifact location of the run `run_id`, of the LoggedModel
 ///   `model_id`, or under one of `roots`.
+///
+/// A local location must also stay under its root with symlinks followed, as artifact paths
+/// must in the local repository: a link inside a root does not lead a version out of it.
 ///
 /// Everything else — local paths and `file:` URIs outside those, relative or scheme-less
 /// paths, traversal (`..`, `\`, `;`, NUL, percent-encoded in any depth) — is `InvalidArgument`
@@ -169,8 +227,11 @@ pub async fn validate_source(
             let root = tracking.get_run(&id).await?.info.artifact_uri;
             let location = match path {
                 Some(p) => format!("{}/{p}", root.trim_end_matches('/')),
-                None => root,
+                None => root.clone(),
             };
+            if !on_disk_under_any(&location, vec![root]).await {
+                return Err(refuse());
+            }
             Ok(ids(location))
         }
         "models" => match crate::uri::parse_model_uri(source).map_err(|_| refuse())? {
@@ -223,7 +284,11 @@ pub async fn validate_source(
                         .artifact_uri,
                 );
             }
-            if allowed.iter().any(|root| lies_under(source, root)) {
+            let under: Vec<String> = allowed
+                .into_iter()
+                .filter(|root| lies_under(source, root))
+                .collect();
+            if !under.is_empty() && on_disk_under_any(source, under).await {
                 Ok(ids(source.to_owned()))
             } else {
                 Err(refuse())

@@ -15,11 +15,13 @@ use cairn_plugin_api::entities::{
     DatasetInput, DatasetSummary, Experiment, ExperimentTag, Metric, MetricWithRunId, ModelInput,
     ModelOutput, Param, Run, RunData, RunInfo, RunInputs, RunOutputs, RunStatus, RunTag, ViewType,
 };
-use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
+use cairn_plugin_api::search::{SearchKind, check_experiment_ids, parse_filter, parse_order_by};
 use cairn_plugin_api::tracking::{
     BulkIntervalRequest, CreateExperiment, CreateRun, SearchExperiments, SearchRuns, UpdateRun,
 };
-use cairn_plugin_api::validation::{SEARCH_MAX_RESULTS_THRESHOLD, validate_max_results};
+use cairn_plugin_api::validation::{
+    SEARCH_MAX_RESULTS_THRESHOLD, validate_artifact_location_scheme, validate_max_results,
+};
 use serde::{Deserialize, Serialize};
 
 /// Default page size of `runs/search` and `experiments/search` (api.md §5.7).
@@ -156,11 +158,15 @@ pub async fn create_experiment(
     {
         return Err(custom_view_limit_exceeded(None));
     }
+    let artifact_location = non_empty(req.artifact_location);
+    if let Some(location) = &artifact_location {
+        validate_artifact_location_scheme(location, state.artifact_schemes())?;
+    }
     let id = state
         .store()
         .create_experiment(CreateExperiment {
             name,
-            artifact_location: non_empty(req.artifact_location),
+            artifact_location,
             tags: req.tags,
         })
         .await?;
@@ -812,6 +818,7 @@ pub async fn search_runs(
         SEARCH_MAX_RESULTS_DEFAULT,
         SEARCH_MAX_RESULTS_THRESHOLD,
     )?;
+    check_experiment_ids(&req.experiment_ids)?;
     let filter = parse_filter(SearchKind::Runs, req.filter.as_deref().unwrap_or_default())?;
     let order_by = parse_order_by(SearchKind::Runs, &req.order_by)?;
     let found = state

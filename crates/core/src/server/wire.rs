@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The request body limit when none is configured: 32 MiB (`server.max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
@@ -38,6 +39,27 @@ pub const DEFAULT_BODY_LIMIT: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
 /// The request body limit in force, put into every request's extensions by the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
+
+/// How many bodies of the largest size ([`BodyLimit`]) the server holds in memory at once
+/// while reading and decoding JSON requests; further requests wait for room.
+pub const BUFFERED_BODIES: usize = 8;
+
+/// The bytes of JSON request bodies all requests together may hold while they are read and
+/// decoded (a request extension): each request takes its declared `Content-Length`, or the
+/// body limit when it declares none, and gives it back when decoded, so many large bodies at
+/// once cannot take the process to gigabytes.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(pub Arc<tokio::sync::Semaphore>);
+
+impl BodyBudget {
+    /// A budget of [`BUFFERED_BODIES`] bodies of `limit` bytes.
+    pub fn for_limit(limit: usize) -> Self {
+        let bytes = limit.saturating_mul(BUFFERED_BODIES);
+        BodyBudget(Arc::new(tokio::sync::Semaphore::new(
+            bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+        )))
+    }
+}
 
 /// What a request type tells the decoder about its fields, for reading query strings (which
 /// carry no types).
@@ -111,6 +133,21 @@ pub async fn decode_request(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(body_too_large(limit));
     }
+    // Held until the body is decoded.
+    let _room = match req.extensions().get::<BodyBudget>() {
+        Some(BodyBudget(budget)) => {
+            // Never more than the budget holds: it is BUFFERED_BODIES times the limit.
+            let wanted = declared.map_or(limit, |n| n as usize).min(limit);
+            let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+            Some(
+                Arc::clone(budget)
+                    .acquire_many_owned(wanted)
+                    .await
+                    .map_err(|_| ApiError::internal("the request-body budget is closed"))?,
+            )
+        }
+        None => None,
+    };
     let bytes = read_body(req.into_body(), limit).await?;
     body_to_json(&bytes)
 }
@@ -162,15 +199,55 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     })
 }
 
+/// Most JSON values a request body may hold. Decoding builds a tree of them, tens of bytes
+/// each, so a 32 MiB body of `[0,0,...]` would cost gigabytes; they are counted (roughly: one
+/// per string, `,`, `[` and `{` outside strings) in one pass before decoding. The largest
+/// legitimate bodies (a 1,000-metric batch, 10,000 `experiment_ids`) hold far fewer.
+pub const MAX_JSON_VALUES: usize = 250_000;
+
+/// Refuses `bytes` if it holds more than [`MAX_JSON_VALUES`] JSON values.
+fn check_json_size(bytes: &[u8]) -> ApiResult<()> {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                count += 1;
+            }
+            b'[' | b'{' | b',' => count += 1,
+            _ => {}
+        }
+        if count > MAX_JSON_VALUES {
+            return Err(ApiError::invalid(format!(
+                "The request body holds more than {MAX_JSON_VALUES} JSON values; split the \
+                 request into smaller ones"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a request body: empty is `{}`, a JSON string is decoded again, `null` is `{}`,
-/// anything but an object is refused. Keys are normalised (see [`normalise_keys`]).
+/// anything but an object is refused. Keys are normalised (see [`normalise_keys`]). A body of
+/// more than [`MAX_JSON_VALUES`] values is refused before it is decoded.
 pub fn body_to_json(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
+    check_json_size(bytes)?;
     let mut value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid(format!("Malformed JSON in the request body: {e}")))?;
     if let Value::String(inner) = &value {
+        check_json_size(inner.as_bytes())?;
         value = serde_json::from_str(inner).map_err(|e| {
             ApiError::invalid(format!(
                 "Malformed JSON in the (double-encoded) request body: {e}"
@@ -501,6 +578,22 @@ pub mod de {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_of_too_many_json_values_are_refused_before_decoding() {
+        let ids = vec!["\"0\""; MAX_JSON_VALUES + 1].join(",");
+        let e = body_to_json(format!("{{\"experiment_ids\": [{ids}]}}").as_bytes()).unwrap_err();
+        assert_eq!(e.error_code, "INVALID_PARAMETER_VALUE");
+        assert!(
+            e.message.contains("more than 250000 JSON values"),
+            "{}",
+            e.message
+        );
+        // Commas, brackets and escaped quotes inside strings are text, not values.
+        let text = format!("a,[{{\\\"{}", ",".repeat(MAX_JSON_VALUES * 2));
+        let body = serde_json::json!({"name": text}).to_string();
+        assert_eq!(body_to_json(body.as_bytes()).unwrap()["name"], text);
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

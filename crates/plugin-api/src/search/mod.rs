@@ -29,7 +29,10 @@
 //!
 //! `AND` binds tighter than `OR`; nested `AND`s (and nested `OR`s) are flattened, so the tree
 //! of `a AND (b AND c)` is `And([a, b, c])` and a parenthesised comparison is just the
-//! comparison. Parentheses nest at most [`MAX_NESTING`] deep. Keywords and comparators are
+//! comparison. Parentheses nest at most [`MAX_NESTING`] deep; a filter holds at most
+//! [`MAX_COMPARISONS`] comparisons and a list at most [`MAX_LIST_ITEMS`] values; a search takes
+//! at most [`MAX_ORDER_BY_KEYS`] `order_by` keys. The limits are checked while parsing, so an
+//! over-limit input is refused with `InvalidArgument` in bounded time and memory. Keywords and comparators are
 //! case-insensitive, and so are entity prefixes (`metrics`, `TAGS`); attribute keys are
 //! matched exactly, with MLflow's aliases (`created`, `Run name`, ...) mapped to their
 //! canonical names. A bare key (no entity) is an attribute.
@@ -47,9 +50,25 @@ pub mod eval;
 mod parser;
 mod validate;
 
-pub use parser::{MAX_NESTING, parse_filter, parse_order_by};
+pub use parser::{
+    MAX_COMPARISONS, MAX_LIST_ITEMS, MAX_NESTING, MAX_ORDER_BY_KEYS, parse_filter, parse_order_by,
+};
 
 use serde::{Deserialize, Serialize};
+
+/// Most `experiment_ids` in one search.
+pub const MAX_EXPERIMENT_IDS: usize = 10_000;
+
+/// Refuses a search over more than [`MAX_EXPERIMENT_IDS`] experiments with `InvalidArgument`.
+pub fn check_experiment_ids(ids: &[String]) -> crate::Result<()> {
+    if ids.len() > MAX_EXPERIMENT_IDS {
+        return Err(crate::Error::invalid(format!(
+            "Invalid experiment_ids: {} given, at most {MAX_EXPERIMENT_IDS} are allowed",
+            ids.len()
+        )));
+    }
+    Ok(())
+}
 
 /// Which search a filter belongs to; decides the entities, keys and comparators allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

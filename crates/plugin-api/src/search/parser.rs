@@ -17,18 +17,56 @@ use winnow::prelude::*;
 use winnow::stream::{LocatingSlice, Location, Stateful, Stream};
 use winnow::token::{literal, one_of, take_while};
 
-/// The text, with spans, and the current parenthesis depth.
-type Input<'a> = Stateful<LocatingSlice<&'a str>, &'a Cell<usize>>;
+/// The text, with spans, and what the parse has used of its [`Budget`].
+type Input<'a> = Stateful<LocatingSlice<&'a str>, &'a Budget>;
 type PResult<T> = winnow::ModalResult<T, SyntaxError>;
 
 /// How deeply parentheses may nest: the parser, the evaluator and SQL translations recurse
 /// once per level, so an unbounded depth would let one request exhaust the stack.
 pub const MAX_NESTING: usize = 64;
 
-fn input<'a>(text: &'a str, depth: &'a Cell<usize>) -> Input<'a> {
+/// Most comparisons in one filter. Every store's query grows with them (SQLite refuses an
+/// expression deeper than 1000), and a request must not buy unbounded work.
+pub const MAX_COMPARISONS: usize = 500;
+
+/// Most strings in one `IN (...)` list, checked while the list is read, so a huge list costs
+/// no more memory than this many items.
+pub const MAX_LIST_ITEMS: usize = 10_000;
+
+/// Most `order_by` keys in one search.
+pub const MAX_ORDER_BY_KEYS: usize = 100;
+
+/// How much of a text an error message quotes; longer texts are cut with `...`.
+const MAX_QUOTED_CHARS: usize = 1000;
+
+/// What one parse has used: the current parenthesis depth and the comparisons read.
+#[derive(Debug, Default)]
+struct Budget {
+    depth: Cell<usize>,
+    comparisons: Cell<usize>,
+}
+
+fn input<'a>(text: &'a str, budget: &'a Budget) -> Input<'a> {
     Stateful {
         input: LocatingSlice::new(text),
-        state: depth,
+        state: budget,
+    }
+}
+
+/// The limit a parse ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Nesting,
+    Comparisons,
+    ListItems,
+}
+
+/// `text` as error messages quote it: whole, or its first [`MAX_QUOTED_CHARS`] characters and
+/// `...`, so the answer to a huge filter is not huge.
+fn quoted_text(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!("{}...", &text[..end]).into(),
+        None => text.into(),
     }
 }
 
@@ -40,8 +78,8 @@ pub fn parse_filter(kind: SearchKind, filter: &str) -> Result<Option<Expr>> {
     if filter.trim().is_empty() {
         return Ok(None);
     }
-    let depth = Cell::new(0);
-    let raw = match filter_text.parse_next(&mut input(filter, &depth)) {
+    let budget = Budget::default();
+    let raw = match filter_text.parse_next(&mut input(filter, &budget)) {
         Ok(raw) => raw,
         Err(e) => return Err(syntax_error(Source::Filter, filter, into_inner(e))),
     };
@@ -55,10 +93,16 @@ pub fn parse_filter(kind: SearchKind, filter: &str) -> Result<Option<Expr>> {
 /// Errors are [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) naming the
 /// clause, the character position in it and the token at fault.
 pub fn parse_order_by(kind: SearchKind, clauses: &[String]) -> Result<Vec<OrderBy>> {
+    if clauses.len() > MAX_ORDER_BY_KEYS {
+        return Err(Error::invalid(format!(
+            "Invalid order_by: {} clauses given, at most {MAX_ORDER_BY_KEYS} are allowed",
+            clauses.len()
+        )));
+    }
     let mut out: Vec<OrderBy> = Vec::with_capacity(clauses.len());
     for clause in clauses {
-        let depth = Cell::new(0);
-        let raw = match order_clause.parse_next(&mut input(clause, &depth)) {
+        let budget = Budget::default();
+        let raw = match order_clause.parse_next(&mut input(clause, &budget)) {
             Ok(raw) => raw,
             Err(e) => return Err(syntax_error(Source::OrderBy, clause, into_inner(e))),
         };
@@ -135,8 +179,8 @@ pub(super) struct SyntaxError {
     expected: Option<&'static str>,
     /// A quoted string or identifier starting at `offset` has no closing quote.
     unterminated: bool,
-    /// The parenthesis at `offset` nests deeper than [`MAX_NESTING`].
-    too_deep: bool,
+    /// The construct at `offset` goes over one of the parser's limits.
+    limit: Option<Limit>,
 }
 
 impl SyntaxError {
@@ -145,7 +189,7 @@ impl SyntaxError {
             offset,
             expected: None,
             unterminated: false,
-            too_deep: false,
+            limit: None,
         }
     }
 }
@@ -266,8 +310,20 @@ pub(super) fn token_at(text: &str, offset: usize) -> &str {
 fn syntax_error(source: Source, text: &str, e: SyntaxError) -> Error {
     let position = char_position(text, e.offset);
     let token = token_at(text, e.offset);
-    let found = if e.too_deep {
-        format!("parentheses nest deeper than {MAX_NESTING} levels at position {position}")
+    let found = if let Some(limit) = e.limit {
+        match limit {
+            Limit::Nesting => {
+                format!("parentheses nest deeper than {MAX_NESTING} levels at position {position}")
+            }
+            Limit::Comparisons => format!(
+                "more than {MAX_COMPARISONS} comparisons (at position {position}); \
+                 split the search into several"
+            ),
+            Limit::ListItems => format!(
+                "a list of more than {MAX_LIST_ITEMS} values (at position {position}); \
+                 split the search into several"
+            ),
+        }
     } else if e.unterminated {
         format!("unterminated quoted text '{token}' at position {position}")
     } else if token.is_empty() {
@@ -279,6 +335,7 @@ fn syntax_error(source: Source, text: &str, e: SyntaxError) -> Error {
         .expected
         .map(|x| format!(", expected {x}"))
         .unwrap_or_default();
+    let text = quoted_text(text);
     Error::invalid(match source {
         Source::Filter => format!("Invalid filter '{text}': {found}{expected}"),
         Source::OrderBy => {
@@ -290,8 +347,9 @@ fn syntax_error(source: Source, text: &str, e: SyntaxError) -> Error {
 
 fn semantic_error(source: Source, text: &str, e: SemanticError) -> Error {
     let position = char_position(text, e.span.start);
-    let token = &text[e.span.clone()];
+    let token = quoted_text(&text[e.span.clone()]);
     let message = e.message;
+    let text = quoted_text(text);
     Error::invalid(match source {
         Source::Filter => {
             format!("Invalid filter '{text}': {message} (token '{token}' at position {position})")
@@ -377,10 +435,10 @@ fn primary(i: &mut Input<'_>) -> PResult<RawExpr> {
 fn parenthesised(i: &mut Input<'_>) -> PResult<RawExpr> {
     let start = i.current_token_start();
     '('.parse_next(i)?;
-    let depth = i.state;
+    let depth = &i.state.depth;
     if depth.get() >= MAX_NESTING {
         return Err(ErrMode::Cut(SyntaxError {
-            too_deep: true,
+            limit: Some(Limit::Nesting),
             ..SyntaxError::at(start)
         }));
     }
@@ -397,6 +455,14 @@ fn parenthesised(i: &mut Input<'_>) -> PResult<RawExpr> {
 }
 
 fn comparison(i: &mut Input<'_>) -> PResult<RawComparison> {
+    let comparisons = &i.state.comparisons;
+    if comparisons.get() >= MAX_COMPARISONS {
+        return Err(ErrMode::Cut(SyntaxError {
+            limit: Some(Limit::Comparisons),
+            ..SyntaxError::at(i.current_token_start())
+        }));
+    }
+    comparisons.set(comparisons.get() + 1);
     let ident = identifier(i)?;
     ws(i)?;
     let (op, op_span) = cut_err(operator.context("a comparator"))
@@ -523,6 +589,12 @@ fn list(i: &mut Input<'_>) -> PResult<Vec<Spanned<RawValue>>> {
         let (value, span) = cut_err(scalar.context("a quoted string"))
             .with_span()
             .parse_next(i)?;
+        if items.len() == MAX_LIST_ITEMS {
+            return Err(ErrMode::Cut(SyntaxError {
+                limit: Some(Limit::ListItems),
+                ..SyntaxError::at(span.start)
+            }));
+        }
         items.push(Spanned { value, span });
         ws(i)?;
         let sep = cut_err(alt((',', ')')).context("',' or ')'")).parse_next(i)?;
@@ -643,9 +715,9 @@ mod tests {
     use super::*;
 
     fn raw(text: &str) -> std::result::Result<RawExpr, SyntaxError> {
-        let depth = Cell::new(0);
+        let budget = Budget::default();
         filter_text
-            .parse_next(&mut input(text, &depth))
+            .parse_next(&mut input(text, &budget))
             .map_err(into_inner)
     }
 
@@ -827,6 +899,35 @@ mod tests {
     }
 
     use Entity::{Attribute as A, Dataset as D, Metric as M, Param as P, Tag as T};
+
+    #[test]
+    fn comparisons_list_items_and_order_by_keys_are_bounded() {
+        let and = |n: usize| vec!["metrics.a > 1"; n].join(" AND ");
+        parse_filter(SearchKind::Runs, &and(MAX_COMPARISONS)).unwrap();
+        let e = parse_filter(SearchKind::Runs, &and(1100)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::InvalidArgument);
+        assert!(
+            e.message.contains("more than 500 comparisons"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.len() < 2000, "the whole filter was quoted back");
+
+        let list = |n: usize| format!("attributes.run_id IN ({})", vec!["'a'"; n].join(","));
+        parse_filter(SearchKind::Runs, &list(MAX_LIST_ITEMS)).unwrap();
+        let e = parse_filter(SearchKind::Runs, &list(1_000_000)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::InvalidArgument);
+        assert!(
+            e.message.contains("more than 10000 values"),
+            "{}",
+            e.message
+        );
+
+        let keys = |n: usize| vec!["metrics.a".to_owned(); n];
+        let e = parse_order_by(SearchKind::Runs, &keys(5000)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::InvalidArgument);
+        assert!(e.message.contains("at most 100"), "{}", e.message);
+    }
 
     #[test]
     fn nesting_is_bounded() {
