@@ -144,10 +144,8 @@ def test_local_source_without_run_id_is_refused_with_mlflows_message(client, ser
         timeout=30,
     )
     assert r.status_code == 400, r.text
-    assert r.json() == {
-        "error_code": "INVALID_PARAMETER_VALUE",
-        "message": LOCAL_SOURCE_MESSAGE.format(source),
-    }
+    assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert r.json()["message"] == LOCAL_SOURCE_MESSAGE.format(source)
 
 
 def test_runs_source_of_another_tracking_store_is_accepted(client):
@@ -178,7 +176,7 @@ def test_double_slash_is_merged_before_routing(client, server):
         timeout=30,
     )
     assert r.status_code == 400, r.text
-    assert r.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid path"}
+    assert (r.json()["error_code"], r.json()["message"]) == ("INVALID_PARAMETER_VALUE", "Invalid path")
 
 
 def test_archiving_to_an_inactive_stage_is_a_500(client, server, tmp_path):
