@@ -132,8 +132,7 @@ def test_roots_are_proxied_when_serving_without_a_default_root(proxy, proxy_clie
     run = proxy_client.create_run(exp_id)
     assert run.info.artifact_uri == f"mlflow-artifacts:/{exp_id}/{run.info.run_id}/artifacts"
     info = requests.get(f"{proxy.url}/api/3.0/mlflow/server-info", timeout=10).json()
-    # `artifact_serving_enabled` is new in MLflow 3.18; the pinned 3.17.2 server lacks it.
-    assert info.get("artifact_serving_enabled", REFERENCE) is True
+    assert info["artifact_serving_enabled"] is True
     # A local destination cannot do multipart or presigned transfers, and says so.
     assert info["multipart_uploads_enabled"] is False
     assert info["multipart_downloads_enabled"] is False

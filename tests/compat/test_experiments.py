@@ -49,6 +49,14 @@ def test_create_with_artifact_location(client, server):
     assert client.get_experiment(exp_id).artifact_location == location
 
 
+def test_relative_artifact_location_is_made_absolute_on_the_server(client, server):
+    # MLflow resolves it against the server's working directory (the suite starts the server
+    # in its workdir).
+    location = unique("my_location")
+    exp_id = client.create_experiment(unique("exp"), artifact_location=location)
+    assert client.get_experiment(exp_id).artifact_location == str(server.workdir / location)
+
+
 def test_default_experiment_exists(client):
     default = client.get_experiment("0")
     assert default.name == "Default"

@@ -71,7 +71,8 @@ def test_versions_stages_aliases_and_download_uri(client, server, tmp_path):
     v1 = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
     v2 = client.create_model_version(name, f"{root}/model", run_id=run_id, tags={"t": "x"})
     assert (v1.version, v2.version) == ("1", "2")
-    assert client.get_model_version_download_uri(name, "1") == f"{root}/model"
+    # MLflow keeps a runs:/ source as the download URI; get-artifact resolves it.
+    assert client.get_model_version_download_uri(name, "1") == f"runs:/{run_id}/model"
     r = requests.get(
         f"{server.url}/model-versions/get-artifact",
         params={"name": name, "version": "1", "path": "model.txt"},
@@ -125,6 +126,59 @@ def test_local_and_foreign_sources_are_refused(client, server, tmp_path):
         assert "Invalid model version source" in r.json()["message"]
 
 
+LOCAL_SOURCE_MESSAGE = (
+    "Invalid model version source: '{}'. To use a local path as a model version source, the "
+    "run_id request parameter has to be specified and the local path has to be contained within "
+    "the artifact directory of the run specified by the run_id."
+)
+
+
+def test_local_source_without_run_id_is_refused_with_mlflows_message(client, server, tmp_path):
+    name = unique("local")
+    client.create_registered_model(name)
+    _, root = _run_with_file(tmp_path)
+    source = f"{root}/model"
+    r = requests.post(
+        f"{server.url}/api/2.0/mlflow/model-versions/create",
+        json={"name": name, "source": source},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert r.json()["message"] == LOCAL_SOURCE_MESSAGE.format(source)
+
+
+def test_runs_source_of_another_tracking_store_is_accepted(client):
+    # MLflow compares only the two ids: the registry may be another store than the tracking one.
+    name = unique("foreign")
+    client.create_registered_model(name)
+    mv = client.create_model_version(name, "runs:/run_id_1/model", run_id="run_id_1")
+    assert (mv.source, mv.run_id) == ("runs:/run_id_1/model", "run_id_1")
+    assert client.get_model_version_download_uri(name, mv.version) == "runs:/run_id_1/model"
+    with pytest.raises(MlflowException):
+        client.create_model_version(name, "runs:/run_id_1/model", run_id="run_id_2")
+
+
+def test_version_of_a_logged_model_is_listed_in_its_tag(client, experiment_id):
+    name = unique("lm")
+    client.create_registered_model(name)
+    model = client.create_logged_model(experiment_id=experiment_id)
+    for _ in range(2):
+        client.create_model_version(name, source=model.artifact_location, model_id=model.model_id)
+    tag = client.get_logged_model(model.model_id).tags["mlflow.modelVersions"]
+    assert tag == f'[{{"name": "{name}", "version": 1}}, {{"name": "{name}", "version": 2}}]'
+
+
+def test_double_slash_is_merged_before_routing(client, server):
+    r = requests.get(
+        f"{server.url}//model-versions/get-artifact",
+        params={"name": "model", "version": 1, "path": "../path"},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert (r.json()["error_code"], r.json()["message"]) == ("INVALID_PARAMETER_VALUE", "Invalid path")
+
+
 def test_archiving_to_an_inactive_stage_is_a_500(client, server, tmp_path):
     name = unique("arch")
     client.create_registered_model(name)
@@ -153,9 +207,12 @@ def test_sklearn_log_model_register_and_load_by_version_stage_and_alias():
     x, y = _training_data()
     model = LogisticRegression().fit(x, y)
     name = unique("churn")
-    with mlflow.start_run():
+    with mlflow.start_run() as run:
         mlflow.sklearn.log_model(model, name="m", registered_model_name=name)
     client = mlflow.MlflowClient()
+    # The 3.18 client registers `models:/<model_id>` with the run's id beside it; the version
+    # keeps the run (issue 9 §6: it came back with run_id None).
+    assert client.get_model_version(name, "1").run_id == run.info.run_id
     client.set_registered_model_alias(name, "champion", "1")
     client.transition_model_version_stage(name, "1", "Production")
     expected = model.predict(x)

@@ -376,6 +376,11 @@ def test_log_batch_on_missing_run(client):
         client.log_batch(MISSING_RUN, metrics=[Metric("m", 1.0, 1, 0)])
 
 
+def test_metric_history_of_missing_run_is_empty(client):
+    # MLflow reads the metrics table without looking the run up (issue 9 §6).
+    assert list(client.get_metric_history(MISSING_RUN, "m")) == []
+
+
 def test_metric_history_beyond_25000_points(client, experiment_id):
     """get_metric_history pages 25,000 points at a time; the whole history must come back."""
     run_id = client.create_run(experiment_id).info.run_id

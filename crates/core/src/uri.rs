@@ -76,7 +76,7 @@ pub fn parse(uri: &str) -> Result<ArtifactUri> {
             if run_id.is_empty()
                 || !run_id
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(bad_runs_uri(uri));
             }
@@ -513,6 +513,12 @@ impl Resolver {
             runs,
             models: None,
         }
+    }
+
+    /// This resolver, looking `runs:/` URIs up in `runs`.
+    pub fn with_runs(mut self, runs: Arc<dyn RunRoots>) -> Self {
+        self.runs = Some(runs);
+        self
     }
 
     /// This resolver, looking `models:/` URIs up in `models`.

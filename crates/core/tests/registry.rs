@@ -22,6 +22,7 @@ struct App {
 
 struct Reply {
     status: StatusCode,
+    location: Option<String>,
     body: Value,
 }
 
@@ -41,23 +42,23 @@ impl Reply {
 
 impl App {
     fn new() -> Self {
-        Self::with_roots(vec![ROOT.to_owned()])
+        Self::with_root(ROOT)
     }
 
-    /// An app whose model-version sources may lie under `roots`.
-    fn with_roots(roots: Vec<String>) -> Self {
+    /// An app whose default artifact root is `root`.
+    fn with_root(root: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("sqlite:///{}", dir.path().join("cairn.db").display());
         let registry = Registry::builtin().unwrap();
         let ctx = || {
             let mut ctx = BuildContext::for_uri(&uri);
-            ctx.default_artifact_root = Some(ROOT.into());
+            ctx.default_artifact_root = Some(root.into());
             ctx
         };
         let tracking = registry.tracking_store(&uri, ctx()).unwrap();
         let models = registry.model_registry_store(&uri, ctx()).unwrap();
         let info = ServerInfo::default();
-        let access = RegistryAccess::new(Some(models), roots);
+        let access = RegistryAccess::new(Some(models), vec![root.to_owned()]);
         App {
             router: router_with_registry(
                 tracking,
@@ -70,9 +71,15 @@ impl App {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.request(method, &format!("/api/2.0/mlflow{path}"), body)
+            .await
+    }
+
+    /// `call` of a path outside the REST API's prefix.
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("/api/2.0/mlflow{path}"))
+            .uri(path)
             .header(header::HOST, "127.0.0.1:5000");
         let body = match body {
             Some(b) => {
@@ -88,11 +95,16 @@ impl App {
             .await
             .unwrap();
         let status = res.status();
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned());
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .unwrap();
         Reply {
             status,
+            location,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
     }
@@ -229,10 +241,11 @@ async fn versions_stages_aliases_and_download_uri() {
     let v1 = v1.ok()["model_version"].clone();
     assert_eq!(v1["version"], "1");
     assert_eq!(v1["source"], format!("runs:/{run_id}/model"));
+    // The runs:/ URI itself is the download URI, as in MLflow; it is resolved on download.
     let uri = app
         .get("/model-versions/get-download-uri?name=churn&version=1")
         .await;
-    assert_eq!(uri.ok()["artifact_uri"], format!("{root}/model"));
+    assert_eq!(uri.ok()["artifact_uri"], format!("runs:/{run_id}/model"));
     let v2 = app.version(&format!("{root}/model"), Some(&run_id)).await;
     assert_eq!(v2.ok()["model_version"]["version"], "2");
 
@@ -328,12 +341,127 @@ async fn a_models_name_version_source_resolves_to_that_version() {
     app.version(&format!("runs:/{run_id}/model"), Some(&run_id))
         .await
         .ok();
-    let v2 = app.version("models:/churn/1", None).await;
-    assert_eq!(v2.ok()["model_version"]["run_id"], run_id.as_str());
-    let uri = app
-        .get("/model-versions/get-download-uri?name=churn&version=2")
+    app.version(&format!("{root}/model"), Some(&run_id))
+        .await
+        .ok();
+    let v3 = app.version("models:/churn/1", None).await;
+    assert_eq!(v3.ok()["model_version"]["run_id"], run_id.as_str());
+    let v4 = app.version("models:/churn/2", None).await;
+    assert_eq!(v4.ok()["model_version"]["run_id"], run_id.as_str());
+    for (version, expected) in [
+        ("3", format!("runs:/{run_id}/model")),
+        ("4", format!("{root}/model")),
+    ] {
+        let uri = app
+            .get(&format!(
+                "/model-versions/get-download-uri?name=churn&version={version}"
+            ))
+            .await;
+        assert_eq!(uri.ok()["artifact_uri"], expected);
+    }
+}
+
+/// MLflow compares only the ids of a `runs:/` source (the registry may be another store than
+/// the tracking store): a run this tracking store does not know is accepted (issue 9 §6b).
+#[tokio::test]
+async fn a_runs_source_is_checked_against_run_id_only() {
+    let app = App::new();
+    app.post("/registered-models/create", json!({"name": "churn"}))
+        .await
+        .ok();
+    for (i, run) in ["run_id_1", &"a".repeat(32)].into_iter().enumerate() {
+        let source = format!("runs:/{run}/model");
+        let v = app.version(&source, Some(run)).await;
+        let v = &v.ok()["model_version"];
+        assert_eq!(v["source"], source.as_str());
+        assert_eq!(v["run_id"], run);
+        let version = (i + 1).to_string();
+        let uri = app
+            .get(&format!(
+                "/model-versions/get-download-uri?name=churn&version={version}"
+            ))
+            .await;
+        assert_eq!(uri.ok()["artifact_uri"], source.as_str());
+        // Downloading resolves the run through the tracking store: it has no such run.
+        app.request(
+            Method::GET,
+            &format!("/model-versions/get-artifact?name=churn&version={version}&path=MLmodel"),
+            None,
+        )
+        .await
+        .error(404, "RESOURCE_DOES_NOT_EXIST");
+    }
+}
+
+/// A version registered from a LoggedModel: listed in the model's `mlflow.modelVersions` tag
+/// (MLflow's JSON), the model's source run as its run, the model's params and metrics in the
+/// answers of create and get (issue 9 §6, §6b).
+#[tokio::test]
+async fn a_version_of_a_logged_model_links_both_ways() {
+    let app = App::new();
+    let (run_id, _) = app.run().await;
+    let exp = app
+        .get("/experiments/get-by-name?experiment_name=e")
+        .await
+        .ok()["experiment"]["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let model = app
+        .post(
+            "/logged-models",
+            json!({"experiment_id": exp, "source_run_id": run_id}),
+        )
         .await;
-    assert_eq!(uri.ok()["artifact_uri"], format!("{root}/model"));
+    let model_id = model.ok()["model"]["info"]["model_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/logged-models/{model_id}/params"),
+        json!({"model_id": model_id, "params": [{"key": "C", "value": "0.5"}]}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/runs/log-metric",
+        json!({"run_id": run_id, "key": "acc", "value": 0.9, "timestamp": 1, "step": 0, "model_id": model_id}),
+    )
+    .await
+    .ok();
+    app.post("/registered-models/create", json!({"name": "churn"}))
+        .await
+        .ok();
+    let source = format!("models:/{model_id}");
+    for version in ["1", "2"] {
+        let v = app
+            .post(
+                "/model-versions/create",
+                json!({"name": "churn", "source": source, "model_id": model_id}),
+            )
+            .await;
+        let v = &v.ok()["model_version"];
+        assert_eq!(v["version"], version);
+        assert_eq!(v["run_id"], run_id.as_str());
+        assert_eq!(v["model_id"], model_id.as_str());
+        assert_eq!(v["model_params"], json!([{"name": "C", "value": "0.5"}]));
+        assert_eq!(v["model_metrics"][0]["key"], "acc");
+    }
+    let got = app.get("/model-versions/get?name=churn&version=2").await;
+    assert_eq!(got.ok()["model_version"]["model_params"][0]["name"], "C");
+    let model = app.get(&format!("/logged-models/{model_id}")).await;
+    let tags = model.ok()["model"]["info"]["tags"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let tag = tags
+        .iter()
+        .find(|t| t["key"] == "mlflow.modelVersions")
+        .expect("the mlflow.modelVersions tag");
+    assert_eq!(
+        tag["value"],
+        r#"[{"name": "churn", "version": 1}, {"name": "churn", "version": 2}]"#
+    );
 }
 
 #[tokio::test]
@@ -372,12 +500,30 @@ async fn refused_sources() {
             .version(&source, run)
             .await
             .error(400, "INVALID_PARAMETER_VALUE");
-        assert_eq!(
-            msg,
-            format!("Invalid model version source: '{source}'."),
-            "{source}"
-        );
+        let local = !source.contains(":/") || source.starts_with("file:");
+        let expected = if local {
+            // MLflow's message for every refused local source.
+            format!(
+                "Invalid model version source: '{source}'. To use a local path as a model \
+                 version source, the run_id request parameter has to be specified and the local \
+                 path has to be contained within the artifact directory of the run specified by \
+                 the run_id."
+            )
+        } else {
+            format!("Invalid model version source: '{source}'.")
+        };
+        assert_eq!(msg, expected, "{source}");
     }
+    // A run_id the tracking store does not know, for a source that must lie under its root.
+    let msg = app
+        .version("mlflow-artifacts:/elsewhere/model", Some(&"f".repeat(32)))
+        .await
+        .error(400, "INVALID_PARAMETER_VALUE");
+    assert_eq!(
+        msg,
+        "Invalid model version source: 'mlflow-artifacts:/elsewhere/model'. The run_id request \
+         parameter must identify the resource that contains the source."
+    );
     // Tags do not matter.
     let r = app
         .post(
@@ -400,32 +546,99 @@ async fn refused_sources() {
 async fn a_symlink_inside_a_root_does_not_lead_a_source_out_of_it() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(outside.path().join("secret")).unwrap();
-    let roots = tempfile::tempdir().unwrap();
-    let root = roots.path().join("artifacts");
-    std::fs::create_dir_all(root.join("real/model")).unwrap();
-    // An operator-made link inside the root, pointing out of it.
-    std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
-    let app = App::with_roots(vec![root.to_string_lossy().into_owned()]);
+    let root = tempfile::tempdir().unwrap();
+    let app = App::with_root(&root.path().display().to_string());
+    let (run_id, run_root) = app.run().await;
+    std::fs::create_dir_all(format!("{run_root}/real/model")).unwrap();
+    // An operator-made link inside the run's root, pointing out of it.
+    std::os::unix::fs::symlink(outside.path(), format!("{run_root}/link")).unwrap();
     app.post("/registered-models/create", json!({"name": "churn"}))
         .await
         .ok();
     for source in [
-        format!("{}/link/secret", root.display()),
-        format!("file://{}/link", root.display()),
-        format!("{}/link/not-yet-there", root.display()),
+        format!("{run_root}/link/secret"),
+        format!("file://{run_root}/link"),
+        format!("{run_root}/link/not-yet-there"),
     ] {
+        let msg = app
+            .version(&source, Some(&run_id))
+            .await
+            .error(400, "INVALID_PARAMETER_VALUE");
+        assert!(
+            msg.starts_with(&format!("Invalid model version source: '{source}'.")),
+            "{msg}"
+        );
+    }
+    app.version(&format!("{run_root}/real/model"), Some(&run_id))
+        .await
+        .ok();
+    app.version(&format!("{run_root}/new/model"), Some(&run_id))
+        .await
+        .ok();
+}
+
+/// A local source must lie in the artifact directory of the request's run: lying under the
+/// default artifact root is not enough, as in MLflow (issue 9 §6b).
+#[tokio::test]
+async fn a_local_source_needs_its_run() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().display().to_string();
+    let app = App::with_root(&root);
+    let (run_id, run_root) = app.run().await;
+    app.post("/registered-models/create", json!({"name": "churn"}))
+        .await
+        .ok();
+    for source in [format!("{run_root}/model"), format!("{root}/elsewhere")] {
         let msg = app
             .version(&source, None)
             .await
             .error(400, "INVALID_PARAMETER_VALUE");
-        assert_eq!(msg, format!("Invalid model version source: '{source}'."));
+        assert_eq!(
+            msg,
+            format!(
+                "Invalid model version source: '{source}'. To use a local path as a model \
+                 version source, the run_id request parameter has to be specified and the local \
+                 path has to be contained within the artifact directory of the run specified by \
+                 the run_id."
+            )
+        );
     }
-    app.version(&format!("{}/real/model", root.display()), None)
+    app.version(&format!("{root}/elsewhere"), Some(&run_id))
         .await
-        .ok();
-    app.version(&format!("{}/new/model", root.display()), None)
+        .error(400, "INVALID_PARAMETER_VALUE");
+    let v = app
+        .version(&format!("{run_root}/model"), Some(&run_id))
+        .await;
+    assert_eq!(v.ok()["model_version"]["run_id"], run_id.as_str());
+}
+
+/// MLflow's router merges repeated slashes by redirecting; the merged path then checks the
+/// artifact path first (issue 9 §6b).
+#[tokio::test]
+async fn repeated_slashes_redirect_to_the_merged_path() {
+    let app = App::new();
+    let query = "name=model&version=1&path=..%2Fpath";
+    let r = app
+        .request(
+            Method::GET,
+            &format!("//model-versions//get-artifact?{query}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    let location = r.location.unwrap();
+    assert_eq!(location, format!("/model-versions/get-artifact?{query}"));
+    let msg = app
+        .request(Method::GET, &location, None)
         .await
-        .ok();
+        .error(400, "INVALID_PARAMETER_VALUE");
+    assert_eq!(msg, "Invalid path");
+    // A path no route serves, merged or not, is still 404 in the end.
+    let r = app.request(Method::GET, "//nowhere", None).await;
+    assert_eq!(r.location.as_deref(), Some("/nowhere"));
+    app.request(Method::GET, "/nowhere", None)
+        .await
+        .error(404, "ENDPOINT_NOT_FOUND");
 }
 
 #[tokio::test]

@@ -781,6 +781,50 @@ async fn experiment_lifecycle() {
     .error(400, "INVALID_PARAMETER_VALUE");
 }
 
+/// A relative local artifact_location is made absolute against the server's working directory,
+/// as MLflow does; absolute ones and other schemes are kept (issue 9 §6b).
+#[tokio::test]
+async fn relative_artifact_locations_are_made_absolute() {
+    let app = App::with(ServerInfo {
+        artifact_schemes: vec!["file".into(), "s3".into()],
+        ..ServerInfo::default()
+    });
+    let cwd = std::env::current_dir().unwrap();
+    for (i, (given, expected)) in [
+        ("my_location", cwd.join("my_location").display().to_string()),
+        (
+            "file:rel/dir",
+            format!("file:{}", cwd.join("rel/dir").display()),
+        ),
+        ("/abs/dir", "/abs/dir".to_owned()),
+        ("s3://bucket/dir", "s3://bucket/dir".to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = app
+            .post(
+                "experiments/create",
+                json!({"name": format!("rel{i}"), "artifact_location": given}),
+            )
+            .await
+            .ok()["experiment_id"]
+            .clone();
+        let e = app
+            .get(&format!(
+                "experiments/get?experiment_id={}",
+                id.as_str().unwrap()
+            ))
+            .await
+            .ok();
+        assert_eq!(
+            e["experiment"]["artifact_location"],
+            expected.as_str(),
+            "{given}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn artifact_locations_on_foreign_hosts_are_refused() {
     let app = App::with(ServerInfo {
@@ -1304,18 +1348,28 @@ async fn metric_history_whole_and_paginated() {
         }
     }
     assert_eq!(sizes, [12, 12, 6]);
-    // Unknown metric: {}; unknown run: 404; bad max_results: 400.
+    // Unknown metric and unknown run: {} (as MLflow, issue 9 §6); bad max_results: 400.
     let v = app
         .get(&format!("metrics/get-history?run_id={id}&metric_key=none"))
         .await
         .ok();
     assert_eq!(v, json!({}));
-    app.get(&format!(
-        "metrics/get-history?run_id={}&metric_key=loss",
-        "f".repeat(32)
-    ))
-    .await
-    .error(404, "RESOURCE_DOES_NOT_EXIST");
+    for unknown in ["f".repeat(32), "no-such-run".to_owned()] {
+        let v = app
+            .get(&format!(
+                "metrics/get-history?run_id={unknown}&metric_key=loss"
+            ))
+            .await
+            .ok();
+        assert_eq!(v, json!({}), "{unknown}");
+        let v = app
+            .get(&format!(
+                "/ajax-api/2.0/mlflow/metrics/get-history-bulk?run_id={unknown}&run_id={id}&metric_key=loss&max_results=3"
+            ))
+            .await
+            .ok();
+        assert_eq!(v["metrics"].as_array().map(Vec::len), Some(3), "{unknown}");
+    }
     app.get(&format!(
         "metrics/get-history?run_id={id}&metric_key=loss&max_results=0"
     ))

@@ -100,7 +100,7 @@ pub fn json_path(path: &str, field: &str) -> String {
 }
 
 /// A string as Python's `json.dumps` writes it (ASCII only, `\uXXXX` escapes), for messages.
-fn py_json_str(s: &str) -> String {
+pub fn py_json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

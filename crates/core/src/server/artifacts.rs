@@ -27,7 +27,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_plugin_api::artifacts::{ByteStream, CompletedPart};
-use cairn_plugin_api::{ArtifactRepository, Error as PluginError, ErrorKind};
+use cairn_plugin_api::{ArtifactRepository, Error as PluginError, ErrorKind, TrackingStore};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -132,6 +132,20 @@ impl Artifacts {
     /// The repository and base path of a run's or model's artifact root.
     pub(crate) fn root(&self, uri: &str) -> ApiResult<Resolved> {
         Ok(self.resolver.resolve_root(uri)?)
+    }
+
+    /// The repository and path of a model version's download URI, which may be a `runs:/`
+    /// URI (looked up in `tracking`) as well as a root.
+    pub(crate) async fn download_location(
+        &self,
+        uri: &str,
+        tracking: Arc<dyn TrackingStore>,
+    ) -> ApiResult<Resolved> {
+        let resolver = self
+            .resolver
+            .clone()
+            .with_runs(Arc::new(crate::uri::StoreRuns(tracking)));
+        Ok(resolver.resolve(uri).await?)
     }
 }
 

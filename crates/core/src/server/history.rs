@@ -6,8 +6,10 @@
 //! With `max_results`, at most that many values are returned (still read page by page) with
 //! the store's token for the next page.
 //!
-//! The first page is read before the response starts, so an unknown run is still a proper
-//! MLflow error. A store failure on a later page can only abort the response body (the status
+//! The history of a run the store does not know is empty, as in MLflow (whose SQL store reads
+//! the metrics table without looking the run up): [`read_history`] turns the store's
+//! `NotFound` into an empty page. The first page is read before the response starts, so any
+//! other store error is still a proper MLflow error. A store failure on a later page can only abort the response body (the status
 //! line is already sent); it is logged and the client sees a truncated body.
 
 use super::error::ApiResult;
@@ -15,8 +17,8 @@ use super::wire::json;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_plugin_api::TrackingStore;
 use cairn_plugin_api::entities::Metric;
+use cairn_plugin_api::{ErrorKind, Page, TrackingStore};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -46,6 +48,24 @@ fn append_metrics(
     Ok(())
 }
 
+/// One page of `run_id`'s history of `key`; a run the store does not know has an empty one
+/// (MLflow answers `{}`, not `RESOURCE_DOES_NOT_EXIST`).
+pub async fn read_history(
+    store: &dyn TrackingStore,
+    run_id: &str,
+    key: &str,
+    max_results: usize,
+    page_token: Option<String>,
+) -> cairn_plugin_api::Result<Page<Metric>> {
+    match store
+        .get_metric_history(run_id, key, max_results, page_token)
+        .await
+    {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(Page::last(Vec::new())),
+        other => other,
+    }
+}
+
 /// Answers `get-history` for `run_id`/`key`: at most `limit` values (all when `None`) from
 /// `page_token` on, read `chunk` at a time.
 pub async fn stream_metric_history(
@@ -58,9 +78,7 @@ pub async fn stream_metric_history(
 ) -> ApiResult<Response> {
     let chunk = chunk.max(1);
     let first_size = limit.map_or(chunk, |l| l.min(chunk));
-    let first = store
-        .get_metric_history(&run_id, &key, first_size, page_token)
-        .await?;
+    let first = read_history(store.as_ref(), &run_id, &key, first_size, page_token).await?;
     let sent = first.items.len();
     let left = limit.map(|l| l.saturating_sub(sent));
     if first.next_page_token.is_none() || left == Some(0) {

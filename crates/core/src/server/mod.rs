@@ -510,8 +510,35 @@ async fn get_server_info(State(state): State<AppState>) -> Response {
     wire::json(&state.0.server_info)
 }
 
-async fn endpoint_not_found(req: Request) -> ApiError {
-    ApiError::endpoint_not_found(req.method().as_str(), req.uri().path())
+/// No route matched. A path with repeated slashes is redirected (308) to its merged form, as
+/// MLflow's router (Werkzeug, `merge_slashes`) does: `//model-versions/get-artifact` reaches
+/// its handler. Anything else is `404 ENDPOINT_NOT_FOUND`.
+async fn endpoint_not_found(req: Request) -> Response {
+    let uri = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(req.uri(), |original| &original.0);
+    let path = uri.path();
+    if path.contains("//") {
+        let mut merged = String::with_capacity(path.len());
+        for c in path.chars() {
+            if !(c == '/' && merged.ends_with('/')) {
+                merged.push(c);
+            }
+        }
+        if let Some(query) = uri.query() {
+            merged.push('?');
+            merged.push_str(query);
+        }
+        if let Ok(location) = HeaderValue::from_str(&merged) {
+            return (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response();
+        }
+    }
+    ApiError::endpoint_not_found(req.method().as_str(), path).into_response()
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {

@@ -12,14 +12,15 @@ use super::wire::{RequestSpec, Wire, de, empty, json, page, required};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use cairn_plugin_api::entities::{LoggedModel, LoggedModelTag};
 use cairn_plugin_api::model_registry::{
-    CreateModelVersion, ModelRegistryStore, ModelVersion, RegisteredModel, RegistrySearch,
-    RegistryTag, Stage,
+    CreateModelVersion, ModelParam, ModelRegistryStore, ModelVersion, RegisteredModel,
+    RegistrySearch, RegistryTag, Stage,
 };
 use cairn_plugin_api::paths::canonical_artifact_path;
 use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
-use cairn_plugin_api::validation::validate_max_results;
-use cairn_plugin_api::{Error, TrackingStore};
+use cairn_plugin_api::validation::{self, validate_max_results};
+use cairn_plugin_api::{Error, ErrorKind, TrackingStore};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub const SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD: usize = 1000;
 pub const SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT: i64 = 10_000;
 /// Largest page of `model-versions/search`.
 pub const SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD: usize = 200_000;
+
+/// The LoggedModel tag listing the registry versions made from it (api.md §10).
+const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
 const REGISTRY_NOT_IMPLEMENTED: &str = "The model registry is not available on this Cairn server: \
      no model-registry-store plugin serves store.registry_store_uri.";
@@ -66,6 +70,50 @@ fn registry(state: &AppState) -> ApiResult<&Arc<dyn ModelRegistryStore>> {
 /// MLflow's refusal of a model version source.
 pub fn invalid_source(source: &str) -> Error {
     Error::invalid(format!("Invalid model version source: '{source}'."))
+}
+
+/// MLflow's refusal of a local source that is not inside the artifact directory of the run
+/// (`id_name` `run_id`) or LoggedModel (`model_id`) the request names.
+fn invalid_local_source(source: &str, id_name: &str) -> Error {
+    Error::invalid(format!(
+        "Invalid model version source: '{source}'. To use a local path as a model version \
+         source, the {id_name} request parameter has to be specified and the local path has to \
+         be contained within the artifact directory of the run specified by the {id_name}."
+    ))
+}
+
+/// MLflow's refusal of a source whose `run_id`/`model_id` names nothing the tracking store has.
+fn unknown_source_owner(source: &str, id_name: &str) -> Error {
+    Error::invalid(format!(
+        "Invalid model version source: '{source}'. The {id_name} request parameter must \
+         identify the resource that contains the source."
+    ))
+}
+
+/// The artifact location of the run `id` a `source` must lie under.
+async fn run_root(
+    tracking: &dyn TrackingStore,
+    id: &str,
+    source: &str,
+) -> cairn_plugin_api::Result<String> {
+    match tracking.get_run(id).await {
+        Ok(run) => Ok(run.info.artifact_uri),
+        Err(e) if e.kind == ErrorKind::NotFound => Err(unknown_source_owner(source, "run_id")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The artifact location of the LoggedModel `id` a `source` must lie under.
+async fn logged_model_root(
+    tracking: &dyn TrackingStore,
+    id: &str,
+    source: &str,
+) -> cairn_plugin_api::Result<String> {
+    match tracking.get_logged_model(id, false).await {
+        Ok(model) => Ok(model.info.artifact_uri),
+        Err(e) if e.kind == ErrorKind::NotFound => Err(unknown_source_owner(source, "model_id")),
+        Err(e) => Err(e),
+    }
 }
 
 /// What a validated source resolves to: the storage location (what `get-download-uri`
@@ -184,18 +232,25 @@ async fn on_disk_under_any(location: &str, roots: Vec<String>) -> bool {
 /// Checks a model version's `source` (api.md §2.3, DESIGN.md §9) and resolves it to the
 /// location the version is stored at. Accepted:
 ///
-/// - `runs:/<id>/<path>` when `<id>` is `run_id`: the run's artifact location plus `<path>`;
+/// - `runs:/<id>/<path>` when `<id>` is `run_id` and no `model_id` is given, as MLflow does:
+///   only the two ids are compared (the registry may be another store than the tracking
+///   store), and the URI itself is stored; it is resolved through the tracking store when
+///   something downloads it ([`crate::uri::Resolver`], `model-versions/get-artifact`);
 /// - `models:/<model_id>` when it is `model_id`: the LoggedModel's artifact location;
 /// - `models:/<name>/<version>`: that version's location, run and model;
+/// - a local path or `file:` URI lying under the artifact location of the LoggedModel
+///   `model_id` or, without one, of the run `run_id` — nothing else, as in MLflow (refused
+///   with MLflow's "To use a local path as a model version source, ..." message);
 /// - any other URI lying under the artifact location of the run `run_id`, of the LoggedModel
 ///   `model_id`, or under one of `roots`.
 ///
 /// A local location must also stay under its root with symlinks followed, as artifact paths
 /// must in the local repository: a link inside a root does not lead a version out of it.
 ///
-/// Everything else — local paths and `file:` URIs outside those, relative or scheme-less
-/// paths, traversal (`..`, `\`, `;`, NUL, percent-encoded in any depth) — is `InvalidArgument`
-/// "Invalid model version source: '…'", whatever else the request carries.
+/// A `run_id` or `model_id` the tracking store does not know is MLflow's "The run_id request
+/// parameter must identify the resource that contains the source." Everything else — relative
+/// or scheme-less paths, traversal (`..`, `\`, `;`, NUL, percent-encoded in any depth) — is
+/// `InvalidArgument` "Invalid model version source: '…'", whatever else the request carries.
 pub async fn validate_source(
     source: &str,
     run_id: Option<&str>,
@@ -216,35 +271,22 @@ pub async fn validate_source(
     };
     match scheme.as_str() {
         "runs" => {
-            let crate::uri::ArtifactUri::Run { run_id: id, path } =
+            let crate::uri::ArtifactUri::Run { run_id: id, .. } =
                 crate::uri::parse(source).map_err(|_| refuse())?
             else {
                 return Err(refuse());
             };
-            if run_id != Some(id.as_str()) {
+            if model_id.is_some() || run_id != Some(id.as_str()) {
                 return Err(refuse());
             }
-            let root = tracking.get_run(&id).await?.info.artifact_uri;
-            let location = match path {
-                Some(p) => format!("{}/{p}", root.trim_end_matches('/')),
-                None => root.clone(),
-            };
-            if !on_disk_under_any(&location, vec![root]).await {
-                return Err(refuse());
-            }
-            Ok(ids(location))
+            Ok(ids(source.to_owned()))
         }
         "models" => match crate::uri::parse_model_uri(source).map_err(|_| refuse())? {
             crate::uri::ModelUri::LoggedModel { model_id: id, path } => {
                 if path.is_some() || model_id != Some(id.as_str()) {
                     return Err(refuse());
                 }
-                let root = tracking
-                    .get_logged_model(&id, false)
-                    .await?
-                    .info
-                    .artifact_uri;
-                Ok(ids(root))
+                Ok(ids(logged_model_root(tracking, &id, source).await?))
             }
             crate::uri::ModelUri::Version {
                 name,
@@ -263,26 +305,38 @@ pub async fn validate_source(
             }
             _ => Err(refuse()),
         },
-        _ => {
+        "file" => {
+            // MLflow: the LoggedModel's directory when `model_id` is given, else the run's.
+            let (root, id_name) = match (model_id, run_id) {
+                (Some(id), _) => (
+                    Some(logged_model_root(tracking, id, source).await?),
+                    "model_id",
+                ),
+                (None, Some(id)) => (Some(run_root(tracking, id, source).await?), "run_id"),
+                (None, None) => (None, "run_id"),
+            };
             // A scheme-less relative path has no root to lie under.
-            if scheme == "file"
-                && !source.starts_with("file:")
-                && std::path::Path::new(source).is_relative()
-            {
-                return Err(refuse());
+            let relative =
+                !source.starts_with("file:") && std::path::Path::new(source).is_relative();
+            let root = root.filter(|root| !relative && lies_under(source, root));
+            // Under the root as written, and still under it with symlinks followed.
+            let on_disk = match root {
+                Some(root) => on_disk_under_any(source, vec![root]).await,
+                None => false,
+            };
+            if on_disk {
+                Ok(ids(source.to_owned()))
+            } else {
+                Err(invalid_local_source(source, id_name))
             }
+        }
+        _ => {
             let mut allowed: Vec<String> = roots.to_vec();
-            if let Some(id) = run_id.filter(|id| !id.is_empty()) {
-                allowed.push(tracking.get_run(id).await?.info.artifact_uri);
+            if let Some(id) = run_id {
+                allowed.push(run_root(tracking, id, source).await?);
             }
-            if let Some(id) = model_id.filter(|id| !id.is_empty()) {
-                allowed.push(
-                    tracking
-                        .get_logged_model(id, false)
-                        .await?
-                        .info
-                        .artifact_uri,
-                );
+            if let Some(id) = model_id {
+                allowed.push(logged_model_root(tracking, id, source).await?);
             }
             let under: Vec<String> = allowed
                 .into_iter()
@@ -597,7 +651,10 @@ pub async fn delete_registered_model_tag(
 
 // ----- model versions -------------------------------------------------------------------------
 
-/// `POST model-versions/create` → `{"model_version"}`, after [`validate_source`].
+/// `POST model-versions/create` → `{"model_version"}`, after [`validate_source`]. As in
+/// MLflow, a version of a LoggedModel is added to the model's `mlflow.modelVersions` tag; it
+/// takes the model's source run when the request names no run, and answers with the model's
+/// params and metrics.
 pub async fn create_model_version(
     State(state): State<AppState>,
     Wire(req): Wire<CreateModelVersionRequest>,
@@ -607,21 +664,31 @@ pub async fn create_model_version(
     let source = required(&req.source, "source")?;
     let run_id = req.run_id.as_deref().filter(|s| !s.is_empty());
     let model_id = req.model_id.as_deref().filter(|s| !s.is_empty());
+    let tracking = state.store().as_ref();
     let validated = validate_source(
         source,
         run_id,
         model_id,
-        state.store().as_ref(),
+        tracking,
         store.as_ref(),
         &state.registry().roots,
     )
     .await?;
-    let mv = store
+    let logged_model = match &validated.model_id {
+        Some(id) => find_logged_model(tracking, id).await?,
+        None => None,
+    };
+    let run_id = validated.run_id.or_else(|| {
+        logged_model
+            .as_ref()
+            .and_then(|m| m.info.source_run_id.clone())
+    });
+    let mut mv = store
         .create_model_version(CreateModelVersion {
             name: name.to_owned(),
             source: source.to_owned(),
             storage_location: (validated.location != source).then_some(validated.location),
-            run_id: validated.run_id,
+            run_id,
             tags: req.tags,
             run_link: req.run_link.filter(|s| !s.is_empty()),
             description: req.description,
@@ -629,7 +696,86 @@ pub async fn create_model_version(
             user_id: None,
         })
         .await?;
+    if let Some(model) = &logged_model {
+        tracking
+            .set_logged_model_tags(
+                &model.info.model_id,
+                vec![model_versions_tag(model, &mv.name, &mv.version)],
+            )
+            .await?;
+        add_logged_model_data(&mut mv, model);
+    }
     Ok(version_response(&mv))
+}
+
+/// The LoggedModel `id`, or `None` when the tracking store does not have it (any more).
+async fn find_logged_model(
+    tracking: &dyn TrackingStore,
+    id: &str,
+) -> cairn_plugin_api::Result<Option<LoggedModel>> {
+    match tracking.get_logged_model(id, false).await {
+        Ok(model) => Ok(Some(model)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `model`'s `mlflow.modelVersions` tag with version `name`/`version` added, in the JSON
+/// MLflow writes (`json.dumps` of `[{"name": ..., "version": <int>}, ...]`).
+fn model_versions_tag(model: &LoggedModel, name: &str, version: &str) -> LoggedModelTag {
+    let entry = |name: &str, version: &str| {
+        format!(
+            "{{\"name\": {}, \"version\": {version}}}",
+            validation::py_json_str(name)
+        )
+    };
+    let existing = model
+        .info
+        .tags
+        .iter()
+        .find(|t| t.key == MODEL_VERSIONS_TAG)
+        .and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t.value).ok())
+        .unwrap_or_default();
+    let mut entries: Vec<String> = Vec::with_capacity(existing.len() + 1);
+    let mut present = false;
+    for v in &existing {
+        let (Some(n), Some(ver)) = (v["name"].as_str(), v["version"].as_i64()) else {
+            continue;
+        };
+        present |= n == name && ver.to_string() == version;
+        entries.push(entry(n, &ver.to_string()));
+    }
+    if !present {
+        entries.push(entry(name, version));
+    }
+    LoggedModelTag {
+        key: MODEL_VERSIONS_TAG.to_owned(),
+        value: format!("[{}]", entries.join(", ")),
+    }
+}
+
+/// `model`'s params and metrics on `mv` (MLflow's `ModelVersion.model_params`/`model_metrics`).
+fn add_logged_model_data(mv: &mut ModelVersion, model: &LoggedModel) {
+    mv.model_params = model
+        .data
+        .params
+        .iter()
+        .map(|p| ModelParam {
+            name: p.key.clone(),
+            value: p.value.clone(),
+        })
+        .collect();
+    mv.model_metrics = model.data.metrics.clone();
+}
+
+/// `mv` with its LoggedModel's params and metrics, when it has one the tracking store knows.
+async fn with_logged_model_data(state: &AppState, mut mv: ModelVersion) -> ApiResult<ModelVersion> {
+    if let Some(id) = mv.model_id.clone()
+        && let Some(model) = find_logged_model(state.store().as_ref(), &id).await?
+    {
+        add_logged_model_data(&mut mv, &model);
+    }
+    Ok(mv)
 }
 
 /// `GET model-versions/get` → `{"model_version"}`.
@@ -641,7 +787,7 @@ pub async fn get_model_version(
     let name = required(&req.name, "name")?;
     let version = required(&req.version, "version")?;
     let mv = store.get_model_version(name, version).await?;
-    Ok(version_response(&mv))
+    Ok(version_response(&with_logged_model_data(&state, mv).await?))
 }
 
 /// `PATCH model-versions/update` → `{"model_version"}`.
@@ -784,7 +930,10 @@ pub async fn get_model_version_artifact(
     let version = required(&req.version, "version")?;
     let path = super::artifacts::canonical_some(required(&req.path, "path")?)?;
     let uri = store.get_model_version_download_uri(name, version).await?;
-    let resolved = state.artifacts().root(&uri)?;
+    let resolved = state
+        .artifacts()
+        .download_location(&uri, state.store().clone())
+        .await?;
     let full = resolved.join(Some(&path)).unwrap_or_default();
     super::artifacts::send_file(&resolved.repository, &full, &path).await
 }
@@ -827,7 +976,7 @@ pub async fn get_model_version_by_alias(
     let name = required(&req.name, "name")?;
     let alias = required(&req.alias, "alias")?;
     let mv = store.get_model_version_by_alias(name, alias).await?;
-    Ok(version_response(&mv))
+    Ok(version_response(&with_logged_model_data(&state, mv).await?))
 }
 
 #[cfg(test)]

@@ -166,11 +166,32 @@ pub async fn create_experiment(
         .store()
         .create_experiment(CreateExperiment {
             name,
-            artifact_location,
+            artifact_location: artifact_location.map(absolute_local_location),
             tags: req.tags,
         })
         .await?;
     Ok(json(&serde_json::json!({ "experiment_id": id })))
+}
+
+/// A relative local `artifact_location` (`my_location`, `file:my_location`) made absolute
+/// against the server's working directory, as MLflow's `resolve_uri_if_local` does; anything
+/// else (absolute paths, other schemes) as given.
+fn absolute_local_location(location: String) -> String {
+    if crate::registry::scheme_of(&location) != "file" {
+        return location;
+    }
+    let (prefix, path) = match location.strip_prefix("file:") {
+        Some(rest) if !rest.starts_with('/') => ("file:", rest),
+        Some(_) => return location,
+        None => ("", location.as_str()),
+    };
+    if std::path::Path::new(path).is_absolute() {
+        return location;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!("{prefix}{}", cwd.join(path).display()),
+        Err(_) => location,
+    }
 }
 
 #[derive(Serialize)]
@@ -1003,10 +1024,14 @@ pub async fn get_metric_history_bulk(
         if metrics.len() >= cap {
             break;
         }
-        let page = state
-            .store()
-            .get_metric_history(&id, metric_key, cap - metrics.len(), None)
-            .await?;
+        let page = history::read_history(
+            state.store().as_ref(),
+            &id,
+            metric_key,
+            cap - metrics.len(),
+            None,
+        )
+        .await?;
         metrics.extend(page.items.into_iter().map(|m| MetricWithRunId {
             key: m.key,
             value: m.value,
