@@ -437,7 +437,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
         let list = sql.bind_list(chunk);
         let p = || rusqlite::params_from_iter(sql.params.iter());
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE id IN {list}"
             ))?;
             let rows = stmt.query_map(p(), run_info_row)?;
@@ -456,7 +456,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
             }
         }
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT run, key, value FROM params WHERE run IN {list} ORDER BY run, key"
             ))?;
             let rows = stmt.query_map(p(), |r| {
@@ -474,7 +474,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
             }
         }
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT run, key, value FROM tags WHERE run IN {list} ORDER BY run, key"
             ))?;
             let rows = stmt.query_map(p(), |r| {
@@ -492,7 +492,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
             }
         }
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT run, key, value, is_nan, timestamp, step FROM latest_metrics \
                  WHERE run IN {list} ORDER BY run, key"
             ))?;
@@ -516,7 +516,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
         }
         {
             // Dataset inputs in first-logged order, with their tags.
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT i.run, i.id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
                  FROM inputs i JOIN datasets d ON d.id = i.dataset WHERE i.run IN {list} ORDER BY i.id"
             ))?;
@@ -550,7 +550,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
             }
         }
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT run, model_id FROM model_inputs WHERE run IN {list} ORDER BY id"
             ))?;
             let rows =
@@ -563,7 +563,7 @@ fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
             }
         }
         {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT run, model_id, step FROM model_outputs WHERE run IN {list} ORDER BY id"
             ))?;
             let rows = stmt.query_map(p(), |r| {
@@ -591,7 +591,7 @@ fn input_tags(conn: &Connection, input_ids: &[i64]) -> StoreResult<HashMap<i64, 
     for chunk in input_ids.chunks(IN_CHUNK) {
         let mut sql = Sql::default();
         let list = sql.bind_list(chunk);
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT input, key, value FROM input_tags WHERE input IN {list} ORDER BY input, key"
         ))?;
         let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
@@ -1030,7 +1030,7 @@ pub(crate) fn run_page_query(
     n_keys: usize,
     page_size: usize,
 ) -> StoreResult<(Vec<i64>, Option<Vec<SortVal>>)> {
-    let mut stmt = conn.prepare(&sql.text)?;
+    let mut stmt = conn.prepare_cached(&sql.text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut ids = Vec::new();
     let mut last_keys = None;
@@ -1069,36 +1069,44 @@ fn search_runs_sync(conn: &Connection, req: &SearchRuns) -> StoreResult<Page<Run
         req.view_type,
         &req.order_by,
     ));
+    let (sql, n_keys) = search_runs_query(req, &exps, fp)?;
+    let (ids, next) = run_page_query(conn, &sql, n_keys, req.max_results)?;
+    Ok(Page {
+        items: load_runs(conn, &ids)?,
+        next_page_token: next.map(|k| search_sql::encode_token(fp, k)),
+    })
+}
+
+/// The page query of a run search over experiments `exps` (fingerprint `fp`) and its number
+/// of sort keys.
+fn search_runs_query(req: &SearchRuns, exps: &[i64], fp: u64) -> StoreResult<(Sql, usize)> {
     let mut sql = Sql::default();
-    let keys = search_sql::order_keys(&mut sql, Target::Runs, &req.order_by)?;
-    let last = match &req.page_token {
-        Some(t) if !t.is_empty() => Some(search_sql::decode_token(t, fp, keys.len())?),
-        _ => None,
-    };
     let mut wheres = vec![
-        format!("r.experiment_id IN {}", sql.bind_list(&exps)),
+        format!("r.experiment_id IN {}", sql.bind_list(exps)),
         format!(
             "r.lifecycle_stage IN {}",
             sql.bind_list(&stages(req.view_type))
         ),
     ];
+    let mut joins = search_sql::RunJoins::default();
     if let Some(f) = &req.filter {
-        wheres.push(search_sql::filter(&mut sql, Target::Runs, f, &[])?);
+        wheres.extend(search_sql::run_filter(&mut sql, &mut joins, f)?);
     }
+    let keys = search_sql::run_order_keys(&mut sql, &mut joins, &req.order_by)?;
+    let last = match &req.page_token {
+        Some(t) if !t.is_empty() => Some(search_sql::decode_token(t, fp, keys.len())?),
+        _ => None,
+    };
     search_sql::page_query(
         &mut sql,
         Target::Runs,
-        "runs r",
+        &joins.tables(),
         wheres,
         &keys,
         last.as_deref(),
         req.max_results + 1,
     );
-    let (ids, next) = run_page_query(conn, &sql, keys.len(), req.max_results)?;
-    Ok(Page {
-        items: load_runs(conn, &ids)?,
-        next_page_token: next.map(|k| search_sql::encode_token(fp, k)),
-    })
+    Ok((sql, keys.len()))
 }
 
 fn search_experiments_sync(
@@ -2026,6 +2034,111 @@ mod tests {
             path_to_file_uri(Path::new("/a b/mlruns")),
             "file:///a%20b/mlruns"
         );
+    }
+
+    /// Logs `n` runs into a new experiment `name`, each with a `loss` metric and an `opt`
+    /// param, and returns the experiment's id.
+    async fn experiment_of_runs(store: &SqliteStore, name: &str, n: usize) -> String {
+        let exp = store
+            .create_experiment(CreateExperiment {
+                name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for i in 0..n {
+            let run = store
+                .create_run(CreateRun {
+                    experiment_id: exp.clone(),
+                    user_id: "u".into(),
+                    start_time: i as i64,
+                    tags: vec![],
+                    run_name: None,
+                })
+                .await
+                .unwrap();
+            let loss = (i % 10) as f64 / 10.0;
+            let opt = ["adam", "sgd"][i % 2];
+            store
+                .log_batch(
+                    &run.info.run_id,
+                    vec![Metric::new("loss", loss, 0, 0)],
+                    vec![Param::new("opt", opt)],
+                    vec![],
+                )
+                .await
+                .unwrap();
+        }
+        exp
+    }
+
+    /// The page query of the benchmark's search (a metric filter and the same metric as order
+    /// key) over `exp`: its query plan, and the virtual-machine steps one execution takes.
+    async fn plan_and_steps(store: &SqliteStore, exp: &str) -> (Vec<String>, i32) {
+        let req = SearchRuns {
+            experiment_ids: vec![exp.to_string()],
+            filter: cairn_plugin_api::search::parse_filter(
+                cairn_plugin_api::search::SearchKind::Runs,
+                "metrics.loss < 0.5 and params.opt = 'adam'",
+            )
+            .unwrap(),
+            view_type: ViewType::ActiveOnly,
+            max_results: 10,
+            order_by: cairn_plugin_api::search::parse_order_by(
+                cairn_plugin_api::search::SearchKind::Runs,
+                &["metrics.loss ASC".to_string()],
+            )
+            .unwrap(),
+            page_token: None,
+        };
+        let exps = experiment_ids(&req.experiment_ids).unwrap();
+        store
+            .read(move |conn| {
+                let (sql, _) = search_runs_query(&req, &exps, 0)?;
+                let params = || rusqlite::params_from_iter(sql.params.iter());
+                let plan = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?
+                    .query_map(params(), |r| r.get::<_, String>(3))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut stmt = conn.prepare(&sql.text)?;
+                let rows = stmt.query_map(params(), |r| r.get::<_, i64>(0))?.count();
+                assert_eq!(rows, 11);
+                Ok((plan, stmt.get_status(rusqlite::StatementStatus::VmStep)))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[test]
+    fn run_search_cost_follows_the_searched_experiment_not_the_database() {
+        let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
+        let (plan, steps, plan_after, steps_after) = futures_executor::block_on(async {
+            let exp = experiment_of_runs(&store, "searched", 100).await;
+            let (plan, steps) = plan_and_steps(&store, &exp).await;
+            experiment_of_runs(&store, "other", 1000).await;
+            let (plan_after, steps_after) = plan_and_steps(&store, &exp).await;
+            (plan, steps, plan_after, steps_after)
+        });
+        // Driven by the searched experiment's runs, the metric read once per run through a
+        // join (no correlated subquery on latest_metrics, not the (key, value) index, which
+        // spans every experiment).
+        assert!(
+            plan[0].contains("runs_by_experiment_stage_start"),
+            "{plan:?}"
+        );
+        let metric_reads: Vec<&String> = plan
+            .iter()
+            .filter(|l| l.contains("latest_metrics"))
+            .collect();
+        assert_eq!(metric_reads.len(), 1, "{plan:?}");
+        assert!(
+            metric_reads[0].starts_with("SEARCH lm1 USING INDEX sqlite_autoindex_latest_metrics"),
+            "{plan:?}"
+        );
+        assert_eq!(plan, plan_after);
+        // Ten times as many runs elsewhere leave the work of the query unchanged (give or take
+        // a step of a deeper b-tree).
+        assert!(steps_after.abs_diff(steps) * 100 <= steps as u32, "{steps} -> {steps_after}");
     }
 
     #[test]
