@@ -1044,8 +1044,9 @@ def summarize(results: dict) -> dict:
                 out[f"{phase}_{who}_cpu_ms_per_query"] = min(
                     r[f"{who}_cpu_ms_per_query"] for r in p[phase]
                 )
-        if "search_crowded" in p:
+        if "search_crowded" in p and out["search_server_cpu_ms_per_query"] > 0:
             # Crowded / alone: 1.0 means the other experiments' runs cost the query nothing.
+            # (A --quick run may see no CPU tick at all: /proc counts 10 ms ticks.)
             s.setdefault("search_growth", {})[name] = {
                 "server_cpu": out["search_crowded_server_cpu_ms_per_query"]
                 / out["search_server_cpu_ms_per_query"],
