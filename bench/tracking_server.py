@@ -11,7 +11,8 @@ of a shared machine hits both sides alike. What is measured:
 - ingest: runs x one `log_batch` of 1000 metrics, with 1 and with 8 client threads;
 - sequential `log_metric` calls;
 - `search_runs` over an experiment of 2000 runs with a metric + param filter ordered by a
-  metric, through the client and as a raw HTTP request;
+  metric, through the client and as a raw HTTP request; then the same query again once other
+  experiments hold 20 000 more runs of the same shape (its cost should not grow);
 - `get_metric_history` of a 100 000-point metric, through the client and as raw HTTP pages;
 - memory of the server tree after the workload.
 
@@ -412,38 +413,124 @@ def phase_log_metric(server: Server, calls: int) -> dict:
 
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
+PHASES = ["ingest", "log_metric", "search", "history"]
 
 
 def populate_search(server: Server, runs: int, threads: int) -> dict:
     """An experiment of `runs` runs, each with 4 metrics, 3 params and a tag; the same data on
     every server (seeded)."""
     exp = new_experiment(server, "search")
+    with Meter(server) as m:
+        _log_search_runs(server, exp, range(runs), threads)
+    return {"experiment_id": exp, "runs": runs, "wall_s": m.wall_s, "server_cpu_s": m.server_cpu_s}
+
+
+CROWD_EXPERIMENT_RUNS = 2000
+
+
+def populate_crowd(server: Server, runs: int, threads: int) -> dict:
+    """`runs` more runs of the same shape (same metric, param and tag keys, other seeds) in
+    other experiments of 2000 runs each, for the search over the first experiment to ignore.
+
+    Cairn gets them through the client like the searched experiment. MLflow would need about
+    40 minutes for that on the 2-core machine (≈ 9 runs/s), so its runs are written straight
+    into its database with MLflow's own ORM models (`mlflow.store.tracking.dbmodels`), the
+    rows its `create_run` + `log_batch` write (run, params, tags with `mlflow.runName`,
+    metric history and latest values), in one transaction per experiment; the experiments
+    themselves are created through the client."""
+    with Meter(server) as m:
+        for start in range(0, runs, CROWD_EXPERIMENT_RUNS):
+            exp = new_experiment(server, "crowd")
+            seeds = range(1_000_000 + start, 1_000_000 + min(runs, start + CROWD_EXPERIMENT_RUNS))
+            if server.flavor.kind == "mlflow":
+                _write_mlflow_runs(server, exp, seeds)
+            else:
+                _log_search_runs(server, exp, seeds, threads)
+    return {"runs": runs, "wall_s": m.wall_s, "server_cpu_s": m.server_cpu_s}
+
+
+def _search_run_data(i: int) -> tuple[int, list[Metric], list[Param], list[RunTag]]:
+    """Start time, metrics, params and tags of the search run with seed `i`."""
+    rng = random.Random(i)
+    ts = 1_700_000_000_000 + i
+    metrics = [
+        Metric("loss", rng.random(), ts, 0),
+        Metric("acc", rng.random(), ts, 0),
+        Metric("f1", rng.random(), ts, 0),
+        Metric("epoch", float(rng.randrange(100)), ts, 0),
+    ]
+    params = [
+        Param("opt", rng.choice(OPTIMIZERS)),
+        Param("lr", str(rng.choice([0.1, 0.01, 0.001]))),
+        Param("batch_size", str(rng.choice([32, 64, 128]))),
+    ]
+    tags = [RunTag("team", rng.choice(["a", "b"]))]
+    return ts, metrics, params, tags
+
+
+def _log_search_runs(server: Server, exp: str, seeds, threads: int) -> None:
+    """One run per seed in `exp` through the client: 4 metrics, 3 params and a tag."""
     get_client = _per_thread_client(server.url)
 
     def make(i: int) -> None:
-        rng = random.Random(i)
         client = get_client()
         run_id = client.create_run(exp, run_name=f"r{i:05d}").info.run_id
-        ts = 1_700_000_000_000 + i
-        client.log_batch(
-            run_id,
-            metrics=[
-                Metric("loss", rng.random(), ts, 0),
-                Metric("acc", rng.random(), ts, 0),
-                Metric("f1", rng.random(), ts, 0),
-                Metric("epoch", float(rng.randrange(100)), ts, 0),
-            ],
-            params=[
-                Param("opt", rng.choice(OPTIMIZERS)),
-                Param("lr", str(rng.choice([0.1, 0.01, 0.001]))),
-                Param("batch_size", str(rng.choice([32, 64, 128]))),
-            ],
-            tags=[RunTag("team", rng.choice(["a", "b"]))],
-        )
+        _, metrics, params, tags = _search_run_data(i)
+        client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
 
-    with Meter(server) as m:
-        run_parallel(make, range(runs), threads)
-    return {"experiment_id": exp, "runs": runs, "wall_s": m.wall_s, "server_cpu_s": m.server_cpu_s}
+    run_parallel(make, seeds, threads)
+
+
+def _write_mlflow_runs(server: Server, exp: str, seeds) -> None:
+    """One run per seed in `exp`, written into the MLflow server's database with the tables of
+    MLflow's ORM models, one multi-row insert per table (see populate_crowd)."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels import models as db
+
+    rows: dict = {t: [] for t in (db.SqlRun, db.SqlMetric, db.SqlLatestMetric, db.SqlParam, db.SqlTag)}
+    artifacts = server.workdir / "artifacts"
+    for i in seeds:
+        _, metrics, params, tags = _search_run_data(i)
+        run_uuid = uuid.uuid4().hex
+        name = f"r{i:05d}"
+        rows[db.SqlRun].append(
+            {
+                "run_uuid": run_uuid,
+                "name": name,
+                "experiment_id": int(exp),
+                "user_id": "bench",
+                "status": "RUNNING",
+                "start_time": int(time.time() * 1000),  # as create_run
+                "end_time": None,
+                "deleted_time": None,
+                "lifecycle_stage": "active",
+                "artifact_uri": f"{artifacts}/{exp}/{run_uuid}/artifacts",
+                "source_type": "LOCAL",
+                "source_name": "",
+                "entry_point_name": "",
+                "source_version": "",
+            }
+        )
+        for met in metrics:
+            row = {
+                "key": met.key,
+                "value": met.value,
+                "timestamp": met.timestamp,
+                "step": met.step,
+                "is_nan": False,
+                "run_uuid": run_uuid,
+            }
+            rows[db.SqlMetric].append(row)
+            rows[db.SqlLatestMetric].append(row)
+        for p in params:
+            rows[db.SqlParam].append({"key": p.key, "value": p.value, "run_uuid": run_uuid})
+        for tag in [*tags, RunTag("mlflow.runName", name)]:
+            rows[db.SqlTag].append({"key": tag.key, "value": tag.value, "run_uuid": run_uuid})
+    engine = sqlalchemy.create_engine(f"sqlite:///{server.workdir / 'tracking.db'}")
+    with engine.begin() as conn:
+        for model, values in rows.items():  # runs first: the others reference them
+            conn.execute(model.__table__.insert(), values)
+    engine.dispose()
 
 
 def search_signature(runs) -> list:
@@ -629,6 +716,17 @@ def main() -> None:
     ap.add_argument("--log-metric-calls", type=int, help="default 1000")
     ap.add_argument("--search-runs", type=int, help="runs in the search experiment (default 2000)")
     ap.add_argument("--search-queries", type=int, help="queries per round (default 100)")
+    ap.add_argument(
+        "--crowd-runs",
+        type=int,
+        help="runs then added in other experiments before the search is repeated "
+        "(default 20000, quick 2000; 0: no repeat)",
+    )
+    ap.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"the workload phases to run, comma-separated (default: all, {','.join(PHASES)})",
+    )
     ap.add_argument("--history-points", type=int, help="default 100000")
     ap.add_argument("--history-fetches", type=int, help="fetches per round (default 3)")
     ap.add_argument("--startup-repeats", type=int, help="start-ups per flavor (default 3)")
@@ -641,6 +739,10 @@ def main() -> None:
     log_metric_calls = args.log_metric_calls or (200 if quick else 1000)
     search_runs = args.search_runs or (300 if quick else 2000)
     search_queries = args.search_queries or (10 if quick else 100)
+    crowd_runs = args.crowd_runs if args.crowd_runs is not None else (2000 if quick else 20000)
+    phases = [p for p in args.phases.split(",") if p]
+    if unknown := set(phases) - set(PHASES):
+        ap.error(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
     history_points = args.history_points or (20000 if quick else 100000)
     history_fetches = args.history_fetches or (1 if quick else 3)
     startup_repeats = args.startup_repeats or (1 if quick else 3)
@@ -698,6 +800,8 @@ def main() -> None:
             "log_metric_calls": log_metric_calls,
             "search_runs": search_runs,
             "search_queries": search_queries,
+            "crowd_runs": crowd_runs,
+            "phases": phases,
             "search_filter": SEARCH_FILTER,
             "search_order_by": SEARCH_ORDER,
             "search_max_results": SEARCH_MAX_RESULTS,
@@ -754,29 +858,44 @@ def main() -> None:
                     results["servers"][name]["phases"].setdefault(phase, []).append(res)
                     log(f"{phase} {name} round {r + 1}: {_brief(res)}")
 
-        batch = batch_metrics(10, 100, seed=1)
-        rounds_of("ingest_1", lambda s: phase_ingest(s, ingest_runs, 1, batch))
-        rounds_of("ingest_8", lambda s: phase_ingest(s, ingest_runs, 8, batch))
-        rounds_of("log_metric", lambda s: phase_log_metric(s, log_metric_calls))
+        if "ingest" in phases:
+            batch = batch_metrics(10, 100, seed=1)
+            rounds_of("ingest_1", lambda s: phase_ingest(s, ingest_runs, 1, batch))
+            rounds_of("ingest_8", lambda s: phase_ingest(s, ingest_runs, 8, batch))
+        if "log_metric" in phases:
+            rounds_of("log_metric", lambda s: phase_log_metric(s, log_metric_calls))
 
-        search_exp = {}
-        for name, server in servers.items():
-            res = populate_search(server, search_runs, 8)
-            search_exp[name] = res["experiment_id"]
-            results["servers"][name]["populate_search"] = res
-            log(f"populated search experiment on {name}: {res['wall_s']:.1f} s")
-        rounds_of("search", lambda s: phase_search(s, search_exp[s.flavor.name], search_queries))
+        if "search" in phases:
+            search_exp = {}
+            for name, server in servers.items():
+                res = populate_search(server, search_runs, 8)
+                search_exp[name] = res["experiment_id"]
+                results["servers"][name]["populate_search"] = res
+                log(f"populated search experiment on {name}: {res['wall_s']:.1f} s")
+            search = lambda s: phase_search(s, search_exp[s.flavor.name], search_queries)  # noqa: E731
+            rounds_of("search", search)
+            if crowd_runs:
+                # The same query once other experiments hold `crowd_runs` more runs of the same
+                # shape: its cost should follow the searched experiment, not the database.
+                for name, server in servers.items():
+                    res = populate_crowd(server, crowd_runs, 8)
+                    results["servers"][name]["populate_crowd"] = res
+                    log(f"added {crowd_runs} runs in other experiments on {name}: {res['wall_s']:.1f} s")
+                rounds_of("search_crowded", search)
 
-        history_run = {}
-        for name, server in servers.items():
-            res = populate_history(server, history_points, 8)
-            history_run[name] = res["run_id"]
-            results["servers"][name]["populate_history"] = res
-            log(f"populated {history_points}-point history on {name}: {res['wall_s']:.1f} s")
-        rounds_of(
-            "history",
-            lambda s: phase_history(s, history_run[s.flavor.name], history_points, history_fetches),
-        )
+        if "history" in phases:
+            history_run = {}
+            for name, server in servers.items():
+                res = populate_history(server, history_points, 8)
+                history_run[name] = res["run_id"]
+                results["servers"][name]["populate_history"] = res
+                log(f"populated {history_points}-point history on {name}: {res['wall_s']:.1f} s")
+            rounds_of(
+                "history",
+                lambda s: phase_history(
+                    s, history_run[s.flavor.name], history_points, history_fetches
+                ),
+            )
 
         for name, server in servers.items():
             results["servers"][name]["loaded"] = tree_memory(server.pid)
@@ -903,30 +1022,44 @@ def summarize(results: dict) -> dict:
         out["loaded_pss_mib"] = srv["loaded"]["pss_mib"]
         out["peak_rss_mib"] = srv["loaded"]["hwm_mib"]
         for t in (1, 8):
-            rs = p[f"ingest_{t}"]
+            rs = p.get(f"ingest_{t}")
+            if not rs:
+                continue
             out[f"ingest{t}_metrics_per_s"] = max(r["metrics_per_s"] for r in rs)
             out[f"ingest{t}_server_cpu_ms_per_1000"] = min(r["server_cpu_ms_per_1000"] for r in rs)
             out[f"ingest{t}_client_cpu_ms_per_1000"] = min(r["client_cpu_ms_per_1000"] for r in rs)
-        lm = p["log_metric"]
-        out["log_metric_calls_per_s"] = max(r["calls_per_s"] for r in lm)
-        out["log_metric_server_cpu_ms_per_call"] = min(r["server_cpu_ms_per_call"] for r in lm)
-        client = [x for r in p["search"] for x in r["client_s"]]
-        raw = [x for r in p["search"] for x in r["raw_http_s"]]
-        out["search_client_p50_ms"] = 1000 * pct(client, 50)
-        out["search_client_p95_ms"] = 1000 * pct(client, 95)
-        out["search_raw_p50_ms"] = 1000 * pct(raw, 50)
-        out["search_raw_p95_ms"] = 1000 * pct(raw, 95)
-        for who in ("server", "client"):
-            out[f"search_{who}_cpu_ms_per_query"] = min(
-                r[f"{who}_cpu_ms_per_query"] for r in p["search"]
-            )
-        hc = [x for r in p["history"] for x in r["client_s"]]
-        hr = [x for r in p["history"] for x in r["raw_http_s"]]
-        out["history_client_s"] = statistics.median(hc)
-        out["history_raw_s"] = statistics.median(hr)
-        out["history_server_cpu_s"] = min(r["server_cpu_s_per_fetch"] for r in p["history"])
-        out["history_client_cpu_s"] = min(r["client_cpu_s_per_fetch"] for r in p["history"])
-        out["history_complete"] = all(r["complete"] for r in p["history"])
+        if lm := p.get("log_metric"):
+            out["log_metric_calls_per_s"] = max(r["calls_per_s"] for r in lm)
+            out["log_metric_server_cpu_ms_per_call"] = min(r["server_cpu_ms_per_call"] for r in lm)
+        for phase in ("search", "search_crowded"):
+            if phase not in p:
+                continue
+            client = [x for r in p[phase] for x in r["client_s"]]
+            raw = [x for r in p[phase] for x in r["raw_http_s"]]
+            out[f"{phase}_client_p50_ms"] = 1000 * pct(client, 50)
+            out[f"{phase}_client_p95_ms"] = 1000 * pct(client, 95)
+            out[f"{phase}_raw_p50_ms"] = 1000 * pct(raw, 50)
+            out[f"{phase}_raw_p95_ms"] = 1000 * pct(raw, 95)
+            for who in ("server", "client"):
+                out[f"{phase}_{who}_cpu_ms_per_query"] = min(
+                    r[f"{who}_cpu_ms_per_query"] for r in p[phase]
+                )
+        if "search_crowded" in p and out["search_server_cpu_ms_per_query"] > 0:
+            # Crowded / alone: 1.0 means the other experiments' runs cost the query nothing.
+            # (A --quick run may see no CPU tick at all: /proc counts 10 ms ticks.)
+            s.setdefault("search_growth", {})[name] = {
+                "server_cpu": out["search_crowded_server_cpu_ms_per_query"]
+                / out["search_server_cpu_ms_per_query"],
+                "raw_p50": out["search_crowded_raw_p50_ms"] / out["search_raw_p50_ms"],
+            }
+        if hs := p.get("history"):
+            hc = [x for r in hs for x in r["client_s"]]
+            hr = [x for r in hs for x in r["raw_http_s"]]
+            out["history_client_s"] = statistics.median(hc)
+            out["history_raw_s"] = statistics.median(hr)
+            out["history_server_cpu_s"] = min(r["server_cpu_s_per_fetch"] for r in hs)
+            out["history_client_cpu_s"] = min(r["client_cpu_s_per_fetch"] for r in hs)
+            out["history_complete"] = all(r["complete"] for r in hs)
     per = s["per_server"]
     if "cairn" in per and "mlflow" in per:
         c = per["cairn"]
@@ -945,15 +1078,26 @@ def summarize(results: dict) -> dict:
                 ratio = cv / mv if key in higher_better else mv / cv
                 s["ratios"].setdefault(key, {})[ref] = ratio
         names = list(results["servers"])
-        sig = {n: results["servers"][n]["phases"]["search"][0]["signature"] for n in names}
-        # Same runs in the same order; and bit-identical metric values (the data is the same,
-        # so a difference means a value changed on its way through a server).
-        s["checks"]["search_same_runs_in_order"] = [x[0] for x in sig["mlflow"]] == [
-            x[0] for x in sig["cairn"]
-        ]
-        s["checks"]["search_values_identical"] = sig["mlflow"] == sig["cairn"]
-        s["checks"]["search_results_count"] = {n: len(v) for n, v in sig.items()}
-        s["checks"]["history_complete"] = {n: per[n]["history_complete"] for n in names}
+        for phase in ("search", "search_crowded"):
+            if phase not in results["servers"]["cairn"]["phases"]:
+                continue
+            sig = {n: results["servers"][n]["phases"][phase][0]["signature"] for n in names}
+            # Same runs in the same order; and bit-identical metric values (the data is the
+            # same, so a difference means a value changed on its way through a server).
+            s["checks"][f"{phase}_same_runs_in_order"] = [x[0] for x in sig["mlflow"]] == [
+                x[0] for x in sig["cairn"]
+            ]
+            s["checks"][f"{phase}_values_identical"] = sig["mlflow"] == sig["cairn"]
+            s["checks"][f"{phase}_results_count"] = {n: len(v) for n, v in sig.items()}
+        if "search_crowded" in results["servers"]["cairn"]["phases"]:
+            # The other experiments' runs must not change the searched experiment's page.
+            s["checks"]["search_crowded_same_page"] = {
+                n: results["servers"][n]["phases"]["search"][0]["signature"]
+                == results["servers"][n]["phases"]["search_crowded"][0]["signature"]
+                for n in names
+            }
+        if all("history_complete" in per[n] for n in names):
+            s["checks"]["history_complete"] = {n: per[n]["history_complete"] for n in names}
     return s
 
 
@@ -981,6 +1125,9 @@ def render(results: dict) -> str:
         ("search_runs raw HTTP: p95 (ms)", "search_raw_p95_ms", "{:.2f}"),
         ("search_runs: server CPU ms / query", "search_server_cpu_ms_per_query", "{:.2f}"),
         ("search_runs via client: client CPU ms/query", "search_client_cpu_ms_per_query", "{:.2f}"),
+        ("search_runs, crowded: raw HTTP p50 (ms)", "search_crowded_raw_p50_ms", "{:.2f}"),
+        ("search_runs, crowded: raw HTTP p95 (ms)", "search_crowded_raw_p95_ms", "{:.2f}"),
+        ("search_runs, crowded: server CPU ms / query", "search_crowded_server_cpu_ms_per_query", "{:.2f}"),
         (f"get_metric_history {points} points via client (s)", "history_client_s", "{:.3f}"),
         (f"get_metric_history {points} points raw HTTP (s)", "history_raw_s", "{:.3f}"),
         ("get_metric_history: server CPU s / fetch", "history_server_cpu_s", "{:.3f}"),
@@ -1007,6 +1154,13 @@ def render(results: dict) -> str:
         f"of which this benchmark {m['bench_cpu_s']:.0f} s and other processes "
         f"{m['other_cpu_s']:.0f} s; wall {results['wall_s']:.0f} s"
     )
+    if s.get("search_growth"):
+        crowd = results["parameters"]["crowd_runs"]
+        growth = ", ".join(
+            f"{n} server CPU ×{g['server_cpu']:.2f}, raw p50 ×{g['raw_p50']:.2f}"
+            for n, g in s["search_growth"].items()
+        )
+        lines.append(f"search_runs with {crowd} more runs in other experiments: {growth}")
     if s["checks"]:
         lines.append(f"checks: {json.dumps(s['checks'])}")
     lines.append(

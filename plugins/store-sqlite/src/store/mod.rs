@@ -1,0 +1,463 @@
+//! [`SqliteStore`]: the [`TrackingStore`] on SQLite.
+//!
+//! Every public method validates its arguments (through `cairn_plugin_api::validation`), then
+//! sends one closure to the writer thread (writes, one `BEGIN IMMEDIATE` transaction each) or a
+//! reader thread (reads, one deferred transaction each, so a multi-query read sees one
+//! snapshot) and awaits the result; see [`crate::pool`].
+//!
+//! This module opens the store and holds what every concern shares; the trait's methods are
+//! implemented by concern in `experiments`, `runs`, `metrics`, `logged_models` and `search`.
+
+use crate::config::SqliteSettings;
+use crate::error::{StoreError, StoreResult, invalid, not_found};
+use crate::pool::Pool;
+use crate::schema::{self, FileState, Location};
+use crate::search_sql::{self, SortVal, Sql, Target};
+use cairn_plugin_api::entities::*;
+use cairn_plugin_api::tracking::*;
+use cairn_plugin_api::{Error, Result, names, validation};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod experiments;
+mod logged_models;
+mod metrics;
+mod runs;
+mod search;
+
+use experiments::*;
+use logged_models::*;
+use metrics::*;
+use runs::*;
+pub(crate) use search::run_page_query;
+
+/// The run tag that mirrors a run's name.
+use cairn_plugin_api::validation::RUN_NAME_TAG;
+/// The input tag that holds a dataset's context (`training`, `eval`, ...).
+const CONTEXT_TAG: &str = "mlflow.data.context";
+/// Most rows bound into one `IN (...)` list.
+const IN_CHUNK: usize = 500;
+
+/// The SQLite tracking store. Cheap to share behind an `Arc`; dropping the last handle closes
+/// its connections once queued work is done.
+pub struct SqliteStore {
+    pool: Pool,
+    ctx: Arc<Ctx>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.ctx.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Facts every job needs.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    location: Location,
+    default_artifact_root: String,
+}
+
+/// Opens (creating and initialising if needed) the store at `uri` with default settings.
+/// `default_artifact_root` is the root under which new experiments keep their artifacts; `None`
+/// means the absolute `file://` URI of `./mlruns`.
+pub fn open(uri: &str, default_artifact_root: Option<&str>) -> Result<SqliteStore> {
+    open_with_settings(uri, default_artifact_root, &SqliteSettings::default())
+}
+
+/// [`open`] with explicit settings.
+pub fn open_with_settings(
+    uri: &str,
+    default_artifact_root: Option<&str>,
+    settings: &SqliteSettings,
+) -> Result<SqliteStore> {
+    let location = schema::parse_uri(uri)?;
+    let root = match default_artifact_root {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => default_mlruns_uri()?,
+    };
+    let (writer, readers) = match &location {
+        Location::Memory => {
+            let mut conn = Connection::open_in_memory().map_err(StoreError::from)?;
+            configure(&conn, settings).map_err(StoreError::from)?;
+            schema::migrate(&mut conn, ":memory:")?;
+            (conn, Vec::new())
+        }
+        Location::File(path) => open_file(path, settings)?,
+    };
+    let ctx = Arc::new(Ctx {
+        location,
+        default_artifact_root: root,
+    });
+    // Experiment 0, `Default`, exists in every store.
+    let mut writer = writer;
+    ensure_default_experiment(&mut writer, &ctx)?;
+    Ok(SqliteStore {
+        pool: Pool::start(writer, readers),
+        ctx,
+    })
+}
+
+fn default_mlruns_uri() -> Result<String> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::internal("cannot read the working directory").with_source(e))?;
+    Ok(path_to_file_uri(&cwd.join("mlruns")))
+}
+
+/// `file://` URI of an absolute path.
+fn path_to_file_uri(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let mut out = String::from("file://");
+    if !s.starts_with('/') {
+        out.push('/');
+    }
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Per-connection settings.
+fn configure(conn: &Connection, settings: &SqliteSettings) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_millis(settings.busy_timeout_ms))?;
+    conn.set_prepared_statement_cache_capacity(settings.statement_cache_capacity);
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA temp_store = MEMORY;",
+    )?;
+    Ok(())
+}
+
+fn open_file(path: &Path, settings: &SqliteSettings) -> StoreResult<(Connection, Vec<Connection>)> {
+    // Decide before anything writes: a file that is not Cairn's is never touched.
+    let state = schema::inspect_file(path)?;
+    let what = path.display().to_string();
+    let mut writer = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| invalid(format!("cannot open the SQLite database '{what}': {e}")))?;
+    configure(&writer, settings)?;
+    if state == FileState::New || state == FileState::Cairn {
+        schema::migrate(&mut writer, &what)?;
+    }
+    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(invalid(format!(
+            "cannot put '{what}' in WAL mode (journal mode stays {mode})"
+        )));
+    }
+    // WAL + NORMAL (the default): commits do not fsync; the database stays consistent after a
+    // crash, and a power loss may lose the last commits. FULL fsyncs every commit.
+    writer.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA cache_size = -16000;",
+        settings.synchronous.pragma()
+    ))?;
+    let mut readers = Vec::new();
+    for _ in 0..settings.readers {
+        let r = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&r, settings)?;
+        readers.push(r);
+    }
+    Ok((writer, readers))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn stage(s: &str) -> StoreResult<LifecycleStage> {
+    match s {
+        "active" => Ok(LifecycleStage::Active),
+        "deleted" => Ok(LifecycleStage::Deleted),
+        other => Err(StoreError::Corrupt(format!("lifecycle stage {other:?}"))),
+    }
+}
+
+fn stages(view: ViewType) -> Vec<String> {
+    let s: &[&str] = match view {
+        ViewType::ActiveOnly => &["active"],
+        ViewType::DeletedOnly => &["deleted"],
+        ViewType::All => &["active", "deleted"],
+    };
+    s.iter().map(|s| s.to_string()).collect()
+}
+
+/// An experiment id of this store, or the "Default" experiment for an empty string.
+fn experiment_id(id: &str) -> StoreResult<i64> {
+    if id.is_empty() {
+        return Ok(0);
+    }
+    Ok(validation::parse_integer_experiment_id(id)?)
+}
+
+fn no_experiment(id: impl std::fmt::Display) -> StoreError {
+    not_found(format!("No Experiment with id={id} exists"))
+}
+
+fn no_run(id: &str) -> StoreError {
+    not_found(format!("Run with id={id} not found"))
+}
+
+fn no_model(id: &str) -> StoreError {
+    not_found(format!("Logged model with ID '{id}' not found."))
+}
+
+fn none_if_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+// ----- the trait -----
+
+impl SqliteStore {
+    /// Runs `f` in one write transaction on the writer thread; any error rolls it back.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>, &Ctx) -> StoreResult<T> + Send + 'static,
+    {
+        let ctx = self.ctx.clone();
+        Ok(self
+            .pool
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx, &ctx)?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await?)
+    }
+
+    /// Runs `f` in one read transaction (one snapshot) on a reader thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        Ok(self
+            .pool
+            .read(move |conn| {
+                let tx = conn.transaction()?;
+                f(&tx)
+            })
+            .await?)
+    }
+}
+
+#[cairn_plugin_api::async_trait]
+impl TrackingStore for SqliteStore {
+    fn capabilities(&self) -> TrackingCapabilities {
+        TrackingCapabilities::ALL
+    }
+
+    async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {
+        experiments::create_experiment(self, req).await
+    }
+
+    async fn get_experiment(&self, experiment_id_text: &str) -> Result<Experiment> {
+        experiments::get_experiment(self, experiment_id_text).await
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        experiments::get_experiment_by_name(self, name).await
+    }
+
+    async fn delete_experiment(&self, experiment_id_text: &str) -> Result<()> {
+        experiments::delete_experiment(self, experiment_id_text).await
+    }
+
+    async fn restore_experiment(&self, experiment_id_text: &str) -> Result<()> {
+        experiments::restore_experiment(self, experiment_id_text).await
+    }
+
+    async fn rename_experiment(&self, experiment_id_text: &str, new_name: &str) -> Result<()> {
+        experiments::rename_experiment(self, experiment_id_text, new_name).await
+    }
+
+    async fn set_experiment_tag(&self, experiment_id_text: &str, tag: ExperimentTag) -> Result<()> {
+        experiments::set_experiment_tag(self, experiment_id_text, tag).await
+    }
+
+    async fn delete_experiment_tag(&self, experiment_id_text: &str, key: &str) -> Result<()> {
+        experiments::delete_experiment_tag(self, experiment_id_text, key).await
+    }
+
+    async fn search_experiments(&self, req: SearchExperiments) -> Result<Page<Experiment>> {
+        search::search_experiments(self, req).await
+    }
+
+    async fn create_run(&self, req: CreateRun) -> Result<Run> {
+        runs::create_run(self, req).await
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        runs::get_run(self, run_id).await
+    }
+
+    async fn update_run_info(&self, run_id: &str, update: UpdateRun) -> Result<RunInfo> {
+        runs::update_run_info(self, run_id, update).await
+    }
+
+    async fn delete_run(&self, run_id: &str) -> Result<()> {
+        runs::delete_run(self, run_id).await
+    }
+
+    async fn restore_run(&self, run_id: &str) -> Result<()> {
+        runs::restore_run(self, run_id).await
+    }
+
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Param>,
+        tags: Vec<RunTag>,
+    ) -> Result<()> {
+        metrics::log_batch(self, run_id, metrics, params, tags).await
+    }
+
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        runs::delete_tag(self, run_id, key).await
+    }
+
+    async fn get_metric_history(
+        &self,
+        run_id: &str,
+        metric_key: &str,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Result<Page<Metric>> {
+        metrics::get_metric_history(self, run_id, metric_key, max_results, page_token).await
+    }
+
+    async fn get_metric_history_bulk_interval(
+        &self,
+        req: BulkIntervalRequest,
+    ) -> Result<Vec<MetricWithRunId>> {
+        metrics::get_metric_history_bulk_interval(self, req).await
+    }
+
+    async fn search_runs(&self, req: SearchRuns) -> Result<Page<Run>> {
+        search::search_runs(self, req).await
+    }
+
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        models: Vec<ModelInput>,
+    ) -> Result<()> {
+        runs::log_inputs(self, run_id, datasets, models).await
+    }
+
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
+        runs::log_outputs(self, run_id, models).await
+    }
+
+    async fn search_datasets(&self, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>> {
+        search::search_datasets(self, experiment_ids).await
+    }
+
+    async fn create_logged_model(&self, req: CreateLoggedModel) -> Result<LoggedModel> {
+        logged_models::create_logged_model(self, req).await
+    }
+
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
+        logged_models::get_logged_model(self, model_id, allow_deleted).await
+    }
+
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
+        logged_models::finalize_logged_model(self, model_id, status).await
+    }
+
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        logged_models::delete_logged_model(self, model_id).await
+    }
+
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<LoggedModelTag>) -> Result<()> {
+        logged_models::set_logged_model_tags(self, model_id, tags).await
+    }
+
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        logged_models::delete_logged_model_tag(self, model_id, key).await
+    }
+
+    async fn log_logged_model_params(
+        &self,
+        model_id: &str,
+        params: Vec<LoggedModelParameter>,
+    ) -> Result<()> {
+        logged_models::log_logged_model_params(self, model_id, params).await
+    }
+
+    async fn search_logged_models(&self, req: SearchLoggedModels) -> Result<Page<LoggedModel>> {
+        search::search_logged_models(self, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_joined_like_mlflow() {
+        assert_eq!(
+            cairn_plugin_api::paths::append_uri_path("file:///tmp/mlruns", &["1"]),
+            "file:///tmp/mlruns/1"
+        );
+        assert_eq!(
+            cairn_plugin_api::paths::append_uri_path("s3://b/p/", &["1", "artifacts"]),
+            "s3://b/p/1/artifacts"
+        );
+        assert_eq!(
+            path_to_file_uri(Path::new("/a b/mlruns")),
+            "file:///a%20b/mlruns"
+        );
+    }
+
+    #[test]
+    fn synchronous_setting_reaches_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("s.db").display());
+        for (setting, expected) in [
+            (crate::config::Synchronous::Normal, 1),
+            (crate::config::Synchronous::Full, 2),
+        ] {
+            let settings = SqliteSettings {
+                synchronous: setting,
+                ..SqliteSettings::default()
+            };
+            let store = open_with_settings(&uri, Some("file:///a"), &settings).unwrap();
+            let level: i64 = futures_executor::block_on(
+                store
+                    .pool
+                    .write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)),
+            )
+            .unwrap();
+            assert_eq!(level, expected, "{setting:?}");
+        }
+    }
+}
