@@ -1,4 +1,4 @@
-//! The store's settings: the `[plugins.sqlite]` section of `cairn.toml`.
+//! The store's settings: the `[settings.sqlite]` section of `cairn.toml`.
 
 use serde::Deserialize;
 

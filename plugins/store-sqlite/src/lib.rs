@@ -52,7 +52,7 @@ use std::sync::Arc;
 pub const SCHEME: &str = "sqlite";
 
 /// Builds the store from the host's context: the URI, the default artifact root and the
-/// `[plugins.sqlite]` settings.
+/// `[settings.sqlite]` settings.
 pub fn build_tracking_store(ctx: &BuildContext) -> Result<Arc<dyn TrackingStore>> {
     let settings: SqliteSettings = ctx.settings()?;
     let store = open_with_settings(
