@@ -1,0 +1,4 @@
+//! MLflow Projects (api.md §8): reading a project, resolving its entry point's parameters,
+//! and running it on a [`ProjectBackend`](cairn_plugin_api::ProjectBackend).
+
+pub mod spec;
