@@ -44,17 +44,6 @@ pub enum ProjectEnv {
     None,
 }
 
-impl ProjectEnv {
-    /// The value of the `mlflow.project.env` tag.
-    pub fn tag(&self) -> &'static str {
-        match self {
-            ProjectEnv::Docker(_) => "docker",
-            ProjectEnv::Python(_) | ProjectEnv::None => "python_env",
-            ProjectEnv::Conda(_) => "conda_env",
-        }
-    }
-}
-
 /// `docker_env`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerEnv {

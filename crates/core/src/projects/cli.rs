@@ -1,0 +1,596 @@
+//! `cairn run` (MLflow's `mlflow run`) and `cairn runs wait|logs|cancel`.
+//!
+//! `cairn run` reads the project, resolves the entry point's parameters, creates the run with
+//! MLflow's project tags (api.md §10) and logs every parameter in one batch, submits the
+//! command to the backend, stores the backend's [`RunHandle`] as the run's tag
+//! [`RunHandle::TAG`], then follows the output and polls the status (with backoff) until the
+//! run ends, and writes the terminal status itself: FINISHED, FAILED (the exit code in the
+//! message), or KILLED after Ctrl-C or SIGTERM, which cancel the run's whole process group.
+//! `cairn runs ...` find a run's backend and handle from that tag, so they work from any
+//! `cairn` process.
+
+use super::local::{LocalBackend, default_storage_dir};
+use super::spec::{Project, ProjectEnv, read_python_env};
+use super::tracking::Tracking;
+use crate::assembly::Assembly;
+use crate::config::{LoadedConfig, Overrides};
+use crate::error::{Error, Result};
+use crate::http_repo::TrackingClient;
+use cairn_plugin_api::entities::{Param, RunStatus, RunTag};
+use cairn_plugin_api::projects::{
+    LogOptions, ProjectEnvironment, ProjectRun, ProjectSource, PythonEnvManager, RunHandle,
+    RunState,
+};
+use cairn_plugin_api::{ProjectBackend, SubmittedRun};
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where runs are recorded: MLflow's tracking URI.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrackingArgs {
+    /// Tracking server or store; default MLFLOW_TRACKING_URI, else the configuration's store.
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+}
+
+impl TrackingArgs {
+    fn server_uri(&self) -> Option<&str> {
+        self.tracking_uri
+            .as_deref()
+            .filter(|t| t.starts_with("http://") || t.starts_with("https://"))
+    }
+
+    /// The configuration layer: a store tracking URI is `store.backend_store_uri`.
+    pub fn overrides(&self) -> Overrides {
+        let mut overrides = Overrides::default();
+        if let Some(uri) = self
+            .tracking_uri
+            .as_deref()
+            .filter(|t| !t.is_empty() && self.server_uri().is_none())
+        {
+            overrides.set(
+                "store.backend_store_uri",
+                "--tracking-uri (or MLFLOW_TRACKING_URI)",
+                uri,
+            );
+        }
+        overrides
+    }
+
+    /// The tracking calls, and the tracking URI the run's process gets.
+    fn connect(&self, loaded: &LoadedConfig) -> Result<(Tracking, String)> {
+        if let Some(base) = self.server_uri() {
+            let client = TrackingClient::from_env(base).map_err(failed)?;
+            return Ok((Tracking::Rest(client), base.to_owned()));
+        }
+        let assembly = Assembly::new(loaded)?;
+        let store = assembly.tracking_store()?;
+        let providers = assembly.run_context(&mut |_| {})?;
+        let uri = loaded.config().store.backend_store_uri.clone();
+        Ok((
+            Tracking::Store {
+                store: store.plugin,
+                providers,
+            },
+            uri,
+        ))
+    }
+}
+
+/// `--env-manager`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvManager {
+    /// Run in this machine's environment as is.
+    Local,
+    /// A virtualenv from `python_env.yaml`.
+    Virtualenv,
+    /// A uv environment from `python_env.yaml`.
+    Uv,
+    /// A conda environment.
+    Conda,
+}
+
+/// `cairn run`: MLflow's `mlflow run` options.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The project: a local directory.
+    #[arg(value_name = "URI")]
+    pub uri: String,
+    /// The entry point.
+    #[arg(long, short = 'e', default_value = "main")]
+    pub entry_point: String,
+    /// The project version (a Git commit, branch or tag).
+    #[arg(long, short = 'v')]
+    pub version: Option<String>,
+    /// A parameter, `name=value` (repeatable).
+    #[arg(long = "param-list", short = 'P', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// A docker argument, `name=value` or `name` (repeatable; docker environments only).
+    #[arg(long = "docker-args", short = 'A', value_name = "NAME[=VALUE]")]
+    pub docker_args: Vec<String>,
+    /// The experiment, by name (created if missing).
+    #[arg(long, env = "MLFLOW_EXPERIMENT_NAME", conflicts_with = "experiment_id")]
+    pub experiment_name: Option<String>,
+    /// The experiment, by id.
+    #[arg(long, env = "MLFLOW_EXPERIMENT_ID")]
+    pub experiment_id: Option<String>,
+    /// The backend: `local` or a project-backend plugin's name.
+    #[arg(long, short = 'b', default_value = "local")]
+    pub backend: String,
+    /// Backend configuration: a `.json` file or inline JSON.
+    #[arg(long, short = 'c', value_name = "JSON_OR_FILE")]
+    pub backend_config: Option<String>,
+    /// How the environment is built; default from the project (`python_env`: virtualenv).
+    #[arg(long, value_enum)]
+    pub env_manager: Option<EnvManager>,
+    /// Where runs' state (output, exit code) and downloads go (the local backend).
+    #[arg(long, env = "MLFLOW_TMP_DIR", value_name = "DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// Record into this existing run instead of creating one.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// The new run's name.
+    #[arg(long)]
+    pub run_name: Option<String>,
+    /// Build a new image for docker environments.
+    #[arg(long)]
+    pub build_image: bool,
+    /// Submit, print the run id and return without waiting (`cairn runs wait|logs|cancel`).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Where runs are recorded.
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+/// `cairn runs ...`: a submitted project run, by its tracking run id.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RunsCommand {
+    /// Wait for the run to end, write its final status, and exit non-zero unless it finished.
+    Wait(RunRef),
+    /// Print the run's output (`--follow` until it ends).
+    Logs {
+        /// The run.
+        #[command(flatten)]
+        run: RunRef,
+        /// Keep printing new output until the run ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Stop the run's processes; its status becomes KILLED.
+    Cancel(RunRef),
+}
+
+impl RunsCommand {
+    /// The tracking options.
+    pub fn tracking(&self) -> &TrackingArgs {
+        match self {
+            RunsCommand::Wait(r) | RunsCommand::Logs { run: r, .. } | RunsCommand::Cancel(r) => {
+                &r.tracking
+            }
+        }
+    }
+}
+
+/// A run, by id.
+#[derive(Debug, Clone, Args)]
+pub struct RunRef {
+    /// The tracking run id.
+    pub run_id: String,
+    /// The local backend's storage directory, for runs whose handle is elsewhere.
+    #[arg(long, env = "MLFLOW_TMP_DIR", value_name = "DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// Where runs are recorded.
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+fn failed(e: cairn_plugin_api::Error) -> Error {
+    Error::Project(e.message)
+}
+
+fn project_error(e: super::spec::ProjectError) -> Error {
+    Error::Project(e.0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Project(format!("cannot start the async runtime: {e}")))
+}
+
+fn parse_pairs(items: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(Error::Project(format!(
+                "{flag} {item:?}: expected NAME=VALUE"
+            )));
+        };
+        if out.iter().any(|(seen, _)| seen == k) {
+            return Err(Error::Project(format!(
+                "{flag}: the parameter {k} was given more than once"
+            )));
+        }
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(out)
+}
+
+fn backend_for(
+    name: &str,
+    storage_dir: Option<&Path>,
+    loaded: &LoadedConfig,
+) -> Result<Arc<dyn ProjectBackend>> {
+    if name == super::local::NAME {
+        let dir = storage_dir.map_or_else(default_storage_dir, Path::to_path_buf);
+        return Ok(Arc::new(LocalBackend::new(dir)));
+    }
+    Assembly::new(loaded)?.project_backend(name)
+}
+
+fn user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `cairn run`. Returns the run's final state (`None` with `--no-wait`).
+pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Write) -> Result<()> {
+    let dir = cwd.join(&args.uri);
+    if args.version.is_some() {
+        return Err(Error::Project(
+            "--version applies to Git projects, which this cairn cannot fetch yet; run a local \
+             directory"
+                .into(),
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Project(format!(
+            "{} is not a directory (this cairn runs projects from local directories)",
+            args.uri
+        )));
+    }
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let project = Project::load(&dir).map_err(project_error)?;
+    let entry = project
+        .entry_point(&args.entry_point)
+        .map_err(project_error)?;
+    let given = parse_pairs(&args.params, "-P")?;
+    let params = entry.resolve(&given, cwd).map_err(project_error)?;
+    if !params.downloads.is_empty() {
+        let names: Vec<&str> = params
+            .downloads
+            .iter()
+            .map(|(_, k, _)| k.as_str())
+            .collect();
+        return Err(Error::Project(format!(
+            "path parameters with remote URIs are not supported by this cairn yet: {}",
+            names.join(", ")
+        )));
+    }
+    let command = entry.render(&params).map_err(project_error)?;
+    let manager = args.env_manager.unwrap_or(match project.env {
+        ProjectEnv::Python(_) => EnvManager::Virtualenv,
+        ProjectEnv::Conda(_) => EnvManager::Conda,
+        ProjectEnv::Docker(_) | ProjectEnv::None => EnvManager::Local,
+    });
+    let environment = match (&project.env, manager) {
+        (ProjectEnv::Docker(docker), _) => ProjectEnvironment::Docker {
+            image: docker.image.clone(),
+            volumes: docker.volumes.clone(),
+            environment: docker.environment.iter().cloned().collect(),
+        },
+        (_, EnvManager::Local) => ProjectEnvironment::Local,
+        (ProjectEnv::Python(file), EnvManager::Virtualenv | EnvManager::Uv) => {
+            ProjectEnvironment::PythonEnv {
+                spec: read_python_env(file).map_err(project_error)?,
+                manager: if manager == EnvManager::Uv {
+                    PythonEnvManager::Uv
+                } else {
+                    PythonEnvManager::Virtualenv
+                },
+            }
+        }
+        (ProjectEnv::Python(_), EnvManager::Conda) => {
+            return Err(Error::Project(
+                "a python_env project cannot use --env-manager conda".into(),
+            ));
+        }
+        (ProjectEnv::Conda(file), _) => ProjectEnvironment::Conda {
+            file: std::fs::read_to_string(file)
+                .map_err(|e| Error::Project(format!("cannot read {}: {e}", file.display())))?,
+        },
+        (ProjectEnv::None, _) => ProjectEnvironment::PythonEnv {
+            spec: Default::default(),
+            manager: PythonEnvManager::Virtualenv,
+        },
+    };
+    let backend_config = match args.backend_config.as_deref() {
+        None => serde_json::Value::Null,
+        Some(c) if c.ends_with(".json") => {
+            let text = std::fs::read_to_string(cwd.join(c))
+                .map_err(|e| Error::Project(format!("cannot read --backend-config {c}: {e}")))?;
+            serde_json::from_str(&text)
+                .map_err(|e| Error::Project(format!("--backend-config {c} is not JSON: {e}")))?
+        }
+        Some(c) => serde_json::from_str(c)
+            .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
+    };
+    let backend = backend_for(&args.backend, args.storage_dir.as_deref(), loaded)?;
+    let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
+
+    runtime()?.block_on(async {
+        let experiment_id = tracking
+            .experiment_id(
+                args.experiment_id.as_deref(),
+                args.experiment_name.as_deref(),
+            )
+            .await
+            .map_err(failed)?;
+        let git = crate::run_context::git_info(&dir);
+        let mut tags = vec![
+            tag("mlflow.user", &user()),
+            tag(
+                "mlflow.source.name",
+                &git.as_ref()
+                    .and_then(|g| g.repo_url.clone())
+                    .unwrap_or_else(|| dir.to_string_lossy().into_owned()),
+            ),
+            tag("mlflow.source.type", "PROJECT"),
+            tag("mlflow.project.entryPoint", &entry.name),
+            tag("mlflow.project.backend", &args.backend),
+        ];
+        if let Some(git) = &git {
+            if let Some(commit) = &git.commit {
+                tags.push(tag("mlflow.source.git.commit", commit));
+            }
+            if let Some(url) = &git.repo_url {
+                tags.push(tag("mlflow.source.git.repoURL", url));
+                tags.push(tag("mlflow.gitRepoURL", url));
+            }
+        }
+        let env_tag = match &environment {
+            ProjectEnvironment::Local => None,
+            ProjectEnvironment::PythonEnv { manager, .. } => Some(match manager {
+                PythonEnvManager::Virtualenv => "virtualenv",
+                PythonEnvManager::Uv => "uv",
+            }),
+            ProjectEnvironment::Conda { .. } => Some("conda"),
+            ProjectEnvironment::Docker { .. } => Some("docker"),
+        };
+        if let Some(env) = env_tag {
+            tags.push(tag("mlflow.project.env", env));
+        }
+        let run_id = match &args.run_id {
+            Some(id) => {
+                tracking.log_batch(id, vec![], tags).await.map_err(failed)?;
+                id.clone()
+            }
+            None => tracking
+                .create_run(&experiment_id, &user(), args.run_name.as_deref(), tags)
+                .await
+                .map_err(failed)?,
+        };
+        let logged = params
+            .logged
+            .iter()
+            .map(|(k, v)| Param {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        tracking
+            .log_batch(&run_id, logged, vec![])
+            .await
+            .map_err(failed)?;
+        let env: BTreeMap<String, String> = [
+            ("MLFLOW_RUN_ID", run_id.clone()),
+            ("MLFLOW_TRACKING_URI", tracking_uri.clone()),
+            ("MLFLOW_EXPERIMENT_ID", experiment_id.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let submission = ProjectRun {
+            run_id: run_id.clone(),
+            experiment_id: experiment_id.clone(),
+            source: ProjectSource::Local {
+                path: dir.to_string_lossy().into_owned(),
+            },
+            entry_point: entry.name.clone(),
+            command: vec!["bash".into(), "-c".into(), command.clone()],
+            parameters: params.logged.iter().cloned().collect(),
+            environment,
+            env,
+            backend_config,
+        };
+        eprintln!("=== Running command '{command}' in run with ID '{run_id}' ===");
+        let submitted = match backend.submit(submission).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tracking.end_run(&run_id, RunStatus::Failed).await;
+                return Err(failed(e));
+            }
+        };
+        tracking
+            .log_batch(
+                &run_id,
+                vec![],
+                vec![tag(RunHandle::TAG, &submitted.handle().to_tag())],
+            )
+            .await
+            .map_err(failed)?;
+        if args.no_wait {
+            writeln!(out, "{run_id}").map_err(Error::Output)?;
+            return Ok(());
+        }
+        finish(&*submitted, &tracking, true, out).await
+    })
+}
+
+fn tag(key: &str, value: &str) -> RunTag {
+    RunTag {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+/// Follows `run` to its end (printing its output if `print`), cancelling it on Ctrl-C or
+/// SIGTERM; writes the terminal status; errs unless it finished.
+async fn finish(
+    run: &dyn SubmittedRun,
+    tracking: &Tracking,
+    print: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut logs = if print {
+        Some(
+            run.logs(LogOptions {
+                offset: 0,
+                follow: true,
+            })
+            .await
+            .map_err(failed)?,
+        )
+    } else {
+        None
+    };
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Project(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut pause = Duration::from_millis(50);
+    let mut cancelled = false;
+    let state: RunState = loop {
+        let tick = tokio::time::sleep(pause);
+        tokio::select! {
+            chunk = async { logs.as_mut()?.next().await }, if logs.is_some() => {
+                match chunk {
+                    Some(Ok(bytes)) => {
+                        out.write_all(&bytes).map_err(Error::Output)?;
+                        out.flush().map_err(Error::Output)?;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("reading the run's output failed: {e}");
+                        logs = None;
+                    }
+                    None => logs = None,
+                }
+                continue;
+            }
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                eprintln!("=== Cancelling run {} ===", run.run_id());
+                run.cancel().await.map_err(failed)?;
+                cancelled = true;
+            }
+            _ = sigterm.recv(), if !cancelled => {
+                eprintln!("=== Cancelling run {} ===", run.run_id());
+                run.cancel().await.map_err(failed)?;
+                cancelled = true;
+            }
+            _ = tick => {}
+        }
+        let state = run.status().await.map_err(failed)?;
+        if state.is_terminal() && logs.is_none() {
+            break state;
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+        if state.is_terminal() {
+            // The output ends right after; drain it before reporting.
+            pause = Duration::from_millis(20);
+        }
+    };
+    end_run(tracking, run.run_id(), &state).await?;
+    let code = state
+        .exit_code
+        .map(|c| format!(" (exit code {c})"))
+        .unwrap_or_default();
+    match state.status {
+        RunStatus::Finished => {
+            eprintln!("=== Run ({}) succeeded ===", run.run_id());
+            Ok(())
+        }
+        status => Err(Error::Project(format!(
+            "run {} {}{code}{}",
+            run.run_id(),
+            status.as_str(),
+            state
+                .message
+                .filter(|_| state.exit_code.is_none())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+/// The run's exit code, when known.
+pub const EXIT_CODE_TAG: &str = "cairn.project.exitCode";
+
+/// Writes the terminal `state`: the exit code tag, then the status and end time.
+async fn end_run(tracking: &Tracking, run_id: &str, state: &RunState) -> Result<()> {
+    if let Some(code) = state.exit_code {
+        tracking
+            .log_batch(run_id, vec![], vec![tag(EXIT_CODE_TAG, &code.to_string())])
+            .await
+            .map_err(failed)?;
+    }
+    tracking.end_run(run_id, state.status).await.map_err(failed)
+}
+
+/// `cairn runs ...`.
+pub fn runs(command: &RunsCommand, loaded: &LoadedConfig, out: &mut dyn Write) -> Result<()> {
+    let (RunsCommand::Wait(r) | RunsCommand::Logs { run: r, .. } | RunsCommand::Cancel(r)) =
+        command;
+    let (tracking, _) = r.tracking.connect(loaded)?;
+    runtime()?.block_on(async {
+        let (_, tags) = tracking.run_tags(&r.run_id).await.map_err(failed)?;
+        let Some(handle) = tags.get(RunHandle::TAG) else {
+            return Err(Error::Project(format!(
+                "run {} has no {} tag: it was not submitted by cairn run",
+                r.run_id,
+                RunHandle::TAG
+            )));
+        };
+        let handle = RunHandle::from_tag(handle).map_err(failed)?;
+        let backend = backend_for(&handle.backend, r.storage_dir.as_deref(), loaded)?;
+        let run = backend.attach(handle).await.map_err(failed)?;
+        match command {
+            RunsCommand::Wait(_) => finish(&*run, &tracking, false, out).await,
+            RunsCommand::Logs { follow, .. } => {
+                let mut logs = run
+                    .logs(LogOptions {
+                        offset: 0,
+                        follow: *follow,
+                    })
+                    .await
+                    .map_err(failed)?;
+                while let Some(chunk) = logs.next().await {
+                    out.write_all(&chunk.map_err(failed)?)
+                        .map_err(Error::Output)?;
+                }
+                out.flush().map_err(Error::Output)
+            }
+            RunsCommand::Cancel(_) => {
+                run.cancel().await.map_err(failed)?;
+                // The host writes the terminal status once the group is gone.
+                let mut pause = Duration::from_millis(20);
+                let state = loop {
+                    let state = run.status().await.map_err(failed)?;
+                    if state.is_terminal() {
+                        break state;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                };
+                end_run(&tracking, &r.run_id, &state).await?;
+                writeln!(out, "{} {}", r.run_id, state.status.as_str()).map_err(Error::Output)
+            }
+        }
+    })
+}
