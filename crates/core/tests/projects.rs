@@ -387,3 +387,86 @@ fn no_wait_then_runs_logs_wait_and_cancel_reattach_through_the_handle() {
     assert_eq!(env.run_data(&run_id).status, "KILLED");
     assert!(!alive(&sleeper));
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_git_project_runs_at_a_commit_and_subdirectory() {
+    let env = Env::start();
+    // A repository with the example under `sub/`; the second commit changes alpha's default.
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    git(&repo, &["init", "--quiet", "-b", "main"]);
+    for name in ["MLproject", "train.sh"] {
+        std::fs::copy(env.project().join(name), repo.join("sub").join(name)).unwrap();
+    }
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let spec = std::fs::read_to_string(repo.join("sub/MLproject")).unwrap();
+    std::fs::write(
+        repo.join("sub/MLproject"),
+        spec.replace(
+            "alpha: {type: float, default: 0.5}",
+            "alpha: {type: float, default: 0.75}",
+        ),
+    )
+    .unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "second"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", repo.display());
+    let uri = format!("{url}#sub");
+
+    for (version, commit, alpha, branch) in [
+        (Some(first.as_str()), &first, "0.5", None),
+        (Some("main"), &second, "0.75", Some("main")),
+        (None, &second, "0.75", None),
+    ] {
+        let mut args = vec!["run", uri.as_str(), "-P", "steps=1"];
+        if let Some(v) = version {
+            args.extend(["--version", v]);
+        }
+        let out = env.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.status, "FINISHED");
+        assert!(
+            run.params.contains(&("alpha".into(), alpha.into())),
+            "{version:?}: {run:?}"
+        );
+        assert_eq!(run.tag("mlflow.source.git.commit"), Some(commit.as_str()));
+        assert_eq!(run.tag("mlflow.source.git.repoURL"), Some(url.as_str()));
+        assert_eq!(run.tag("mlflow.source.git.branch"), branch);
+        assert_eq!(run.tag("mlflow.source.name"), Some(uri.as_str()));
+    }
+
+    let out = env.run(&["run", &format!("{url}#sub"), "--version", "nosuchref"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("git checkout --quiet --detach nosuchref"),
+        "{stderr}"
+    );
+    let out = env.run(&["run", env.project().to_str().unwrap(), "--version", "x"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Setting a version is only supported for Git project URIs"),
+        "{stderr}"
+    );
+}

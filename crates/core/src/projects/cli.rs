@@ -9,6 +9,7 @@
 //! `cairn runs ...` find a run's backend and handle from that tag, so they work from any
 //! `cairn` process.
 
+use super::fetch::fetch;
 use super::local::{LocalBackend, default_storage_dir};
 use super::spec::{Project, ProjectEnv, read_python_env};
 use super::tracking::Tracking;
@@ -98,7 +99,8 @@ pub enum EnvManager {
 /// `cairn run`: MLflow's `mlflow run` options.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The project: a local directory.
+    /// The project: a local directory, or a Git URI (https://, file://, git@...), with an
+    /// optional #subdirectory.
     #[arg(value_name = "URI")]
     pub uri: String,
     /// The entry point.
@@ -244,21 +246,9 @@ fn user() -> String {
 
 /// `cairn run`. Returns the run's final state (`None` with `--no-wait`).
 pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Write) -> Result<()> {
-    let dir = cwd.join(&args.uri);
-    if args.version.is_some() {
-        return Err(Error::Project(
-            "--version applies to Git projects, which this cairn cannot fetch yet; run a local \
-             directory"
-                .into(),
-        ));
-    }
-    if !dir.is_dir() {
-        return Err(Error::Project(format!(
-            "{} is not a directory (this cairn runs projects from local directories)",
-            args.uri
-        )));
-    }
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let storage_dir = args.storage_dir.clone().unwrap_or_else(default_storage_dir);
+    let fetched = fetch(&args.uri, args.version.as_deref(), cwd, &storage_dir)?;
+    let dir = fetched.dir.clone();
     let project = Project::load(&dir).map_err(project_error)?;
     let entry = project
         .entry_point(&args.entry_point)
@@ -324,7 +314,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         Some(c) => serde_json::from_str(c)
             .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
     };
-    let backend = backend_for(&args.backend, args.storage_dir.as_deref(), loaded)?;
+    let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
     runtime()?.block_on(async {
@@ -335,15 +325,29 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             )
             .await
             .map_err(failed)?;
-        let git = crate::run_context::git_info(&dir);
+        let (source_name, git) = match &fetched.git {
+            Some(g) => (
+                args.uri.clone(),
+                Some(crate::run_context::GitInfo {
+                    commit: Some(g.commit.clone()),
+                    branch: g.branch.clone(),
+                    repo_url: Some(g.url.clone()),
+                }),
+            ),
+            None => {
+                // The branch tag names a `--version` only (as MLflow).
+                let git = crate::run_context::git_info(&dir)
+                    .map(|g| crate::run_context::GitInfo { branch: None, ..g });
+                let name = git
+                    .as_ref()
+                    .and_then(|g| g.repo_url.clone())
+                    .unwrap_or_else(|| dir.to_string_lossy().into_owned());
+                (name, git)
+            }
+        };
         let mut tags = vec![
             tag("mlflow.user", &user()),
-            tag(
-                "mlflow.source.name",
-                &git.as_ref()
-                    .and_then(|g| g.repo_url.clone())
-                    .unwrap_or_else(|| dir.to_string_lossy().into_owned()),
-            ),
+            tag("mlflow.source.name", &source_name),
             tag("mlflow.source.type", "PROJECT"),
             tag("mlflow.project.entryPoint", &entry.name),
             tag("mlflow.project.backend", &args.backend),
@@ -355,6 +359,9 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             if let Some(url) = &git.repo_url {
                 tags.push(tag("mlflow.source.git.repoURL", url));
                 tags.push(tag("mlflow.gitRepoURL", url));
+            }
+            if let Some(branch) = &git.branch {
+                tags.push(tag("mlflow.source.git.branch", branch));
             }
         }
         let env_tag = match &environment {
@@ -402,8 +409,16 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         let submission = ProjectRun {
             run_id: run_id.clone(),
             experiment_id: experiment_id.clone(),
-            source: ProjectSource::Local {
-                path: dir.to_string_lossy().into_owned(),
+            // The local backend runs the checkout; another backend fetches the commit itself.
+            source: match &fetched.git {
+                Some(g) if args.backend != super::local::NAME => ProjectSource::Git {
+                    url: g.url.clone(),
+                    commit: g.commit.clone(),
+                    subdirectory: g.subdirectory.clone(),
+                },
+                _ => ProjectSource::Local {
+                    path: dir.to_string_lossy().into_owned(),
+                },
             },
             entry_point: entry.name.clone(),
             command: vec!["bash".into(), "-c".into(), command.clone()],
