@@ -470,3 +470,70 @@ fn a_git_project_runs_at_a_commit_and_subdirectory() {
         "{stderr}"
     );
 }
+
+/// A `python_env` project in `dir` whose entry point prints the interpreter's prefix.
+fn python_env_project(dir: &Path, dependencies: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("MLproject"),
+        "name: venv\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: \
+         \"python -c 'import sys; print(\\\"prefix=\\\" + sys.prefix)'\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("python_env.yaml"),
+        format!("python: \"3\"\nbuild_dependencies: []\ndependencies: {dependencies}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn python_env_projects_get_a_virtualenv_built_once_and_reused() {
+    let env = Env::start();
+    let project = env.dir.path().join("venv-project");
+    python_env_project(&project, "[]");
+    let storage = env.dir.path().join("storage");
+    let envs = storage.join("envs");
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let out = env.run(&["run", project.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.tag("mlflow.project.env"), Some("virtualenv"));
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let prefix = format!("prefix={}/virtualenv-", envs.display());
+    assert!(
+        outputs[0].contains("=== Creating the Python environment"),
+        "{}",
+        outputs[0]
+    );
+    assert!(outputs[0].contains(&prefix), "{}", outputs[0]);
+    assert!(
+        !outputs[1].contains("=== Creating"),
+        "reused: {}",
+        outputs[1]
+    );
+    assert!(outputs[1].contains(&prefix), "{}", outputs[1]);
+
+    // A failing pip install fails the run, with pip's error in the output.
+    let broken = env.dir.path().join("broken-project");
+    python_env_project(&broken, "[\"not a valid requirement!!\"]");
+    let out = env.run(&["run", broken.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAILED (exit code 1)"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Invalid requirement"), "{stdout}");
+    assert_eq!(env.run_data(&announced_run_id(&stderr)).status, "FAILED");
+
+    // A missing environment file is refused before a run exists.
+    std::fs::remove_file(broken.join("python_env.yaml")).unwrap();
+    let out = env.run(&["run", broken.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Project specified python_env file") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+}

@@ -90,12 +90,10 @@ impl LocalBackend {
                  Git projects before submitting",
             ));
         };
-        match &run.environment {
-            ProjectEnvironment::Local => {}
-            ProjectEnvironment::PythonEnv { .. } => {
-                return Err(Error::invalid(
-                    "python_env environments (virtualenv, uv) are not supported by this cairn                      yet; use --env-manager local",
-                ));
+        let mut argv = match &run.environment {
+            ProjectEnvironment::Local => Vec::new(),
+            ProjectEnvironment::PythonEnv { spec, manager } => {
+                super::environment::python_env(&self.storage_dir, spec, *manager)?
             }
             ProjectEnvironment::Conda { .. } => {
                 return Err(Error::invalid(
@@ -109,8 +107,8 @@ impl LocalBackend {
                      (use --env-manager local to run the command on this machine)",
                 ));
             }
-        }
-        let argv = &run.command;
+        };
+        argv.extend(run.command.iter().cloned());
         let output = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,7 +122,7 @@ impl LocalBackend {
             .arg(WRAPPER)
             .arg("cairn-run")
             .arg(state)
-            .args(argv)
+            .args(&argv)
             .current_dir(path)
             .envs(&run.env)
             .stdin(Stdio::null())

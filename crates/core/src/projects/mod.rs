@@ -2,6 +2,7 @@
 //! and running it on a [`ProjectBackend`](cairn_plugin_api::ProjectBackend).
 
 pub mod cli;
+pub mod environment;
 pub mod fetch;
 pub mod local;
 pub mod spec;
