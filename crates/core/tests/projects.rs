@@ -537,3 +537,118 @@ fn python_env_projects_get_a_virtualenv_built_once_and_reused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_sweep_runs_the_cross_product_as_children_of_one_parent() {
+    let env = Env::start();
+    let project = env.project();
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=0.1,0.5,1.0",
+        "-P",
+        "steps=1,2",
+        "--sweep",
+        "--max-parallel",
+        "2",
+        "--sweep-metric",
+        "loss",
+        "--experiment-name",
+        "sweep",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parent = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("parent run ").nth(1))
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+    // Never more than two running at once, as the progress lines tell.
+    let mut running = 0i32;
+    for line in stdout.lines().filter(|l| l.starts_with('[')) {
+        if line.ends_with(" RUNNING") {
+            running += 1;
+        } else {
+            running -= 1;
+        }
+        assert!((0..=2).contains(&running), "{stdout}");
+    }
+    let parent_run = env.run_data(&parent);
+    assert_eq!(parent_run.status, "FINISHED");
+    let children: Vec<Run> = env
+        .run_ids(&parent_run.experiment_id)
+        .iter()
+        .filter(|id| **id != parent)
+        .map(|id| env.run_data(id))
+        .collect();
+    assert_eq!(children.len(), 6, "{children:?}");
+    let mut combos: Vec<(String, String)> = children
+        .iter()
+        .map(|c| {
+            assert_eq!(c.tag("mlflow.parentRunId"), Some(parent.as_str()));
+            assert_eq!(c.status, "FINISHED");
+            let p = |k: &str| c.params.iter().find(|(n, _)| n == k).unwrap().1.clone();
+            (p("alpha"), p("steps"))
+        })
+        .collect();
+    combos.sort();
+    let expected: Vec<(String, String)> = [
+        ("0.1", "1"),
+        ("0.1", "2"),
+        ("0.5", "1"),
+        ("0.5", "2"),
+        ("1.0", "1"),
+        ("1.0", "2"),
+    ]
+    .iter()
+    .map(|(a, s)| (a.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(combos, expected);
+    // The summary: a header and one row per run with its parameters, status and metric.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("run ") && l.contains("alpha") && l.ends_with("loss")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.contains(" 1.0 ")
+            && l.contains(" 2 ")
+            && l.contains("FINISHED")
+            && l.ends_with(" 0.5")),
+        "{stdout}"
+    );
+
+    // A failing child fails the parent; a bad value in any combination is refused up front.
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-e",
+        "fail",
+        "-P",
+        "code=0,3",
+        "--sweep",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sweep parent run") && stderr.contains("FAILED"),
+        "{stderr}"
+    );
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=0.1,x",
+        "--sweep",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alpha=\"x\" is not a float"), "{stderr}");
+}

@@ -11,7 +11,7 @@
 
 use super::fetch::fetch;
 use super::local::{LocalBackend, default_storage_dir};
-use super::spec::{Project, ProjectEnv, read_python_env};
+use super::spec::{Project, ProjectEnv, ResolvedParameters, read_python_env};
 use super::tracking::Tracking;
 use crate::assembly::Assembly;
 use crate::config::{LoadedConfig, Overrides};
@@ -143,8 +143,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub build_image: bool,
     /// Submit, print the run id and return without waiting (`cairn runs wait|logs|cancel`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sweep")]
     pub no_wait: bool,
+    /// Run the cross product of comma-separated `-P` values (`-P alpha=0.1,0.5`) as child runs
+    /// of one parent run.
+    #[arg(long, conflicts_with = "run_id")]
+    pub sweep: bool,
+    /// With --sweep: how many runs at once.
+    #[arg(long, default_value_t = 1, requires = "sweep", value_name = "N")]
+    pub max_parallel: usize,
+    /// With --sweep: a metric to show for each run in the summary.
+    #[arg(long, requires = "sweep", value_name = "KEY")]
+    pub sweep_metric: Option<String>,
     /// Where runs are recorded.
     #[command(flatten)]
     pub tracking: TrackingArgs,
@@ -254,19 +264,16 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         .entry_point(&args.entry_point)
         .map_err(project_error)?;
     let given = parse_pairs(&args.params, "-P")?;
-    let params = entry.resolve(&given, cwd).map_err(project_error)?;
-    if !params.downloads.is_empty() {
-        let names: Vec<&str> = params
-            .downloads
-            .iter()
-            .map(|(_, k, _)| k.as_str())
-            .collect();
-        return Err(Error::Project(format!(
-            "path parameters with remote URIs are not supported by this cairn yet: {}",
-            names.join(", ")
-        )));
-    }
-    let command = entry.render(&params).map_err(project_error)?;
+    let combinations = if args.sweep {
+        sweep_combinations(&given)
+    } else {
+        vec![given]
+    };
+    // Every combination is checked before any run exists.
+    let planned = combinations
+        .iter()
+        .map(|given| plan(&entry, given, cwd))
+        .collect::<Result<Vec<_>>>()?;
     let manager = args.env_manager.unwrap_or(match project.env {
         ProjectEnv::Python(_) => EnvManager::Virtualenv,
         ProjectEnv::Conda(_) => EnvManager::Conda,
@@ -376,39 +383,12 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         if let Some(env) = env_tag {
             tags.push(tag("mlflow.project.env", env));
         }
-        let run_id = match &args.run_id {
-            Some(id) => {
-                tracking.log_batch(id, vec![], tags).await.map_err(failed)?;
-                id.clone()
-            }
-            None => tracking
-                .create_run(&experiment_id, &user(), args.run_name.as_deref(), tags)
-                .await
-                .map_err(failed)?,
-        };
-        let logged = params
-            .logged
-            .iter()
-            .map(|(k, v)| Param {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect();
-        tracking
-            .log_batch(&run_id, logged, vec![])
-            .await
-            .map_err(failed)?;
-        let env: BTreeMap<String, String> = [
-            ("MLFLOW_RUN_ID", run_id.clone()),
-            ("MLFLOW_TRACKING_URI", tracking_uri.clone()),
-            ("MLFLOW_EXPERIMENT_ID", experiment_id.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let submission = ProjectRun {
-            run_id: run_id.clone(),
-            experiment_id: experiment_id.clone(),
+        let launcher = Launcher {
+            tracking: &tracking,
+            backend: &*backend,
+            experiment_id: &experiment_id,
+            tracking_uri: &tracking_uri,
+            tags: &tags,
             // The local backend runs the checkout; another backend fetches the commit itself.
             source: match &fetched.git {
                 Some(g) if args.backend != super::local::NAME => ProjectSource::Git {
@@ -420,35 +400,334 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
                     path: dir.to_string_lossy().into_owned(),
                 },
             },
-            entry_point: entry.name.clone(),
-            command: vec!["bash".into(), "-c".into(), command.clone()],
-            parameters: params.logged.iter().cloned().collect(),
-            environment,
-            env,
-            backend_config,
+            entry_point: &entry.name,
+            environment: &environment,
+            backend_config: &backend_config,
+        };
+        if args.sweep {
+            return sweep(&launcher, &planned, args, out).await;
+        }
+        let (params, command) = &planned[0];
+        let run_id = match &args.run_id {
+            Some(id) => {
+                tracking
+                    .log_batch(id, vec![], tags.clone())
+                    .await
+                    .map_err(failed)?;
+                id.clone()
+            }
+            None => launcher.create(None, args.run_name.as_deref()).await?,
         };
         eprintln!("=== Running command '{command}' in run with ID '{run_id}' ===");
-        let submitted = match backend.submit(submission).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tracking.end_run(&run_id, RunStatus::Failed).await;
-                return Err(failed(e));
-            }
-        };
-        tracking
-            .log_batch(
-                &run_id,
-                vec![],
-                vec![tag(RunHandle::TAG, &submitted.handle().to_tag())],
-            )
-            .await
-            .map_err(failed)?;
+        let submitted = launcher.start(&run_id, params, command).await?;
         if args.no_wait {
             writeln!(out, "{run_id}").map_err(Error::Output)?;
             return Ok(());
         }
         finish(&*submitted, &tracking, true, out).await
     })
+}
+
+/// Resolves and renders one combination of parameters.
+fn plan(
+    entry: &super::spec::EntryPoint,
+    given: &[(String, String)],
+    cwd: &Path,
+) -> Result<(ResolvedParameters, String)> {
+    let params = entry.resolve(given, cwd).map_err(project_error)?;
+    if !params.downloads.is_empty() {
+        let names: Vec<&str> = params
+            .downloads
+            .iter()
+            .map(|(_, k, _)| k.as_str())
+            .collect();
+        return Err(Error::Project(format!(
+            "path parameters with remote URIs are not supported by this cairn yet: {}",
+            names.join(", ")
+        )));
+    }
+    let command = entry.render(&params).map_err(project_error)?;
+    Ok((params, command))
+}
+
+/// The cross product of `-P name=v1,v2,...` values, the first parameter varying slowest.
+pub fn sweep_combinations(given: &[(String, String)]) -> Vec<Vec<(String, String)>> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (key, values) in given {
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                values.split(',').map(move |v| {
+                    let mut next = combo.clone();
+                    next.push((key.clone(), v.to_owned()));
+                    next
+                })
+            })
+            .collect();
+    }
+    combos
+}
+
+/// What every run of one `cairn run` shares.
+struct Launcher<'a> {
+    tracking: &'a Tracking,
+    backend: &'a dyn ProjectBackend,
+    experiment_id: &'a str,
+    tracking_uri: &'a str,
+    tags: &'a [RunTag],
+    source: ProjectSource,
+    entry_point: &'a str,
+    environment: &'a ProjectEnvironment,
+    backend_config: &'a serde_json::Value,
+}
+
+impl Launcher<'_> {
+    /// Creates a run with the project tags (a child of `parent`, if given).
+    async fn create(&self, parent: Option<&str>, run_name: Option<&str>) -> Result<String> {
+        let mut tags = self.tags.to_vec();
+        if let Some(parent) = parent {
+            tags.push(tag("mlflow.parentRunId", parent));
+        }
+        self.tracking
+            .create_run(self.experiment_id, &user(), run_name, tags)
+            .await
+            .map_err(failed)
+    }
+
+    /// Logs `params` into `run_id` in one batch, submits `command`, stores the handle.
+    async fn start(
+        &self,
+        run_id: &str,
+        params: &ResolvedParameters,
+        command: &str,
+    ) -> Result<Box<dyn SubmittedRun>> {
+        let logged = params
+            .logged
+            .iter()
+            .map(|(k, v)| Param {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        self.tracking
+            .log_batch(run_id, logged, vec![])
+            .await
+            .map_err(failed)?;
+        let env: BTreeMap<String, String> = [
+            ("MLFLOW_RUN_ID", run_id),
+            ("MLFLOW_TRACKING_URI", self.tracking_uri),
+            ("MLFLOW_EXPERIMENT_ID", self.experiment_id),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let submission = ProjectRun {
+            run_id: run_id.to_owned(),
+            experiment_id: self.experiment_id.to_owned(),
+            source: self.source.clone(),
+            entry_point: self.entry_point.to_owned(),
+            command: vec!["bash".into(), "-c".into(), command.to_owned()],
+            parameters: params.logged.iter().cloned().collect(),
+            environment: self.environment.clone(),
+            env,
+            backend_config: self.backend_config.clone(),
+        };
+        let submitted = match self.backend.submit(submission).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.tracking.end_run(run_id, RunStatus::Failed).await;
+                return Err(failed(e));
+            }
+        };
+        self.tracking
+            .log_batch(
+                run_id,
+                vec![],
+                vec![tag(RunHandle::TAG, &submitted.handle().to_tag())],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(submitted)
+    }
+}
+
+/// Runs every planned combination as a child of one parent run, at most `--max-parallel` at
+/// once, printing a line as each starts and ends and a summary table at the end. The parent
+/// ends FAILED if any child did not finish (KILLED after Ctrl-C or SIGTERM, which cancel the
+/// running children and start no more).
+async fn sweep(
+    l: &Launcher<'_>,
+    planned: &[(ResolvedParameters, String)],
+    args: &RunArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let total = planned.len();
+    let max = args.max_parallel.max(1);
+    let parent = l.create(None, args.run_name.as_deref()).await?;
+    writeln!(
+        out,
+        "sweep: {total} runs in parent run {parent}, at most {max} at once"
+    )
+    .map_err(Error::Output)?;
+    let swept: Vec<String> = parse_pairs(&args.params, "-P")?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let describe = |params: &ResolvedParameters| -> String {
+        swept
+            .iter()
+            .filter_map(|k| params.logged.iter().find(|(p, _)| p == k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Project(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut next = 0;
+    let mut running: Vec<(usize, String, Box<dyn SubmittedRun>)> = Vec::new();
+    let mut results: Vec<Option<(String, RunState)>> = vec![None; total];
+    let mut cancelled = false;
+    loop {
+        while !cancelled && running.len() < max && next < total {
+            let i = next;
+            next += 1;
+            let (params, command) = &planned[i];
+            let run_id = l.create(Some(&parent), None).await?;
+            match l.start(&run_id, params, command).await {
+                Ok(run) => {
+                    writeln!(
+                        out,
+                        "[{}/{total}] {run_id} {} RUNNING",
+                        i + 1,
+                        describe(params)
+                    )
+                    .map_err(Error::Output)?;
+                    running.push((i, run_id, run));
+                }
+                Err(e) => {
+                    writeln!(
+                        out,
+                        "[{}/{total}] {run_id} {} FAILED: {e}",
+                        i + 1,
+                        describe(params)
+                    )
+                    .map_err(Error::Output)?;
+                    let state = RunState {
+                        status: RunStatus::Failed,
+                        message: Some(e.to_string()),
+                        exit_code: None,
+                    };
+                    results[i] = Some((run_id, state));
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !cancelled => cancelled = true,
+            _ = sigterm.recv(), if !cancelled => cancelled = true,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if cancelled {
+            for (_, _, run) in &running {
+                run.cancel().await.map_err(failed)?;
+            }
+        }
+        let mut still = Vec::new();
+        for (i, run_id, run) in running {
+            let state = run.status().await.map_err(failed)?;
+            if !state.is_terminal() {
+                still.push((i, run_id, run));
+                continue;
+            }
+            end_run(l.tracking, &run_id, &state).await?;
+            let code = state
+                .exit_code
+                .map(|c| format!(" (exit code {c})"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "[{}/{total}] {run_id} {} {}{code}",
+                i + 1,
+                describe(&planned[i].0),
+                state.status.as_str()
+            )
+            .map_err(Error::Output)?;
+            results[i] = Some((run_id, state));
+        }
+        running = still;
+    }
+    // The summary table.
+    let mut header = vec!["run".to_owned()];
+    header.extend(swept.iter().cloned());
+    header.push("status".into());
+    if let Some(m) = &args.sweep_metric {
+        header.push(m.clone());
+    }
+    let mut rows = vec![header];
+    let mut all_finished = true;
+    for (i, result) in results.iter().enumerate() {
+        let (params, _) = &planned[i];
+        let mut row = Vec::new();
+        let status = match result {
+            Some((run_id, state)) => {
+                row.push(run_id.clone());
+                state.status
+            }
+            None => {
+                row.push("-".into());
+                RunStatus::Killed
+            }
+        };
+        all_finished &= status == RunStatus::Finished;
+        for k in &swept {
+            let v = params.logged.iter().find(|(p, _)| p == k).map(|(_, v)| v);
+            row.push(v.cloned().unwrap_or_default());
+        }
+        row.push(status.as_str().to_owned());
+        if let Some(metric) = &args.sweep_metric {
+            let value = match result {
+                Some((run_id, _)) => l
+                    .tracking
+                    .latest_metric(run_id, metric)
+                    .await
+                    .map_err(failed)?
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                None => "-".into(),
+            };
+            row.push(value);
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end()).map_err(Error::Output)?;
+    }
+    let status = if cancelled {
+        RunStatus::Killed
+    } else if all_finished {
+        RunStatus::Finished
+    } else {
+        RunStatus::Failed
+    };
+    l.tracking.end_run(&parent, status).await.map_err(failed)?;
+    if status == RunStatus::Finished {
+        Ok(())
+    } else {
+        Err(Error::Project(format!(
+            "sweep parent run {parent} {}",
+            status.as_str()
+        )))
+    }
 }
 
 fn tag(key: &str, value: &str) -> RunTag {

@@ -181,6 +181,30 @@ impl Tracking {
         }
     }
 
+    /// The latest value of the run's metric `key`, if logged.
+    pub async fn latest_metric(&self, run_id: &str, key: &str) -> Result<Option<f64>> {
+        match self {
+            Tracking::Rest(c) => {
+                let v = c.get_json("runs/get", &[("run_id", run_id)]).await?;
+                Ok(v["run"]["data"]["metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m["key"] == key)
+                    .and_then(|m| m["value"].as_f64()))
+            }
+            Tracking::Store { store, .. } => {
+                let run = store.get_run(run_id).await?;
+                Ok(run
+                    .data
+                    .metrics
+                    .into_iter()
+                    .find(|m| m.key == key)
+                    .map(|m| m.value))
+            }
+        }
+    }
+
     /// The run's status and tags.
     pub async fn run_tags(&self, run_id: &str) -> Result<(String, BTreeMap<String, String>)> {
         match self {
