@@ -298,6 +298,48 @@ fn failure_paths_name_the_problem() {
     assert_eq!(run.status, "FAILED");
     assert_eq!(run.tag("cairn.project.exitCode"), Some("3"));
 
+    // `path` and `uri` parameters: a local path must exist and reaches the command absolute;
+    // the run records the value as given.
+    std::fs::write(env.dir.path().join("data.txt"), "a\nb\nc\n").unwrap();
+    let out = env.run(&["run", project, "-e", "count", "-P", "data=data.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "counting file:///dev/null\n3\n"
+    );
+    let abs = env.dir.path().join("data.txt");
+    assert!(
+        stderr.contains(&format!("wc -l < {}", abs.display())),
+        "{stderr}"
+    );
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert!(
+        run.params.contains(&("data".into(), "data.txt".into())),
+        "{run:?}"
+    );
+    let out = env.run(&["run", project, "-e", "count", "-P", "data=missing.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Got value missing.txt for parameter data, but no such file"),
+        "{stderr}"
+    );
+    let out = env.run(&[
+        "run",
+        project,
+        "-e",
+        "count",
+        "-P",
+        "data=data.txt",
+        "-P",
+        "source=plain",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Expected URI for parameter source but got plain"),
+        "{stderr}"
+    );
+
     let out = env.run(&["run", project, "-e", "nosuch"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -451,6 +451,16 @@ fn plan(
 }
 
 /// The cross product of `-P name=v1,v2,...` values, the first parameter varying slowest.
+///
+/// ```
+/// # use cairn_core::projects::cli::sweep_combinations;
+/// let given = [("a".to_string(), "1,2".to_string()), ("b".to_string(), "x".to_string())];
+/// let names: Vec<String> = sweep_combinations(&given)
+///     .iter()
+///     .map(|c| c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+///     .collect();
+/// assert_eq!(names, ["a=1 b=x", "a=2 b=x"]);
+/// ```
 pub fn sweep_combinations(given: &[(String, String)]) -> Vec<Vec<(String, String)>> {
     let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
     for (key, values) in given {
@@ -624,12 +634,15 @@ async fn sweep(
         if running.is_empty() {
             break;
         }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c(), if !cancelled => cancelled = true,
-            _ = sigterm.recv(), if !cancelled => cancelled = true,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        if cancelled {
+        let interrupted = tokio::select! {
+            _ = tokio::signal::ctrl_c(), if !cancelled => true,
+            _ = sigterm.recv(), if !cancelled => true,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => false,
+        };
+        if interrupted {
+            cancelled = true;
+            writeln!(out, "sweep: cancelling {} running run(s)", running.len())
+                .map_err(Error::Output)?;
             for (_, _, run) in &running {
                 run.cancel().await.map_err(failed)?;
             }
