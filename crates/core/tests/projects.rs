@@ -694,3 +694,83 @@ fn a_sweep_runs_the_cross_product_as_children_of_one_parent() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("alpha=\"x\" is not a float"), "{stderr}");
 }
+
+/// The shared library of the jsonl example (a dev-dependency of cairn-core), next to this test.
+fn jsonl_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().join(format!(
+        "{}cairn_example_jsonl{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+#[test]
+fn against_the_configured_store_with_its_run_context_providers() {
+    let env = Env::start();
+    let dir = env.dir.path().join("store-mode");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("cairn.toml"),
+        format!(
+            "[[plugins]]\npath = \"{}\"\n\n[run_context]\nproviders = [\"vendor\"]\n\n\
+             [settings.vendor]\nhost = \"build-7\"\n",
+            jsonl_library().display()
+        ),
+    )
+    .unwrap();
+    let db = dir.join("store.db");
+    let store_uri = format!("sqlite:///{}", db.display());
+    let project = env.project();
+    let out = cairn(
+        &dir,
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "-e",
+            "greet",
+            "-P",
+            "name=store",
+            "--storage-dir",
+            dir.join("storage").to_str().unwrap(),
+        ],
+        &[("MLFLOW_TRACKING_URI", &store_uri)],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello store\n");
+    let run_id = announced_run_id(&stderr);
+
+    // Read the run back through a server on that store.
+    let mut server = cairn(
+        &dir,
+        &["server", "-p", "0", "--backend-store-uri", &store_uri],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let uri = line
+        .trim()
+        .strip_prefix("Cairn is listening on ")
+        .unwrap()
+        .to_owned();
+    let reader = Env {
+        server,
+        uri,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let run = reader.run_data(&run_id);
+    assert_eq!(run.status, "FINISHED");
+    assert_eq!(run.params, [("name".into(), "store".into())]);
+    assert_eq!(run.tag("mlflow.source.type"), Some("PROJECT"));
+    assert_eq!(run.tag("vendor.host"), Some("build-7"), "{run:?}");
+    assert_eq!(run.tag("cairn.project.exitCode"), Some("0"));
+}
