@@ -260,6 +260,49 @@ fn a_shell_project_runs_and_logs_into_its_run() {
     assert_eq!(history["metrics"].as_array().unwrap().len(), 3, "{history}");
     let handle = run.tag("cairn.project.handle").expect("the handle tag");
     assert!(handle.contains("\"backend\":\"local\""), "{handle}");
+
+    // A remote `path` parameter is downloaded through Cairn's artifact resolution; the run
+    // records the URI.
+    std::fs::write(env.dir.path().join("lines.txt"), "1\n2\n3\n4\n").unwrap();
+    let up = cairn(
+        env.dir.path(),
+        &[
+            "artifacts",
+            "upload",
+            "--local-path",
+            "lines.txt",
+            &format!("runs:/{run_id}/inputs"),
+        ],
+        &[("MLFLOW_TRACKING_URI", &env.uri)],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let uri = format!("runs:/{run_id}/inputs/lines.txt");
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-e",
+        "count",
+        "-P",
+        &format!("data={uri}"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "counting file:///dev/null\n4\n"
+    );
+    let counted = env.run_data(&announced_run_id(&stderr));
+    assert!(
+        counted.params.contains(&("data".into(), uri.clone())),
+        "{counted:?}"
+    );
+    assert!(stderr.contains("/downloads/"), "{stderr}");
 }
 
 #[test]

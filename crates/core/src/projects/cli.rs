@@ -270,9 +270,9 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         vec![given]
     };
     // Every combination is checked before any run exists.
-    let planned = combinations
+    let resolved = combinations
         .iter()
-        .map(|given| plan(&entry, given, cwd))
+        .map(|given| entry.resolve(given, cwd).map_err(project_error))
         .collect::<Result<Vec<_>>>()?;
     let manager = args.env_manager.unwrap_or(match project.env {
         ProjectEnv::Python(_) => EnvManager::Virtualenv,
@@ -325,6 +325,12 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
     runtime()?.block_on(async {
+        let mut planned = Vec::new();
+        for mut params in resolved {
+            download_paths(&mut params, &storage_dir, &args.tracking, loaded).await?;
+            let command = entry.render(&params).map_err(project_error)?;
+            planned.push((params, command));
+        }
         let experiment_id = tracking
             .experiment_id(
                 args.experiment_id.as_deref(),
@@ -428,26 +434,40 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
     })
 }
 
-/// Resolves and renders one combination of parameters.
-fn plan(
-    entry: &super::spec::EntryPoint,
-    given: &[(String, String)],
-    cwd: &Path,
-) -> Result<(ResolvedParameters, String)> {
-    let params = entry.resolve(given, cwd).map_err(project_error)?;
-    if !params.downloads.is_empty() {
-        let names: Vec<&str> = params
-            .downloads
-            .iter()
-            .map(|(_, k, _)| k.as_str())
-            .collect();
-        return Err(Error::Project(format!(
-            "path parameters with remote URIs are not supported by this cairn yet: {}",
-            names.join(", ")
-        )));
+/// Downloads the remote `path` parameters of `params` through Cairn's artifact resolution
+/// (`runs:/`, `models:/`, `mlflow-artifacts:`, `s3://`, ...) into a fresh
+/// `<storage dir>/downloads/<id>/param_<index>/`, and gives the command the local path (the
+/// run still records the URI, as MLflow).
+async fn download_paths(
+    params: &mut ResolvedParameters,
+    storage_dir: &Path,
+    tracking: &TrackingArgs,
+    loaded: &LoadedConfig,
+) -> Result<()> {
+    if params.downloads.is_empty() {
+        return Ok(());
     }
-    let command = entry.render(&params).map_err(project_error)?;
-    Ok((params, command))
+    let root = storage_dir
+        .join("downloads")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    for (index, key, uri) in std::mem::take(&mut params.downloads) {
+        let target = crate::artifacts_cli::Target {
+            uri: Some(uri.clone()),
+            run_id: None,
+            artifact_path: None,
+            tracking_uri: tracking.tracking_uri.clone(),
+        };
+        let resolver = crate::artifacts_cli::resolver_for(&target, &uri, loaded)?;
+        let dst = root.join(format!("param_{index}"));
+        let local = crate::artifacts_cli::download(&resolver, &uri, &dst)
+            .await
+            .map_err(|e| Error::Project(format!("parameter {key}: {e}")))?;
+        let local = std::path::absolute(&local).unwrap_or(local);
+        params
+            .values
+            .insert(key, local.to_string_lossy().into_owned());
+    }
+    Ok(())
 }
 
 /// The cross product of `-P name=v1,v2,...` values, the first parameter varying slowest.
