@@ -358,6 +358,12 @@ impl<'c> Assembly<'c> {
         })
     }
 
+    /// The project backend `name` (`cairn run -b <name>`), built with its `[settings.<name>]`.
+    pub fn project_backend(&self, name: &str) -> Result<Arc<dyn cairn_plugin_api::ProjectBackend>> {
+        self.registry
+            .project_backend(name, self.contexts().for_plugin(name, None))
+    }
+
     fn contexts(&self) -> &Contexts {
         self.repositories.contexts()
     }

@@ -19,9 +19,12 @@ use cairn_artifacts_s3 as _;
 use cairn_plugin_api::{PluginFactory, PluginKind};
 
 /// Every built-in plugin's factory: those the linked plugin crates registered with
-/// `inventory`, then core's own (the run-context providers of [`crate::run_context`]).
+/// `inventory`, then core's own (the run-context providers of [`crate::run_context`] and the
+/// `local` project backend).
 pub fn factories() -> impl Iterator<Item = &'static PluginFactory> {
-    cairn_plugin_api::factory::builtin_factories().chain(crate::run_context::BUILTIN)
+    cairn_plugin_api::factory::builtin_factories()
+        .chain(crate::run_context::BUILTIN)
+        .chain(std::iter::once(&crate::projects::local::BUILTIN))
 }
 
 /// A built-in plugin Cairn ships, whether or not this binary was compiled with it.

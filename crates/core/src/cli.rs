@@ -45,6 +45,14 @@ pub enum Command {
     /// honours MLFLOW_TRACKING_URI.
     #[command(subcommand)]
     Artifacts(crate::artifacts_cli::ArtifactsCommand),
+    /// Run an MLflow project (a directory with an MLproject file), as `mlflow run` does;
+    /// honours MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID.
+    // `-v/--version` is the project version, as in `mlflow run`.
+    #[command(disable_version_flag = true)]
+    Run(crate::projects::cli::RunArgs),
+    /// Wait for, print the output of, or cancel a run submitted by `cairn run`.
+    #[command(subcommand)]
+    Runs(crate::projects::cli::RunsCommand),
 }
 
 /// `cairn server`: MLflow's `mlflow server` options, each the top configuration layer for its
@@ -306,6 +314,20 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .overrides(command.overrides())
                 .load()?;
             crate::artifacts_cli::run(command, &loaded, dir, out)
+        }
+        Command::Run(args) => {
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(args.tracking.overrides())
+                .load()?;
+            crate::projects::cli::run(args, &loaded, dir, out)
+        }
+        Command::Runs(command) => {
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(command.tracking().overrides())
+                .load()?;
+            crate::projects::cli::runs(command, &loaded, out)
         }
         Command::Server(args) => {
             for note in args.ignored_options() {

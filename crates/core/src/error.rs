@@ -166,6 +166,11 @@ pub enum Error {
         /// Why, in the words of the repository, the server or the file system.
         message: String,
     },
+
+    /// `cairn run` or `cairn runs ...` failed: the project, its parameters, the backend, or
+    /// the run itself (FAILED or KILLED).
+    #[error("{0}")]
+    Project(String),
 }
 
 impl Error {

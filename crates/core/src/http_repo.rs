@@ -172,8 +172,30 @@ impl RunRoots for TrackingClient {
 }
 
 impl TrackingClient {
+    /// `POST {base}/api/2.0/mlflow/{endpoint}` with a JSON body; the answer as JSON.
+    pub async fn post_json(
+        &self,
+        endpoint: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
+        let res = self
+            .send(
+                self.request(reqwest::Method::POST, &url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string()),
+                endpoint,
+            )
+            .await?;
+        json_of(res, endpoint).await
+    }
+
     /// `GET {base}/api/2.0/mlflow/{endpoint}?{query}` as JSON.
-    async fn get_json(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<serde_json::Value> {
+    pub async fn get_json(
+        &self,
+        endpoint: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value> {
         let query = {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in query {

@@ -17,6 +17,7 @@
 //! | [`conformance`] | `cairn plugins check --conformance`: the testkit's suites against a plugin library |
 //! | [`artifacts_cli`] | `cairn artifacts list\|download\|upload` |
 //! | [`http_repo`] | a tracking server seen from a client: its artifact proxy as a repository, `runs/get` |
+//! | [`projects`] | MLflow Projects: the `MLproject` reader, parameters, `cairn run`, the local backend |
 //! | [`server`] | `cairn server`: the MLflow-compatible REST server |
 //! | [`uri`] | artifact URI resolution (`runs:/`, `mlflow-artifacts:`, `file:`, `s3:`, ...) to a repository and a path |
 //! | [`error`] | core's [`Error`] |
@@ -35,6 +36,7 @@ pub mod conformance;
 pub mod error;
 pub mod http_repo;
 pub mod loader;
+pub mod projects;
 pub mod registry;
 pub mod run_context;
 pub mod secrets;

@@ -36,7 +36,9 @@ use cairn_plugin_api::ffi::{
 };
 use cairn_plugin_api::flavor::{ModelData, Signature};
 use cairn_plugin_api::model_registry::*;
-use cairn_plugin_api::projects::{LogStream, ProjectCapabilities, ProjectRun};
+use cairn_plugin_api::projects::{
+    LogOptions, LogStream, ProjectCapabilities, ProjectRun, RunHandle, RunState,
+};
 use cairn_plugin_api::tracking::*;
 use cairn_plugin_api::{
     ArtifactRepository, BuildContext, LoadedModel, ModelFlavor, ModelRegistryStore, PluginKind,
@@ -420,16 +422,17 @@ cairn_plugin_api::__cairn_ffi_backend!(host_wrapper {
         let object = open(&self.object, BackendMethod::Submit.id(), &(run,)).await?;
         Ok(Box::new(blocking(move || FfiSubmittedRun::new(object)).await?))
     }
+    [async] (&self, handle: RunHandle) -> PluginResult<Box<dyn SubmittedRun>> {
+        let object = open(&self.object, BackendMethod::Attach.id(), &(handle,)).await?;
+        Ok(Box::new(blocking(move || FfiSubmittedRun::new(object)).await?))
+    }
 });
 
 cairn_plugin_api::__cairn_ffi_submitted_run!(host_wrapper {
     FfiSubmittedRun
-    [async] (&self) -> PluginResult<LogStream> {
-        let source = open(&self.object, SubmittedRunMethod::Logs.id(), &()).await?;
-        Ok(pull_stream(source, |line| {
-            String::from_utf8(line.to_vec())
-                .map_err(|_| cairn_plugin_api::Error::internal("a plugin's log line is not UTF-8"))
-        }))
+    [async] (&self, options: LogOptions) -> PluginResult<LogStream> {
+        let source = open(&self.object, SubmittedRunMethod::Logs.id(), &(options,)).await?;
+        Ok(pull_stream(source, Ok))
     }
 });
 

@@ -22,7 +22,7 @@ use crate::entities::*;
 use crate::error::ErrorRecord;
 use crate::flavor::{ModelData, Signature};
 use crate::model_registry::*;
-use crate::projects::{ProjectCapabilities, ProjectRun};
+use crate::projects::{LogOptions, ProjectCapabilities, ProjectRun, RunHandle, RunState};
 use crate::tracking::*;
 use serde::Serialize;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};

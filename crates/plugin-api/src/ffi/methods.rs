@@ -249,6 +249,8 @@ macro_rules! __cairn_ffi_backend {
     custom {
         // `open`: a submitted run (`SubmittedRunMethod`).
         Submit = 2 => submit(run: ProjectRun);
+        // `open`: a submitted run (`SubmittedRunMethod`).
+        Attach = 3 => attach(handle: RunHandle);
     }
     } };
 }
@@ -260,15 +262,15 @@ macro_rules! __cairn_ffi_submitted_run {
     ($cb:ident { $($extra:tt)* }) => { $cb! { { $($extra)* } SubmittedRun, SubmittedRunMethod;
     cached {
         RunId = 1 => run_id() -> &str as String;
+        Handle = 6 => handle() -> &RunHandle as RunHandle;
     }
     call {
-        Wait = 2 => wait() -> RunStatus;
-        Status = 3 => status() -> RunStatus;
+        Status = 3 => status() -> RunState;
         Cancel = 4 => cancel() -> ();
     }
     custom {
-        // `open`: a source of log lines (UTF-8), one line per item.
-        Logs = 5 => logs();
+        // `open`: a source of the output's bytes (`StreamMethod`).
+        Logs = 5 => logs(options: LogOptions);
     }
     } };
 }

@@ -15,7 +15,7 @@ use crate::flavor::ModelData;
 use crate::flavor::{LoadedModel, ModelFlavor};
 use crate::model_registry::ModelRegistryStore;
 use crate::model_registry::*;
-use crate::projects::{LogStream, ProjectBackend, SubmittedRun};
+use crate::projects::{ProjectBackend, SubmittedRun};
 use crate::tracking::TrackingStore;
 use crate::tracking::*;
 use crate::{Build, BuildContext, Error, Result};
@@ -333,7 +333,7 @@ impl Served {
                     let download = block_on(repo.get(&path))?;
                     Ok(Served::Source(Source {
                         size: download.size,
-                        stream: Mutex::new(SourceStream::Bytes(download.body)),
+                        stream: Mutex::new(download.body),
                     }))
                 }
                 _ => Err(not_an_opener()),
@@ -343,14 +343,23 @@ impl Served {
                     let (run,) = decode("the project run", request)?;
                     Ok(Served::Submitted(Arc::from(block_on(backend.submit(run))?)))
                 }
+                BackendMethod::Attach => {
+                    let (handle,) = decode("the run handle", request)?;
+                    Ok(Served::Submitted(Arc::from(block_on(
+                        backend.attach(handle),
+                    )?)))
+                }
                 BackendMethod::Capabilities => Err(not_an_opener()),
             },
             Served::Submitted(run) => {
                 match SubmittedRunMethod::from_id(method).ok_or_else(unknown)? {
-                    SubmittedRunMethod::Logs => Ok(Served::Source(Source {
-                        size: None,
-                        stream: Mutex::new(SourceStream::Lines(block_on(run.logs())?)),
-                    })),
+                    SubmittedRunMethod::Logs => {
+                        let (options,) = decode("the log options", request)?;
+                        Ok(Served::Source(Source {
+                            size: None,
+                            stream: Mutex::new(block_on(run.logs(options))?),
+                        }))
+                    }
                     _ => Err(not_an_opener()),
                 }
             }
@@ -482,6 +491,7 @@ crate::__cairn_ffi_context!(serve_trait {
 crate::__cairn_ffi_registry!(serve_trait {});
 crate::__cairn_ffi_backend!(serve_trait {
     |_, _| Err(needs_open("submit"));
+    |_, _| Err(needs_open("attach"));
 });
 crate::__cairn_ffi_submitted_run!(serve_trait {
     |_, _| Err(needs_open("logs"));
@@ -497,15 +507,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A download or a log: the host pulls items one at a time.
+/// A download or a run's output: the host pulls chunks one at a time.
 struct Source {
     size: Option<u64>,
-    stream: Mutex<SourceStream>,
-}
-
-enum SourceStream {
-    Bytes(ByteStream),
-    Lines(LogStream),
+    stream: Mutex<ByteStream>,
 }
 
 impl Source {
@@ -514,17 +519,11 @@ impl Source {
             StreamMethod::Size => encode(&self.size),
             StreamMethod::Pull => {
                 let mut stream = lock(&self.stream);
-                let item = match &mut *stream {
-                    SourceStream::Bytes(body) => loop {
-                        match block_on(poll_fn(|cx| body.as_mut().poll_next(cx))) {
-                            // An empty chunk would read as the end: skip it.
-                            Some(Ok(chunk)) if chunk.is_empty() => continue,
-                            other => break other.map(|r| r.map(|b| b.to_vec())),
-                        }
-                    },
-                    SourceStream::Lines(lines) => {
-                        block_on(poll_fn(|cx| lines.as_mut().poll_next(cx)))
-                            .map(|r| r.map(String::into_bytes))
+                let item = loop {
+                    match block_on(poll_fn(|cx| stream.as_mut().poll_next(cx))) {
+                        // An empty chunk would read as the end: skip it.
+                        Some(Ok(chunk)) if chunk.is_empty() => continue,
+                        other => break other.map(|r| r.map(|b| b.to_vec())),
                     }
                 };
                 match item {

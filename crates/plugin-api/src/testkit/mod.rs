@@ -66,6 +66,12 @@
 //! `Arc` of a store, or a pair `(store, guard)`). Cases use fresh model names, so one database
 //! may serve them all.
 //!
+//! # Project backends
+//!
+//! [`project_backend_conformance!`](crate::project_backend_conformance) stamps every case of
+//! [`backend`] the same way, from an expression producing a [`BackendFixture`]: the backend and
+//! a template [`ProjectRun`] it can execute (the cases run `sh -c ...` commands in it).
+//!
 //! # Artifact repositories
 //!
 //! [`artifact_repository_conformance!`](crate::artifact_repository_conformance) stamps every
@@ -92,12 +98,14 @@
 //! passed, failed or skipped, and exits nonzero if one failed.
 
 pub mod artifacts;
+pub mod backend;
 pub mod registry;
 pub mod run;
 pub mod support;
 pub mod tracking;
 
-use crate::{ArtifactRepository, ModelRegistryStore, TrackingStore};
+use crate::projects::ProjectRun;
+use crate::{ArtifactRepository, ModelRegistryStore, ProjectBackend, TrackingStore};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -188,6 +196,65 @@ impl ArtifactFixture for Arc<dyn ArtifactRepository> {
 impl<F: ArtifactFixture, G> ArtifactFixture for (F, G) {
     fn repo(&self) -> &dyn ArtifactRepository {
         self.0.repo()
+    }
+}
+
+/// What [`project_backend_conformance!`](crate::project_backend_conformance)'s expression
+/// produces: a backend, and runs it can execute.
+///
+/// Implemented for a pair `(backend, template)` of an `Arc` of a backend and a [`ProjectRun`]
+/// whose source and environment the backend can run with a POSIX `sh` on the `PATH` (the
+/// cases set the run id, the command and variables), and for `((backend, template), guard)`
+/// where the guard (a temporary directory, say) must outlive the backend.
+pub trait BackendFixture {
+    /// The backend under test.
+    fn backend(&self) -> &dyn ProjectBackend;
+    /// A run of `command` the backend can execute (run id and variables are set by the case).
+    fn run(&self, command: Vec<String>) -> ProjectRun;
+    /// The backend's capabilities.
+    fn capabilities(&self) -> crate::projects::ProjectCapabilities {
+        self.backend().capabilities()
+    }
+    /// The fixture as the cases take it.
+    fn fixture(&self) -> &dyn BackendFixture
+    where
+        Self: Sized,
+    {
+        self
+    }
+}
+
+impl<B: ProjectBackend> BackendFixture for (Arc<B>, ProjectRun) {
+    fn backend(&self) -> &dyn ProjectBackend {
+        &*self.0
+    }
+    fn run(&self, command: Vec<String>) -> ProjectRun {
+        ProjectRun {
+            command,
+            ..self.1.clone()
+        }
+    }
+}
+
+impl BackendFixture for (Arc<dyn ProjectBackend>, ProjectRun) {
+    fn backend(&self) -> &dyn ProjectBackend {
+        &*self.0
+    }
+    fn run(&self, command: Vec<String>) -> ProjectRun {
+        ProjectRun {
+            command,
+            ..self.1.clone()
+        }
+    }
+}
+
+/// Tuple fields drop in order, so the backend goes before its guard.
+impl<F: BackendFixture, G> BackendFixture for (F, G) {
+    fn backend(&self) -> &dyn ProjectBackend {
+        self.0.backend()
+    }
+    fn run(&self, command: Vec<String>) -> ProjectRun {
+        self.0.run(command)
     }
 }
 
@@ -592,6 +659,63 @@ macro_rules! __cairn_registry_cases {
 macro_rules! __cairn_registry_stamp {
     ([$($mode:tt)*] $($cases:tt)*) => {
         $crate::__cairn_suite_stamp! { [$($mode)*] (registry, RegistryFixture, registry) $($cases)* }
+    };
+}
+
+/// Stamps every [`backend`] conformance case into its own `#[test] fn <case>()`.
+///
+/// `$make` is an expression producing a [`BackendFixture`](crate::testkit::BackendFixture);
+/// it is evaluated once per test inside the async block the runner drives, so it may use
+/// `.await`. The optional `runner = path` is as for
+/// [`tracking_store_conformance!`](crate::tracking_store_conformance). The cases poll with
+/// `std::thread::sleep` between status calls, as a host would with a timer.
+///
+/// ```ignore
+/// cairn_plugin_api::project_backend_conformance!(
+///     ((Arc::new(LocalBackend::new(dir.path())), template(dir.path())), dir),
+///     skips = [],
+/// );
+/// ```
+#[macro_export]
+macro_rules! project_backend_conformance {
+    ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
+        $crate::__cairn_backend_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
+    };
+    ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
+        $crate::__cairn_backend_cases! { tests ($make) ($runner) [$($skip),*] }
+    };
+}
+
+/// The one list of backend cases; see [`__cairn_tracking_cases!`](crate::__cairn_tracking_cases).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_backend_cases {
+    ($($mode:tt)*) => {
+        $crate::__cairn_backend_stamp! { [$($mode)*]
+            exit_zero_is_finished,
+            nonzero_exit_is_failed_with_its_code,
+            submit_is_idempotent_on_the_run_id,
+            attach_from_the_handle_sees_the_same_run,
+            attach_to_an_unknown_run_is_not_found,
+            argv_is_passed_as_given if logs,
+            environment_variables_reach_the_process if logs,
+            logs_from_the_start_and_from_an_offset if logs,
+            logs_follow_until_the_run_ends if logs,
+            non_utf8_output_never_fails_the_stream if logs,
+            cancel_stops_the_run_as_killed if cancel,
+            cancel_through_an_attached_run if cancel,
+            cancel_after_the_end_is_a_no_op if cancel,
+        }
+    };
+}
+
+/// Expands the backend case list for one mode: `names` (a `&[&str]`) or
+/// `tests (make) (runner)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_backend_stamp {
+    ([$($mode:tt)*] $($cases:tt)*) => {
+        $crate::__cairn_suite_stamp! { [$($mode)*] (backend, BackendFixture, fixture) $($cases)* }
     };
 }
 

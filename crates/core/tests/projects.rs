@@ -1,0 +1,819 @@
+//! `cairn run` and `cairn runs` with the real binary against a real `cairn server`, running the
+//! shell-only example project (examples/projects/shell) on the local backend: what the run
+//! records (tags, params, metrics, status, exit code), the failure paths, Ctrl-C, and
+//! asynchronous submission re-attached through the stored handle.
+#![cfg(all(unix, feature = "store-sqlite"))]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `cairn args...` in `dir` with `env`, and no `CAIRN_*`/`MLFLOW_*` variables of the caller.
+fn cairn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") || key.starts_with("MLFLOW_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+/// Waits for `child`; a guard against hanging the test run, not a timing check.
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// A `cairn server` on a fresh SQLite store, and a scratch directory with a copy of the
+/// example project.
+struct Env {
+    server: Child,
+    uri: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        signal(self.server.id(), "-TERM");
+        wait(&mut self.server);
+    }
+}
+
+impl Env {
+    fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/projects/shell");
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        for entry in std::fs::read_dir(example).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), project.join(entry.file_name())).unwrap();
+        }
+        let mut server = cairn(
+            dir.path(),
+            &[
+                "server",
+                "-p",
+                "0",
+                "--backend-store-uri",
+                "sqlite:///db.sqlite",
+            ],
+            &[],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("Cairn is listening on ")
+            .unwrap_or_else(|| panic!("cairn server did not start: {line}"))
+            .to_owned();
+        Env {
+            server,
+            uri: addr,
+            dir,
+        }
+    }
+
+    fn project(&self) -> PathBuf {
+        self.dir.path().join("project")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let storage = self.dir.path().join("storage");
+        let mut all = args.to_vec();
+        let storage = storage.to_string_lossy().into_owned();
+        all.extend(["--storage-dir", &storage]);
+        cairn(self.dir.path(), &all, &[("MLFLOW_TRACKING_URI", &self.uri)])
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn get(&self, endpoint: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{}/api/2.0/mlflow/{endpoint}", self.uri)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET {endpoint} failed");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn run_data(&self, run_id: &str) -> Run {
+        let v = self.get(&format!("runs/get?run_id={run_id}"))["run"].clone();
+        let pairs = |k: &str| -> Vec<(String, String)> {
+            let mut out: Vec<_> = v["data"][k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    (
+                        t["key"].as_str().unwrap().to_owned(),
+                        t["value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        Run {
+            status: v["info"]["status"].as_str().unwrap().to_owned(),
+            experiment_id: v["info"]["experiment_id"].as_str().unwrap().to_owned(),
+            tags: pairs("tags"),
+            params: pairs("params"),
+        }
+    }
+
+    /// The ids of the runs in `experiment_id`.
+    fn run_ids(&self, experiment_id: &str) -> Vec<String> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                &format!("{}/api/2.0/mlflow/runs/search", self.uri),
+                "-d",
+                &format!("{{\"experiment_ids\": [\"{experiment_id}\"]}}"),
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["info"]["run_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    status: String,
+    experiment_id: String,
+    tags: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+}
+
+impl Run {
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The run id `cairn run` announced on stderr.
+fn announced_run_id(stderr: &str) -> String {
+    let start = stderr
+        .find("in run with ID '")
+        .unwrap_or_else(|| panic!("no run announced: {stderr}"))
+        + "in run with ID '".len();
+    stderr[start..start + 32].to_owned()
+}
+
+#[test]
+fn a_shell_project_runs_and_logs_into_its_run() {
+    let env = Env::start();
+    let project = env.project();
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=0.25",
+        "-P",
+        "greeting=hi there",
+        "-P",
+        "extra=x y",
+        "--experiment-name",
+        "projects",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The output streamed through, the quoting kept "hi there" one argument.
+    assert!(
+        stdout.contains("training with alpha=0.25 for 3 steps: hi there"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("'sh train.sh 0.25 3 'hi there' --extra 'x y'' in run with ID"),
+        "{stderr}"
+    );
+    let run_id = announced_run_id(&stderr);
+    let run = env.run_data(&run_id);
+    assert_eq!(run.status, "FINISHED", "{run:?}");
+    assert_ne!(
+        run.experiment_id, "0",
+        "--experiment-name creates the experiment"
+    );
+    assert_eq!(
+        run.params,
+        [
+            ("alpha".into(), "0.25".into()),
+            ("extra".into(), "x y".into()),
+            ("greeting".into(), "hi there".into()),
+            ("steps".into(), "3".into()),
+        ]
+    );
+    assert_eq!(run.tag("mlflow.source.type"), Some("PROJECT"));
+    assert_eq!(run.tag("mlflow.project.entryPoint"), Some("main"));
+    assert_eq!(run.tag("mlflow.project.backend"), Some("local"));
+    assert_eq!(
+        run.tag("mlflow.source.name"),
+        Some(project.to_str().unwrap())
+    );
+    assert_eq!(run.tag("mlflow.project.env"), None, "not set for local");
+    assert_eq!(run.tag("cairn.project.exitCode"), Some("0"));
+    // The entry point logged into the same run, through MLFLOW_RUN_ID/MLFLOW_TRACKING_URI.
+    assert_eq!(run.tag("greeting"), Some("hi there"));
+    let history = env.get(&format!(
+        "metrics/get-history?run_id={run_id}&metric_key=loss"
+    ));
+    assert_eq!(history["metrics"].as_array().unwrap().len(), 3, "{history}");
+    let handle = run.tag("cairn.project.handle").expect("the handle tag");
+    assert!(handle.contains("\"backend\":\"local\""), "{handle}");
+
+    // A remote `path` parameter is downloaded through Cairn's artifact resolution; the run
+    // records the URI.
+    std::fs::write(env.dir.path().join("lines.txt"), "1\n2\n3\n4\n").unwrap();
+    let up = cairn(
+        env.dir.path(),
+        &[
+            "artifacts",
+            "upload",
+            "--local-path",
+            "lines.txt",
+            &format!("runs:/{run_id}/inputs"),
+        ],
+        &[("MLFLOW_TRACKING_URI", &env.uri)],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let uri = format!("runs:/{run_id}/inputs/lines.txt");
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-e",
+        "count",
+        "-P",
+        &format!("data={uri}"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "counting file:///dev/null\n4\n"
+    );
+    let counted = env.run_data(&announced_run_id(&stderr));
+    assert!(
+        counted.params.contains(&("data".into(), uri.clone())),
+        "{counted:?}"
+    );
+    assert!(stderr.contains("/downloads/"), "{stderr}");
+}
+
+#[test]
+fn failure_paths_name_the_problem() {
+    let env = Env::start();
+    let project = env.project();
+    let project = project.to_str().unwrap();
+
+    // A missing parameter and bad typed values: refused before any run is created.
+    let out = env.run(&["run", project, "-e", "greet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: No value given for missing parameters: 'name'"),
+        "{stderr}"
+    );
+    let out = env.run(&["run", project, "-P", "alpha=fast", "-P", "steps=2.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "error: Invalid parameter values: alpha=\"fast\" is not a float; steps=\"2.5\" is \
+             not an int"
+        ),
+        "{stderr}"
+    );
+    assert!(env.run_ids("0").is_empty(), "no run for refused parameters");
+
+    // An entry point that exits 3: FAILED with the exit code recorded.
+    let out = env.run(&["run", project, "-e", "fail"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAILED (exit code 3)"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("about to fail"));
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(run.status, "FAILED");
+    assert_eq!(run.tag("cairn.project.exitCode"), Some("3"));
+
+    // `path` and `uri` parameters: a local path must exist and reaches the command absolute;
+    // the run records the value as given.
+    std::fs::write(env.dir.path().join("data.txt"), "a\nb\nc\n").unwrap();
+    let out = env.run(&["run", project, "-e", "count", "-P", "data=data.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "counting file:///dev/null\n3\n"
+    );
+    let abs = env.dir.path().join("data.txt");
+    assert!(
+        stderr.contains(&format!("wc -l < {}", abs.display())),
+        "{stderr}"
+    );
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert!(
+        run.params.contains(&("data".into(), "data.txt".into())),
+        "{run:?}"
+    );
+    let out = env.run(&["run", project, "-e", "count", "-P", "data=missing.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Got value missing.txt for parameter data, but no such file"),
+        "{stderr}"
+    );
+    let out = env.run(&[
+        "run",
+        project,
+        "-e",
+        "count",
+        "-P",
+        "data=data.txt",
+        "-P",
+        "source=plain",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Expected URI for parameter source but got plain"),
+        "{stderr}"
+    );
+
+    let out = env.run(&["run", project, "-e", "nosuch"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Could not find nosuch among entry points"),
+        "{stderr}"
+    );
+}
+
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: &str) -> bool {
+    Command::new("kill")
+        .args(["-0", pid])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn ctrl_c_kills_the_process_group_and_marks_the_run_killed() {
+    let env = Env::start();
+    let project = env.project();
+    let mut child = env
+        .command(&["run", project.to_str().unwrap(), "-e", "sleep"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeper = wait_for_file(&project.join("sleeper.pid"));
+    assert!(alive(&sleeper));
+    signal(child.id(), "-INT");
+    let status = wait(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("KILLED"), "{stderr}");
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(run.status, "KILLED");
+    // `cairn run` waited for the group to be gone: no orphan.
+    assert!(!alive(&sleeper), "the entry point's child outlived the run");
+}
+
+#[test]
+fn no_wait_then_runs_logs_wait_and_cancel_reattach_through_the_handle() {
+    let env = Env::start();
+    let project = env.project();
+    let project = project.to_str().unwrap();
+    let out = env.run(&["run", project, "-P", "steps=2", "--no-wait"]);
+    assert!(out.status.success());
+    let run_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(run_id.len(), 32, "{run_id}");
+    let logs = env.run(&["runs", "logs", "--follow", &run_id]);
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        "training with alpha=0.5 for 2 steps: hello world\nstep 0 loss 0.5\nstep 1 loss 0.25\n\
+         done (experiment 0)\n"
+    );
+    // Until someone waits, the run is RUNNING in the tracking store; `runs wait` ends it.
+    let waited = env.run(&["runs", "wait", &run_id]);
+    assert!(waited.status.success());
+    assert_eq!(env.run_data(&run_id).status, "FINISHED");
+
+    let out = env.run(&["run", project, "-e", "sleep", "--no-wait"]);
+    let run_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let sleeper = wait_for_file(&env.project().join("sleeper.pid"));
+    let cancelled = env.run(&["runs", "cancel", &run_id]);
+    assert_eq!(
+        String::from_utf8_lossy(&cancelled.stdout),
+        format!("{run_id} KILLED\n")
+    );
+    assert_eq!(env.run_data(&run_id).status, "KILLED");
+    assert!(!alive(&sleeper));
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_git_project_runs_at_a_commit_and_subdirectory() {
+    let env = Env::start();
+    // A repository with the example under `sub/`; the second commit changes alpha's default.
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    git(&repo, &["init", "--quiet", "-b", "main"]);
+    for name in ["MLproject", "train.sh"] {
+        std::fs::copy(env.project().join(name), repo.join("sub").join(name)).unwrap();
+    }
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "first"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let spec = std::fs::read_to_string(repo.join("sub/MLproject")).unwrap();
+    std::fs::write(
+        repo.join("sub/MLproject"),
+        spec.replace(
+            "alpha: {type: float, default: 0.5}",
+            "alpha: {type: float, default: 0.75}",
+        ),
+    )
+    .unwrap();
+    git(&repo, &["commit", "--quiet", "-am", "second"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let url = format!("file://{}", repo.display());
+    let uri = format!("{url}#sub");
+
+    for (version, commit, alpha, branch) in [
+        (Some(first.as_str()), &first, "0.5", None),
+        (Some("main"), &second, "0.75", Some("main")),
+        (None, &second, "0.75", None),
+    ] {
+        let mut args = vec!["run", uri.as_str(), "-P", "steps=1"];
+        if let Some(v) = version {
+            args.extend(["--version", v]);
+        }
+        let out = env.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.status, "FINISHED");
+        assert!(
+            run.params.contains(&("alpha".into(), alpha.into())),
+            "{version:?}: {run:?}"
+        );
+        assert_eq!(run.tag("mlflow.source.git.commit"), Some(commit.as_str()));
+        assert_eq!(run.tag("mlflow.source.git.repoURL"), Some(url.as_str()));
+        assert_eq!(run.tag("mlflow.source.git.branch"), branch);
+        assert_eq!(run.tag("mlflow.source.name"), Some(uri.as_str()));
+    }
+
+    let out = env.run(&["run", &format!("{url}#sub"), "--version", "nosuchref"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("git checkout --quiet --detach nosuchref"),
+        "{stderr}"
+    );
+    let out = env.run(&["run", env.project().to_str().unwrap(), "--version", "x"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Setting a version is only supported for Git project URIs"),
+        "{stderr}"
+    );
+}
+
+/// A `python_env` project in `dir` whose entry point prints the interpreter's prefix.
+fn python_env_project(dir: &Path, dependencies: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("MLproject"),
+        "name: venv\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: \
+         \"python -c 'import sys; print(\\\"prefix=\\\" + sys.prefix)'\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("python_env.yaml"),
+        format!("python: \"3\"\nbuild_dependencies: []\ndependencies: {dependencies}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn python_env_projects_get_a_virtualenv_built_once_and_reused() {
+    let env = Env::start();
+    let project = env.dir.path().join("venv-project");
+    python_env_project(&project, "[]");
+    let storage = env.dir.path().join("storage");
+    let envs = storage.join("envs");
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let out = env.run(&["run", project.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.tag("mlflow.project.env"), Some("virtualenv"));
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let prefix = format!("prefix={}/virtualenv-", envs.display());
+    assert!(
+        outputs[0].contains("=== Creating the Python environment"),
+        "{}",
+        outputs[0]
+    );
+    assert!(outputs[0].contains(&prefix), "{}", outputs[0]);
+    assert!(
+        !outputs[1].contains("=== Creating"),
+        "reused: {}",
+        outputs[1]
+    );
+    assert!(outputs[1].contains(&prefix), "{}", outputs[1]);
+
+    // A failing pip install fails the run, with pip's error in the output.
+    let broken = env.dir.path().join("broken-project");
+    python_env_project(&broken, "[\"not a valid requirement!!\"]");
+    let out = env.run(&["run", broken.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAILED (exit code 1)"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Invalid requirement"), "{stdout}");
+    assert_eq!(env.run_data(&announced_run_id(&stderr)).status, "FAILED");
+
+    // A missing environment file is refused before a run exists.
+    std::fs::remove_file(broken.join("python_env.yaml")).unwrap();
+    let out = env.run(&["run", broken.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Project specified python_env file") && stderr.contains("no such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_sweep_runs_the_cross_product_as_children_of_one_parent() {
+    let env = Env::start();
+    let project = env.project();
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=0.1,0.5,1.0",
+        "-P",
+        "steps=1,2",
+        "--sweep",
+        "--max-parallel",
+        "2",
+        "--sweep-metric",
+        "loss",
+        "--experiment-name",
+        "sweep",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parent = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("parent run ").nth(1))
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+    // Never more than two running at once, as the progress lines tell.
+    let mut running = 0i32;
+    for line in stdout.lines().filter(|l| l.starts_with('[')) {
+        if line.ends_with(" RUNNING") {
+            running += 1;
+        } else {
+            running -= 1;
+        }
+        assert!((0..=2).contains(&running), "{stdout}");
+    }
+    let parent_run = env.run_data(&parent);
+    assert_eq!(parent_run.status, "FINISHED");
+    let children: Vec<Run> = env
+        .run_ids(&parent_run.experiment_id)
+        .iter()
+        .filter(|id| **id != parent)
+        .map(|id| env.run_data(id))
+        .collect();
+    assert_eq!(children.len(), 6, "{children:?}");
+    let mut combos: Vec<(String, String)> = children
+        .iter()
+        .map(|c| {
+            assert_eq!(c.tag("mlflow.parentRunId"), Some(parent.as_str()));
+            assert_eq!(c.status, "FINISHED");
+            let p = |k: &str| c.params.iter().find(|(n, _)| n == k).unwrap().1.clone();
+            (p("alpha"), p("steps"))
+        })
+        .collect();
+    combos.sort();
+    let expected: Vec<(String, String)> = [
+        ("0.1", "1"),
+        ("0.1", "2"),
+        ("0.5", "1"),
+        ("0.5", "2"),
+        ("1.0", "1"),
+        ("1.0", "2"),
+    ]
+    .iter()
+    .map(|(a, s)| (a.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(combos, expected);
+    // The summary: a header and one row per run with its parameters, status and metric.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("run ") && l.contains("alpha") && l.ends_with("loss")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.contains(" 1.0 ")
+            && l.contains(" 2 ")
+            && l.contains("FINISHED")
+            && l.ends_with(" 0.5")),
+        "{stdout}"
+    );
+
+    // A failing child fails the parent; a bad value in any combination is refused up front.
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-e",
+        "fail",
+        "-P",
+        "code=0,3",
+        "--sweep",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sweep parent run") && stderr.contains("FAILED"),
+        "{stderr}"
+    );
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=0.1,x",
+        "--sweep",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alpha=\"x\" is not a float"), "{stderr}");
+}
+
+/// The shared library of the jsonl example (a dev-dependency of cairn-core), next to this test.
+fn jsonl_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().join(format!(
+        "{}cairn_example_jsonl{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+#[test]
+fn against_the_configured_store_with_its_run_context_providers() {
+    let env = Env::start();
+    let dir = env.dir.path().join("store-mode");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("cairn.toml"),
+        format!(
+            "[[plugins]]\npath = \"{}\"\n\n[run_context]\nproviders = [\"vendor\"]\n\n\
+             [settings.vendor]\nhost = \"build-7\"\n",
+            jsonl_library().display()
+        ),
+    )
+    .unwrap();
+    let db = dir.join("store.db");
+    let store_uri = format!("sqlite:///{}", db.display());
+    let project = env.project();
+    let out = cairn(
+        &dir,
+        &[
+            "run",
+            project.to_str().unwrap(),
+            "-e",
+            "greet",
+            "-P",
+            "name=store",
+            "--storage-dir",
+            dir.join("storage").to_str().unwrap(),
+        ],
+        &[("MLFLOW_TRACKING_URI", &store_uri)],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello store\n");
+    let run_id = announced_run_id(&stderr);
+
+    // Read the run back through a server on that store.
+    let mut server = cairn(
+        &dir,
+        &["server", "-p", "0", "--backend-store-uri", &store_uri],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let uri = line
+        .trim()
+        .strip_prefix("Cairn is listening on ")
+        .unwrap()
+        .to_owned();
+    let reader = Env {
+        server,
+        uri,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let run = reader.run_data(&run_id);
+    assert_eq!(run.status, "FINISHED");
+    assert_eq!(run.params, [("name".into(), "store".into())]);
+    assert_eq!(run.tag("mlflow.source.type"), Some("PROJECT"));
+    assert_eq!(run.tag("vendor.host"), Some("build-7"), "{run:?}");
+    assert_eq!(run.tag("cairn.project.exitCode"), Some("0"));
+}
