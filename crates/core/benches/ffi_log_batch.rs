@@ -111,8 +111,10 @@ fn main() {
     let (mut native_all, mut abi_all, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let uri = format!("sqlite:///{}/native-{round}.db", dir.path().display());
-        let native: Arc<dyn TrackingStore> =
-            Arc::new(cairn_store_sqlite::open(&uri, Some("file:///tmp/bench")).unwrap());
+        // Behind `Validated`, as the registry builds the library's store.
+        let native: Arc<dyn TrackingStore> = Arc::new(cairn_plugin_api::Validated::new(Arc::new(
+            cairn_store_sqlite::open(&uri, Some("file:///tmp/bench")).unwrap(),
+        )));
         let uri = format!("sqlite:///{}/abi-{round}.db", dir.path().display());
         let abi = registry.tracking_store(&uri, ctx(dir.path())).unwrap();
         let (native_run, abi_run) = (new_run(&rt, &native), new_run(&rt, &abi));

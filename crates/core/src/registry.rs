@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::secrets::redact_uri;
 use cairn_plugin_api::{
     ArtifactRepository, Build, BuildContext, ModelFlavor, ModelRegistryStore, PluginFactory,
-    PluginKind, ProjectBackend, RunContextProvider, TrackingStore,
+    PluginKind, ProjectBackend, RunContextProvider, TrackingStore, Validated,
 };
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -268,7 +268,8 @@ impl Registry {
     pub fn tracking_store(&self, uri: &str, ctx: BuildContext) -> Result<Arc<dyn TrackingStore>> {
         let entry = self.for_uri(PluginKind::TrackingStore, uri)?;
         match &entry.builder {
-            Builder::TrackingStore(build) => build_with_uri(entry, build, uri, ctx),
+            Builder::TrackingStore(build) => build_with_uri(entry, build, uri, ctx)
+                .map(|store| Arc::new(Validated::new(store)) as Arc<dyn TrackingStore>),
             other => unreachable_kind(other),
         }
     }
@@ -498,6 +499,40 @@ mod tests {
         let cause = std::error::Error::source(&err).unwrap().to_string();
         // The factory saw the URI it was built for.
         assert!(cause.contains("cannot open sqlite:///x.db"), "{cause}");
+    }
+
+    /// The host's tracking stores check MLflow's stateless rules in `Validated`: the sqlite
+    /// store alone no longer refuses these requests.
+    #[cfg(feature = "store-sqlite")]
+    #[test]
+    fn tracking_stores_are_built_behind_validation() {
+        use cairn_plugin_api::ErrorKind;
+        use cairn_plugin_api::tracking::CreateExperiment;
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = BuildContext {
+            default_artifact_root: Some(dir.path().to_str().unwrap().to_owned()),
+            ..BuildContext::default()
+        };
+        let store = Registry::builtin()
+            .unwrap()
+            .tracking_store("sqlite://", ctx)
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let blank = CreateExperiment {
+            name: " ".into(),
+            ..CreateExperiment::default()
+        };
+        let err = runtime
+            .block_on(store.create_experiment(blank))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err}");
+        let err = runtime
+            .block_on(store.log_batch("../x", vec![], vec![], vec![]))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err}");
+        assert!(err.message.contains("Invalid run ID"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //!
 //! Supporting modules: [`entities`] (MLflow's tracking entities as serde types), [`error`] (the
 //! one boundary [`Error`]), [`search`] (the filter language: parser, tree, reference
-//! evaluator), [`validation`] (MLflow's limits and name rules, shared by every store),
+//! evaluator), [`validation`] (MLflow's limits and name rules; [`Validated`] applies the
+//! stateless ones once in front of every tracking store the host builds),
 //! [`paths`] (the one canonicaliser every artifact path goes through), [`blocking`] (a small
 //! thread pool for blocking work, so a plugin never blocks its caller's executor), [`factory`]
 //! (how a plugin registers itself), behind the `testkit` feature the conformance
@@ -96,6 +97,7 @@ pub mod paths;
 pub mod projects;
 pub mod search;
 pub mod tracking;
+pub mod validated;
 pub mod validation;
 mod wire;
 
@@ -113,6 +115,7 @@ pub use flavor::{LoadedModel, ModelFlavor};
 pub use model_registry::ModelRegistryStore;
 pub use projects::{ProjectBackend, SubmittedRun};
 pub use tracking::{Page, TrackingCapabilities, TrackingStore};
+pub use validated::Validated;
 
 /// Re-exported so plugins implement the async traits with the same macro version.
 pub use async_trait::async_trait;

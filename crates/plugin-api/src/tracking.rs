@@ -4,8 +4,19 @@
 //! `mlflow.tracking_store`), chosen by the scheme of the backend store URI.
 //!
 //! Rules every implementation follows (the conformance suite in `testkit` checks them):
-//! - Validation follows MLflow (api.md §4) through [`crate::validation`]; a store never trusts
-//!   the host to have validated.
+//! - Validation follows MLflow (api.md §4) through [`crate::validation`]. MLflow's stateless
+//!   checks are made once, by [`Validated`](crate::Validated), which the host puts in front of
+//!   every tracking store it builds (and the conformance suite in front of the store it tests).
+//!   Before a call reaches a store, the host guarantees: experiment names, experiment tags and
+//!   a non-empty `artifact_location` are valid; `max_results` of `search_experiments` and
+//!   `search_runs` is 1 to 50000; `create_run` tags are valid and its `run_name` is resolved
+//!   ([`resolve_run_name`](crate::validation::resolve_run_name): always `Some`, agreeing with
+//!   any `mlflow.runName` tag); an `update_run_info` name is at most 8000 characters;
+//!   `log_batch` (and `log_metric`, `log_param`, `set_tag`) has a well-formed run id, is within
+//!   the batch limits, has valid keys, unique param keys and values truncated to MLflow's
+//!   limits; `log_inputs` datasets and their tags are within MLflow's sizes; LoggedModel names,
+//!   tags and params are valid (values truncated). A store checks only what needs its data: a
+//!   param's existing value, an experiment's or run's lifecycle, the form of its own ids.
 //! - Every write is atomic: a failed call leaves nothing half-written.
 //! - Ids: experiment ids are strings (decimal integers in SQL stores, `"0"` is `Default`, which
 //!   every store creates); run ids are 32 lowercase hex characters; LoggedModel ids are `m-` and

@@ -1,6 +1,7 @@
 //! The `jsonl` tracking store: an append-only event log replayed into memory at open.
 //!
-//! Every write call validates against the in-memory state, appends **one line** holding its
+//! Every write call validates against the in-memory state (MLflow's stateless checks are the
+//! host's: it serves the store behind [`cairn_plugin_api::Validated`]), appends **one line** holding its
 //! event to `events.jsonl`, and only then applies the event to the state, with the same code
 //! that replays the log at open: what a reader sees after a restart is what it saw before. A
 //! failed append is rolled back (the file is truncated to its previous length), so a call is
@@ -572,15 +573,6 @@ impl TrackingStore for JsonlStore {
     }
 
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {
-        validation::validate_experiment_name(&req.name)?;
-        for (i, t) in req.tags.iter().enumerate() {
-            validation::validate_experiment_tag(t, &format!("tags[{i}]"))?;
-        }
-        if let Some(loc) = &req.artifact_location
-            && !loc.is_empty()
-        {
-            validation::validate_artifact_location(loc)?;
-        }
         self.write_then(
             |state| {
                 if state.experiments.values().any(|e| e.name == req.name) {
@@ -672,7 +664,6 @@ impl TrackingStore for JsonlStore {
 
     async fn rename_experiment(&self, experiment_id_text: &str, new_name: &str) -> Result<()> {
         let id = experiment_id(experiment_id_text)?;
-        validation::validate_experiment_name(new_name)?;
         self.write(|s| {
             let e = s.experiment(id)?;
             if e.lifecycle_stage != LifecycleStage::Active {
@@ -699,7 +690,6 @@ impl TrackingStore for JsonlStore {
 
     async fn set_experiment_tag(&self, experiment_id_text: &str, tag: ExperimentTag) -> Result<()> {
         let id = experiment_id(experiment_id_text)?;
-        validation::validate_experiment_tag(&tag, "")?;
         self.write(|s| {
             s.active_experiment(id)?;
             Ok(vec![Event::ExperimentTagSet { id, tag }])
@@ -722,10 +712,6 @@ impl TrackingStore for JsonlStore {
     }
 
     async fn search_experiments(&self, req: SearchExperiments) -> Result<Page<Experiment>> {
-        validation::validate_max_results(
-            req.max_results,
-            validation::SEARCH_MAX_RESULTS_THRESHOLD,
-        )?;
         let mut found: Vec<Experiment> = self.read(|s| {
             Ok(s.experiments
                 .values()
@@ -744,12 +730,7 @@ impl TrackingStore for JsonlStore {
 
     async fn create_run(&self, req: CreateRun) -> Result<Run> {
         let exp_id = experiment_id(&req.experiment_id)?;
-        let tags = req
-            .tags
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| validation::validate_tag(t, &format!("tags[{i}]")))
-            .collect::<Result<Vec<_>>>()?;
+        let tags = req.tags;
         let run_name = validation::resolve_run_name(req.run_name, &tags)?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let mut tags = sorted_tags(tags);
@@ -796,9 +777,6 @@ impl TrackingStore for JsonlStore {
     }
 
     async fn update_run_info(&self, run_id: &str, update: UpdateRun) -> Result<RunInfo> {
-        if let Some(name) = &update.run_name {
-            validation::validate_length("run_name", validation::MAX_TAG_VAL_LENGTH, name)?;
-        }
         self.write_then(
             |s| {
                 s.active_run(run_id)?;
@@ -840,8 +818,6 @@ impl TrackingStore for JsonlStore {
         params: Vec<Param>,
         tags: Vec<RunTag>,
     ) -> Result<()> {
-        validation::validate_run_id(run_id)?;
-        let (params, tags) = validation::validate_log_batch(&metrics, params, tags)?;
         self.write(|s| {
             let rec = s.active_run(run_id)?;
             if metrics.is_empty() && params.is_empty() && tags.is_empty() {
@@ -999,10 +975,6 @@ impl TrackingStore for JsonlStore {
     }
 
     async fn search_runs(&self, req: SearchRuns) -> Result<Page<Run>> {
-        validation::validate_max_results(
-            req.max_results,
-            validation::SEARCH_MAX_RESULTS_THRESHOLD,
-        )?;
         let experiments = req
             .experiment_ids
             .iter()
@@ -1031,7 +1003,6 @@ impl TrackingStore for JsonlStore {
         datasets: Vec<DatasetInput>,
         models: Vec<ModelInput>,
     ) -> Result<()> {
-        validation::validate_dataset_inputs(&datasets)?;
         self.write(|s| {
             s.active_run(run_id)?;
             if datasets.is_empty() && models.is_empty() {

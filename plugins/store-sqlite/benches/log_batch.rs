@@ -39,7 +39,10 @@ fn batch(b: i64) -> Vec<Metric> {
 
 fn store_rate(dir: &std::path::Path, round: usize) -> f64 {
     let uri = format!("sqlite:///{}/store-{round}.db", dir.display());
-    let store = cairn_store_sqlite::open(&uri, Some("file:///tmp/bench")).unwrap();
+    // Behind the host's validation layer, as the server serves it.
+    let store = cairn_plugin_api::Validated::new(std::sync::Arc::new(
+        cairn_store_sqlite::open(&uri, Some("file:///tmp/bench")).unwrap(),
+    ));
     let run = block_on(store.create_run(CreateRun {
         experiment_id: "0".into(),
         start_time: 0,

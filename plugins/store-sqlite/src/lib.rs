@@ -15,8 +15,8 @@
 //!   (WAL mode), as plugin-api's [`BlockingPool`](cairn_plugin_api::blocking::BlockingPool)s;
 //!   results come back through oneshots. No async executor is
 //!   ever blocked and no tokio is needed, so the store also works inside a shared library.
-//! - **One transaction per write call.** A `log_batch` of 1000 metrics is validated completely
-//!   first and then written in one transaction: all or nothing.
+//! - **One transaction per write call.** A `log_batch` of 1000 metrics (validated completely by
+//!   the host's `Validated` layer first) is written in one transaction: all or nothing.
 //! - **Searches in SQL.** Filters and orderings become SQL with bound parameters (never rows
 //!   filtered in memory), over a `latest_metrics` table kept up to date on every write. Pages
 //!   are keyset pages, so deep pages cost what the first does.

@@ -119,17 +119,28 @@ pub use support::unique_name;
 pub trait Fixture {
     /// The store under test.
     fn store(&self) -> &dyn TrackingStore;
+
+    /// The store under test, shared.
+    fn shared(&self) -> Arc<dyn TrackingStore>;
 }
 
 impl<S: TrackingStore> Fixture for Arc<S> {
     fn store(&self) -> &dyn TrackingStore {
         &**self
     }
+
+    fn shared(&self) -> Arc<dyn TrackingStore> {
+        self.clone()
+    }
 }
 
 impl Fixture for Arc<dyn TrackingStore> {
     fn store(&self) -> &dyn TrackingStore {
         &**self
+    }
+
+    fn shared(&self) -> Arc<dyn TrackingStore> {
+        self.clone()
     }
 }
 
@@ -138,6 +149,17 @@ impl<F: Fixture, G> Fixture for (F, G) {
     fn store(&self) -> &dyn TrackingStore {
         self.0.store()
     }
+
+    fn shared(&self) -> Arc<dyn TrackingStore> {
+        self.0.shared()
+    }
+}
+
+/// `fixture`'s store behind [`Validated`](crate::Validated), as the host serves every tracking
+/// store: [`tracking_store_conformance!`](crate::tracking_store_conformance) tests a store
+/// through it, since a store does not repeat the stateless checks the layer makes.
+pub fn validated<F: Fixture>(fixture: F) -> (Arc<dyn TrackingStore>, F) {
+    (Arc::new(crate::Validated::new(fixture.shared())), fixture)
 }
 
 /// What [`model_registry_store_conformance!`](crate::model_registry_store_conformance)'s
@@ -394,7 +416,8 @@ pub fn check_skips<C: serde::Serialize>(
 /// Stamps every [`tracking`] conformance case into its own `#[test] fn <case>()`.
 ///
 /// `$make` is an expression producing a [`Fixture`](crate::testkit::Fixture): an `Arc` of a
-/// store, or a pair `(store, guard)`; it is evaluated once per test inside the async block the runner
+/// store, or a pair `(store, guard)`; the cases reach the store through
+/// [`Validated`](crate::Validated), as the host's requests do; it is evaluated once per test inside the async block the runner
 /// drives, so it may use `.await`. The optional `runner = path` names a
 /// `fn(Pin<Box<dyn Future<Output = ()>>>)` that drives each test's future; the default is
 /// [`testkit::block_on`](crate::testkit::block_on), which needs no runtime from the caller.
@@ -410,10 +433,14 @@ pub fn check_skips<C: serde::Serialize>(
 #[macro_export]
 macro_rules! tracking_store_conformance {
     ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
-        $crate::__cairn_tracking_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
+        $crate::__cairn_tracking_cases! {
+            tests ($crate::testkit::validated($make)) ($crate::testkit::block_on) [$($skip),*]
+        }
     };
     ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
-        $crate::__cairn_tracking_cases! { tests ($make) ($runner) [$($skip),*] }
+        $crate::__cairn_tracking_cases! {
+            tests ($crate::testkit::validated($make)) ($runner) [$($skip),*]
+        }
     };
 }
 

@@ -118,15 +118,6 @@ pub(super) async fn create_experiment(
     store: &SqliteStore,
     req: CreateExperiment,
 ) -> Result<String> {
-    validation::validate_experiment_name(&req.name)?;
-    for (i, t) in req.tags.iter().enumerate() {
-        validation::validate_experiment_tag(t, &format!("tags[{i}]"))?;
-    }
-    if let Some(loc) = &req.artifact_location
-        && !loc.is_empty()
-    {
-        validation::validate_artifact_location(loc)?;
-    }
     store
         .write(move |tx, ctx| {
             let taken: bool = tx
@@ -240,7 +231,6 @@ pub(super) async fn rename_experiment(
     new_name: &str,
 ) -> Result<()> {
     let id = experiment_id(experiment_id_text)?;
-    validation::validate_experiment_name(new_name)?;
     let new_name = new_name.to_string();
     store
         .write(move |tx, _| {
@@ -279,7 +269,6 @@ pub(super) async fn set_experiment_tag(
     tag: ExperimentTag,
 ) -> Result<()> {
     let id = experiment_id(experiment_id_text)?;
-    validation::validate_experiment_tag(&tag, "")?;
     store
         .write(move |tx, _| {
             require_active_experiment(tx, id)?;

@@ -195,25 +195,11 @@ pub(super) async fn create_logged_model(
     req: CreateLoggedModel,
 ) -> Result<LoggedModel> {
     let exp_id = experiment_id(&req.experiment_id)?;
-    let name = match req.name.filter(|n| !n.is_empty()) {
-        Some(n) => {
-            validation::validate_logged_model_name(&n)?;
-            n
-        }
-        None => names::generate_random_name(),
-    };
-    let params = req
-        .params
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| validation::validate_logged_model_param(p, &format!("params[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
-    let tags = req
-        .tags
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| validation::validate_logged_model_tag(t, &format!("tags[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let name = req
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(names::generate_random_name);
+    let (params, tags) = (req.params, req.tags);
     let (model_type, source_run_id) = (req.model_type, req.source_run_id);
     store
         .write(move |tx, _| {
@@ -300,11 +286,6 @@ pub(super) async fn set_logged_model_tags(
     model_id: &str,
     tags: Vec<LoggedModelTag>,
 ) -> Result<()> {
-    let tags = tags
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| validation::validate_logged_model_tag(t, &format!("tags[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
     let model_id = model_id.to_string();
     store
         .write(move |tx, _| {
@@ -344,11 +325,6 @@ pub(super) async fn log_logged_model_params(
     model_id: &str,
     params: Vec<LoggedModelParameter>,
 ) -> Result<()> {
-    let params = params
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| validation::validate_logged_model_param(p, &format!("params[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
     let mut seen = std::collections::HashSet::new();
     for p in &params {
         if !seen.insert(p.key.as_str()) {

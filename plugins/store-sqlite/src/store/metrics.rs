@@ -404,8 +404,6 @@ pub(super) async fn log_batch(
     params: Vec<Param>,
     tags: Vec<RunTag>,
 ) -> Result<()> {
-    validation::validate_run_id(run_id)?;
-    let (params, tags) = validation::validate_log_batch(&metrics, params, tags)?;
     if metrics.is_empty() && params.is_empty() && tags.is_empty() {
         // Still an error for an unknown or deleted run, as MLflow.
         let run_id = run_id.to_string();

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the [`TrackingStore`] on SQLite.
 //!
-//! Every public method validates its arguments (through `cairn_plugin_api::validation`), then
+//! Every public method checks what needs the database (MLflow's stateless validation is made
+//! before, by [`cairn_plugin_api::Validated`], which the host puts in front of it), then
 //! sends one closure to the writer thread (writes, one `BEGIN IMMEDIATE` transaction each) or a
 //! reader thread (reads, one deferred transaction each, so a multi-query read sees one
 //! snapshot) and awaits the result; see [`crate::pool`].

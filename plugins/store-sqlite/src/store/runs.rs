@@ -311,12 +311,7 @@ pub(super) fn set_run_lifecycle(
 
 pub(super) async fn create_run(store: &SqliteStore, req: CreateRun) -> Result<Run> {
     let exp_id = experiment_id(&req.experiment_id)?;
-    let tags = req
-        .tags
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| validation::validate_tag(t, &format!("tags[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let tags = req.tags;
     let run_name = validation::resolve_run_name(req.run_name, &tags)?;
     let user_id = req.user_id;
     let start_time = req.start_time;
@@ -362,9 +357,6 @@ pub(super) async fn update_run_info(
     update: UpdateRun,
 ) -> Result<RunInfo> {
     let run_id = run_id.to_string();
-    if let Some(name) = &update.run_name {
-        validation::validate_length("run_name", validation::MAX_TAG_VAL_LENGTH, name)?;
-    }
     store
         .write(move |tx, _| {
             let run = require_active_run(tx, &run_id)?;
@@ -436,7 +428,6 @@ pub(super) async fn log_inputs(
     datasets: Vec<DatasetInput>,
     models: Vec<ModelInput>,
 ) -> Result<()> {
-    validation::validate_dataset_inputs(&datasets)?;
     let run_id = run_id.to_string();
     store.write(move |tx, _| {
         let run = require_active_run(tx, &run_id)?;

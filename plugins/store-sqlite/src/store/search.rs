@@ -39,7 +39,6 @@ pub(super) fn experiment_ids(ids: &[String]) -> StoreResult<Vec<i64>> {
 }
 
 pub(super) fn search_runs_sync(conn: &Connection, req: &SearchRuns) -> StoreResult<Page<Run>> {
-    validation::validate_max_results(req.max_results, validation::SEARCH_MAX_RESULTS_THRESHOLD)?;
     let exps = experiment_ids(&req.experiment_ids)?;
     if exps.is_empty() {
         return Ok(Page::last(Vec::new()));
@@ -99,7 +98,6 @@ pub(super) fn search_experiments_sync(
     conn: &Connection,
     req: &SearchExperiments,
 ) -> StoreResult<Page<Experiment>> {
-    validation::validate_max_results(req.max_results, validation::SEARCH_MAX_RESULTS_THRESHOLD)?;
     let fp = search_sql::fingerprint(&("experiments", &req.filter, req.view_type, &req.order_by));
     let mut sql = Sql::default();
     let keys = search_sql::order_keys(&mut sql, Target::Experiments, &req.order_by)?;
