@@ -192,7 +192,7 @@ pub fn run(
 /// `http(s)`, else through the configuration's [`Assembly`] (building only what `uri` needs;
 /// a store tracking URI is already `store.backend_store_uri`, see
 /// [`ArtifactsCommand::overrides`]).
-fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Resolver> {
+pub(crate) fn resolver_for(target: &Target, uri: &str, loaded: &LoadedConfig) -> Result<Resolver> {
     let assembly = Assembly::new(loaded)?;
     let repositories = assembly.repositories().clone();
     if let Some(t) = target.server_uri() {

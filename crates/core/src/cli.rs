@@ -45,6 +45,9 @@ pub enum Command {
     /// honours MLFLOW_TRACKING_URI.
     #[command(subcommand)]
     Artifacts(crate::artifacts_cli::ArtifactsCommand),
+    /// Serve MLflow models (accepts `mlflow models serve`'s options).
+    #[command(subcommand)]
+    Models(crate::models::ModelsCommand),
 }
 
 /// `cairn server`: MLflow's `mlflow server` options, each the top configuration layer for its
@@ -277,6 +280,14 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .overrides(command.overrides())
                 .load()?;
             crate::artifacts_cli::run(command, &loaded, dir, out)
+        }
+        Command::Models(command) => {
+            let crate::models::ModelsCommand::Serve(args) = command;
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(args.overrides())
+                .load()?;
+            crate::models::run(command, &loaded, dir, out)
         }
         Command::Server(args) => {
             for note in args.ignored_options() {

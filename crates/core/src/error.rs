@@ -153,6 +153,16 @@ pub enum Error {
         /// Why, in the words of the repository, the server or the file system.
         message: String,
     },
+
+    /// `cairn models ...` could not load its model: resolving or downloading its URI, reading
+    /// `MLmodel`, or no flavor of this build serving it.
+    #[error("cannot load the model {uri}: {message}")]
+    Model {
+        /// The model URI as given.
+        uri: String,
+        /// Why, in one line.
+        message: String,
+    },
 }
 
 impl Error {

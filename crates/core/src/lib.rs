@@ -33,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod http_repo;
 pub mod loader;
+pub mod models;
 pub mod registry;
 pub mod run_context;
 pub mod secrets;
