@@ -45,7 +45,7 @@ pub enum Command {
     /// honours MLFLOW_TRACKING_URI.
     #[command(subcommand)]
     Artifacts(crate::artifacts_cli::ArtifactsCommand),
-    /// Serve MLflow models (accepts `mlflow models serve`'s options).
+    /// Serve MLflow models or predict with them (accepts `mlflow models serve|predict`'s options).
     #[command(subcommand)]
     Models(crate::models::ModelsCommand),
 }
@@ -282,10 +282,9 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
             crate::artifacts_cli::run(command, &loaded, dir, out)
         }
         Command::Models(command) => {
-            let crate::models::ModelsCommand::Serve(args) = command;
             let loaded = Loader::new(dir)
                 .config_file(cli.config.clone())
-                .overrides(args.overrides())
+                .overrides(command.overrides())
                 .load()?;
             crate::models::run(command, &loaded, dir, out)
         }

@@ -267,3 +267,63 @@ fn a_model_without_a_served_flavor_is_refused_in_one_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn models_predict_scores_a_file_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::write_mlp(&dir.path().join("model")).unwrap();
+    let rows = fixtures::mlp_rows(7);
+    let (tensors, records) = reference(&rows);
+    let x: Vec<Vec<f32>> = rows.iter().map(|r| r.to_vec()).collect();
+    std::fs::write(dir.path().join("in.json"), json!({"inputs": x}).to_string()).unwrap();
+    let out = cairn(
+        dir.path(),
+        &[
+            "models", "predict", "-m", "model", "-i", "in.json", "-o", "out.json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    close(&written["predictions"], &tensors);
+
+    let mut csv = String::from("a,b,c,d\n");
+    for r in &rows {
+        csv.push_str(&format!("{},{},{},{}\n", r[0], r[1], r[2], r[3]));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let out = cairn(
+        dir.path(),
+        &[
+            "models", "predict", "-m", "model", "-i", "in.csv", "-t", "csv",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    close(&printed["predictions"], &records);
+
+    // A schema failure is an error naming the model, not a crash.
+    std::fs::write(dir.path().join("bad.json"), r#"{"inputs": [[1, 2, 3]]}"#).unwrap();
+    let out = cairn(
+        dir.path(),
+        &["models", "predict", "-m", "model", "-i", "bad.json"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INVALID_PARAMETER_VALUE"), "{stderr}");
+}

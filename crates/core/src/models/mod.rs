@@ -26,6 +26,55 @@ pub enum ModelsCommand {
     /// Serve a model with MLflow's scoring protocol (accepts `mlflow models serve`'s options).
     #[command(disable_help_flag = true)]
     Serve(ServeArgs),
+    /// Predict on a file with a model, without a server (as `mlflow models predict`).
+    Predict(PredictArgs),
+}
+
+/// `cairn models predict`: `mlflow models predict`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// The model URI: runs:/, models:/, mlflow-artifacts:/, s3://, file:, or a path.
+    #[arg(long, short = 'm', value_name = "URI")]
+    pub model_uri: String,
+    /// The input file (a scoring request body); default: standard input.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input_path: Option<PathBuf>,
+    /// Where to write `{"predictions": ...}`; default: standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output_path: Option<PathBuf>,
+    /// The input's format.
+    #[arg(long, short = 't', value_name = "TYPE", default_value = "json", value_parser = ["json", "csv"])]
+    pub content_type: String,
+    /// Accepted for compatibility and ignored: Cairn runs models natively, without Python.
+    #[arg(long, value_name = "MANAGER")]
+    pub env_manager: Option<String>,
+    /// Accepted for compatibility and ignored.
+    #[arg(long)]
+    pub install_mlflow: bool,
+    /// Tracking server or store used to resolve runs:/ and models:/ URIs; default
+    /// MLFLOW_TRACKING_URI, else the configuration's store.
+    #[arg(long, value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+}
+
+impl ModelsCommand {
+    fn target(&self) -> Target {
+        let (uri, tracking_uri) = match self {
+            ModelsCommand::Serve(a) => (&a.model_uri, &a.tracking_uri),
+            ModelsCommand::Predict(a) => (&a.model_uri, &a.tracking_uri),
+        };
+        Target {
+            uri: Some(uri.clone()),
+            run_id: None,
+            artifact_path: None,
+            tracking_uri: tracking_uri.clone(),
+        }
+    }
+
+    /// The configuration layer: a tracking URI naming a store is the tracking store.
+    pub fn overrides(&self) -> Overrides {
+        crate::artifacts_cli::ArtifactsCommand::List(self.target()).overrides()
+    }
 }
 
 /// `cairn models serve`: `mlflow models serve`'s options. `-h` is `--host`; help is `--help`.
@@ -68,20 +117,6 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn target(&self) -> Target {
-        Target {
-            uri: Some(self.model_uri.clone()),
-            run_id: None,
-            artifact_path: None,
-            tracking_uri: self.tracking_uri.clone(),
-        }
-    }
-
-    /// The configuration layer: a tracking URI naming a store is the tracking store.
-    pub fn overrides(&self) -> Overrides {
-        crate::artifacts_cli::ArtifactsCommand::List(self.target()).overrides()
-    }
-
     /// One note per given option that does not apply to Cairn.
     pub fn ignored_options(&self) -> Vec<String> {
         let mut notes = Vec::new();
@@ -139,9 +174,11 @@ fn model_error(uri: &str, message: impl Into<String>) -> Error {
     }
 }
 
-/// Resolves `args.model_uri`, downloads it if it is not local, and loads it with its flavor.
-pub async fn load(args: &ServeArgs, loaded: &LoadedConfig, dir: &Path) -> Result<Served> {
-    let uri = &args.model_uri;
+/// Resolves the command's model URI, downloads it if it is not local, and loads it with its
+/// flavor.
+pub async fn load(command: &ModelsCommand, loaded: &LoadedConfig, dir: &Path) -> Result<Served> {
+    let target = command.target();
+    let uri = target.uri.as_deref().unwrap_or_default();
     let local = uri
         .strip_prefix("file://")
         .or_else(|| uri.strip_prefix("file:"))
@@ -156,7 +193,7 @@ pub async fn load(args: &ServeArgs, loaded: &LoadedConfig, dir: &Path) -> Result
         }
         (local, None)
     } else {
-        let resolver = resolver_for(&args.target(), uri, loaded)?;
+        let resolver = resolver_for(&target, uri, loaded)?;
         let tmp =
             std::env::temp_dir().join(format!("cairn-model-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&tmp).map_err(|e| model_error(uri, e.to_string()))?;
@@ -203,16 +240,21 @@ pub fn run(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let ModelsCommand::Serve(args) = command;
-    for note in args.ignored_options() {
-        tracing::warn!("{note}");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Error::Serve)?;
+    let args = match command {
+        ModelsCommand::Serve(args) => args,
+        ModelsCommand::Predict(args) => {
+            return runtime.block_on(predict(command, args, loaded, dir, out));
+        }
+    };
+    for note in args.ignored_options() {
+        tracing::warn!("{note}");
+    }
     runtime.block_on(async {
-        let served = load(args, loaded, dir).await?;
+        let served = load(command, loaded, dir).await?;
         tracing::info!(flavor = %served.flavor, uri = %args.model_uri, "model loaded");
         let host = args.host.trim_start_matches('[').trim_end_matches(']');
         let listener = tokio::net::TcpListener::bind((host, args.port))
@@ -234,4 +276,39 @@ pub fn run(
             .await
             .map_err(Error::Serve)
     })
+}
+
+/// `cairn models predict`: one scoring request from a file (or stdin), no server.
+async fn predict(
+    command: &ModelsCommand,
+    args: &PredictArgs,
+    loaded: &LoadedConfig,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let served = load(command, loaded, dir).await?;
+    let body = match &args.input_path {
+        Some(p) => std::fs::read(dir.join(p)).map_err(|e| {
+            model_error(&args.model_uri, format!("cannot read {}: {e}", p.display()))
+        })?,
+        None => {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(Error::Output)?;
+            b
+        }
+    };
+    let predictions = scoring::score(&*served.model, &args.content_type, &body)
+        .await
+        .map_err(|f| Error::Model {
+            uri: args.model_uri.clone(),
+            message: format!("the prediction failed: {f}"),
+        })?;
+    let text = serde_json::json!({ "predictions": predictions }).to_string() + "\n";
+    match &args.output_path {
+        Some(p) => std::fs::write(dir.join(p), text).map_err(Error::Output),
+        None => out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(Error::Output),
+    }
 }

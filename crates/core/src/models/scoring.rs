@@ -64,6 +64,15 @@ fn invalid(message: impl Into<String>) -> Failure {
     Failure::Json("INVALID_PARAMETER_VALUE", message.into())
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Json(code, message) => write!(f, "{code}: {message}"),
+            Failure::Text(_, text) => f.write_str(text),
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
@@ -130,36 +139,43 @@ async fn invocations(
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let signature = scorer.model.signature();
-    let parsed = content_format(ct).and_then(|format| match format {
-        "json" => parse_json(&body, &signature),
-        _ => parse_csv(&body, &signature).map(|d| (d, Params::new())),
-    });
-    let (input, params) = match parsed {
-        Ok(p) => p,
+    let format = match content_format(ct) {
+        Ok(f) => f,
         Err(f) => return f.into_response(),
     };
-    if let ModelData::Table(t) = &input
-        && t.rows() == 0
-    {
-        return json_ok(Value::Array(vec![]));
-    }
-    let table_input = matches!(input, ModelData::Table(_));
-    let predicted = tokio::time::timeout(scorer.timeout, scorer.model.predict(input, params)).await;
-    match predicted {
+    match tokio::time::timeout(scorer.timeout, score(&*scorer.model, format, &body)).await {
         Err(_) => Failure::Text(
             StatusCode::GATEWAY_TIMEOUT,
             "Request processing time exceeded limit".into(),
         )
         .into_response(),
-        Ok(Err(e)) if e.kind == ErrorKind::InvalidArgument => invalid(e.message).into_response(),
-        Ok(Err(e)) => bad(format!(
+        Ok(Err(f)) => f.into_response(),
+        Ok(Ok(predictions)) => json_ok(predictions),
+    }
+}
+
+/// Scores a request body of `format` (`json` or `csv`): the `predictions` value, or the
+/// failure MLflow answers.
+pub async fn score(model: &dyn LoadedModel, format: &str, body: &[u8]) -> Result<Value, Failure> {
+    let signature = model.signature();
+    let (input, params) = match format {
+        "json" => parse_json(body, &signature)?,
+        _ => (parse_csv(body, &signature)?, Params::new()),
+    };
+    if let ModelData::Table(t) = &input
+        && t.rows() == 0
+    {
+        return Ok(Value::Array(vec![]));
+    }
+    let table_input = matches!(input, ModelData::Table(_));
+    match model.predict(input, params).await {
+        Err(e) if e.kind == ErrorKind::InvalidArgument => Err(invalid(e.message)),
+        Err(e) => Err(bad(format!(
             "Encountered an unexpected error while evaluating the model. Verify that the \
              serialized input Dataframe is compatible with the model for inference. {}",
             e.message
-        ))
-        .into_response(),
-        Ok(Ok(out)) => json_ok(predictions(out, table_input)),
+        ))),
+        Ok(out) => Ok(predictions(out, table_input)),
     }
 }
 
