@@ -327,3 +327,110 @@ fn models_predict_scores_a_file_without_a_server() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("INVALID_PARAMETER_VALUE"), "{stderr}");
 }
+
+/// Starts `cairn server` on a fresh SQLite store in `dir`; returns it with its address.
+fn tracking_server(dir: &std::path::Path) -> Server {
+    let mut child = cairn(dir, &["server", "-p", "0"])
+        .spawn()
+        .expect("start cairn server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Cairn is listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+fn api(addr: &str, path: &str, body: Value) -> Value {
+    let (status, text) = http(
+        addr,
+        "POST",
+        &format!("/api/2.0/mlflow/{path}"),
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = tracking_server(dir.path());
+    let tracking = format!("http://{}", server.addr);
+    fixtures::write_mlp(&dir.path().join("model")).unwrap();
+
+    let run = api(&server.addr, "runs/create", json!({"experiment_id": "0"}));
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    let uploaded = cairn(
+        dir.path(),
+        &[
+            "artifacts",
+            "upload",
+            "--local-path",
+            "model",
+            &format!("runs:/{run_id}/model"),
+        ],
+    )
+    .env("MLFLOW_TRACKING_URI", &tracking)
+    .output()
+    .unwrap();
+    assert!(
+        uploaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uploaded.stderr)
+    );
+    api(
+        &server.addr,
+        "registered-models/create",
+        json!({"name": "mlp"}),
+    );
+    let source = format!("runs:/{run_id}/model");
+    api(
+        &server.addr,
+        "model-versions/create",
+        json!({"name": "mlp", "source": source, "run_id": run_id}),
+    );
+    api(
+        &server.addr,
+        "registered-models/alias",
+        json!({"name": "mlp", "alias": "champion", "version": "1"}),
+    );
+
+    let mut child = cairn(
+        dir.path(),
+        &["models", "serve", "-m", "models:/mlp@champion", "-p", "0"],
+    )
+    .env("MLFLOW_TRACKING_URI", &tracking)
+    .spawn()
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Some(addr) = line
+        .trim()
+        .strip_prefix("Cairn is serving the model on http://")
+    else {
+        let mut stderr = String::new();
+        let _ = child.kill();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        panic!("unexpected first line {line:?}; stderr: {stderr}");
+    };
+    let scoring = Server {
+        child,
+        addr: addr.to_owned(),
+    };
+    let rows = fixtures::mlp_rows(3);
+    let x: Vec<Vec<f32>> = rows.iter().map(|r| r.to_vec()).collect();
+    let (status, out) = post_json(&scoring.addr, &json!({"inputs": x}));
+    assert_eq!(status, 200, "{out}");
+    close(&out["predictions"], &reference(&rows).0);
+}
