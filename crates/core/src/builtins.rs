@@ -16,6 +16,9 @@ use cairn_artifacts_local as _;
 #[cfg(feature = "artifacts-s3")]
 use cairn_artifacts_s3 as _;
 
+#[cfg(feature = "flavor-onnx")]
+use cairn_flavor_onnx as _;
+
 use cairn_plugin_api::{PluginFactory, PluginKind};
 
 /// Every built-in plugin's factory: those the linked plugin crates registered with
@@ -74,6 +77,13 @@ pub const KNOWN: &[KnownBuiltin] = &[
         package: "cairn-artifacts-s3",
         feature: "artifacts-s3",
         enabled: cfg!(feature = "artifacts-s3"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ModelFlavor,
+        name: "onnx",
+        package: "cairn-flavor-onnx",
+        feature: "flavor-onnx",
+        enabled: cfg!(feature = "flavor-onnx"),
     },
 ];
 

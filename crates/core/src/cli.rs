@@ -53,6 +53,9 @@ pub enum Command {
     /// Wait for, print the output of, or cancel a run submitted by `cairn run`.
     #[command(subcommand)]
     Runs(crate::projects::cli::RunsCommand),
+    /// Serve MLflow models or predict with them (accepts `mlflow models serve|predict`'s options).
+    #[command(subcommand)]
+    Models(crate::models::ModelsCommand),
 }
 
 /// `cairn server`: MLflow's `mlflow server` options, each the top configuration layer for its
@@ -328,6 +331,13 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .overrides(command.tracking().overrides())
                 .load()?;
             crate::projects::cli::runs(command, &loaded, out)
+        }
+        Command::Models(command) => {
+            let loaded = Loader::new(dir)
+                .config_file(cli.config.clone())
+                .overrides(command.overrides())
+                .load()?;
+            crate::models::run(command, &loaded, dir, out)
         }
         Command::Server(args) => {
             for note in args.ignored_options() {

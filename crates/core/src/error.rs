@@ -171,6 +171,15 @@ pub enum Error {
     /// the run itself (FAILED or KILLED).
     #[error("{0}")]
     Project(String),
+    /// `cairn models ...` could not load its model: resolving or downloading its URI, reading
+    /// `MLmodel`, or no flavor of this build serving it.
+    #[error("cannot load the model {uri}: {message}")]
+    Model {
+        /// The model URI as given.
+        uri: String,
+        /// Why, in one line.
+        message: String,
+    },
 }
 
 impl Error {

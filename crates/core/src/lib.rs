@@ -36,6 +36,7 @@ pub mod conformance;
 pub mod error;
 pub mod http_repo;
 pub mod loader;
+pub mod models;
 pub mod projects;
 pub mod registry;
 pub mod run_context;

@@ -28,13 +28,14 @@ use cairn_plugin_api::context::RunContext;
 use cairn_plugin_api::entities::*;
 use cairn_plugin_api::error::ErrorRecord;
 use cairn_plugin_api::ffi::host::{
-    Library, Object, decode_response, encode_request, log_batch_request,
+    Library, Object, decode_predict_response, decode_response, encode_request, log_batch_request,
+    predict_request,
 };
 use cairn_plugin_api::ffi::{
     ArtifactMethod, BackendMethod, ContextMethod, FlavorMethod, LibraryDescription, ModelMethod,
     RegistryMethod, StreamMethod, SubmittedRunMethod, TrackingMethod,
 };
-use cairn_plugin_api::flavor::{ModelData, Signature};
+use cairn_plugin_api::flavor::{MlModel, ModelCapabilities, ModelData, Params, Signature};
 use cairn_plugin_api::model_registry::*;
 use cairn_plugin_api::projects::{
     LogOptions, LogStream, ProjectCapabilities, ProjectRun, RunHandle, RunState,
@@ -441,16 +442,20 @@ cairn_plugin_api::__cairn_ffi_flavor!(host_wrapper {
     [async] (
         &self,
         model_dir: &Path,
-        flavor_config: &serde_json::Value,
+        model: &MlModel,
     ) -> PluginResult<Arc<dyn LoadedModel>> {
-        let object = open(
-            &self.object,
-            FlavorMethod::Load.id(),
-            &(model_dir, flavor_config),
-        )
-        .await?;
+        let object = open(&self.object, FlavorMethod::Load.id(), &(model_dir, model)).await?;
         Ok(Arc::new(blocking(move || FfiLoadedModel::new(object)).await?))
     }
 });
 
-cairn_plugin_api::__cairn_ffi_model!(host_wrapper { FfiLoadedModel });
+cairn_plugin_api::__cairn_ffi_model!(host_wrapper {
+    FfiLoadedModel
+    [async] (&self, input: ModelData, params: Params) -> PluginResult<ModelData> {
+        // Tensors cross as raw elements, both ways.
+        let request = predict_request(&input, &params);
+        let object = self.object.clone();
+        let id = ModelMethod::Predict.id();
+        blocking(move || decode_predict_response(&object.call(id, &request)?)).await
+    }
+});

@@ -793,3 +793,102 @@ fn plugins_check_warns_when_a_library_claims_a_built_in_scheme() {
     );
     assert!(!text(&out).contains("warning:"), "{}", text(&out));
 }
+
+// ----- model flavors through the ABI -----------------------------------------------------------
+
+/// The `echo` flavor of the test library: the parsed `MLmodel` reaches `load`, and tensors of
+/// every kind (binary on the wire), tables with missing values, params and errors cross back.
+#[test]
+fn model_flavors_load_and_predict_through_the_abi() {
+    use cairn_plugin_api::flavor::{
+        Column, MlModel, ModelCapabilities, ModelData, Params, Table, Tensor, TensorData,
+    };
+    let registry = registry_of(&[test_library()]).unwrap();
+    let flavor = registry
+        .model_flavor("echo", BuildContext::default())
+        .unwrap();
+    let mlmodel = MlModel::from_yaml(
+        "flavors:\n  echo: {}\nmodel_id: m-0123\nsignature:\n  inputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"float32\", \"shape\": [-1, 2]}, \"name\": \"x\"}]'\n  outputs: null\n  params: '[{\"name\": \"k\", \"type\": \"long\", \"default\": 3, \"shape\": null}]'\n",
+    )
+    .unwrap();
+    let model = block_on(flavor.load(Path::new("/nonexistent"), &mlmodel)).unwrap();
+    assert_eq!(model.signature(), mlmodel.signature.clone().unwrap());
+    assert_eq!(
+        model.capabilities(),
+        ModelCapabilities::new(true, true, false)
+    );
+
+    let t = |shape: Vec<usize>, d| Tensor::new(shape, d).unwrap();
+    let input = ModelData::Tensors(
+        [
+            (
+                "x".to_string(),
+                t(
+                    vec![2, 2],
+                    TensorData::Float32(vec![1.0, 2.0, f32::MAX, -0.0]),
+                ),
+            ),
+            (
+                "s".to_string(),
+                t(vec![2], TensorData::Str(vec!["é".into(), "".into()])),
+            ),
+            (
+                "b".to_string(),
+                t(vec![1, 2], TensorData::Bytes(vec![vec![0], vec![255, 1]])),
+            ),
+            (
+                "h".to_string(),
+                t(vec![2], TensorData::Float16(vec![0x3c00, 0x4000])),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let out = block_on(model.predict(input, Params::new())).unwrap();
+    let ModelData::Tensors(out) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        out["x"].data(),
+        &TensorData::Float32(vec![-0.0, f32::MAX, 2.0, 1.0])
+    );
+    assert_eq!(out["x"].shape(), &[2, 2]);
+    assert_eq!(
+        out["s"].data(),
+        &TensorData::Str(vec!["".into(), "é".into()])
+    );
+    assert_eq!(
+        out["b"].data(),
+        &TensorData::Bytes(vec![vec![255, 1], vec![0]])
+    );
+    assert_eq!(out["h"].data(), &TensorData::Float16(vec![0x4000, 0x3c00]));
+    assert_eq!(
+        out["model_id"].data(),
+        &TensorData::Str(vec!["m-0123".into()])
+    );
+
+    let table = Table::new(vec![
+        Column::new(
+            "a",
+            TensorData::Float64(vec![1.5, 0.0]),
+            Some(vec![false, true]),
+        )
+        .unwrap(),
+        Column::new("c", TensorData::Int64(vec![7, 8]), None).unwrap(),
+    ])
+    .unwrap();
+    let out = block_on(model.predict(ModelData::Table(table.clone()), Params::new())).unwrap();
+    assert_eq!(out, ModelData::Table(table));
+
+    // A param of the wrong type: the plugin's InvalidArgument crosses back.
+    let bad: Params = [("k".to_string(), serde_json::json!("seven"))]
+        .into_iter()
+        .collect();
+    let err = block_on(model.predict(ModelData::Tensors(Default::default()), bad)).unwrap_err();
+    assert_eq!(
+        err.kind,
+        cairn_plugin_api::ErrorKind::InvalidArgument,
+        "{err}"
+    );
+    assert!(err.message.contains("'k'"), "{err}");
+}

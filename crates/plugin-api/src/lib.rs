@@ -91,6 +91,7 @@ pub mod entities;
 pub mod error;
 pub mod factory;
 pub mod flavor;
+pub mod mlmodel;
 pub mod model_registry;
 pub mod names;
 pub mod paths;

@@ -352,6 +352,20 @@ pub fn log_batch_request(
     super::batch::encode(run_id, metrics, params, tags)
 }
 
+/// The request of [`ModelMethod::Predict`](super::ModelMethod::Predict): the binary form of
+/// `(input, params)` (tensors as raw elements).
+pub fn predict_request(
+    input: &crate::flavor::ModelData,
+    params: &crate::flavor::Params,
+) -> Vec<u8> {
+    super::tensors::encode(input, Some(params))
+}
+
+/// Decodes the binary response of [`ModelMethod::Predict`](super::ModelMethod::Predict).
+pub fn decode_predict_response(bytes: &[u8]) -> Result<crate::flavor::ModelData> {
+    super::tensors::decode(bytes).map(|(data, _)| data)
+}
+
 /// Decodes a JSON response of a plugin.
 pub fn decode_response<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     serde_json::from_slice(bytes).map_err(|e| {

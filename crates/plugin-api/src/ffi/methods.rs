@@ -64,6 +64,12 @@ impl<'a> AsArg<'a, &'a serde_json::Value> for serde_json::Value {
     }
 }
 
+impl<'a> AsArg<'a, &'a crate::mlmodel::MlModel> for crate::mlmodel::MlModel {
+    fn as_arg(&'a self) -> &'a crate::mlmodel::MlModel {
+        self
+    }
+}
+
 impl<'a> AsArg<'a, &'a crate::context::RunContext> for crate::context::RunContext {
     fn as_arg(&'a self) -> &'a crate::context::RunContext {
         self
@@ -284,7 +290,7 @@ macro_rules! __cairn_ffi_flavor {
     call {}
     custom {
         // `open`: a loaded model (`ModelMethod`).
-        Load = 1 => load(model_dir: &Path as PathBuf, flavor_config: &serde_json::Value as serde_json::Value);
+        Load = 1 => load(model_dir: &Path as PathBuf, model: &MlModel as MlModel);
     }
     } };
 }
@@ -296,11 +302,14 @@ macro_rules! __cairn_ffi_model {
     ($cb:ident { $($extra:tt)* }) => { $cb! { { $($extra)* } LoadedModel, ModelMethod;
     cached {
         Signature = 1 => signature() -> Signature;
+        Capabilities = 3 => capabilities() -> ModelCapabilities;
     }
-    call {
-        Predict = 2 => predict(input: ModelData) -> ModelData;
+    call {}
+    custom {
+        // Request and response in the binary form of `ffi/tensors.rs` (tensors as raw
+        // elements); a library also accepts the JSON tuple.
+        Predict = 2 => predict(input: ModelData, params: Params) -> ModelData;
     }
-    custom {}
     } };
 }
 

@@ -62,8 +62,9 @@
 //! an artifact stream) — is the same thin vtable: `call(method id, request bytes)` returns
 //! response bytes or an error, and `open(method id, request bytes)` returns another object.
 //! Requests are the serde JSON of a tuple of the trait method's arguments (except
-//! `log_batch`, sent in a compact binary form of the same tuple); responses are the
+//! `log_batch` and `predict`, sent in compact binary forms of the same tuple); responses are the
 //! JSON of its return value; errors are the JSON of [`ErrorRecord`](crate::error::ErrorRecord).
+//! `predict` sends its request and response in a binary form too (tensors as raw elements).
 //! Method ids are the enums in this module ([`TrackingMethod`], ...), generated with the
 //! library-side dispatch and the host-side wrappers from one declaration per trait
 //! (`ffi/methods.rs`). Artifact bytes are
@@ -84,6 +85,7 @@ mod golden;
 pub mod host;
 mod methods;
 mod plugin;
+mod tensors;
 
 pub use methods::{
     ArtifactMethod, BackendMethod, ContextMethod, FlavorMethod, ModelMethod, RegistryMethod,
@@ -97,7 +99,9 @@ use serde::{Deserialize, Serialize};
 /// `abi_stable` layout. A host and a library must agree on it exactly. Version 2: the host
 /// sends `log_batch` in a compact binary form (see [`TrackingMethod::LogBatch`]). Version 3:
 /// `ArtifactRepository::head` crosses the boundary ([`ArtifactMethod::Head`]) and libraries
-/// report their [`schema_hash`].
+/// report their [`schema_hash`]; `ModelFlavor::load` takes the parsed `MLmodel`, and
+/// `LoadedModel::predict` (with params) sends tensors in a binary form
+/// ([`ModelMethod::Predict`]).
 ///
 /// The wire form of every request and response is recorded in golden files
 /// (`crates/plugin-api/abi/`); a test fails when it changes until this version is bumped and

@@ -11,8 +11,8 @@ use crate::artifacts::*;
 use crate::context::{RunContext, RunContextProvider};
 use crate::entities::*;
 use crate::error::ErrorRecord;
-use crate::flavor::ModelData;
-use crate::flavor::{LoadedModel, ModelFlavor};
+use crate::flavor::{LoadedModel, ModelData, ModelFlavor, Params};
+use crate::mlmodel::MlModel;
 use crate::model_registry::ModelRegistryStore;
 use crate::model_registry::*;
 use crate::projects::{ProjectBackend, SubmittedRun};
@@ -365,9 +365,9 @@ impl Served {
             }
             Served::Flavor(flavor) => match FlavorMethod::from_id(method).ok_or_else(unknown)? {
                 FlavorMethod::Load => {
-                    let (dir, config): (std::path::PathBuf, serde_json::Value) =
+                    let (dir, model): (std::path::PathBuf, MlModel) =
                         decode("the load request", request)?;
-                    Ok(Served::Model(block_on(flavor.load(&dir, &config))?))
+                    Ok(Served::Model(block_on(flavor.load(&dir, &model))?))
                 }
             },
             _ => Err(not_an_opener()),
@@ -499,7 +499,19 @@ crate::__cairn_ffi_submitted_run!(serve_trait {
 crate::__cairn_ffi_flavor!(serve_trait {
     |_, _| Err(needs_open("load"));
 });
-crate::__cairn_ffi_model!(serve_trait {});
+crate::__cairn_ffi_model!(serve_trait {
+    // predict: the binary request (tensors as raw elements), or the JSON tuple; the response
+    // is binary.
+    |model, req| {
+        let (input, params): (ModelData, Params) = if super::tensors::is_binary(req) {
+            let (input, params) = super::tensors::decode(req)?;
+            (input, params.unwrap_or_default())
+        } else {
+            decode("predict", req)?
+        };
+        Ok(super::tensors::encode(&block_on(model.predict(input, params))?, None))
+    };
+});
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while the lock was held was already reported as an error; the state is still

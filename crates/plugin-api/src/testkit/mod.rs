@@ -97,8 +97,21 @@
 //! Cairn's loader and runs every suite of its kind from the [`run`] tables, reporting each case
 //! passed, failed or skipped, and exits nonzero if one failed.
 
+//! # Model flavors
+//!
+//! [`model_flavor_conformance!`](crate::model_flavor_conformance) stamps every case of
+//! [`flavor`] from an expression producing a [`FlavorFixture`]: a [`flavor::FlavorCase`] (the
+//! flavor, a model directory, an input with the output an independent reference computed for
+//! it, and the capabilities the loaded model reports), or a pair `(case, guard)`. Cases that
+//! need tensor input or a batchable model are skipped by the declared capabilities.
+//!
+//! ```ignore
+//! cairn_plugin_api::model_flavor_conformance!(logistic_regression_case(), skips = []);
+//! ```
+
 pub mod artifacts;
 pub mod backend;
+pub mod flavor;
 pub mod registry;
 pub mod run;
 pub mod support;
@@ -277,6 +290,27 @@ impl<F: BackendFixture, G> BackendFixture for (F, G) {
     }
     fn run(&self, command: Vec<String>) -> ProjectRun {
         self.0.run(command)
+    }
+}
+
+/// What [`model_flavor_conformance!`](crate::model_flavor_conformance)'s expression produces:
+/// a [`flavor::FlavorCase`], or a pair `(case, guard)` whose guard (a temporary directory
+/// holding the model) must outlive it.
+pub trait FlavorFixture {
+    /// The case under test.
+    fn case(&self) -> &flavor::FlavorCase;
+}
+
+impl FlavorFixture for flavor::FlavorCase {
+    fn case(&self) -> &flavor::FlavorCase {
+        self
+    }
+}
+
+/// Tuple fields drop in order, so the case goes before its guard.
+impl<F: FlavorFixture, G> FlavorFixture for (F, G) {
+    fn case(&self) -> &flavor::FlavorCase {
+        self.0.case()
     }
 }
 
@@ -743,6 +777,54 @@ macro_rules! __cairn_backend_cases {
 macro_rules! __cairn_backend_stamp {
     ([$($mode:tt)*] $($cases:tt)*) => {
         $crate::__cairn_suite_stamp! { [$($mode)*] (backend, BackendFixture, fixture) $($cases)* }
+    };
+}
+
+/// Stamps every [`flavor`] conformance case into its own `#[test] fn <case>()`.
+///
+/// `$make` is an expression producing a [`FlavorFixture`](crate::testkit::FlavorFixture); it is
+/// evaluated once per test inside the async block the runner drives. The optional
+/// `runner = path` is as for [`tracking_store_conformance!`](crate::tracking_store_conformance).
+///
+/// ```ignore
+/// cairn_plugin_api::model_flavor_conformance!(my_case(), skips = []);
+/// ```
+#[macro_export]
+macro_rules! model_flavor_conformance {
+    ($make:expr, skips = [$($skip:ident),* $(,)?] $(,)?) => {
+        $crate::__cairn_flavor_cases! { tests ($make) ($crate::testkit::block_on) [$($skip),*] }
+    };
+    ($make:expr, skips = [$($skip:ident),* $(,)?], runner = $runner:path $(,)?) => {
+        $crate::__cairn_flavor_cases! { tests ($make) ($runner) [$($skip),*] }
+    };
+}
+
+/// The one list of flavor cases; see [`__cairn_tracking_cases!`](crate::__cairn_tracking_cases).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_flavor_cases {
+    ($($mode:tt)*) => {
+        $crate::__cairn_flavor_stamp! { [$($mode)*]
+            predictions_match_the_reference,
+            capabilities_are_reported,
+            signature_is_the_mlmodel_one,
+            missing_model_files_are_invalid_argument,
+            corrupt_model_files_are_invalid_argument,
+            unknown_input_names_are_invalid_argument,
+            wrong_shapes_are_invalid_argument if tensor_input,
+            params_are_validated_against_the_signature,
+            concurrent_predictions_agree,
+            rows_predict_alone_as_in_a_batch if batchable,
+        }
+    };
+}
+
+/// Expands the flavor case list for one mode: `names` (a `&[&str]`) or `tests (make) (runner)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cairn_flavor_stamp {
+    ([$($mode:tt)*] $($cases:tt)*) => {
+        $crate::__cairn_suite_stamp! { [$($mode)*] (flavor, FlavorFixture, case) $($cases)* }
     };
 }
 

@@ -6,15 +6,21 @@
 //!   under `unreadable/` can be stored and looked up with its own `head` but not read (`get`
 //!   is `PermissionDenied`), so a test tells its `head` from the trait's default;
 //! - run-context provider `panicky`: `tags` panics;
-//! - tracking store `panics-on-build`: its factory panics.
+//! - tracking store `panics-on-build`: its factory panics;
+//! - model flavor `echo`: its models answer their input back with every tensor's elements
+//!   reversed (a table unchanged), and report the loaded `MLmodel`'s signature and `model_id`
+//!   (as the output tensor `model_id`), so a test sees every request and response cross the ABI.
 
 use bytes::Bytes;
 use cairn_plugin_api::artifacts::{ArtifactCapabilities, ByteStream, Download};
 use cairn_plugin_api::context::RunContext;
 use cairn_plugin_api::entities::FileInfo;
+use cairn_plugin_api::flavor::{
+    MlModel, ModelCapabilities, ModelData, Params, Signature, Tensor, TensorData,
+};
 use cairn_plugin_api::{
-    ArtifactRepository, BuildContext, Error, ErrorKind, Result, RunContextProvider, TrackingStore,
-    async_trait,
+    ArtifactRepository, BuildContext, Error, ErrorKind, LoadedModel, ModelFlavor, Result,
+    RunContextProvider, TrackingStore, async_trait,
 };
 use futures_core::Stream;
 use std::collections::{BTreeMap, VecDeque};
@@ -161,5 +167,64 @@ cairn_plugin_api::export_plugins! {
         ArtifactRepository(build_memory) as "memtest",
         RunContextProvider(build_panicky) as "panicky",
         TrackingStore(build_panics) as "panics-on-build",
+        ModelFlavor(build_echo) as "echo",
     ],
+}
+
+struct Echo;
+struct EchoModel {
+    signature: Signature,
+    model_id: String,
+}
+
+#[async_trait]
+impl ModelFlavor for Echo {
+    async fn load(&self, _: &std::path::Path, model: &MlModel) -> Result<Arc<dyn LoadedModel>> {
+        Ok(Arc::new(EchoModel {
+            signature: model.signature.clone().unwrap_or_default(),
+            model_id: model.model_id.clone().unwrap_or_default(),
+        }))
+    }
+}
+
+fn reversed(t: &Tensor) -> Tensor {
+    let mut data = t.data().clone();
+    match &mut data {
+        TensorData::Float32(v) => v.reverse(),
+        TensorData::Float64(v) => v.reverse(),
+        TensorData::Int64(v) => v.reverse(),
+        TensorData::Str(v) => v.reverse(),
+        TensorData::Bytes(v) => v.reverse(),
+        TensorData::Float16(v) => v.reverse(),
+        TensorData::Bool(v) => v.reverse(),
+        _ => {}
+    }
+    Tensor::new(t.shape().to_vec(), data).expect("same element count")
+}
+
+#[async_trait]
+impl LoadedModel for EchoModel {
+    fn signature(&self) -> Signature {
+        self.signature.clone()
+    }
+    fn capabilities(&self) -> ModelCapabilities {
+        ModelCapabilities::new(true, true, false)
+    }
+    async fn predict(&self, input: ModelData, params: Params) -> Result<ModelData> {
+        self.signature.validate_params(params)?;
+        Ok(match input {
+            ModelData::Tensors(m) => {
+                let mut out: BTreeMap<String, Tensor> =
+                    m.iter().map(|(k, t)| (k.clone(), reversed(t))).collect();
+                let id = TensorData::Str(vec![self.model_id.clone()]);
+                out.insert("model_id".into(), Tensor::new(vec![1], id)?);
+                ModelData::Tensors(out)
+            }
+            table => table,
+        })
+    }
+}
+
+fn build_echo(_: &BuildContext) -> Result<Arc<dyn ModelFlavor>> {
+    Ok(Arc::new(Echo))
 }

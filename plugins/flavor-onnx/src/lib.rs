@@ -1,0 +1,480 @@
+//! Cairn's `onnx` model flavor: ONNX models (api.md §6.4) run natively on
+//! [tract](https://github.com/sonos/tract), without Python or onnxruntime.
+//!
+//! * The model file is the flavor's `data` (default `model.onnx`); external-data files next to
+//!   it are read by tract. `providers` and `onnx_session_options` are accepted and ignored
+//!   (there is one CPU engine).
+//! * Inputs are bound by name; an unnamed single tensor (`""`) or a table feeds a model with
+//!   one input (a table's columns become the 2-D `[rows, columns]` tensor, as MLflow feeds
+//!   `df.values`), and a table feeds a model with several inputs column by column.
+//! * float64 input is cast to float32 where the graph wants `tensor(float)`, as MLflow does;
+//!   integer input is widened the same way to what the graph declares.
+//! * Dimensions the graph leaves open (a dynamic batch) are symbols, resolved per call.
+//! * Inference runs on a thread of its own, never on the caller's async executor.
+
+use async_trait::async_trait;
+use cairn_plugin_api::flavor::{
+    DType, MlModel, ModelCapabilities, ModelData, Params, Schema, Signature, Tensor, TensorData,
+    TensorSpec,
+};
+use cairn_plugin_api::{
+    Build, BuildContext, Error, ErrorKind, LoadedModel, ModelFlavor, PluginFactory, Result,
+};
+use std::path::Path;
+use std::sync::Arc;
+use tract_onnx::prelude::{
+    Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue, TDim,
+    TypedFact, TypedSimplePlan, tract_ndarray,
+};
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::tract_hir::internal::DimLike;
+
+/// The flavor name in `MLmodel`.
+pub const FLAVOR: &str = "onnx";
+
+cairn_plugin_api::inventory::submit! {
+    PluginFactory {
+        name: FLAVOR,
+        plugin: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        build: Build::ModelFlavor(build_flavor),
+    }
+}
+
+fn build_flavor(_: &BuildContext) -> Result<Arc<dyn ModelFlavor>> {
+    Ok(Arc::new(OnnxFlavor))
+}
+
+/// The `onnx` flavor.
+#[derive(Debug, Default)]
+pub struct OnnxFlavor;
+
+#[async_trait]
+impl ModelFlavor for OnnxFlavor {
+    async fn load(&self, model_dir: &Path, model: &MlModel) -> Result<Arc<dyn LoadedModel>> {
+        let config = model.flavors.get(FLAVOR).cloned().unwrap_or_default();
+        let file = config
+            .get("data")
+            .and_then(|d| d.as_str())
+            .unwrap_or("model.onnx")
+            .to_string();
+        let path = model_dir.join(&file);
+        let declared = model.signature.clone();
+        // Parsing and optimising a graph is CPU work: off the executor.
+        off_executor(move || OnnxModel::load(&path, declared).map(|m| Arc::new(m) as _)).await
+    }
+}
+
+/// One input or output of the graph.
+#[derive(Debug, Clone)]
+struct Port {
+    name: String,
+    datum: DatumType,
+    /// Fixed dimensions; `None` where the graph leaves the dimension open.
+    dims: Vec<Option<usize>>,
+}
+
+struct OnnxModel {
+    plan: Arc<TypedSimplePlan>,
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+    signature: Signature,
+}
+
+fn load_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    let text = format!("{e:#}");
+    // tract names an operator it lacks ("Unimplemented(ZipMap)", "... is not supported").
+    if let Some(op) = text
+        .split("Unimplemented(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+    {
+        return Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the ONNX model {} uses the operator '{op}', which this build's ONNX engine \
+                 (tract) does not implement",
+                path.display()
+            ),
+        );
+    }
+    Error::invalid(format!(
+        "cannot load the ONNX model {}: {text}",
+        path.display()
+    ))
+}
+
+impl OnnxModel {
+    fn load(path: &Path, declared: Option<Signature>) -> Result<OnnxModel> {
+        if !path.is_file() {
+            return Err(Error::invalid(format!(
+                "the ONNX model file {} does not exist",
+                path.display()
+            )));
+        }
+        let onnx = tract_onnx::onnx();
+        let mut model = onnx.model_for_path(path).map_err(|e| load_error(path, e))?;
+        // Open dimensions become symbols, resolved per call (a dynamic batch).
+        for i in 0..model.inputs.len() {
+            let fact = model
+                .input_fact(i)
+                .map_err(|e| load_error(path, e))?
+                .clone();
+            let Some(datum) = fact.datum_type.concretize() else {
+                continue;
+            };
+            let dims: Vec<_> = fact.shape.dims().cloned().collect();
+            let dims: Vec<TDim> = dims
+                .into_iter()
+                .enumerate()
+                .map(|(d, dim)| {
+                    dim.concretize()
+                        .unwrap_or_else(|| model.symbols.sym(&format!("in{i}_{d}")).into())
+                })
+                .collect();
+            model
+                .set_input_fact(i, InferenceFact::dt_shape(datum, dims))
+                .map_err(|e| load_error(path, e))?;
+        }
+        let typed = model.into_optimized().map_err(|e| load_error(path, e))?;
+        let port = |outlet: tract_onnx::prelude::OutletId, fact: &TypedFact| Port {
+            name: typed
+                .outlet_label(outlet)
+                .unwrap_or(&typed.node(outlet.node).name)
+                .to_string(),
+            datum: fact.datum_type,
+            dims: fact.shape.iter().map(|d| d.to_usize().ok()).collect(),
+        };
+        let inputs = typed
+            .inputs
+            .iter()
+            .map(|o| {
+                Ok(port(
+                    *o,
+                    typed.outlet_fact(*o).map_err(|e| load_error(path, e))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = typed
+            .outputs
+            .iter()
+            .map(|o| {
+                Ok(port(
+                    *o,
+                    typed.outlet_fact(*o).map_err(|e| load_error(path, e))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let specs = |ports: &[Port]| {
+            ports
+                .iter()
+                .map(|p| {
+                    Some(TensorSpec {
+                        name: Some(p.name.clone()),
+                        dtype: dtype_of(p.datum)?,
+                        shape: p.dims.iter().map(|d| d.map_or(-1, |d| d as i64)).collect(),
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(Schema::Tensors)
+        };
+        let declared = declared.unwrap_or_default();
+        let signature = Signature {
+            inputs: declared.inputs.or_else(|| specs(&inputs)),
+            outputs: declared.outputs.or_else(|| specs(&outputs)),
+            params: declared.params,
+        };
+        let plan = typed.into_runnable().map_err(|e| load_error(path, e))?;
+        Ok(OnnxModel {
+            plan,
+            inputs,
+            outputs,
+            signature,
+        })
+    }
+
+    /// The graph's inputs bound to `input`'s tensors, checked and cast.
+    fn bind(&self, input: ModelData) -> Result<Vec<tract_onnx::prelude::Tensor>> {
+        let tensors: Vec<(String, Tensor)> = match input {
+            ModelData::Tensors(m) => m.into_iter().collect(),
+            ModelData::Table(table) if self.inputs.len() == 1 => {
+                // MLflow feeds `df.values`: one [rows, columns] tensor.
+                let rows = table.rows();
+                let cols = table.columns().len();
+                let mut values = Vec::with_capacity(rows * cols);
+                for c in table.columns() {
+                    if c.missing().is_some() {
+                        return Err(Error::invalid(format!(
+                            "column '{}' has missing values, which the ONNX model cannot take",
+                            c.name()
+                        )));
+                    }
+                    values.push(as_f64(c.values(), c.name())?);
+                }
+                let mut data = Vec::with_capacity(rows * cols);
+                for r in 0..rows {
+                    data.extend(values.iter().map(|col| col[r]));
+                }
+                vec![(
+                    self.inputs[0].name.clone(),
+                    Tensor::new(vec![rows, cols], TensorData::Float64(data))?,
+                )]
+            }
+            ModelData::Table(table) => table
+                .into_columns()
+                .into_iter()
+                .map(|c| {
+                    let (name, values, missing) = c.into_parts();
+                    if missing.is_some() {
+                        return Err(Error::invalid(format!(
+                            "column '{name}' has missing values, which the ONNX model cannot take"
+                        )));
+                    }
+                    let n = values.len();
+                    Ok((name, Tensor::new(vec![n], values)?))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let single = self.inputs.len() == 1 && tensors.len() == 1;
+        let mut tensors: std::collections::BTreeMap<String, Tensor> = tensors.into_iter().collect();
+        self.inputs
+            .iter()
+            .map(|port| {
+                let t = match tensors.remove(&port.name) {
+                    Some(t) => t,
+                    None if single && tensors.contains_key("") => {
+                        tensors.remove("").unwrap_or_else(|| unreachable!())
+                    }
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "Model is missing inputs ['{}'] (the model's inputs: {})",
+                            port.name,
+                            self.inputs
+                                .iter()
+                                .map(|p| format!("'{}'", p.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                };
+                to_tract(port, t)
+            })
+            .collect()
+    }
+
+    fn run(&self, input: ModelData) -> Result<ModelData> {
+        let inputs = self.bind(input)?;
+        let outputs = self
+            .plan
+            .run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
+            .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
+        let mut out = std::collections::BTreeMap::new();
+        for (port, value) in self.outputs.iter().zip(outputs) {
+            out.insert(port.name.clone(), from_tract(&port.name, &value)?);
+        }
+        Ok(ModelData::Tensors(out))
+    }
+}
+
+#[async_trait]
+impl LoadedModel for OnnxModel {
+    fn signature(&self) -> Signature {
+        self.signature.clone()
+    }
+
+    fn capabilities(&self) -> ModelCapabilities {
+        // Rows are independent when every input's first dimension is open.
+        let batchable = self
+            .inputs
+            .iter()
+            .all(|p| p.dims.first().is_some_and(Option::is_none));
+        ModelCapabilities::new(batchable, true, true)
+    }
+
+    async fn predict(&self, input: ModelData, params: Params) -> Result<ModelData> {
+        // The model declares no params of its own use; unknown ones are dropped, ill-typed
+        // declared ones refused.
+        self.signature.validate_params(params)?;
+        let me = OnnxModel {
+            plan: self.plan.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            signature: Signature::default(),
+        };
+        off_executor(move || me.run(input)).await
+    }
+}
+
+/// Runs `work` on a thread of its own and awaits its result, so CPU-heavy work never blocks
+/// an executor thread (hosts without tokio included).
+async fn off_executor<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cairn-onnx".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| Error::internal(format!("cannot start an inference thread: {e}")))?;
+    rx.await
+        .map_err(|_| Error::internal("the inference thread panicked"))?
+}
+
+fn dtype_of(datum: DatumType) -> Option<DType> {
+    Some(match datum {
+        DatumType::Bool => DType::Bool,
+        DatumType::I8 => DType::Int8,
+        DatumType::I16 => DType::Int16,
+        DatumType::I32 => DType::Int32,
+        DatumType::I64 => DType::Int64,
+        DatumType::U8 => DType::UInt8,
+        DatumType::U16 => DType::UInt16,
+        DatumType::U32 => DType::UInt32,
+        DatumType::U64 => DType::UInt64,
+        DatumType::F16 => DType::Float16,
+        DatumType::F32 => DType::Float32,
+        DatumType::F64 => DType::Float64,
+        DatumType::String => DType::Str,
+        _ => return None,
+    })
+}
+
+fn as_f64(data: &TensorData, name: &str) -> Result<Vec<f64>> {
+    Ok(match data {
+        TensorData::Float64(v) => v.clone(),
+        TensorData::Float32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+        TensorData::Int32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+        TensorData::Int64(v) => v.iter().map(|x| *x as f64).collect(),
+        TensorData::Bool(v) => v.iter().map(|x| f64::from(u8::from(*x))).collect(),
+        other => {
+            return Err(Error::invalid(format!(
+                "column '{name}' of type {:?} cannot feed a numeric model input",
+                other.dtype()
+            )));
+        }
+    })
+}
+
+/// `t` as the tract tensor `port` takes: shape checked, element type cast where MLflow casts.
+fn to_tract(port: &Port, t: Tensor) -> Result<tract_onnx::prelude::Tensor> {
+    let shape = t.shape().to_vec();
+    let fits = shape.len() == port.dims.len()
+        && shape
+            .iter()
+            .zip(&port.dims)
+            .all(|(s, d)| d.is_none_or(|d| d == *s));
+    if !fits {
+        let want: Vec<String> = port
+            .dims
+            .iter()
+            .map(|d| d.map_or("-1".into(), |d| d.to_string()))
+            .collect();
+        return Err(Error::invalid(format!(
+            "Shape of input {shape:?} does not match expected shape ({}) of input '{}'",
+            want.join(", "),
+            port.name
+        )));
+    }
+    if shape.contains(&0) {
+        return Err(Error::invalid(format!("input '{}' is empty", port.name)));
+    }
+    let mismatch = |got: DType| {
+        Error::invalid(format!(
+            "input '{}' has type {got:?}, the model takes {:?}",
+            port.name, port.datum
+        ))
+    };
+    let got = t.dtype();
+    let (_, data) = t.into_parts();
+    fn build<T: Datum>(shape: &[usize], v: Vec<T>) -> Result<tract_onnx::prelude::Tensor> {
+        tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map(tract_onnx::prelude::Tensor::from)
+            .map_err(|e| Error::invalid(format!("an input does not fit its shape: {e}")))
+    }
+    macro_rules! cast {
+        ($v:expr, $t:ty) => {
+            $v.iter().map(|x| *x as $t).collect::<Vec<$t>>()
+        };
+    }
+    match (port.datum, data) {
+        (DatumType::F32, TensorData::Float32(v)) => build(&shape, v),
+        (DatumType::F32, TensorData::Float64(v)) => build(&shape, cast!(v, f32)),
+        (DatumType::F32, TensorData::Int32(v)) => build(&shape, cast!(v, f32)),
+        (DatumType::F32, TensorData::Int64(v)) => build(&shape, cast!(v, f32)),
+        (DatumType::F64, TensorData::Float64(v)) => build(&shape, v),
+        (DatumType::F64, TensorData::Float32(v)) => {
+            build(&shape, v.into_iter().map(f64::from).collect())
+        }
+        (DatumType::F64, TensorData::Int64(v)) => build(&shape, cast!(v, f64)),
+        (DatumType::F64, TensorData::Int32(v)) => build(&shape, cast!(v, f64)),
+        (DatumType::I64, TensorData::Int64(v)) => build(&shape, v),
+        (DatumType::I64, TensorData::Int32(v)) => build(&shape, cast!(v, i64)),
+        (DatumType::I32, TensorData::Int32(v)) => build(&shape, v),
+        (DatumType::Bool, TensorData::Bool(v)) => build(&shape, v),
+        (DatumType::String, TensorData::Str(v)) => build(&shape, v),
+        _ => Err(mismatch(got)),
+    }
+}
+
+/// A tract output as a Cairn tensor.
+fn from_tract(name: &str, t: &tract_onnx::prelude::Tensor) -> Result<Tensor> {
+    let shape = t.shape().to_vec();
+    let err = |e: tract_onnx::prelude::TractError| Error::internal(format!("output '{name}': {e}"));
+    let data = match t.datum_type() {
+        DatumType::F32 => TensorData::Float32(
+            t.to_plain_array_view::<f32>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        DatumType::F64 => TensorData::Float64(
+            t.to_plain_array_view::<f64>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        DatumType::I64 => TensorData::Int64(
+            t.to_plain_array_view::<i64>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        DatumType::I32 => TensorData::Int32(
+            t.to_plain_array_view::<i32>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        DatumType::Bool => TensorData::Bool(
+            t.to_plain_array_view::<bool>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        DatumType::String => TensorData::Str(
+            t.to_plain_array_view::<String>()
+                .map_err(err)?
+                .iter()
+                .cloned()
+                .collect(),
+        ),
+        other => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "output '{name}' has element type {other:?}, which Cairn cannot return yet"
+                ),
+            ));
+        }
+    };
+    Tensor::new(shape, data)
+}
+
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
