@@ -13,6 +13,7 @@
 //! * Inference runs on a thread of its own, never on the caller's async executor.
 
 use async_trait::async_trait;
+use cairn_plugin_api::blocking::BlockingPool;
 use cairn_plugin_api::flavor::{
     DType, MlModel, ModelCapabilities, ModelData, Params, Schema, Signature, Tensor, TensorData,
     TensorSpec,
@@ -305,20 +306,19 @@ impl LoadedModel for OnnxModel {
     }
 }
 
-/// Runs `work` on a thread of its own and awaits its result, so CPU-heavy work never blocks
-/// an executor thread (hosts without tokio included).
+/// Runs `work` on the flavor's [`BlockingPool`] (one thread per core: inference is CPU-bound,
+/// so more threads would only queue in the kernel instead) and awaits its result, so
+/// CPU-heavy work never blocks an executor thread (hosts without tokio included); a panic in
+/// tract comes back as an `Internal` error with its message.
 async fn off_executor<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let (tx, rx) = futures_channel::oneshot::channel();
-    std::thread::Builder::new()
-        .name("cairn-onnx".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| Error::internal(format!("cannot start an inference thread: {e}")))?;
-    rx.await
-        .map_err(|_| Error::internal("the inference thread panicked"))?
+    static POOL: std::sync::OnceLock<BlockingPool> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        BlockingPool::new("cairn-onnx", cores)
+    });
+    pool.run(move |_| work()).await?
 }
 
 fn dtype_of(datum: DatumType) -> Option<DType> {
