@@ -113,7 +113,7 @@ impl MlModel {
     /// Parses the text of an `MLmodel` file. A malformed file or signature is
     /// `InvalidArgument` naming the part.
     pub fn from_yaml(text: &str) -> Result<MlModel> {
-        let value: Value = serde_yaml::from_str(text).map_err(|e| invalid("YAML", e))?;
+        let value: Value = yaml_serde::from_str(text).map_err(|e| invalid("YAML", e))?;
         let Value::Object(mut map) = value else {
             return Err(invalid("YAML", "the top level is not a mapping"));
         };
@@ -217,7 +217,7 @@ impl MlModel {
             self.mlflow_version.clone().map(Value::from),
         );
         put("metadata", self.metadata.clone());
-        serde_yaml::to_string(&map).unwrap_or_default()
+        yaml_serde::to_string(&map).unwrap_or_default()
     }
 }
 

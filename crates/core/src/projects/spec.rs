@@ -2,10 +2,10 @@
 //! MLflow reads them, plus one addition: `float` and `int` parameters are validated.
 
 use cairn_plugin_api::projects::PythonEnv;
-use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use yaml_serde::{Mapping, Value};
 
 /// A project error, shown to the user as is (MLflow's `ExecutionException`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +99,7 @@ impl Project {
                 let path = dir.join(name);
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| ProjectError(format!("cannot read {}: {e}", path.display())))?;
-                let value: Value = serde_yaml::from_str(&text).map_err(|e| {
+                let value: Value = yaml_serde::from_str(&text).map_err(|e| {
                     ProjectError(format!("{} is not valid YAML: {e}", path.display()))
                 })?;
                 match value {
@@ -526,7 +526,7 @@ fn local_path(value: &str) -> Option<&str> {
 pub fn read_python_env(path: &Path) -> Result<PythonEnv> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ProjectError(format!("cannot read {}: {e}", path.display())))?;
-    let value: Value = serde_yaml::from_str(&text)
+    let value: Value = yaml_serde::from_str(&text)
         .map_err(|e| ProjectError(format!("{} is not valid YAML: {e}", path.display())))?;
     let list = |key: &str| -> Result<Vec<String>> {
         match value.get(key) {
