@@ -2,7 +2,7 @@
 //! per behaviour.
 //!
 //! Each case submits runs with fresh run ids through the fixture's
-//! [`BackendFixture::run`], which supplies what only the backend's test knows (the project's
+//! [`BackendFixture::run`](super::BackendFixture::run), which supplies what only the backend's test knows (the project's
 //! files, an environment with a POSIX `sh`); the case sets the command and variables. Cases
 //! wait by polling [`SubmittedRun::status`] with backoff, as the host does.
 //!
