@@ -817,3 +817,269 @@ fn against_the_configured_store_with_its_run_context_providers() {
     assert_eq!(run.tag("vendor.host"), Some("build-7"), "{run:?}");
     assert_eq!(run.tag("cairn.project.exitCode"), Some("0"));
 }
+
+/// `files` (name, content, mode) zipped into `path`, deflated.
+fn write_zip(path: &Path, files: &[(&str, &[u8], u32)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, content, mode) in files {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(*mode);
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(content).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn zip_projects_run_from_a_local_path_and_from_a_runs_uri() {
+    let env = Env::start();
+    let spec = std::fs::read(env.project().join("MLproject")).unwrap();
+    let script = std::fs::read(env.project().join("train.sh")).unwrap();
+    let archive = env.dir.path().join("project.zip");
+    write_zip(
+        &archive,
+        &[
+            ("proj/MLproject", &spec, 0o644),
+            ("proj/train.sh", &script, 0o755),
+            ("proj/run.sh", b"#!/bin/sh\necho script $1\n", 0o755),
+        ],
+    );
+
+    // A local archive, with a subdirectory; the run names it by its absolute path.
+    let out = env.run(&["run", "project.zip#proj", "-e", "greet", "-P", "name=zip"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello zip\n");
+    let first_id = announced_run_id(&stderr);
+    let run = env.run_data(&first_id);
+    assert_eq!(run.status, "FINISHED");
+    assert_eq!(
+        run.tag("mlflow.source.name"),
+        Some(format!("{}#proj", archive.display()).as_str())
+    );
+    assert_eq!(run.tag("mlflow.source.git.commit"), None);
+    // Unix modes survive extraction: an executable entry point runs as is.
+    let mut edited = String::from_utf8(spec.clone()).unwrap();
+    edited.push_str("  exec:\n    command: \"./run.sh ok\"\n");
+    write_zip(
+        &archive,
+        &[
+            ("proj/MLproject", edited.as_bytes(), 0o644),
+            ("proj/run.sh", b"#!/bin/sh\necho script $1\n", 0o755),
+        ],
+    );
+    let out = env.run(&[
+        "run",
+        &format!("file://{}#proj", archive.display()),
+        "-e",
+        "exec",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script ok\n");
+
+    // A remote archive: uploaded into a run, run from its runs:/ URI through Cairn's artifact
+    // resolution; the run records the URI.
+    let up = cairn(
+        env.dir.path(),
+        &[
+            "artifacts",
+            "upload",
+            "--local-path",
+            "project.zip",
+            &format!("runs:/{first_id}/src"),
+        ],
+        &[("MLFLOW_TRACKING_URI", &env.uri)],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let uri = format!("runs:/{first_id}/src/project.zip#proj");
+    let out = env.run(&["run", &uri, "-e", "exec"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("=== Fetching project from runs:/"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script ok\n");
+    let remote = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(remote.status, "FINISHED");
+    assert_eq!(remote.tag("mlflow.source.name"), Some(uri.as_str()));
+
+    // Not an archive, a missing subdirectory, a version: named errors.
+    std::fs::write(env.dir.path().join("bad.zip"), "not a zip").unwrap();
+    let out = env.run(&["run", "bad.zip"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot extract the project archive") && stderr.contains("bad.zip"),
+        "{stderr}"
+    );
+    let out = env.run(&["run", "project.zip#nosuch"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the subdirectory nosuch does not exist in project.zip"),
+        "{stderr}"
+    );
+    let out = env.run(&["run", "project.zip#proj", "--version", "v1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Setting a version is only supported for Git project URIs"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn conda_and_docker_environments_name_what_is_missing() {
+    let env = Env::start();
+    let conda = env.dir.path().join("conda-project");
+    std::fs::create_dir(&conda).unwrap();
+    std::fs::write(
+        conda.join("MLproject"),
+        "name: c\nentry_points:\n  main:\n    command: \"python -c 'print(1)'\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conda.join("conda.yaml"),
+        "name: c\ndependencies: [python=3.11]\n",
+    )
+    .unwrap();
+    let docker = env.dir.path().join("docker-project");
+    std::fs::create_dir(&docker).unwrap();
+    std::fs::write(
+        docker.join("MLproject"),
+        "name: d\ndocker_env:\n  image: python:3.11-slim\nentry_points:\n  main:\n    command: \"echo hi\"\n",
+    )
+    .unwrap();
+    let path_without = env.dir.path().join("empty-bin");
+    std::fs::create_dir(&path_without).unwrap();
+    let failing = |project: &Path, vars: &[(&str, &str)]| {
+        let mut cmd = env.command(&["run", project.to_str().unwrap()]);
+        cmd.env_remove("CONDA_EXE");
+        cmd.envs(vars.iter().copied());
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.status, "FAILED", "{stderr}");
+        (stderr, run)
+    };
+
+    // conda: MLflow's lookup (MLFLOW_CONDA_HOME, CONDA_EXE, then the PATH), each named.
+    let home = env.dir.path().join("no-conda");
+    let (stderr, run) = failing(&conda, &[("MLFLOW_CONDA_HOME", home.to_str().unwrap())]);
+    assert!(
+        stderr.contains(&format!(
+            "conda environments need the `conda` executable: {}/bin/conda does not exist (from \
+             MLFLOW_CONDA_HOME or CONDA_EXE)",
+            home.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(run.tag("mlflow.project.env"), Some("conda"));
+    let (stderr, _) = failing(&conda, &[("PATH", path_without.to_str().unwrap())]);
+    assert!(
+        stderr.contains("conda environments need the `conda` executable, which is not on the PATH"),
+        "{stderr}"
+    );
+
+    // docker_env without docker: the error says the Kubernetes backend runs it.
+    let (stderr, run) = failing(&docker, &[("PATH", path_without.to_str().unwrap())]);
+    assert!(
+        stderr
+            .contains("docker_env projects need the `docker` executable, which is not on the PATH")
+            && stderr.contains("-b kubernetes"),
+        "{stderr}"
+    );
+    assert_eq!(run.tag("mlflow.project.env"), Some("docker"));
+}
+
+#[test]
+fn a_random_sweep_draws_from_ranges_reproducibly_by_seed() {
+    let env = Env::start();
+    let project = env.project();
+    let sweep = |experiment: &str| -> Vec<(String, String, String)> {
+        let out = env.run(&[
+            "run",
+            project.to_str().unwrap(),
+            "-P",
+            "alpha=uniform:0.1:0.2",
+            "-P",
+            "steps=int:1:3",
+            "-P",
+            "greeting=a,b",
+            "--sweep-random",
+            "5",
+            "--sweep-seed",
+            "7",
+            "--max-parallel",
+            "2",
+            "--experiment-name",
+            experiment,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("=== Random sweep of 5 runs with --sweep-seed 7 ==="),
+            "{stderr}"
+        );
+        let parent = stdout
+            .lines()
+            .next()
+            .and_then(|l| l.split("parent run ").nth(1))
+            .and_then(|l| l.split(',').next())
+            .unwrap()
+            .to_owned();
+        let parent_run = env.run_data(&parent);
+        assert_eq!(parent_run.status, "FINISHED");
+        let mut draws: Vec<(String, String, String)> = env
+            .run_ids(&parent_run.experiment_id)
+            .iter()
+            .filter(|id| **id != parent)
+            .map(|id| {
+                let c = env.run_data(id);
+                assert_eq!(c.tag("mlflow.parentRunId"), Some(parent.as_str()));
+                assert_eq!(c.status, "FINISHED");
+                let p = |k: &str| c.params.iter().find(|(n, _)| n == k).unwrap().1.clone();
+                let alpha: f64 = p("alpha").parse().unwrap();
+                assert!((0.1..=0.2).contains(&alpha), "{c:?}");
+                assert!(["1", "2", "3"].contains(&p("steps").as_str()), "{c:?}");
+                assert!(["a", "b"].contains(&p("greeting").as_str()), "{c:?}");
+                (p("alpha"), p("steps"), p("greeting"))
+            })
+            .collect();
+        draws.sort();
+        assert_eq!(draws.len(), 5);
+        draws
+    };
+    let first = sweep("random-1");
+    // Random draws, not one value repeated.
+    assert!(first.iter().any(|d| d.0 != first[0].0), "{first:?}");
+    assert_eq!(
+        sweep("random-2"),
+        first,
+        "the same seed draws the same values"
+    );
+
+    // A bad range is refused before any run exists.
+    let out = env.run(&[
+        "run",
+        project.to_str().unwrap(),
+        "-P",
+        "alpha=uniform:1:0.5",
+        "--sweep-random",
+        "2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("-P alpha=uniform:1:0.5: the bounds must be numbers with LOW < HIGH"),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@
 //! `cairn runs ...` find a run's backend and handle from that tag, so they work from any
 //! `cairn` process.
 
-use super::fetch::fetch;
+use super::fetch::{fetch, is_zip_uri, local_zip, split_subdirectory};
 use super::local::{LocalBackend, default_storage_dir};
 use super::spec::{Project, ProjectEnv, ResolvedParameters, read_python_env};
 use super::tracking::Tracking;
@@ -99,8 +99,8 @@ pub enum EnvManager {
 /// `cairn run`: MLflow's `mlflow run` options.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The project: a local directory, or a Git URI (https://, file://, git@...), with an
-    /// optional #subdirectory.
+    /// The project: a local directory, a `.zip` (a path or any URI Cairn downloads), or a Git
+    /// URI (https://, file://, git@...), with an optional #subdirectory.
     #[arg(value_name = "URI")]
     pub uri: String,
     /// The entry point.
@@ -143,17 +143,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub build_image: bool,
     /// Submit, print the run id and return without waiting (`cairn runs wait|logs|cancel`).
-    #[arg(long, conflicts_with = "sweep")]
+    #[arg(long, conflicts_with_all = ["sweep", "sweep_random"])]
     pub no_wait: bool,
     /// Run the cross product of comma-separated `-P` values (`-P alpha=0.1,0.5`) as child runs
     /// of one parent run.
-    #[arg(long, conflicts_with = "run_id")]
+    #[arg(long, conflicts_with_all = ["run_id", "sweep_random"])]
     pub sweep: bool,
-    /// With --sweep: how many runs at once.
-    #[arg(long, default_value_t = 1, requires = "sweep", value_name = "N")]
+    /// Run K random draws as child runs of one parent run: `-P a=uniform:LOW:HIGH`,
+    /// `loguniform:LOW:HIGH`, `int:LOW:HIGH` (inclusive), `v1,v2,...` (one of), else fixed.
+    #[arg(long, value_name = "K", conflicts_with = "run_id")]
+    pub sweep_random: Option<usize>,
+    /// With --sweep-random: the random seed (default: a fresh one, printed).
+    #[arg(long, value_name = "SEED", requires = "sweep_random")]
+    pub sweep_seed: Option<u64>,
+    /// With --sweep or --sweep-random: how many runs at once.
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub max_parallel: usize,
-    /// With --sweep: a metric to show for each run in the summary.
-    #[arg(long, requires = "sweep", value_name = "KEY")]
+    /// With --sweep or --sweep-random: a metric to show for each run in the summary.
+    #[arg(long, value_name = "KEY")]
     pub sweep_metric: Option<String>,
     /// Where runs are recorded.
     #[command(flatten)]
@@ -257,14 +264,49 @@ fn user() -> String {
 /// `cairn run`. Returns the run's final state (`None` with `--no-wait`).
 pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Write) -> Result<()> {
     let storage_dir = args.storage_dir.clone().unwrap_or_else(default_storage_dir);
-    let fetched = fetch(&args.uri, args.version.as_deref(), cwd, &storage_dir)?;
+    let rt = runtime()?;
+    // A remote `.zip` is downloaded through Cairn's artifact resolution first.
+    let archive = if is_zip_uri(&args.uri) && local_zip(&args.uri).is_none() {
+        let (base, _) = split_subdirectory(&args.uri)?;
+        let dst = storage_dir
+            .join("downloads")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        eprintln!(
+            "=== Fetching project from {} into {} ===",
+            args.uri,
+            dst.display()
+        );
+        Some(rt.block_on(download_uri(base, &dst, &args.tracking, loaded))?)
+    } else {
+        None
+    };
+    let fetched = fetch(
+        &args.uri,
+        archive.as_deref(),
+        args.version.as_deref(),
+        cwd,
+        &storage_dir,
+    )?;
     let dir = fetched.dir.clone();
     let project = Project::load(&dir).map_err(project_error)?;
     let entry = project
         .entry_point(&args.entry_point)
         .map_err(project_error)?;
     let given = parse_pairs(&args.params, "-P")?;
-    let combinations = if args.sweep {
+    let sweeping = args.sweep || args.sweep_random.is_some();
+    if !sweeping && (args.max_parallel != 1 || args.sweep_metric.is_some()) {
+        return Err(Error::Project(
+            "--max-parallel and --sweep-metric need --sweep or --sweep-random".into(),
+        ));
+    }
+    let combinations = if let Some(count) = args.sweep_random {
+        let seed = args.sweep_seed.unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().as_u64_pair().0;
+            id >> 11 // small enough to retype
+        });
+        eprintln!("=== Random sweep of {count} runs with --sweep-seed {seed} ===");
+        random_combinations(&given, count, seed)?
+    } else if args.sweep {
         sweep_combinations(&given)
     } else {
         vec![given]
@@ -310,7 +352,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             manager: PythonEnvManager::Virtualenv,
         },
     };
-    let backend_config = match args.backend_config.as_deref() {
+    let mut backend_config = match args.backend_config.as_deref() {
         None => serde_json::Value::Null,
         Some(c) if c.ends_with(".json") => {
             let text = std::fs::read_to_string(cwd.join(c))
@@ -321,10 +363,31 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         Some(c) => serde_json::from_str(c)
             .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
     };
+    // `-A name[=value]`: the local backend's `docker_args` (bare flags are `true`, as MLflow).
+    if matches!(environment, ProjectEnvironment::Docker { .. })
+        && args.backend == super::local::NAME
+        && !args.docker_args.is_empty()
+    {
+        let docker_args: serde_json::Map<String, serde_json::Value> = args
+            .docker_args
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => (k.to_owned(), serde_json::Value::from(v)),
+                None => (a.clone(), serde_json::Value::Bool(true)),
+            })
+            .collect();
+        if backend_config.is_null() {
+            backend_config = serde_json::json!({});
+        }
+        backend_config
+            .as_object_mut()
+            .ok_or_else(|| Error::Project("--backend-config must be a JSON object".into()))?
+            .insert("docker_args".into(), docker_args.into());
+    }
     let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
-    runtime()?.block_on(async {
+    rt.block_on(async {
         let mut planned = Vec::new();
         for mut params in resolved {
             download_paths(&mut params, &storage_dir, &args.tracking, loaded).await?;
@@ -347,6 +410,24 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
                     repo_url: Some(g.url.clone()),
                 }),
             ),
+            // As MLflow: a local archive by its absolute path, a remote one by its URI.
+            None if is_zip_uri(&args.uri) => {
+                let name = match local_zip(&args.uri) {
+                    Some(local) => {
+                        let (_, sub) = split_subdirectory(&args.uri)?;
+                        let path = std::path::absolute(cwd.join(local))
+                            .unwrap_or_else(|_| cwd.join(local));
+                        let sub = if sub.is_empty() {
+                            String::new()
+                        } else {
+                            format!("#{sub}")
+                        };
+                        format!("{}{sub}", path.display())
+                    }
+                    None => args.uri.clone(),
+                };
+                (name, None)
+            }
             None => {
                 // The branch tag names a `--version` only (as MLflow).
                 let git = crate::run_context::git_info(&dir)
@@ -410,7 +491,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             environment: &environment,
             backend_config: &backend_config,
         };
-        if args.sweep {
+        if sweeping {
             return sweep(&launcher, &planned, args, out).await;
         }
         let (params, command) = &planned[0];
@@ -451,23 +532,57 @@ async fn download_paths(
         .join("downloads")
         .join(uuid::Uuid::new_v4().simple().to_string());
     for (index, key, uri) in std::mem::take(&mut params.downloads) {
-        let target = crate::artifacts_cli::Target {
-            uri: Some(uri.clone()),
-            run_id: None,
-            artifact_path: None,
-            tracking_uri: tracking.tracking_uri.clone(),
-        };
-        let resolver = crate::artifacts_cli::resolver_for(&target, &uri, loaded)?;
         let dst = root.join(format!("param_{index}"));
-        let local = crate::artifacts_cli::download(&resolver, &uri, &dst)
+        let local = download_uri(&uri, &dst, tracking, loaded)
             .await
             .map_err(|e| Error::Project(format!("parameter {key}: {e}")))?;
-        let local = std::path::absolute(&local).unwrap_or(local);
         params
             .values
             .insert(key, local.to_string_lossy().into_owned());
     }
     Ok(())
+}
+
+/// Downloads `uri` into the directory `dst` and answers the local (absolute) path: `http(s)`
+/// with a plain GET (as MLflow fetches a project archive), anything else through Cairn's
+/// artifact resolution (`runs:/`, `models:/`, `mlflow-artifacts:/`, `s3://`, ...).
+async fn download_uri(
+    uri: &str,
+    dst: &Path,
+    tracking: &TrackingArgs,
+    loaded: &LoadedConfig,
+) -> Result<PathBuf> {
+    let local = if uri.starts_with("http://") || uri.starts_with("https://") {
+        let fail =
+            |e: &dyn std::fmt::Display| Error::Project(format!("cannot download {uri}: {e}"));
+        let body = reqwest::get(uri)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| fail(&e))?
+            .bytes()
+            .await
+            .map_err(|e| fail(&e))?;
+        let name = uri
+            .split(['?', '#'])
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .unwrap_or("download");
+        std::fs::create_dir_all(dst).map_err(|e| fail(&e))?;
+        let path = dst.join(name);
+        std::fs::write(&path, body).map_err(|e| fail(&e))?;
+        path
+    } else {
+        let target = crate::artifacts_cli::Target {
+            uri: Some(uri.to_owned()),
+            run_id: None,
+            artifact_path: None,
+            tracking_uri: tracking.tracking_uri.clone(),
+        };
+        let resolver = crate::artifacts_cli::resolver_for(&target, uri, loaded)?;
+        crate::artifacts_cli::download(&resolver, uri, dst).await?
+    };
+    Ok(std::path::absolute(&local).unwrap_or(local))
 }
 
 /// The cross product of `-P name=v1,v2,...` values, the first parameter varying slowest.
@@ -496,6 +611,102 @@ pub fn sweep_combinations(given: &[(String, String)]) -> Vec<Vec<(String, String
             .collect();
     }
     combos
+}
+
+/// `count` random draws of the `-P` values: `uniform:LOW:HIGH` and `loguniform:LOW:HIGH` (a
+/// float, log-uniform between positive bounds), `int:LOW:HIGH` (an integer, both bounds
+/// included), `v1,v2,...` (one of them), anything else as given. The same `seed` draws the same
+/// values.
+///
+/// ```
+/// # use cairn_core::projects::cli::random_combinations;
+/// let given = [("alpha".to_string(), "uniform:0.5:1.0".to_string()),
+///              ("n".to_string(), "int:1:3".to_string()), ("x".to_string(), "a".to_string())];
+/// let draws = random_combinations(&given, 5, 42).unwrap();
+/// assert_eq!(draws, random_combinations(&given, 5, 42).unwrap());
+/// for draw in &draws {
+///     let alpha: f64 = draw[0].1.parse().unwrap();
+///     assert!((0.5..1.0).contains(&alpha));
+///     assert!(["1", "2", "3"].contains(&draw[1].1.as_str()));
+///     assert_eq!(draw[2], ("x".to_string(), "a".to_string()));
+/// }
+/// ```
+pub fn random_combinations(
+    given: &[(String, String)],
+    count: usize,
+    seed: u64,
+) -> Result<Vec<Vec<(String, String)>>> {
+    enum Space<'a> {
+        Uniform(f64, f64),
+        LogUniform(f64, f64),
+        Int(i64, i64),
+        OneOf(Vec<&'a str>),
+    }
+    let spaces = given
+        .iter()
+        .map(|(key, value)| {
+            let bad = |why: &str| Error::Project(format!("-P {key}={value}: {why}"));
+            let no_bounds = || bad("expected LOW:HIGH after the distribution");
+            let floats = |rest: &str| -> Result<(f64, f64)> {
+                let (lo, hi) = rest.split_once(':').ok_or_else(no_bounds)?;
+                match (lo.parse::<f64>(), hi.parse::<f64>()) {
+                    (Ok(lo), Ok(hi)) if lo.is_finite() && hi.is_finite() && lo < hi => Ok((lo, hi)),
+                    _ => Err(bad("the bounds must be numbers with LOW < HIGH")),
+                }
+            };
+            Ok(if let Some(rest) = value.strip_prefix("uniform:") {
+                let (lo, hi) = floats(rest)?;
+                Space::Uniform(lo, hi)
+            } else if let Some(rest) = value.strip_prefix("loguniform:") {
+                let (lo, hi) = floats(rest)?;
+                if lo <= 0.0 {
+                    return Err(bad("loguniform bounds must be positive"));
+                }
+                Space::LogUniform(lo.ln(), hi.ln())
+            } else if let Some(rest) = value.strip_prefix("int:") {
+                let (lo, hi) = rest.split_once(':').ok_or_else(no_bounds)?;
+                match (lo.parse::<i64>(), hi.parse::<i64>()) {
+                    (Ok(lo), Ok(hi)) if lo <= hi => Space::Int(lo, hi),
+                    _ => return Err(bad("the bounds must be integers with LOW <= HIGH")),
+                }
+            } else {
+                Space::OneOf(value.split(',').collect())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // SplitMix64: a small, well-distributed generator, reproducible from the seed.
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut unit = move || (next() >> 11) as f64 / (1u64 << 53) as f64;
+    Ok((0..count)
+        .map(|_| {
+            given
+                .iter()
+                .zip(&spaces)
+                .map(|((key, _), space)| {
+                    let value = match space {
+                        Space::Uniform(lo, hi) => (lo + (hi - lo) * unit()).min(*hi).to_string(),
+                        Space::LogUniform(lo, hi) => (lo + (hi - lo) * unit()).exp().to_string(),
+                        Space::Int(lo, hi) => {
+                            let span = (hi - lo) as f64 + 1.0;
+                            (lo + ((unit() * span) as i64).min(hi - lo)).to_string()
+                        }
+                        Space::OneOf(values) => {
+                            let i = ((unit() * values.len() as f64) as usize).min(values.len() - 1);
+                            values[i].to_owned()
+                        }
+                    };
+                    (key.clone(), value)
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// What every run of one `cairn run` shares.

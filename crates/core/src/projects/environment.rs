@@ -1,5 +1,11 @@
-//! Python environments of the local backend: a `python_env.yaml` built with `venv` + `pip`
-//! (`virtualenv`) or `uv`, once per content hash, under `<storage dir>/envs/`, and reused.
+//! Environments of the local backend, each an argv prefix in front of the entry point's command:
+//!
+//! * `python_env`: a `python_env.yaml` built with `venv` + `pip` (`virtualenv`) or `uv`, once per
+//!   content hash, under `<storage dir>/envs/`, and reused;
+//! * `conda`: a conda environment named as MLflow names it (`mlflow-<sha1 of the environment
+//!   file>`), created with the `conda` executable unless it exists, then `conda run`;
+//! * `docker_env`: `docker run --rm` of the image with the project mounted as its working
+//!   directory.
 //!
 //! The build runs inside the run's own process group, as the first part of its command (a
 //! shell script that takes a lock directory, builds the environment unless it is marked
@@ -10,21 +16,25 @@
 
 use cairn_plugin_api::projects::{PythonEnv, PythonEnvManager};
 use cairn_plugin_api::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// `$1` env dir, `$2` manager, `$3` Python version, `$4` build requirements file, `$5`
-/// requirements file, then the command.
-const BUILD: &str = r#"set -e
-env="$1"; manager="$2"; ver="$3"; build="$4"; reqs="$5"; shift 5
-lock="$env.lock"
-while ! mkdir "$lock" 2>/dev/null; do
+/// Takes the lock directory `$lock` (waiting for its holder; a lock left by a builder that died
+/// is taken over) and releases it when the script exits.
+const LOCK: &str = r#"while ! mkdir "$lock" 2>/dev/null; do
     pid=$(cat "$lock/pid" 2>/dev/null || true)
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$lock"; continue; fi
     sleep 1
 done
 echo $$ > "$lock/pid"
 trap 'rm -rf "$lock"' EXIT
-if [ ! -f "$env/.cairn-ready" ]; then
+"#;
+
+/// `$1` env dir, `$2` manager, `$3` Python version, `$4` build requirements file, `$5`
+/// requirements file, then the command.
+const BUILD: &str = r#"set -e
+env="$1"; manager="$2"; ver="$3"; build="$4"; reqs="$5"; shift 5
+lock="$env.lock"
+{LOCK}if [ ! -f "$env/.cairn-ready" ]; then
     rm -rf "$env"
     echo "=== Creating the Python environment $env ($manager, Python ${ver:-any}) ==="
     if [ "$manager" = uv ]; then
@@ -93,7 +103,7 @@ pub fn python_env(
     Ok(vec![
         "sh".into(),
         "-c".into(),
-        BUILD.into(),
+        BUILD.replace("{LOCK}", LOCK),
         "cairn-env".into(),
         envs.join(name).to_string_lossy().into_owned(),
         manager.into(),
@@ -101,4 +111,205 @@ pub fn python_env(
         build,
         reqs,
     ])
+}
+
+/// `$1` conda executable, `$2` environment name, `$3` environment file, `$4` lock directory,
+/// then the command.
+const CONDA: &str = r#"set -e
+conda="$1"; name="$2"; file="$3"; lock="$4"; shift 4
+{LOCK}if ! "$conda" env list --json | grep -q "/$name\""; then
+    echo "=== Creating conda environment $name ==="
+    "$conda" env create --yes -n "$name" --file "$file"
+fi
+rm -rf "$lock"; trap - EXIT
+exec "$conda" run --no-capture-output -n "$name" "$@""#;
+
+/// The executable `name` on the `PATH`, if any.
+pub fn find_executable(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The conda executable, as MLflow finds it: `$MLFLOW_CONDA_HOME/bin/conda`, else
+/// `$CONDA_EXE`, else `conda` on the `PATH`; an error naming what is missing otherwise.
+pub fn conda_executable() -> Result<PathBuf> {
+    let wanted = if let Some(home) = std::env::var_os("MLFLOW_CONDA_HOME") {
+        PathBuf::from(home).join("bin").join("conda")
+    } else if let Some(exe) = std::env::var_os("CONDA_EXE") {
+        PathBuf::from(exe)
+    } else {
+        return find_executable("conda").ok_or_else(|| {
+            Error::invalid(
+                "conda environments need the `conda` executable, which is not on the PATH: \
+                 install conda (or miniforge), set MLFLOW_CONDA_HOME to its installation, or run \
+                 with --env-manager local",
+            )
+        });
+    };
+    if wanted.is_file() {
+        Ok(wanted)
+    } else {
+        Err(Error::invalid(format!(
+            "conda environments need the `conda` executable: {} does not exist (from \
+             MLFLOW_CONDA_HOME or CONDA_EXE); install conda there, fix the variable, or run with \
+             --env-manager local",
+            wanted.display()
+        )))
+    }
+}
+
+/// MLflow's name for the conda environment of the file `content`: `mlflow-<sha1>`.
+pub fn conda_env_name(content: &str) -> String {
+    format!("mlflow-{}", sha1_smol::Sha1::from(content).digest())
+}
+
+/// The argv prefix that creates (or reuses) the conda environment of the file `content` and
+/// runs the command after it in that environment with `conda run`.
+pub fn conda_env(storage_dir: &Path, content: &str) -> Result<Vec<String>> {
+    let conda = conda_executable()?;
+    let name = conda_env_name(content);
+    let envs = std::path::absolute(storage_dir.join("envs"))
+        .map_err(|e| Error::internal(format!("cannot resolve the storage directory: {e}")))?;
+    std::fs::create_dir_all(&envs)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", envs.display())))?;
+    let file = envs.join(format!("{name}.yaml"));
+    let tmp = envs.join(format!("{name}.yaml.{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&tmp, content)
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", file.display())))?;
+    Ok(vec![
+        "sh".into(),
+        "-c".into(),
+        CONDA.replace("{LOCK}", LOCK),
+        "cairn-conda".into(),
+        conda.to_string_lossy().into_owned(),
+        name.clone(),
+        file.to_string_lossy().into_owned(),
+        envs.join(format!("{name}.lock"))
+            .to_string_lossy()
+            .into_owned(),
+    ])
+}
+
+/// Where the project is mounted in a docker run, and its working directory (MLflow's).
+pub const DOCKER_WORKDIR: &str = "/mlflow/projects/code";
+
+/// A docker run: the image and what `docker_env` and `cairn run` add to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerRun<'a> {
+    /// The image.
+    pub image: &'a str,
+    /// The project directory on this machine, mounted at [`DOCKER_WORKDIR`].
+    pub project_dir: &'a str,
+    /// `docker_env.volumes`, in `docker run -v` form.
+    pub volumes: &'a [String],
+    /// `docker_env.environment` (`None`: copied from this machine) then the run's variables.
+    pub environment: Vec<(&'a str, Option<&'a str>)>,
+    /// `-A name[=value]`, as MLflow passes them: `--name value`, `-n value` for one letter,
+    /// and a bare flag for `true`.
+    pub docker_args: Vec<(&'a str, Option<&'a str>)>,
+}
+
+/// The argv prefix of `run`: `docker run --rm ... <image>`, the command after it.
+pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
+    let docker = find_executable("docker").ok_or_else(|| {
+        Error::invalid(
+            "docker_env projects need the `docker` executable, which is not on the PATH: install \
+             Docker here, or run the project with -b kubernetes, which runs its image as a \
+             Kubernetes Job",
+        )
+    })?;
+    let mut argv = vec![
+        docker.to_string_lossy().into_owned(),
+        "run".into(),
+        "--rm".into(),
+    ];
+    for (name, value) in &run.docker_args {
+        let flag = if name.chars().count() == 1 {
+            format!("-{name}")
+        } else {
+            format!("--{name}")
+        };
+        argv.push(flag);
+        if let Some(value) = value {
+            argv.push((*value).to_owned());
+        }
+    }
+    argv.extend([
+        "-v".into(),
+        format!("{}:{DOCKER_WORKDIR}", run.project_dir),
+        "-w".into(),
+        DOCKER_WORKDIR.into(),
+    ]);
+    for volume in run.volumes {
+        argv.extend(["-v".into(), volume.clone()]);
+    }
+    for (name, value) in &run.environment {
+        argv.push("-e".into());
+        argv.push(match value {
+            Some(v) => format!("{name}={v}"),
+            None => (*name).to_owned(),
+        });
+    }
+    argv.push(run.image.to_owned());
+    Ok(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conda_environments_are_named_as_mlflow_names_them() {
+        // hashlib.sha1(b"name: x\n").hexdigest()
+        assert_eq!(
+            conda_env_name("name: x\n"),
+            "mlflow-ac44edccaf1276baa513cc835c60d99f9d6601b2"
+        );
+    }
+
+    #[test]
+    fn docker_runs_mount_the_project_and_pass_the_variables_and_args() {
+        let Some(docker) = find_executable("docker") else {
+            let err = docker_argv(&DockerRun::default()).unwrap_err();
+            assert!(err.message.contains("-b kubernetes"), "{err}");
+            return;
+        };
+        let volumes = ["/data:/data".to_owned()];
+        let argv = docker_argv(&DockerRun {
+            image: "python:3.11",
+            project_dir: "/p",
+            volumes: &volumes,
+            environment: vec![("HOME", None), ("MLFLOW_RUN_ID", Some("abc"))],
+            docker_args: vec![("network", Some("host")), ("t", None)],
+        })
+        .unwrap();
+        assert_eq!(
+            argv,
+            [
+                docker.to_str().unwrap(),
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "-t",
+                "-v",
+                "/p:/mlflow/projects/code",
+                "-w",
+                "/mlflow/projects/code",
+                "-v",
+                "/data:/data",
+                "-e",
+                "HOME",
+                "-e",
+                "MLFLOW_RUN_ID=abc",
+                "python:3.11",
+            ]
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! Where a project's files come from: a local directory, or a Git repository (`https://`,
-//! `http://`, `file://`, `ssh://`, `git@host:path`) at a version, with `#subdirectory`.
+//! Where a project's files come from: a local directory, a `.zip` archive, or a Git repository
+//! (`https://`, `http://`, `file://`, `ssh://`, `git@host:path`) at a version, with
+//! `#subdirectory`.
 //!
 //! Git goes through the `git` executable (see ARCHITECTURE.md): a fresh clone per run into the
 //! storage directory, then a checkout of `--version` (a commit, branch or tag) or the default
@@ -31,8 +32,36 @@ pub struct GitSource {
     pub subdirectory: String,
 }
 
-/// Whether `uri` names a Git repository rather than a local path.
+/// Whether `uri` names a `.zip` archive (a local path, `file:`, or any URI Cairn downloads),
+/// as MLflow decides: by the name.
+pub fn is_zip_uri(uri: &str) -> bool {
+    let base = uri.split('#').next().unwrap_or(uri);
+    base.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// The local path of a `.zip` URI, or `None` when it must be downloaded first.
+pub fn local_zip(uri: &str) -> Option<&str> {
+    let base = uri.split('#').next().unwrap_or(uri);
+    if let Some(path) = base.strip_prefix("file://") {
+        return path.starts_with('/').then_some(path);
+    }
+    if let Some(path) = base.strip_prefix("file:") {
+        return Some(path);
+    }
+    let scheme = base.split_once(':').map(|(s, _)| s);
+    let has_scheme = scheme.is_some_and(|s| {
+        s.len() > 1
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    (!has_scheme).then_some(base)
+}
+
+/// Whether `uri` names a Git repository rather than a local path or an archive.
 pub fn is_git_uri(uri: &str) -> bool {
+    if is_zip_uri(uri) {
+        return false;
+    }
     let base = uri.split('#').next().unwrap_or(uri);
     ["https://", "http://", "file://", "ssh://", "git://"]
         .iter()
@@ -52,16 +81,46 @@ pub fn split_subdirectory(uri: &str) -> Result<(&str, &str)> {
     Ok((base, sub.trim_matches('/')))
 }
 
-/// Fetches the project `uri` at `version`: a local directory as is (relative to `cwd`), a Git
-/// repository cloned under `storage_dir`.
-pub fn fetch(uri: &str, version: Option<&str>, cwd: &Path, storage_dir: &Path) -> Result<Fetched> {
+/// Fetches the project `uri` at `version`: a local directory as is (relative to `cwd`), a
+/// local `.zip` archive extracted under `storage_dir` (a remote one is downloaded by the caller
+/// first: `archive` is then its local copy), a Git repository cloned under `storage_dir`.
+pub fn fetch(
+    uri: &str,
+    archive: Option<&Path>,
+    version: Option<&str>,
+    cwd: &Path,
+    storage_dir: &Path,
+) -> Result<Fetched> {
     let (base, sub) = split_subdirectory(uri)?;
-    if !is_git_uri(uri) {
-        if version.is_some() {
-            return Err(Error::Project(
-                "Setting a version is only supported for Git project URIs".into(),
-            ));
+    if version.is_some() && !is_git_uri(uri) {
+        return Err(Error::Project(
+            "Setting a version is only supported for Git project URIs".into(),
+        ));
+    }
+    if is_zip_uri(uri) {
+        let zip = match (archive, local_zip(base)) {
+            (Some(downloaded), _) => downloaded.to_path_buf(),
+            (None, Some(local)) => cwd.join(local),
+            (None, None) => {
+                return Err(Error::Project(format!("{base} must be downloaded first")));
+            }
+        };
+        let root = storage_dir
+            .join("projects")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        unzip(&zip, &root)?;
+        let dir = if sub.is_empty() { root } else { root.join(sub) };
+        if !dir.is_dir() {
+            return Err(Error::Project(format!(
+                "the subdirectory {sub} does not exist in {base}"
+            )));
         }
+        return Ok(Fetched {
+            dir: std::path::absolute(&dir).unwrap_or(dir),
+            git: None,
+        });
+    }
+    if !is_git_uri(uri) {
         let mut dir = cwd.join(base);
         if !sub.is_empty() {
             dir.push(sub);
@@ -128,6 +187,21 @@ pub fn fetch(uri: &str, version: Option<&str>, cwd: &Path, storage_dir: &Path) -
     })
 }
 
+/// Extracts the archive `zip` into `dst` as MLflow does (Python's `ZipFile.extractall`: every
+/// entry, paths kept), refusing entries that would land outside `dst`; Unix modes are kept.
+fn unzip(zip: &Path, dst: &Path) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::Project(format!(
+            "cannot extract the project archive {}: {e}",
+            zip.display()
+        ))
+    };
+    let file = std::fs::File::open(zip).map_err(|e| fail(&e))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| fail(&e))?;
+    std::fs::create_dir_all(dst).map_err(|e| fail(&e))?;
+    archive.extract(dst).map_err(|e| fail(&e))
+}
+
 /// Runs `git args` (in `dir`); its trimmed stdout, or an error with its stderr.
 fn git(dir: Option<&Path>, args: &[&str]) -> Result<String> {
     let mut cmd = Command::new("git");
@@ -162,6 +236,14 @@ mod tests {
         assert!(is_git_uri("git@github.com:org/repo.git"));
         assert!(!is_git_uri("examples/projects/shell"));
         assert!(!is_git_uri("/abs/path#sub"));
+        assert!(!is_git_uri("https://example.com/project.zip#sub"));
+        assert!(is_zip_uri("https://example.com/project.ZIP#sub"));
+        assert!(is_zip_uri("runs:/abc/project.zip"));
+        assert!(!is_zip_uri("file:///r#a.zip"));
+        assert_eq!(local_zip("file:///tmp/p.zip#sub"), Some("/tmp/p.zip"));
+        assert_eq!(local_zip("dir/p.zip"), Some("dir/p.zip"));
+        assert_eq!(local_zip("runs:/abc/p.zip"), None);
+        assert_eq!(local_zip("https://h/p.zip"), None);
         assert_eq!(
             split_subdirectory("file:///r#a/b/").unwrap(),
             ("file:///r", "a/b")

@@ -95,17 +95,26 @@ impl LocalBackend {
             ProjectEnvironment::PythonEnv { spec, manager } => {
                 super::environment::python_env(&self.storage_dir, spec, *manager)?
             }
-            ProjectEnvironment::Conda { .. } => {
-                return Err(Error::invalid(
-                    "conda environments are not supported by this cairn yet; use \
-                     --env-manager local, virtualenv or uv",
-                ));
+            ProjectEnvironment::Conda { file } => {
+                super::environment::conda_env(&self.storage_dir, file)?
             }
-            ProjectEnvironment::Docker { .. } => {
-                return Err(Error::invalid(
-                    "docker_env projects are not supported by the local backend yet \
-                     (use --env-manager local to run the command on this machine)",
-                ));
+            ProjectEnvironment::Docker {
+                image,
+                volumes,
+                environment,
+            } => {
+                let mut vars: Vec<(&str, Option<&str>)> = environment
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect();
+                vars.extend(run.env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))));
+                super::environment::docker_argv(&super::environment::DockerRun {
+                    image,
+                    project_dir: path,
+                    volumes,
+                    environment: vars,
+                    docker_args: docker_args(&run.backend_config)?,
+                })?
             }
         };
         argv.extend(run.command.iter().cloned());
@@ -140,6 +149,28 @@ impl LocalBackend {
             .map_err(|e| io_error("cannot start a thread", e))?;
         Ok(())
     }
+}
+
+/// The backend configuration's `docker_args` (what `cairn run -A name[=value]` gives): an
+/// object of names to a string value or `true` (a bare flag).
+fn docker_args(config: &serde_json::Value) -> Result<Vec<(&str, Option<&str>)>> {
+    let Some(args) = config.get("docker_args") else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        Error::invalid(
+            "the local backend's docker_args must map names to a string or true (a bare flag)",
+        )
+    };
+    args.as_object()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.as_str(), Some(s.as_str()))),
+            serde_json::Value::Bool(true) => Ok((k.as_str(), None)),
+            _ => Err(bad()),
+        })
+        .collect()
 }
 
 const OUTPUT: &str = "output.log";
