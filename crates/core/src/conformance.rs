@@ -4,7 +4,8 @@
 //!
 //! Every plugin of a kind with a suite (tracking store, artifact repository, model-registry
 //! store) is built from a URI of its scheme: the `--uri` given for that scheme, else
-//! `<scheme>://<a fresh temporary directory>/<kind>`. Tracking and registry cases use fresh
+//! `<scheme>://<a fresh temporary directory>/<kind>`; a project backend is built by its name
+//! and runs the backend cases' `sh` commands in a fresh project directory on this machine. Tracking and registry cases use fresh
 //! names, so one store serves every case; each artifact case gets a fresh, empty root below
 //! the URI (`<uri>/<case>-<random>`), as the suite requires. A plugin's settings come from
 //! `[settings.<name>]` of the configuration, as in `cairn server`.
@@ -13,6 +14,7 @@ use crate::assembly::Contexts;
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::registry::{Registry, scheme_of};
+use cairn_plugin_api::projects::{ProjectEnvironment, ProjectRun, ProjectSource};
 use cairn_plugin_api::testkit::run::{self, CaseFuture, Outcome};
 use cairn_plugin_api::testkit::support::random_hex;
 use cairn_plugin_api::{BuildContext, PluginKind};
@@ -68,7 +70,7 @@ pub fn run(loaded: &LoadedConfig, options: &Options<'_>, out: &mut dyn Write) ->
     let registry = Registry::new(entries)?;
     let targets: Vec<_> = registry
         .entries()
-        .filter(|e| e.kind().is_chosen_by_scheme())
+        .filter(|e| e.kind().is_chosen_by_scheme() || e.kind() == PluginKind::ProjectBackend)
         .map(|e| (e.kind(), e.name.clone()))
         .collect();
     for uri in options.uris {
@@ -98,16 +100,23 @@ pub fn run(loaded: &LoadedConfig, options: &Options<'_>, out: &mut dyn Write) ->
         say("conformance: no plugin of this library has a conformance suite".into())?;
     }
     for (kind, scheme) in &targets {
+        let backend = *kind == PluginKind::ProjectBackend;
         let uri = match options.uris.iter().find(|u| scheme_of(u) == *scheme) {
-            Some(uri) => uri.clone(),
-            None => format!(
+            Some(uri) if !backend => uri.clone(),
+            // A backend runs its cases' commands in a fresh project directory.
+            _ if backend => {
+                let dir = scratch.0.join(format!("{scheme}-{kind}"));
+                std::fs::create_dir_all(&dir).map_err(Error::Output)?;
+                dir.display().to_string()
+            }
+            _ => format!(
                 "{scheme}://{}",
                 scratch.0.join(format!("{scheme}-{kind}")).display()
             ),
         };
         let ctx = BuildContext {
             default_artifact_root: Some(scratch.0.join("artifacts").display().to_string()),
-            ..Contexts::of(loaded).for_plugin(scheme, Some(&uri))
+            ..Contexts::of(loaded).for_plugin(scheme, (!backend).then_some(uri.as_str()))
         };
         say(format!("conformance: {kind} '{scheme}' at {uri}"))?;
         let drive = |fut: CaseFuture<'_>| runtime.block_on(run::run_case(fut));
@@ -149,6 +158,15 @@ pub fn run(loaded: &LoadedConfig, options: &Options<'_>, out: &mut dyn Write) ->
                     }
                 }
             }
+            PluginKind::ProjectBackend => match registry.project_backend(scheme, ctx) {
+                Ok(backend) => {
+                    let fixture = (backend, backend_template(&uri));
+                    for (case, start) in pick(run::BACKEND, options.cases) {
+                        record(case, drive(start(&fixture)))?;
+                    }
+                }
+                Err(e) => record("build", failed(e))?,
+            },
             _ => {}
         }
     }
@@ -168,6 +186,22 @@ pub fn run(loaded: &LoadedConfig, options: &Options<'_>, out: &mut dyn Write) ->
         });
     }
     Ok(tally)
+}
+
+/// The run the backend cases start from: the project in `dir`, this machine's environment
+/// (the cases set the run id, the command and the variables).
+fn backend_template(dir: &str) -> ProjectRun {
+    ProjectRun {
+        run_id: String::new(),
+        experiment_id: "0".into(),
+        source: ProjectSource::Local { path: dir.into() },
+        entry_point: "main".into(),
+        command: Vec::new(),
+        parameters: Default::default(),
+        environment: ProjectEnvironment::Local,
+        env: Default::default(),
+        backend_config: serde_json::Value::Null,
+    }
 }
 
 /// `e` and its causes, `: `-separated (a factory's panic message is a cause).

@@ -753,6 +753,38 @@ fn conformance_failures_are_listed_per_case_and_exit_nonzero() {
 }
 
 #[test]
+fn conformance_runs_the_backend_suite_through_the_abi() {
+    // Every backend case of the test library's `shtest` backend: its submitted runs, states,
+    // log streams (followed, from an offset, non-UTF-8) and cancellations cross the ABI.
+    let cases = cairn_plugin_api::testkit::backend::BACKEND_CASES;
+    let mut extra = Vec::new();
+    for case in cases {
+        extra.extend(["--case", case]);
+    }
+    let out = conformance(&test_library(), &extra);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("conformance: project-backend 'shtest' at "),
+        "{report}"
+    );
+    let lines = case_lines(&report);
+    let backend: Vec<(&str, &str)> = lines
+        .iter()
+        .copied()
+        .filter(|(case, _)| *case != "build")
+        .collect();
+    let names: Vec<&str> = backend.iter().map(|(case, _)| *case).collect();
+    assert_eq!(names, cases, "{report}");
+    assert!(
+        backend.iter().all(|(_, outcome)| *outcome == "passed"),
+        "{report}"
+    );
+    // The library's tracking store panics in its factory: the one failure, and why it exits 1.
+    assert_eq!(lines.len(), cases.len() + 1, "{report}");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
 fn a_conformance_uri_no_plugin_of_the_library_serves_is_a_config_error() {
     let out = conformance(&mem_library(), &["--uri", "s3://bucket/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

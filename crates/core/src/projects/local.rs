@@ -13,9 +13,10 @@
 //! after [`KILL_GRACE`]) and a terminal's Ctrl-C reaches only `cairn`, which decides. The
 //! status reads the files and asks the kernel whether the group still exists: an exit code
 //! means FINISHED (0) or FAILED; a group gone without one means KILLED when cancelled, else
-//! FAILED (killed from outside). A process group id can be reused after the group ends; the
-//! exit code file is read first, so only a group that died without one and whose id was
-//! taken again in between would read as running.
+//! FAILED (killed from outside). Liveness is checked before the exit code file is read (an exit
+//! in between is never taken for a kill), and an exit code decides over liveness: a process
+//! group id can be reused after the group ends, so only a group that died without an exit code
+//! and whose id was taken again in between would read as running.
 
 use cairn_plugin_api::entities::RunStatus;
 use cairn_plugin_api::projects::{
@@ -279,11 +280,14 @@ impl LocalRun {
     /// The state, from the files and the process table.
     pub fn state(&self) -> RunState {
         let cancelled = self.state.join(CANCELLED).exists();
+        // Liveness before the exit code: a group seen gone has written its code if it ever
+        // will, so an exit between the two reads is never taken for a kill from outside.
+        let alive = self.group_alive();
         let exit_code = std::fs::read_to_string(self.state.join(EXIT_CODE))
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok());
         let (status, message) = match exit_code {
-            _ if cancelled && (exit_code.is_some() || !self.group_alive()) => {
+            _ if cancelled && (exit_code.is_some() || !alive) => {
                 (RunStatus::Killed, Some("cancelled".to_owned()))
             }
             Some(0) => (RunStatus::Finished, None),
@@ -293,7 +297,7 @@ impl LocalRun {
             ),
             Some(code) => (RunStatus::Failed, Some(format!("exited with code {code}"))),
             None if self.pgid().is_none() => (RunStatus::Scheduled, None),
-            None if self.group_alive() => (RunStatus::Running, None),
+            None if alive => (RunStatus::Running, None),
             None => (
                 RunStatus::Failed,
                 Some("the process ended without recording an exit code (killed?)".to_owned()),

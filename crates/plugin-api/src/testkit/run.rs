@@ -1,7 +1,7 @@
 //! The conformance cases as data, for a runner outside `cargo test`: `cairn plugins check
 //! --conformance <library>` runs them against the plugins of a built shared library.
 //!
-//! [`TRACKING`], [`ARTIFACTS`] and [`REGISTRY`] list every case of a suite with a function that
+//! [`TRACKING`], [`ARTIFACTS`], [`REGISTRY`] and [`BACKEND`] list every case of a suite with a function that
 //! starts it (from the same lists the stamping macros use, so they cannot drift apart), and
 //! [`run_case`] drives one case's future and reports its [`Outcome`]: a panic is a failure
 //! naming the panic message, a case that returned early for a missing capability is skipped
@@ -24,12 +24,17 @@ pub type ArtifactCase = for<'a> fn(&'a dyn ArtifactRepository) -> CaseFuture<'a>
 /// Starts a registry case.
 pub type RegistryCase = for<'a> fn(&'a dyn ModelRegistryStore) -> CaseFuture<'a>;
 
+/// Starts a project-backend case.
+pub type BackendCase = for<'a> fn(&'a dyn super::BackendFixture) -> CaseFuture<'a>;
+
 /// Every tracking case, in suite order.
 pub const TRACKING: &[(&str, TrackingCase)] = crate::__cairn_tracking_cases!(fns tracking);
 /// Every artifact case, in suite order.
 pub const ARTIFACTS: &[(&str, ArtifactCase)] = crate::__cairn_artifact_cases!(fns artifacts);
 /// Every registry case, in suite order.
 pub const REGISTRY: &[(&str, RegistryCase)] = crate::__cairn_registry_cases!(fns registry);
+/// Every project-backend case, in suite order.
+pub const BACKEND: &[(&str, BackendCase)] = crate::__cairn_backend_cases!(fns backend);
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,11 @@
 //! - tracking store `panics-on-build`: its factory panics;
 //! - model flavor `echo`: its models answer their input back with every tensor's elements
 //!   reversed (a table unchanged), and report the loaded `MLmodel`'s signature and `model_id`
-//!   (as the output tensor `model_id`), so a test sees every request and response cross the ABI.
+//!   (as the output tensor `model_id`), so a test sees every request and response cross the ABI;
+//! - project backend `shtest` (module `backend`): runs commands as process groups with `sh`,
+//!   so `cairn plugins check --conformance` runs the backend suite through the ABI.
+
+mod backend;
 
 use bytes::Bytes;
 use cairn_plugin_api::artifacts::{ArtifactCapabilities, ByteStream, Download};
@@ -168,6 +172,7 @@ cairn_plugin_api::export_plugins! {
         RunContextProvider(build_panicky) as "panicky",
         TrackingStore(build_panics) as "panics-on-build",
         ModelFlavor(build_echo) as "echo",
+        ProjectBackend(backend::build) as "shtest",
     ],
 }
 
