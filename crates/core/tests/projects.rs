@@ -912,6 +912,21 @@ fn zip_projects_run_from_a_local_path_and_from_a_runs_uri() {
     let remote = env.run_data(&announced_run_id(&stderr));
     assert_eq!(remote.status, "FINISHED");
     assert_eq!(remote.tag("mlflow.source.name"), Some(uri.as_str()));
+    // The same archive over plain http(s), as MLflow fetches one: the server's artifact proxy.
+    let http = format!(
+        "{}/api/2.0/mlflow-artifacts/artifacts/0/{first_id}/artifacts/src/project.zip#proj",
+        env.uri
+    );
+    let out = env.run(&["run", &http, "-e", "exec"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script ok\n");
+    let out = env.run(&["run", &format!("{}/nosuch.zip", env.uri)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot download {}/nosuch.zip", env.uri)),
+        "{stderr}"
+    );
 
     // Not an archive, a missing subdirectory, a version: named errors.
     std::fs::write(env.dir.path().join("bad.zip"), "not a zip").unwrap();
