@@ -1013,6 +1013,12 @@ fn conda_and_docker_environments_name_what_is_missing() {
         "{stderr}"
     );
     assert_eq!(run.tag("mlflow.project.env"), Some("docker"));
+    let out = env.run(&["run", docker.to_str().unwrap(), "--build-image"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--build-image is not supported by the local backend yet"),
+        "{stderr}"
+    );
 }
 
 #[test]

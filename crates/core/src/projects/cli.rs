@@ -363,6 +363,16 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         Some(c) => serde_json::from_str(c)
             .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
     };
+    if args.build_image
+        && args.backend == super::local::NAME
+        && matches!(environment, ProjectEnvironment::Docker { .. })
+    {
+        return Err(Error::Project(
+            "--build-image is not supported by the local backend yet: it runs the docker_env \
+             image as is, with the project mounted at /mlflow/projects/code"
+                .into(),
+        ));
+    }
     // `-A name[=value]`: the local backend's `docker_args` (bare flags are `true`, as MLflow).
     if matches!(environment, ProjectEnvironment::Docker { .. })
         && args.backend == super::local::NAME
