@@ -215,7 +215,7 @@ pub struct DockerRun<'a> {
     pub docker_args: Vec<(&'a str, Option<&'a str>)>,
 }
 
-/// The argv prefix of `run`: `docker run --rm ... <image>`, the command after it.
+/// The argv prefix of `run`: `docker run --rm --init ... <image>`, the command after it.
 pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
     let docker = find_executable("docker").ok_or_else(|| {
         Error::invalid(
@@ -224,10 +224,13 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
              Kubernetes Job",
         )
     })?;
+    // `--init`: the command is not PID 1, so the SIGTERM of a cancel (which `docker run`
+    // forwards) stops it rather than being ignored, and the container goes with the run.
     let mut argv = vec![
         docker.to_string_lossy().into_owned(),
         "run".into(),
         "--rm".into(),
+        "--init".into(),
     ];
     for (name, value) in &run.docker_args {
         let flag = if name.chars().count() == 1 {
@@ -295,6 +298,7 @@ mod tests {
                 docker.to_str().unwrap(),
                 "run",
                 "--rm",
+                "--init",
                 "--network",
                 "host",
                 "-t",
