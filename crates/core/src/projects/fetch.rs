@@ -251,4 +251,26 @@ mod tests {
         assert_eq!(split_subdirectory("dir").unwrap(), ("dir", ""));
         assert!(split_subdirectory("file:///r#../x").is_err());
     }
+
+    #[test]
+    fn archive_entries_outside_the_target_are_refused() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("evil.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("proj/MLproject", options).unwrap();
+        zip.write_all(b"name: x\n").unwrap();
+        zip.start_file("../escaped.txt", options).unwrap();
+        zip.write_all(b"outside").unwrap();
+        zip.finish().unwrap();
+        let target = dir.path().join("a/b");
+        let err = unzip(&archive, &target).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot extract the project archive"),
+            "{err}"
+        );
+        assert!(!dir.path().join("a/escaped.txt").exists());
+    }
 }
