@@ -418,27 +418,33 @@ fn alive(pid: &str) -> bool {
 }
 
 #[test]
-fn ctrl_c_kills_the_process_group_and_marks_the_run_killed() {
+fn ctrl_c_and_sigterm_kill_the_process_group_and_mark_the_run_killed() {
     let env = Env::start();
     let project = env.project();
-    let mut child = env
-        .command(&["run", project.to_str().unwrap(), "-e", "sleep"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let sleeper = wait_for_file(&project.join("sleeper.pid"));
-    assert!(alive(&sleeper));
-    signal(child.id(), "-INT");
-    let status = wait(&mut child);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("KILLED"), "{stderr}");
-    let run = env.run_data(&announced_run_id(&stderr));
-    assert_eq!(run.status, "KILLED");
-    // `cairn run` waited for the group to be gone: no orphan.
-    assert!(!alive(&sleeper), "the entry point's child outlived the run");
+    for sig in ["-INT", "-TERM"] {
+        let _ = std::fs::remove_file(project.join("sleeper.pid"));
+        let mut child = env
+            .command(&["run", project.to_str().unwrap(), "-e", "sleep"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let sleeper = wait_for_file(&project.join("sleeper.pid"));
+        assert!(alive(&sleeper));
+        signal(child.id(), sig);
+        let status = wait(&mut child);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{sig}: {stderr}");
+        assert!(stderr.contains("KILLED"), "{sig}: {stderr}");
+        let run = env.run_data(&announced_run_id(&stderr));
+        assert_eq!(run.status, "KILLED", "{sig}");
+        // `cairn run` waited for the group to be gone: no orphan.
+        assert!(
+            !alive(&sleeper),
+            "{sig}: the entry point's child outlived the run"
+        );
+    }
 }
 
 #[test]
