@@ -1110,3 +1110,72 @@ fn a_random_sweep_draws_from_ranges_reproducibly_by_seed() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_a_sweeps_running_children_and_starts_no_more() {
+    let env = Env::start();
+    let project = env.dir.path().join("sleepers");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("MLproject"),
+        "name: sleepers\nentry_points:\n  main:\n    parameters:\n      n: int\n    command: \
+         \"sleep 600 & echo $! > sleeper-{n}.pid; wait\"\n",
+    )
+    .unwrap();
+    let mut child = env
+        .command(&[
+            "run",
+            project.to_str().unwrap(),
+            "-P",
+            "n=1,2,3",
+            "--sweep",
+            "--max-parallel",
+            "2",
+            "--experiment-name",
+            "cancelled-sweep",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleepers = [
+        wait_for_file(&project.join("sleeper-1.pid")),
+        wait_for_file(&project.join("sleeper-2.pid")),
+    ];
+    signal(child.id(), "-INT");
+    let status = wait(&mut child);
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("sweep: cancelling 2 running run(s)"),
+        "{stdout}"
+    );
+    for pid in &sleepers {
+        assert!(!alive(pid), "a child's process outlived the sweep");
+    }
+    assert!(
+        !project.join("sleeper-3.pid").exists(),
+        "a third run started"
+    );
+    let parent = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("parent run ").nth(1))
+        .and_then(|l| l.split(',').next())
+        .unwrap()
+        .to_owned();
+    let parent_run = env.run_data(&parent);
+    assert_eq!(parent_run.status, "KILLED");
+    let children: Vec<Run> = env
+        .run_ids(&parent_run.experiment_id)
+        .iter()
+        .filter(|id| **id != parent)
+        .map(|id| env.run_data(id))
+        .collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    assert!(
+        children.iter().all(|c| c.status == "KILLED"),
+        "{children:?}"
+    );
+}
