@@ -119,7 +119,7 @@ const CONDA: &str = r#"set -e
 conda="$1"; name="$2"; file="$3"; lock="$4"; shift 4
 {LOCK}if ! "$conda" env list --json | grep -q "/$name\""; then
     echo "=== Creating conda environment $name ==="
-    "$conda" env create --yes -n "$name" --file "$file"
+    "$conda" env create -n "$name" --file "$file"
 fi
 rm -rf "$lock"; trap - EXIT
 exec "$conda" run --no-capture-output -n "$name" "$@""#;
