@@ -1019,6 +1019,30 @@ fn conda_and_docker_environments_name_what_is_missing() {
         "{stderr}"
     );
     assert_eq!(run.tag("mlflow.project.env"), Some("docker"));
+    // A project that declares no environment gets one of the manager asked for.
+    let plain = env.dir.path().join("plain-project");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(
+        plain.join("MLproject"),
+        "name: p\nentry_points:\n  main:\n    command: \"echo hi\"\n",
+    )
+    .unwrap();
+    let home = home.to_str().unwrap();
+    let mut cmd = env.command(&["run", plain.to_str().unwrap(), "--env-manager", "conda"]);
+    let out = cmd.env("MLFLOW_CONDA_HOME", home).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("conda environments need the `conda` executable"),
+        "{stderr}"
+    );
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(run.tag("mlflow.project.env"), Some("conda"));
+    // (uv may or may not be installed: only the recorded environment is checked.)
+    let out = env.run(&["run", plain.to_str().unwrap(), "--env-manager", "uv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(run.tag("mlflow.project.env"), Some("uv"), "{stderr}");
+
     let out = env.run(&["run", docker.to_str().unwrap(), "--build-image"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

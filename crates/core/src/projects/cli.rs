@@ -347,9 +347,19 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             file: std::fs::read_to_string(file)
                 .map_err(|e| Error::Project(format!("cannot read {}: {e}", file.display())))?,
         },
-        (ProjectEnv::None, _) => ProjectEnvironment::PythonEnv {
-            spec: Default::default(),
-            manager: PythonEnvManager::Virtualenv,
+        // Nothing declared: an environment of the chosen manager with Python alone.
+        (ProjectEnv::None, EnvManager::Virtualenv | EnvManager::Uv) => {
+            ProjectEnvironment::PythonEnv {
+                spec: Default::default(),
+                manager: if manager == EnvManager::Uv {
+                    PythonEnvManager::Uv
+                } else {
+                    PythonEnvManager::Virtualenv
+                },
+            }
+        }
+        (ProjectEnv::None, EnvManager::Conda) => ProjectEnvironment::Conda {
+            file: "dependencies:\n  - python\n".into(),
         },
     };
     let mut backend_config = match args.backend_config.as_deref() {
