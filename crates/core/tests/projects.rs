@@ -619,6 +619,39 @@ fn python_env_projects_get_a_virtualenv_built_once_and_reused() {
     assert!(stdout.contains("Invalid requirement"), "{stdout}");
     assert_eq!(env.run_data(&announced_run_id(&stderr)).status, "FAILED");
 
+    // A conda project with --env-manager virtualenv: its Python and pip packages, as MLflow.
+    let conda = env.dir.path().join("conda-as-venv");
+    python_env_project(&conda, "[]");
+    std::fs::remove_file(conda.join("python_env.yaml")).unwrap();
+    let spec = std::fs::read_to_string(conda.join("MLproject")).unwrap();
+    std::fs::write(
+        conda.join("MLproject"),
+        spec.replace("python_env: python_env.yaml", "conda_env: conda.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        conda.join("conda.yaml"),
+        "dependencies:\n  - python=3\n  - numpy\n  - pip:\n    - not a valid requirement!!\n",
+    )
+    .unwrap();
+    let out = env.run(&[
+        "run",
+        conda.to_str().unwrap(),
+        "--env-manager",
+        "virtualenv",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("The conda packages numpy are not installed in a virtualenv environment"),
+        "{stderr}"
+    );
+    let run = env.run_data(&announced_run_id(&stderr));
+    assert_eq!(run.tag("mlflow.project.env"), Some("virtualenv"));
+    // The pip list reached pip.
+    assert_eq!(run.status, "FAILED");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Invalid requirement"), "{stdout}");
+
     // A missing environment file is refused before a run exists.
     std::fs::remove_file(broken.join("python_env.yaml")).unwrap();
     let out = env.run(&["run", broken.to_str().unwrap()]);

@@ -11,7 +11,9 @@
 
 use super::fetch::{fetch, is_zip_uri, local_zip, split_subdirectory};
 use super::local::{LocalBackend, default_storage_dir};
-use super::spec::{Project, ProjectEnv, ResolvedParameters, read_python_env};
+use super::spec::{
+    Project, ProjectEnv, ResolvedParameters, read_conda_as_python_env, read_python_env,
+};
 use super::tracking::Tracking;
 use crate::assembly::Assembly;
 use crate::config::{LoadedConfig, Overrides};
@@ -94,6 +96,15 @@ pub enum EnvManager {
     Uv,
     /// A conda environment.
     Conda,
+}
+
+/// The Python environment builder of `--env-manager virtualenv|uv`.
+fn python_manager(manager: EnvManager) -> PythonEnvManager {
+    if manager == EnvManager::Uv {
+        PythonEnvManager::Uv
+    } else {
+        PythonEnvManager::Virtualenv
+    }
 }
 
 /// `cairn run`: MLflow's `mlflow run` options.
@@ -331,17 +342,32 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         (ProjectEnv::Python(file), EnvManager::Virtualenv | EnvManager::Uv) => {
             ProjectEnvironment::PythonEnv {
                 spec: read_python_env(file).map_err(project_error)?,
-                manager: if manager == EnvManager::Uv {
-                    PythonEnvManager::Uv
-                } else {
-                    PythonEnvManager::Virtualenv
-                },
+                manager: python_manager(manager),
             }
         }
         (ProjectEnv::Python(_), EnvManager::Conda) => {
             return Err(Error::Project(
                 "a python_env project cannot use --env-manager conda".into(),
             ));
+        }
+        // As MLflow: the conda file's Python and pip packages in a Python environment.
+        (ProjectEnv::Conda(file), EnvManager::Virtualenv | EnvManager::Uv) => {
+            let (spec, skipped) = read_conda_as_python_env(file).map_err(project_error)?;
+            if !skipped.is_empty() {
+                eprintln!(
+                    "=== The conda packages {} are not installed in a {} environment ===",
+                    skipped.join(", "),
+                    if manager == EnvManager::Uv {
+                        "uv"
+                    } else {
+                        "virtualenv"
+                    }
+                );
+            }
+            ProjectEnvironment::PythonEnv {
+                spec,
+                manager: python_manager(manager),
+            }
         }
         (ProjectEnv::Conda(file), _) => ProjectEnvironment::Conda {
             file: std::fs::read_to_string(file)
@@ -351,11 +377,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         (ProjectEnv::None, EnvManager::Virtualenv | EnvManager::Uv) => {
             ProjectEnvironment::PythonEnv {
                 spec: Default::default(),
-                manager: if manager == EnvManager::Uv {
-                    PythonEnvManager::Uv
-                } else {
-                    PythonEnvManager::Virtualenv
-                },
+                manager: python_manager(manager),
             }
         }
         (ProjectEnv::None, EnvManager::Conda) => ProjectEnvironment::Conda {

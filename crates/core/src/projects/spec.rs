@@ -555,9 +555,82 @@ pub fn read_python_env(path: &Path) -> Result<PythonEnv> {
     })
 }
 
+/// A conda environment file read as a `python_env` (MLflow's `_PythonEnv.from_conda_yaml`, for
+/// `--env-manager virtualenv|uv` on a conda project): `python=VERSION` gives the Python version,
+/// `pip`, `setuptools` and `wheel` the build dependencies (a conda `=` pin as pip's `==`), the
+/// `pip:` list the dependencies; the other conda packages cannot be installed with pip and are
+/// answered as the second value, for a warning.
+pub fn read_conda_as_python_env(path: &Path) -> Result<(PythonEnv, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ProjectError(format!("cannot read {}: {e}", path.display())))?;
+    let value: Value = yaml_serde::from_str(&text)
+        .map_err(|e| ProjectError(format!("{} is not valid YAML: {e}", path.display())))?;
+    let mut env = PythonEnv::default();
+    let mut skipped = Vec::new();
+    let deps = match value.get("dependencies") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Sequence(items)) => items.as_slice(),
+        Some(_) => return fail(format!("{}: dependencies must be a list", path.display())),
+    };
+    for dep in deps {
+        if let Some(pip) = dep.get("pip") {
+            let Value::Sequence(items) = pip else {
+                return fail(format!("{}: pip must be a list", path.display()));
+            };
+            env.dependencies = items.iter().filter_map(scalar_string).collect();
+            continue;
+        }
+        let Some(spec) = scalar_string(dep) else {
+            return fail(format!(
+                "{}: a dependency must be a string or {{pip: [...]}}",
+                path.display()
+            ));
+        };
+        let name_end = spec
+            .find(|c: char| "=<>!~ ".contains(c))
+            .unwrap_or(spec.len());
+        let (name, version) = spec.split_at(name_end);
+        let version = version.trim();
+        match name {
+            "python" => {
+                env.python = version
+                    .trim_start_matches('=')
+                    .trim_end_matches(".*")
+                    .into();
+            }
+            "pip" | "setuptools" | "wheel" => {
+                let pinned = match version.strip_prefix('=') {
+                    Some(v) if !v.starts_with('=') => format!("{name}=={v}"),
+                    _ => spec.replace(' ', ""),
+                };
+                env.build_dependencies.push(pinned);
+            }
+            _ => skipped.push(spec),
+        }
+    }
+    Ok((env, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conda_files_read_as_python_envs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conda.yaml");
+        std::fs::write(
+            &path,
+            "name: x\nchannels: [conda-forge]\ndependencies:\n  - python=3.11.*\n  - pip=24.0\n  \
+             - setuptools>=60\n  - numpy\n  - pip:\n    - scikit-learn==1.5.0\n    - mlflow\n",
+        )
+        .unwrap();
+        let (env, skipped) = read_conda_as_python_env(&path).unwrap();
+        assert_eq!(env.python, "3.11");
+        assert_eq!(env.build_dependencies, ["pip==24.0", "setuptools>=60"]);
+        assert_eq!(env.dependencies, ["scikit-learn==1.5.0", "mlflow"]);
+        assert_eq!(skipped, ["numpy"]);
+    }
 
     fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Project>) {
         let dir = tempfile::tempdir().unwrap();
