@@ -1052,6 +1052,7 @@ fn conda_and_docker_environments_name_what_is_missing() {
         "{stderr}"
     );
     assert_eq!(run.tag("mlflow.project.env"), Some("docker"));
+    assert_eq!(run.tag("mlflow.docker.image.uri"), Some("python:3.11-slim"));
     // A project that declares no environment gets one of the manager asked for.
     let plain = env.dir.path().join("plain-project");
     std::fs::create_dir(&plain).unwrap();

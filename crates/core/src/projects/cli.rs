@@ -512,6 +512,11 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         if let Some(env) = env_tag {
             tags.push(tag("mlflow.project.env", env));
         }
+        if let (ProjectEnvironment::Docker { image, .. }, super::local::NAME) =
+            (&environment, args.backend.as_str())
+        {
+            tags.push(tag("mlflow.docker.image.uri", image));
+        }
         let launcher = Launcher {
             tracking: &tracking,
             backend: &*backend,

@@ -217,6 +217,17 @@ pub struct DockerRun<'a> {
 
 /// The argv prefix of `run`: `docker run --rm --init ... <image>`, the command after it.
 pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
+    // As MLflow: a variable to copy from this machine must be set here.
+    if let Some((name, _)) = run
+        .environment
+        .iter()
+        .find(|(name, value)| value.is_none() && std::env::var_os(name).is_none())
+    {
+        return Err(Error::invalid(format!(
+            "docker_env environment variable {name} is to be copied from this machine, but it \
+             is not set"
+        )));
+    }
     let docker = find_executable("docker").ok_or_else(|| {
         Error::invalid(
             "docker_env projects need the `docker` executable, which is not on the PATH: install \
@@ -278,6 +289,17 @@ mod tests {
 
     #[test]
     fn docker_runs_mount_the_project_and_pass_the_variables_and_args() {
+        let err = docker_argv(&DockerRun {
+            environment: vec![("CAIRN_TEST_SURELY_UNSET", None)],
+            ..DockerRun::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.message.contains(
+                "docker_env environment variable CAIRN_TEST_SURELY_UNSET is to be copied"
+            ),
+            "{err}"
+        );
         let Some(docker) = find_executable("docker") else {
             let err = docker_argv(&DockerRun::default()).unwrap_err();
             assert!(err.message.contains("-b kubernetes"), "{err}");
@@ -288,7 +310,7 @@ mod tests {
             image: "python:3.11",
             project_dir: "/p",
             volumes: &volumes,
-            environment: vec![("HOME", None), ("MLFLOW_RUN_ID", Some("abc"))],
+            environment: vec![("PATH", None), ("MLFLOW_RUN_ID", Some("abc"))],
             docker_args: vec![("network", Some("host")), ("t", None)],
         })
         .unwrap();
@@ -309,7 +331,7 @@ mod tests {
                 "-v",
                 "/data:/data",
                 "-e",
-                "HOME",
+                "PATH",
                 "-e",
                 "MLFLOW_RUN_ID=abc",
                 "python:3.11",
