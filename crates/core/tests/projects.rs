@@ -1013,8 +1013,10 @@ fn conda_and_docker_environments_name_what_is_missing() {
     .unwrap();
     let path_without = env.dir.path().join("empty-bin");
     std::fs::create_dir(&path_without).unwrap();
-    let failing = |project: &Path, vars: &[(&str, &str)]| {
-        let mut cmd = env.command(&["run", project.to_str().unwrap()]);
+    let failing = |project: &Path, vars: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["run", project.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut cmd = env.command(&args);
         cmd.env_remove("CONDA_EXE");
         cmd.envs(vars.iter().copied());
         let out = cmd.output().unwrap();
@@ -1027,7 +1029,11 @@ fn conda_and_docker_environments_name_what_is_missing() {
 
     // conda: MLflow's lookup (MLFLOW_CONDA_HOME, CONDA_EXE, then the PATH), each named.
     let home = env.dir.path().join("no-conda");
-    let (stderr, run) = failing(&conda, &[("MLFLOW_CONDA_HOME", home.to_str().unwrap())]);
+    let (stderr, run) = failing(
+        &conda,
+        &[("MLFLOW_CONDA_HOME", home.to_str().unwrap())],
+        &[],
+    );
     assert!(
         stderr.contains(&format!(
             "conda environments need the `conda` executable: {}/bin/conda does not exist (from \
@@ -1037,14 +1043,14 @@ fn conda_and_docker_environments_name_what_is_missing() {
         "{stderr}"
     );
     assert_eq!(run.tag("mlflow.project.env"), Some("conda"));
-    let (stderr, _) = failing(&conda, &[("PATH", path_without.to_str().unwrap())]);
+    let (stderr, _) = failing(&conda, &[("PATH", path_without.to_str().unwrap())], &[]);
     assert!(
         stderr.contains("conda environments need the `conda` executable, which is not on the PATH"),
         "{stderr}"
     );
 
     // docker_env without docker: the error says the Kubernetes backend runs it.
-    let (stderr, run) = failing(&docker, &[("PATH", path_without.to_str().unwrap())]);
+    let (stderr, run) = failing(&docker, &[("PATH", path_without.to_str().unwrap())], &[]);
     assert!(
         stderr
             .contains("docker_env projects need the `docker` executable, which is not on the PATH")
@@ -1077,12 +1083,13 @@ fn conda_and_docker_environments_name_what_is_missing() {
     let run = env.run_data(&announced_run_id(&stderr));
     assert_eq!(run.tag("mlflow.project.env"), Some("uv"), "{stderr}");
 
-    let out = env.run(&["run", docker.to_str().unwrap(), "--build-image"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--build-image is not supported by the local backend yet"),
-        "{stderr}"
+    // --build-image: MLflow's tag for the image to build (the project name, no commit here).
+    let (_, run) = failing(
+        &docker,
+        &[("PATH", path_without.to_str().unwrap())],
+        &["--build-image"],
     );
+    assert_eq!(run.tag("mlflow.docker.image.uri"), Some("d"));
 }
 
 #[test]

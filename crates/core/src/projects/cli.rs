@@ -395,36 +395,46 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         Some(c) => serde_json::from_str(c)
             .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
     };
-    if args.build_image
-        && args.backend == super::local::NAME
-        && matches!(environment, ProjectEnvironment::Docker { .. })
-    {
-        return Err(Error::Project(
-            "--build-image is not supported by the local backend yet: it runs the docker_env \
-             image as is, with the project mounted at /mlflow/projects/code"
-                .into(),
-        ));
-    }
-    // `-A name[=value]`: the local backend's `docker_args` (bare flags are `true`, as MLflow).
-    if matches!(environment, ProjectEnvironment::Docker { .. })
-        && args.backend == super::local::NAME
-        && !args.docker_args.is_empty()
-    {
-        let docker_args: serde_json::Map<String, serde_json::Value> = args
-            .docker_args
-            .iter()
-            .map(|a| match a.split_once('=') {
-                Some((k, v)) => (k.to_owned(), serde_json::Value::from(v)),
-                None => (a.clone(), serde_json::Value::Bool(true)),
-            })
-            .collect();
+    // Docker on the local backend: `-A name[=value]` become its `docker_args` (bare flags are
+    // `true`, as MLflow), `--build-image` its `build_image`: MLflow's tag
+    // `<project name or docker-project>[:<commit[:7]>]`.
+    let local_docker = matches!(environment, ProjectEnvironment::Docker { .. })
+        && args.backend == super::local::NAME;
+    let built_image = (local_docker && args.build_image).then(|| {
+        let repository = project
+            .name
+            .clone()
+            .unwrap_or_else(|| "docker-project".into());
+        let commit = match &fetched.git {
+            Some(g) => Some(g.commit.clone()),
+            None => crate::run_context::git_info(&dir).and_then(|g| g.commit),
+        };
+        match commit {
+            Some(c) => format!("{repository}:{}", c.get(..7).unwrap_or(&c)),
+            None => repository,
+        }
+    });
+    if local_docker && (built_image.is_some() || !args.docker_args.is_empty()) {
         if backend_config.is_null() {
             backend_config = serde_json::json!({});
         }
-        backend_config
+        let config = backend_config
             .as_object_mut()
-            .ok_or_else(|| Error::Project("--backend-config must be a JSON object".into()))?
-            .insert("docker_args".into(), docker_args.into());
+            .ok_or_else(|| Error::Project("--backend-config must be a JSON object".into()))?;
+        if !args.docker_args.is_empty() {
+            let docker_args: serde_json::Map<String, serde_json::Value> = args
+                .docker_args
+                .iter()
+                .map(|a| match a.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), serde_json::Value::from(v)),
+                    None => (a.clone(), serde_json::Value::Bool(true)),
+                })
+                .collect();
+            config.insert("docker_args".into(), docker_args.into());
+        }
+        if let Some(tag) = &built_image {
+            config.insert("build_image".into(), tag.clone().into());
+        }
     }
     let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
@@ -512,10 +522,9 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         if let Some(env) = env_tag {
             tags.push(tag("mlflow.project.env", env));
         }
-        if let (ProjectEnvironment::Docker { image, .. }, super::local::NAME) =
-            (&environment, args.backend.as_str())
-        {
-            tags.push(tag("mlflow.docker.image.uri", image));
+        if let (ProjectEnvironment::Docker { image, .. }, true) = (&environment, local_docker) {
+            let uri = built_image.as_deref().unwrap_or(image);
+            tags.push(tag("mlflow.docker.image.uri", uri));
         }
         let launcher = Launcher {
             tracking: &tracking,

@@ -213,7 +213,18 @@ pub struct DockerRun<'a> {
     /// `-A name[=value]`, as MLflow passes them: `--name value`, `-n value` for one letter,
     /// and a bare flag for `true`.
     pub docker_args: Vec<(&'a str, Option<&'a str>)>,
+    /// `--build-image`: the tag of an image to build first from `image` with the project
+    /// copied in (MLflow's Dockerfile), which then runs without the project mounted.
+    pub build: Option<&'a str>,
 }
+
+/// `$1` docker, `$2` tag, `$3` base image, `$4` project directory, then the command: builds
+/// MLflow's project image (`FROM` the base, the project copied to the working directory).
+const DOCKER_BUILD: &str = r#"set -e
+docker="$1"; tag="$2"; base="$3"; dir="$4"; shift 4
+echo "=== Building docker image $tag ==="
+printf 'FROM %s\nCOPY ./ /mlflow/projects/code/\nWORKDIR /mlflow/projects/code/\n' "$base" | "$docker" build -t "$tag" -f - "$dir"
+exec "$@""#;
 
 /// The argv prefix of `run`: `docker run --rm --init ... <image>`, the command after it.
 pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
@@ -235,14 +246,23 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
              Kubernetes Job",
         )
     })?;
+    let docker = docker.to_string_lossy().into_owned();
+    let mut argv = match run.build {
+        Some(tag) => vec![
+            "sh".into(),
+            "-c".into(),
+            DOCKER_BUILD.into(),
+            "cairn-docker-build".into(),
+            docker.clone(),
+            tag.into(),
+            run.image.into(),
+            run.project_dir.into(),
+        ],
+        None => Vec::new(),
+    };
     // `--init`: the command is not PID 1, so the SIGTERM of a cancel (which `docker run`
     // forwards) stops it rather than being ignored, and the container goes with the run.
-    let mut argv = vec![
-        docker.to_string_lossy().into_owned(),
-        "run".into(),
-        "--rm".into(),
-        "--init".into(),
-    ];
+    argv.extend([docker, "run".into(), "--rm".into(), "--init".into()]);
     for (name, value) in &run.docker_args {
         let flag = if name.chars().count() == 1 {
             format!("-{name}")
@@ -254,12 +274,10 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
             argv.push((*value).to_owned());
         }
     }
-    argv.extend([
-        "-v".into(),
-        format!("{}:{DOCKER_WORKDIR}", run.project_dir),
-        "-w".into(),
-        DOCKER_WORKDIR.into(),
-    ]);
+    if run.build.is_none() {
+        argv.extend(["-v".into(), format!("{}:{DOCKER_WORKDIR}", run.project_dir)]);
+    }
+    argv.extend(["-w".into(), DOCKER_WORKDIR.into()]);
     for volume in run.volumes {
         argv.extend(["-v".into(), volume.clone()]);
     }
@@ -270,7 +288,7 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
             None => (*name).to_owned(),
         });
     }
-    argv.push(run.image.to_owned());
+    argv.push(run.build.unwrap_or(run.image).to_owned());
     Ok(argv)
 }
 
@@ -312,6 +330,7 @@ mod tests {
             volumes: &volumes,
             environment: vec![("PATH", None), ("MLFLOW_RUN_ID", Some("abc"))],
             docker_args: vec![("network", Some("host")), ("t", None)],
+            build: None,
         })
         .unwrap();
         assert_eq!(
@@ -335,6 +354,39 @@ mod tests {
                 "-e",
                 "MLFLOW_RUN_ID=abc",
                 "python:3.11",
+            ]
+        );
+    }
+
+    #[test]
+    fn built_images_run_without_the_project_mounted() {
+        let Some(docker) = find_executable("docker") else {
+            return; // the argv is only built with docker present (the error is tested above)
+        };
+        let docker = docker.to_str().unwrap();
+        let argv = docker_argv(&DockerRun {
+            image: "python:3.11",
+            project_dir: "/p",
+            build: Some("proj:abc1234"),
+            ..DockerRun::default()
+        })
+        .unwrap();
+        assert_eq!(argv[..3], ["sh", "-c", DOCKER_BUILD]);
+        assert_eq!(
+            argv[3..],
+            [
+                "cairn-docker-build",
+                docker,
+                "proj:abc1234",
+                "python:3.11",
+                "/p",
+                docker,
+                "run",
+                "--rm",
+                "--init",
+                "-w",
+                "/mlflow/projects/code",
+                "proj:abc1234",
             ]
         );
     }

@@ -115,6 +115,7 @@ impl LocalBackend {
                     volumes,
                     environment: vars,
                     docker_args: docker_args(&run.backend_config)?,
+                    build: build_image(&run.backend_config)?,
                 })?
             }
         };
@@ -172,6 +173,18 @@ fn docker_args(config: &serde_json::Value) -> Result<Vec<(&str, Option<&str>)>> 
             _ => Err(bad()),
         })
         .collect()
+}
+
+/// The backend configuration's `build_image` (what `cairn run --build-image` gives): the tag
+/// of the image to build with the project copied in.
+fn build_image(config: &serde_json::Value) -> Result<Option<&str>> {
+    match config.get("build_image") {
+        None => Ok(None),
+        Some(serde_json::Value::String(tag)) => Ok(Some(tag)),
+        Some(_) => Err(Error::invalid(
+            "the local backend's build_image must be the image tag to build",
+        )),
+    }
 }
 
 const OUTPUT: &str = "output.log";
