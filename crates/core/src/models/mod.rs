@@ -7,6 +7,8 @@
 //! The flavor is the first flavor of `MLmodel` (besides `python_function`) that a plugin of
 //! this build serves; a model with none is refused with one line naming both lists.
 
+pub mod batch;
+pub mod metrics;
 pub mod scoring;
 
 use crate::artifacts_cli::{Target, download, resolver_for};
@@ -264,8 +266,13 @@ pub fn run(
                 source: e,
             })?;
         let address = listener.local_addr().map_err(Error::Output)?;
+        let metrics = Arc::new(metrics::Metrics::default());
+        // One inference call per core at once, as the flavors' pools run them.
+        let slots = std::thread::available_parallelism().map_or(2, usize::from);
+        let batcher = batch::Batcher::new(served.model.clone(), metrics.clone(), slots);
         let app = scoring::router(
-            served.model.clone(),
+            Arc::new(batcher),
+            metrics,
             loaded.config().server.max_body_bytes,
             std::time::Duration::from_secs(args.timeout),
         );
@@ -297,7 +304,8 @@ async fn predict(
             b
         }
     };
-    let predictions = scoring::score(&*served.model, &args.content_type, &body)
+    let batcher = batch::Batcher::direct(served.model.clone(), Default::default());
+    let predictions = scoring::score(&batcher, &args.content_type, &body)
         .await
         .map_err(|f| Error::Model {
             uri: args.model_uri.clone(),
