@@ -121,30 +121,19 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// One note per given option that does not apply to Cairn.
     pub fn ignored_options(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        let mut note = |given: bool, flag: &str, why: &str| {
-            if given {
-                notes.push(format!(
-                    "{flag} does not apply to Cairn and is ignored: {why}"
-                ));
-            }
-        };
-        note(
-            self.workers.is_some(),
-            "--workers",
-            "Cairn serves every request from one multi-threaded process",
-        );
-        note(
-            self.env_manager.is_some() || self.no_conda || self.install_mlflow,
-            "--env-manager/--no-conda/--install-mlflow",
-            "Cairn runs models natively, without a Python environment",
-        );
-        note(
-            self.enable_mlserver,
-            "--enable-mlserver",
-            "Cairn has its own scoring server",
-        );
-        notes
+        crate::cli::ignored_notes(&[
+            (self.workers.is_some(), "--workers", crate::cli::ONE_PROCESS),
+            (
+                self.env_manager.is_some() || self.no_conda || self.install_mlflow,
+                "--env-manager/--no-conda/--install-mlflow",
+                "Cairn runs models natively, without a Python environment",
+            ),
+            (
+                self.enable_mlserver,
+                "--enable-mlserver",
+                "Cairn has its own scoring server",
+            ),
+        ])
     }
 }
 
@@ -242,10 +231,7 @@ pub fn run(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Serve)?;
+    let runtime = crate::cli::runtime()?;
     let args = match command {
         ModelsCommand::Serve(args) => args,
         ModelsCommand::Predict(args) => {
