@@ -122,6 +122,8 @@ def start(flavor: Flavor, args, model: Path, root: Path) -> Server:
     else:
         cmd = [args.cairn_bin, "models", "serve", "-m", str(model), "-p", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
+    # mlflow models serve runs `uvicorn` from PATH: the venv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = open(workdir / "server.log", "wb")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -167,6 +169,18 @@ def load(server: Server, body: bytes, requests: int, threads: int) -> dict:
     }
 
 
+def calls(server: Server) -> tuple[float, float]:
+    """Cairn's /metrics: (requests answered by inference calls, inference calls) so far."""
+    if server.flavor.kind != "cairn":
+        return (0.0, 0.0)
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("cairn_models_batch_requests_"))
+    return float(values["cairn_models_batch_requests_sum"]), float(values["cairn_models_batch_requests_count"])
+
+
 def ort_floor(model: Path, x: np.ndarray, runs: int) -> dict:
     import onnxruntime
 
@@ -198,7 +212,7 @@ def main() -> None:
     ]
     root = Path(tempfile.mkdtemp(prefix="cairn-bench-models-"))
     results = {
-        "command": _command_line(),
+        "command": _command_line().replace("bench/run", "bench/run --models", 1),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "cairn": _cairn_identity(args.cairn_bin),
@@ -215,12 +229,18 @@ def main() -> None:
                     server = start(flavor, args, path, root)
                     try:
                         memory = settled_memory(server)
+                        b1_c1 = load(server, one, args.requests, 1)
+                        before = calls(server)
+                        b1_c8 = load(server, one, args.requests, 8)
+                        after = calls(server)
+                        if after[1] > before[1]:  # cairn: how many requests one call answered
+                            b1_c8["requests_per_call"] = (after[0] - before[0]) / (after[1] - before[1])
                         per[flavor.name].append({
                             "startup_s": server.startup_s,
                             "rss_mib": memory["rss_mib"],
                             "pss_mib": memory["pss_mib"],
-                            "b1_c1": load(server, one, args.requests, 1),
-                            "b1_c8": load(server, one, args.requests, 8),
+                            "b1_c1": b1_c1,
+                            "b1_c8": b1_c8,
                             "b1000_c1": load(server, big, args.big_requests, 1),
                         })
                     finally:
@@ -274,6 +294,9 @@ def render(results: dict) -> str:
         row("batch 1000: p99 ms", "b1000_c1", "p99_ms", fmt="{:.2f}", inverse=True)
         row("cold start to /ping, s", "startup_s", fmt="{:.3f}", inverse=True)
         row("RSS after load, MiB", "rss_mib", inverse=True)
+        merged = [r["b1_c8"].get("requests_per_call") for r in c if r["b1_c8"].get("requests_per_call")]
+        if merged:
+            lines.append(f"| {name} | batch 1, conc. 8: requests per inference call (micro-batching) | {statistics.median(merged):.2f} | 1 | |")
         ort = m["ort_b1000"]
         b1000 = _median(c, "b1000_c1", "p50_ms")
         lines.append(
