@@ -153,11 +153,7 @@ pub fn run(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Serve)?;
-    runtime.block_on(async {
+    crate::cli::runtime()?.block_on(async {
         match command {
             ArtifactsCommand::List(target) => {
                 let uri = target.uri();

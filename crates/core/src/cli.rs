@@ -143,33 +143,39 @@ impl ServerArgs {
 
     /// One note per given option that does not apply to Cairn.
     pub fn ignored_options(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        let mut note = |given: bool, flag: &str, why: &str| {
-            if given {
-                notes.push(format!(
-                    "{flag} does not apply to Cairn and is ignored: {why}"
-                ));
-            }
-        };
-        note(
-            self.workers.is_some(),
-            "--workers",
-            "Cairn serves every request from one multi-threaded process",
-        );
-        for (given, flag) in [
-            (self.gunicorn_opts.is_some(), "--gunicorn-opts"),
-            (self.uvicorn_opts.is_some(), "--uvicorn-opts"),
-            (self.waitress_opts.is_some(), "--waitress-opts"),
-        ] {
-            note(given, flag, "Cairn has its own HTTP server");
-        }
-        note(
-            self.dev,
-            "--dev",
-            "there is no auto-reload; set RUST_LOG=debug for verbose logs",
-        );
-        notes
+        let http = "Cairn has its own HTTP server";
+        ignored_notes(&[
+            (self.workers.is_some(), "--workers", ONE_PROCESS),
+            (self.gunicorn_opts.is_some(), "--gunicorn-opts", http),
+            (self.uvicorn_opts.is_some(), "--uvicorn-opts", http),
+            (self.waitress_opts.is_some(), "--waitress-opts", http),
+            (
+                self.dev,
+                "--dev",
+                "there is no auto-reload; set RUST_LOG=debug for verbose logs",
+            ),
+        ])
     }
+}
+
+/// Why `--workers` does not apply (`cairn server`, `cairn models serve`).
+pub(crate) const ONE_PROCESS: &str = "Cairn serves every request from one multi-threaded process";
+
+/// One note per option that was given and does not apply to Cairn: `(given, flag, why)`.
+pub(crate) fn ignored_notes(options: &[(bool, &str, &str)]) -> Vec<String> {
+    options
+        .iter()
+        .filter(|(given, ..)| *given)
+        .map(|(_, flag, why)| format!("{flag} does not apply to Cairn and is ignored: {why}"))
+        .collect()
+}
+
+/// The multi-threaded tokio runtime a command runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
 }
 
 /// `cairn plugins ...`.
@@ -351,11 +357,7 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .load()?;
             tracing::debug!(config = ?loaded.config(), file = ?loaded.file(), "configuration loaded");
             let assembly = Assembly::new(&loaded)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::Serve)?;
-            runtime.block_on(crate::server::run(&assembly, out))
+            runtime()?.block_on(crate::server::run(&assembly, out))
         }
     }
 }

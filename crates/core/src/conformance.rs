@@ -82,10 +82,7 @@ pub fn run(loaded: &LoadedConfig, options: &Options<'_>, out: &mut dyn Write) ->
             )));
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
+    let runtime = crate::cli::runtime()?;
     let scratch =
         Scratch(std::env::temp_dir().join(format!("cairn-conformance-{}", random_hex(12))));
     std::fs::create_dir_all(&scratch.0).map_err(Error::Output)?;

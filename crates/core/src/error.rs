@@ -141,7 +141,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// `cairn server` failed while serving, or could not start its runtime.
+    /// `cairn server` failed while serving.
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
 

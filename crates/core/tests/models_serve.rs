@@ -434,3 +434,36 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
     assert_eq!(status, 200, "{out}");
     close(&out["predictions"], &reference(&rows).0);
 }
+
+/// Many concurrent batch-1 requests (which the server may merge into shared inference calls):
+/// every answer is its own row's prediction, and `/metrics` accounts for every request once.
+#[test]
+fn concurrent_requests_each_get_their_own_prediction_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::write_mlp(&dir.path().join("model")).unwrap();
+    let server = serve(dir.path(), "model");
+    let rows = fixtures::mlp_rows(64);
+    std::thread::scope(|s| {
+        for chunk in rows.chunks(8) {
+            let addr = server.addr.as_str();
+            s.spawn(move || {
+                for row in chunk {
+                    let (tensors, _) = reference(std::slice::from_ref(row));
+                    let (status, out) = post_json(addr, &json!({"inputs": [row.to_vec()]}));
+                    assert_eq!(status, 200, "{out}");
+                    close(&out["predictions"], &tensors);
+                }
+            });
+        }
+    });
+    let (status, text) = http(&server.addr, "GET", "/metrics", None, b"");
+    assert_eq!(status, 200);
+    for line in [
+        "cairn_models_requests_total{route=\"/invocations\",status=\"200\"} 64",
+        "cairn_models_request_duration_seconds_count 64",
+        "cairn_models_batch_requests_sum 64",
+        "cairn_models_queued_requests 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+}

@@ -173,6 +173,60 @@ impl TensorData {
     }
 }
 
+/// Expands `$m!(Bool, Int8, ...)` with every [`TensorData`] variant.
+macro_rules! every_variant {
+    ($m:ident) => {
+        $m!(
+            Bool, Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Float16, Float32,
+            Float64, Str, Bytes
+        )
+    };
+}
+
+impl TensorData {
+    /// Elements `range` (row-major positions) as a new vector of the same type.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
+        macro_rules! slice {
+            ($($var:ident),*) => {
+                match self {
+                    $(TensorData::$var(v) => TensorData::$var(v[range].to_vec()),)*
+                }
+            };
+        }
+        every_variant!(slice)
+    }
+
+    /// `parts` one after the other; `InvalidArgument` when there are none or their element
+    /// types differ.
+    pub fn concat(parts: &[&TensorData]) -> Result<TensorData> {
+        let mismatch = |a: &TensorData, b: &TensorData| {
+            Error::invalid(format!(
+                "cannot concatenate {:?} elements with {:?} elements",
+                a.dtype(),
+                b.dtype()
+            ))
+        };
+        macro_rules! concat {
+            ($($var:ident),*) => {
+                match parts.first() {
+                    None => Err(Error::invalid("nothing to concatenate")),
+                    $(Some(first @ TensorData::$var(_)) => {
+                        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+                        for p in parts {
+                            match p {
+                                TensorData::$var(v) => out.extend_from_slice(v),
+                                other => return Err(mismatch(other, first)),
+                            }
+                        }
+                        Ok(TensorData::$var(out))
+                    })*
+                }
+            };
+        }
+        every_variant!(concat)
+    }
+}
+
 /// A dense n-dimensional array whose shape always matches its element count (built with
 /// [`Tensor::new`]; deserializing checks the same).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +284,51 @@ impl Tensor {
     /// The shape and the elements.
     pub fn into_parts(self) -> (Vec<usize>, TensorData) {
         (self.shape, self.data)
+    }
+
+    /// The number of rows (the first dimension); `None` for a scalar.
+    pub fn rows(&self) -> Option<usize> {
+        self.shape.first().copied()
+    }
+
+    /// `parts` stacked along the first dimension. `InvalidArgument` unless they share the
+    /// element type and every dimension but the first.
+    pub fn concat_rows(parts: &[&Tensor]) -> Result<Tensor> {
+        let Some(first) = parts.first() else {
+            return Err(Error::invalid("nothing to concatenate"));
+        };
+        let tail = first.shape.get(1..).unwrap_or_default();
+        if first.shape.is_empty() || parts.iter().any(|p| p.shape.get(1..) != Some(tail)) {
+            return Err(Error::invalid(
+                "only tensors of the same shape past the first dimension stack by rows",
+            ));
+        }
+        let data = TensorData::concat(&parts.iter().map(|p| &p.data).collect::<Vec<_>>())?;
+        let mut shape = first.shape.clone();
+        shape[0] = parts.iter().map(|p| p.shape[0]).sum();
+        Tensor::new(shape, data)
+    }
+
+    /// The tensor cut along the first dimension into consecutive pieces of `rows[i]` rows.
+    /// `InvalidArgument` unless the sizes add up to its rows.
+    pub fn split_rows(&self, rows: &[usize]) -> Result<Vec<Tensor>> {
+        if self.rows() != Some(rows.iter().sum()) {
+            return Err(Error::invalid(format!(
+                "a tensor of shape {:?} does not split into {rows:?} rows",
+                self.shape
+            )));
+        }
+        let stride: usize = self.shape[1..].iter().product();
+        let mut start = 0;
+        rows.iter()
+            .map(|&n| {
+                let mut shape = self.shape.clone();
+                shape[0] = n;
+                let piece = self.data.slice(start * stride..(start + n) * stride);
+                start += n;
+                Tensor::new(shape, piece)
+            })
+            .collect()
     }
 }
 
@@ -374,6 +473,68 @@ impl Table {
     pub fn into_columns(self) -> Vec<Column> {
         self.columns
     }
+
+    /// `parts` one below the other. `InvalidArgument` unless they have the same column names
+    /// and types in the same order.
+    pub fn concat_rows(parts: &[&Table]) -> Result<Table> {
+        let Some(first) = parts.first() else {
+            return Err(Error::invalid("nothing to concatenate"));
+        };
+        let layout = |t: &Table| {
+            t.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.values.dtype()))
+                .collect::<Vec<_>>()
+        };
+        if parts.iter().any(|p| layout(p) != layout(first)) {
+            return Err(Error::invalid(
+                "only tables with the same columns and types stack by rows",
+            ));
+        }
+        let columns = (0..first.columns.len())
+            .map(|i| {
+                let values = TensorData::concat(
+                    &parts
+                        .iter()
+                        .map(|p| &p.columns[i].values)
+                        .collect::<Vec<_>>(),
+                )?;
+                let missing = parts
+                    .iter()
+                    .flat_map(|p| (0..p.rows).map(|r| p.columns[i].is_missing(r)))
+                    .collect();
+                Column::new(first.columns[i].name.clone(), values, Some(missing))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Table::new(columns)
+    }
+
+    /// The table cut into consecutive pieces of `rows[i]` rows. `InvalidArgument` unless the
+    /// sizes add up to its rows.
+    pub fn split_rows(&self, rows: &[usize]) -> Result<Vec<Table>> {
+        if self.rows != rows.iter().sum::<usize>() || self.columns.is_empty() {
+            return Err(Error::invalid(format!(
+                "a table of {} rows does not split into {rows:?} rows",
+                self.rows
+            )));
+        }
+        let mut start = 0;
+        rows.iter()
+            .map(|&n| {
+                let range = start..start + n;
+                start += n;
+                let columns = self
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let missing = c.missing.as_ref().map(|m| m[range.clone()].to_vec());
+                        Column::new(c.name.clone(), c.values.slice(range.clone()), missing)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Table::new(columns)
+            })
+            .collect()
+    }
 }
 
 /// A model's input or output: named tensors, or a table.
@@ -384,6 +545,73 @@ pub enum ModelData {
     Tensors(BTreeMap<String, Tensor>),
     /// A table.
     Table(Table),
+}
+
+impl ModelData {
+    /// The number of rows: a table's rows, or the first dimension every tensor shares
+    /// (`None` when the tensors disagree, one is a scalar, or there are none).
+    pub fn rows(&self) -> Option<usize> {
+        match self {
+            ModelData::Table(t) => Some(t.rows()),
+            ModelData::Tensors(m) => {
+                let mut rows = m.values().map(Tensor::rows);
+                let first = rows.next()??;
+                rows.all(|r| r == Some(first)).then_some(first)
+            }
+        }
+    }
+
+    /// `parts` stacked by rows ([`Tensor::concat_rows`] per name, or
+    /// [`Table::concat_rows`]). `InvalidArgument` unless they all have the same layout.
+    pub fn concat_rows(parts: &[&ModelData]) -> Result<ModelData> {
+        let tables: Option<Vec<&Table>> = parts
+            .iter()
+            .map(|p| match p {
+                ModelData::Table(t) => Some(t),
+                ModelData::Tensors(_) => None,
+            })
+            .collect();
+        if let Some(tables) = tables {
+            return Table::concat_rows(&tables).map(ModelData::Table);
+        }
+        let Some(ModelData::Tensors(first)) = parts.first() else {
+            return Err(Error::invalid("only tensors stack with tensors"));
+        };
+        let mut out = BTreeMap::new();
+        for name in first.keys() {
+            let pieces = parts
+                .iter()
+                .map(|p| match p {
+                    ModelData::Tensors(m) if m.len() == first.len() => m.get(name),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::invalid("only tensors with the same names stack by rows"))?;
+            out.insert(name.clone(), Tensor::concat_rows(&pieces)?);
+        }
+        Ok(ModelData::Tensors(out))
+    }
+
+    /// The data cut into consecutive pieces of `rows[i]` rows (every tensor along its first
+    /// dimension). `InvalidArgument` unless every tensor (or the table) has exactly the sum.
+    pub fn split_rows(&self, rows: &[usize]) -> Result<Vec<ModelData>> {
+        match self {
+            ModelData::Table(t) => Ok(t
+                .split_rows(rows)?
+                .into_iter()
+                .map(ModelData::Table)
+                .collect()),
+            ModelData::Tensors(m) => {
+                let mut out = vec![BTreeMap::new(); rows.len()];
+                for (name, t) in m {
+                    for (piece, slot) in t.split_rows(rows)?.into_iter().zip(&mut out) {
+                        slot.insert(name.clone(), piece);
+                    }
+                }
+                Ok(out.into_iter().map(ModelData::Tensors).collect())
+            }
+        }
+    }
 }
 
 /// Inference parameters (MLflow's `params`), after [`Signature::validate_params`].
@@ -456,6 +684,49 @@ mod tests {
         assert!(serde_json::from_str::<Tensor>(bad).is_err());
         let scalar = Tensor::new(vec![], TensorData::Int64(vec![7])).unwrap();
         assert_eq!(scalar.shape(), &[] as &[usize]);
+    }
+
+    #[test]
+    fn model_data_stacks_and_splits_by_rows() {
+        let t =
+            |shape: Vec<usize>, v: Vec<f32>| Tensor::new(shape, TensorData::Float32(v)).unwrap();
+        let a = ModelData::Tensors([("x".to_string(), t(vec![1, 2], vec![1.0, 2.0]))].into());
+        let b =
+            ModelData::Tensors([("x".to_string(), t(vec![2, 2], vec![3.0, 4.0, 5.0, 6.0]))].into());
+        let ab = ModelData::concat_rows(&[&a, &b]).unwrap();
+        assert_eq!(ab.rows(), Some(3));
+        assert_eq!(ab.split_rows(&[1, 2]).unwrap(), vec![a.clone(), b]);
+        assert!(ab.split_rows(&[1, 1]).is_err());
+        // Different trailing shapes, names or element types do not stack.
+        let c = ModelData::Tensors([("x".to_string(), t(vec![1, 3], vec![0.0; 3]))].into());
+        assert!(ModelData::concat_rows(&[&a, &c]).is_err());
+        let d = ModelData::Tensors([("y".to_string(), t(vec![1, 2], vec![0.0; 2]))].into());
+        assert!(ModelData::concat_rows(&[&a, &d]).is_err());
+        let e = ModelData::Tensors(
+            [(
+                "x".to_string(),
+                Tensor::new(vec![1, 2], TensorData::Int64(vec![1, 2])).unwrap(),
+            )]
+            .into(),
+        );
+        assert!(ModelData::concat_rows(&[&a, &e]).is_err());
+        // Tables keep their missing values.
+        let col = |v: Vec<f64>, m: Vec<bool>| {
+            Table::new(vec![
+                Column::new("a", TensorData::Float64(v), Some(m)).unwrap(),
+            ])
+            .unwrap()
+        };
+        let p = ModelData::Table(col(vec![1.0, 0.0], vec![false, true]));
+        let q = ModelData::Table(col(vec![3.0], vec![false]));
+        let pq = ModelData::concat_rows(&[&p, &q]).unwrap();
+        let ModelData::Table(table) = &pq else {
+            panic!()
+        };
+        assert!(
+            table.column("a").unwrap().is_missing(1) && !table.column("a").unwrap().is_missing(2)
+        );
+        assert_eq!(pq.split_rows(&[2, 1]).unwrap(), vec![p, q]);
     }
 
     #[test]

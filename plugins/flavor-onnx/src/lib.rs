@@ -105,6 +105,93 @@ fn load_error(path: &Path, e: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// tract 0.23's `TreeEnsembleClassifier` of two classes whose leaves weigh only the first
+/// (what skl2onnx writes for every binary tree classifier) computes the right probabilities but
+/// answers the first label for every row: it takes the argmax before completing the second
+/// class's score. Such a node's label output is rewired to what ONNX defines it as, the label of
+/// the highest probability: `Gather(labels, ArgMax(probabilities, axis=1))`.
+fn relabel_binary_tree_classifiers(graph: &mut tract_onnx::pb::GraphProto) {
+    use tract_onnx::pb::{AttributeProto, NodeProto, TensorProto, attribute_proto::AttributeType};
+    let attr =
+        |node: &NodeProto, name: &str| node.attribute.iter().find(|a| a.name == name).cloned();
+    let mut i = 0;
+    while i < graph.node.len() {
+        let node = &graph.node[i];
+        i += 1;
+        let ids = attr(node, "class_ids").map(|a| a.ints).unwrap_or_default();
+        let (ints, strings) = (
+            attr(node, "classlabels_int64s")
+                .map(|a| a.ints)
+                .unwrap_or_default(),
+            attr(node, "classlabels_strings")
+                .map(|a| a.strings)
+                .unwrap_or_default(),
+        );
+        let classes = ints.len().max(strings.len());
+        if node.op_type != "TreeEnsembleClassifier"
+            || classes != 2
+            || ids.iter().any(|id| *id != 0)
+            || node.output.len() < 2
+        {
+            continue;
+        }
+        let label = node.output[0].clone();
+        let probabilities = node.output[1].clone();
+        let name = |suffix: &str| format!("{label}__cairn_{suffix}");
+        graph.node[i - 1].output[0] = name("tract_label");
+        let labels = TensorProto {
+            dims: vec![2],
+            data_type: if strings.is_empty() { 7 } else { 8 }, // INT64, STRING
+            int64_data: ints,
+            string_data: strings,
+            ..Default::default()
+        };
+        let int = |name: &str, i: i64| AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Int as i32,
+            i,
+            ..Default::default()
+        };
+        let node = |op: &str, inputs: Vec<String>, output: String, attribute| NodeProto {
+            op_type: op.into(),
+            name: output.clone(),
+            input: inputs,
+            output: vec![output],
+            attribute,
+            ..Default::default()
+        };
+        let added = [
+            node(
+                "Constant",
+                vec![],
+                name("labels"),
+                vec![AttributeProto {
+                    name: "value".into(),
+                    r#type: AttributeType::Tensor as i32,
+                    t: Some(labels),
+                    ..Default::default()
+                }],
+            ),
+            node(
+                "ArgMax",
+                vec![probabilities],
+                name("argmax"),
+                vec![int("axis", 1), int("keepdims", 0)],
+            ),
+            node(
+                "Gather",
+                vec![name("labels"), name("argmax")],
+                label,
+                vec![int("axis", 0)],
+            ),
+        ];
+        for (k, n) in added.into_iter().enumerate() {
+            graph.node.insert(i + k, n);
+        }
+        i += 3;
+    }
+}
+
 impl OnnxModel {
     fn load(path: &Path, declared: Option<Signature>) -> Result<OnnxModel> {
         if !path.is_file() {
@@ -114,7 +201,21 @@ impl OnnxModel {
             )));
         }
         let onnx = tract_onnx::onnx();
-        let mut model = onnx.model_for_path(path).map_err(|e| load_error(path, e))?;
+        let mut proto = onnx
+            .proto_model_for_path(path)
+            .map_err(|e| load_error(path, e))?;
+        if let Some(graph) = proto.graph.as_mut() {
+            relabel_binary_tree_classifiers(graph);
+        }
+        let dir = path.parent().and_then(Path::to_str);
+        let parsed = onnx.parse(&proto, dir).map_err(|e| load_error(path, e))?;
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(load_error(
+                path,
+                format!("unresolved inputs {:?}", parsed.unresolved_inputs),
+            ));
+        }
+        let mut model = parsed.model;
         // Open dimensions become symbols, resolved per call (a dynamic batch).
         for i in 0..model.inputs.len() {
             let fact = model

@@ -145,3 +145,125 @@ fn an_operator_tract_lacks_is_unsupported_naming_it() {
 fn tract_onnx_pb(bytes: &[u8]) -> tract_onnx::pb::ModelProto {
     tract_onnx::pb::ModelProto::decode(bytes).unwrap()
 }
+
+/// A two-class `TreeEnsembleClassifier` as skl2onnx writes it (every leaf weighs class id 0):
+/// one tree splitting `x <= 0.5` into leaves of weight 0.1 and 0.9. tract 0.23 alone labels
+/// every row with the first class; the flavor's rewrite labels each row with the class of its
+/// highest probability, as ONNX (and onnxruntime) do.
+#[test]
+fn a_binary_tree_classifier_labels_rows_by_their_highest_probability() {
+    use tract_onnx::pb::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
+        TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+        tensor_shape_proto, type_proto,
+    };
+    let ints = |name: &str, v: &[i64]| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    };
+    let floats = |name: &str, v: &[f32]| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Floats as i32,
+        floats: v.to_vec(),
+        ..Default::default()
+    };
+    let strings = |name: &str, v: &[&str]| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Strings as i32,
+        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    };
+    let value = |name: &str, elem: DataType, dims: &[Option<i64>]| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: elem as i32,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| tensor_shape_proto::Dimension {
+                            value: Some(match d {
+                                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tree = NodeProto {
+        op_type: "TreeEnsembleClassifier".into(),
+        domain: "ai.onnx.ml".into(),
+        name: "tree".into(),
+        input: vec!["x".into()],
+        output: vec!["label".into(), "probabilities".into()],
+        attribute: vec![
+            ints("nodes_treeids", &[0, 0, 0]),
+            ints("nodes_nodeids", &[0, 1, 2]),
+            ints("nodes_featureids", &[0, 0, 0]),
+            floats("nodes_values", &[0.5, 0.0, 0.0]),
+            strings("nodes_modes", &["BRANCH_LEQ", "LEAF", "LEAF"]),
+            ints("nodes_truenodeids", &[1, 0, 0]),
+            ints("nodes_falsenodeids", &[2, 0, 0]),
+            ints("class_treeids", &[0, 0]),
+            ints("class_nodeids", &[1, 2]),
+            ints("class_ids", &[0, 0]),
+            floats("class_weights", &[0.1, 0.9]),
+            ints("classlabels_int64s", &[0, 1]),
+        ],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            },
+            OperatorSetIdProto {
+                domain: "ai.onnx.ml".into(),
+                version: 1,
+            },
+        ],
+        graph: Some(GraphProto {
+            name: "tree".into(),
+            node: vec![tree],
+            input: vec![value("x", DataType::Float, &[None, Some(1)])],
+            output: vec![
+                value("label", DataType::Int64, &[None]),
+                value("probabilities", DataType::Float, &[None, Some(2)]),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("model.onnx"), model.encode_to_vec()).unwrap();
+    std::fs::write(
+        dir.path().join("MLmodel"),
+        "flavors:\n  onnx:\n    data: model.onnx\n",
+    )
+    .unwrap();
+    let model = load(dir.path()).unwrap();
+    let x = Tensor::new(vec![3, 1], TensorData::Float32(vec![0.2, 0.8, 0.3])).unwrap();
+    let out = block_on(model.predict(
+        ModelData::Tensors([("x".to_string(), x)].into()),
+        Params::new(),
+    ))
+    .unwrap();
+    let ModelData::Tensors(out) = out else {
+        panic!("tensors expected")
+    };
+    let TensorData::Float32(p) = out["probabilities"].data() else {
+        panic!("{:?}", out["probabilities"])
+    };
+    let want: Vec<i64> = p.chunks(2).map(|row| i64::from(row[1] > row[0])).collect();
+    assert_eq!(want, [0, 1, 0], "probabilities {p:?}");
+    assert_eq!(out["label"].data(), &TensorData::Int64(want));
+}

@@ -7,6 +7,8 @@
 //! The flavor is the first flavor of `MLmodel` (besides `python_function`) that a plugin of
 //! this build serves; a model with none is refused with one line naming both lists.
 
+pub mod batch;
+pub mod metrics;
 pub mod scoring;
 
 use crate::artifacts_cli::{Target, download, resolver_for};
@@ -119,30 +121,19 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// One note per given option that does not apply to Cairn.
     pub fn ignored_options(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        let mut note = |given: bool, flag: &str, why: &str| {
-            if given {
-                notes.push(format!(
-                    "{flag} does not apply to Cairn and is ignored: {why}"
-                ));
-            }
-        };
-        note(
-            self.workers.is_some(),
-            "--workers",
-            "Cairn serves every request from one multi-threaded process",
-        );
-        note(
-            self.env_manager.is_some() || self.no_conda || self.install_mlflow,
-            "--env-manager/--no-conda/--install-mlflow",
-            "Cairn runs models natively, without a Python environment",
-        );
-        note(
-            self.enable_mlserver,
-            "--enable-mlserver",
-            "Cairn has its own scoring server",
-        );
-        notes
+        crate::cli::ignored_notes(&[
+            (self.workers.is_some(), "--workers", crate::cli::ONE_PROCESS),
+            (
+                self.env_manager.is_some() || self.no_conda || self.install_mlflow,
+                "--env-manager/--no-conda/--install-mlflow",
+                "Cairn runs models natively, without a Python environment",
+            ),
+            (
+                self.enable_mlserver,
+                "--enable-mlserver",
+                "Cairn has its own scoring server",
+            ),
+        ])
     }
 }
 
@@ -240,10 +231,7 @@ pub fn run(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Serve)?;
+    let runtime = crate::cli::runtime()?;
     let args = match command {
         ModelsCommand::Serve(args) => args,
         ModelsCommand::Predict(args) => {
@@ -264,8 +252,13 @@ pub fn run(
                 source: e,
             })?;
         let address = listener.local_addr().map_err(Error::Output)?;
+        let metrics = Arc::new(metrics::Metrics::default());
+        // One inference call per core at once, as the flavors' pools run them.
+        let slots = std::thread::available_parallelism().map_or(2, usize::from);
+        let batcher = batch::Batcher::new(served.model.clone(), metrics.clone(), slots);
         let app = scoring::router(
-            served.model.clone(),
+            Arc::new(batcher),
+            metrics,
             loaded.config().server.max_body_bytes,
             std::time::Duration::from_secs(args.timeout),
         );
@@ -297,7 +290,8 @@ async fn predict(
             b
         }
     };
-    let predictions = scoring::score(&*served.model, &args.content_type, &body)
+    let batcher = batch::Batcher::direct(served.model.clone(), Default::default());
+    let predictions = scoring::score(&batcher, &args.content_type, &body)
         .await
         .map_err(|f| Error::Model {
             uri: args.model_uri.clone(),

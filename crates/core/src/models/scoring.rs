@@ -1,46 +1,84 @@
 //! MLflow's scoring protocol (api.md §7): `/ping`, `/health`, `/version` and `/invocations`.
 //!
 //! `/invocations` takes `application/json` (`dataframe_split`, `dataframe_records`,
-//! `instances`, `inputs`, optional `params`) and `text/csv` with a header row (a leading
-//! unnamed index column, as pandas' `to_csv()` writes, is ignored). Parse and conversion
+//! `instances`, `inputs`, optional `params`), `text/csv` with a header row (a leading
+//! unnamed index column, as pandas' `to_csv()` writes, is ignored) and
+//! `application/vnd.apache.parquet` (as pandas' `to_parquet()` writes it). Parse and conversion
 //! failures are 400 `BAD_REQUEST`; schema failures (the model's `InvalidArgument`) are 400
 //! `INVALID_PARAMETER_VALUE`; other content types are 415 with a plain-text body. Tensor input
 //! answers `{"predictions": {output: nested list}}`; table input answers records, one object
-//! per row, as MLflow's `_get_jsonable_obj(orient="records")`.
+//! per row, as MLflow's `_get_jsonable_obj(orient="records")`, an output of one value per row
+//! as that value (MLflow's ONNX flavor flattens each output into a column).
+//!
+//! Predictions go through a [`Batcher`] (micro-batching of small concurrent requests); every
+//! answer is counted in [`Metrics`] (`GET /metrics`); a request slower than the timeout
+//! answers 504 with MLflow's text.
 
+use super::batch::Batcher;
+use super::metrics::Metrics;
 use crate::server::MLFLOW_COMPATIBLE_VERSION;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cairn_plugin_api::ErrorKind;
 use cairn_plugin_api::flavor::{
     Column, ColumnType, DType, ModelData, Params, Schema, Signature, Table, Tensor, TensorData,
 };
-use cairn_plugin_api::{ErrorKind, LoadedModel};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FORMATS: &str = "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}";
 
-/// The scoring server's routes for `model`.
-pub fn router(model: Arc<dyn LoadedModel>, body_limit: usize, timeout: Duration) -> Router {
-    let state = Arc::new(Scorer { model, timeout });
+/// The scoring server's routes for the model `batcher` predicts with; `metrics` are the
+/// batcher's too.
+pub fn router(
+    batcher: Arc<Batcher>,
+    metrics: Arc<Metrics>,
+    body_limit: usize,
+    timeout: Duration,
+) -> Router {
+    let state = Arc::new(Scorer { batcher, timeout });
+    let render = metrics.clone();
     Router::new()
         .route("/ping", get(ping))
         .route("/health", get(ping))
         .route("/version", get(|| async { MLFLOW_COMPATIBLE_VERSION }))
         .route("/invocations", post(invocations))
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    render.render(),
+                )
+            }),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(metrics, count))
 }
 
 struct Scorer {
-    model: Arc<dyn LoadedModel>,
+    batcher: Arc<Batcher>,
     timeout: Duration,
+}
+
+/// Counts every answer by route and status (unmatched paths as one route), with its latency.
+async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics.request(&route, response.status().as_u16(), start.elapsed());
+    response
 }
 
 async fn ping() -> Response {
@@ -127,6 +165,7 @@ pub fn content_format(ct: Option<&str>) -> Result<&'static str, Failure> {
     match base {
         "application/json" => Ok("json"),
         "text/csv" => Ok("csv"),
+        "application/vnd.apache.parquet" => Ok("parquet"),
         _ => Err(unsupported_type(ct)),
     }
 }
@@ -143,7 +182,7 @@ async fn invocations(
         Ok(f) => f,
         Err(f) => return f.into_response(),
     };
-    match tokio::time::timeout(scorer.timeout, score(&*scorer.model, format, &body)).await {
+    match tokio::time::timeout(scorer.timeout, score(&scorer.batcher, format, &body)).await {
         Err(_) => Failure::Text(
             StatusCode::GATEWAY_TIMEOUT,
             "Request processing time exceeded limit".into(),
@@ -154,13 +193,14 @@ async fn invocations(
     }
 }
 
-/// Scores a request body of `format` (`json` or `csv`): the `predictions` value, or the
-/// failure MLflow answers.
-pub async fn score(model: &dyn LoadedModel, format: &str, body: &[u8]) -> Result<Value, Failure> {
-    let signature = model.signature();
+/// Scores a request body of `format` (`json`, `csv` or `parquet`): the `predictions` value,
+/// or the failure MLflow answers.
+pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value, Failure> {
+    let signature = batcher.model().signature();
     let (input, params) = match format {
         "json" => parse_json(body, &signature)?,
-        _ => (parse_csv(body, &signature)?, Params::new()),
+        "csv" => (parse_csv(body, &signature)?, Params::new()),
+        _ => (parse_parquet(body, &signature)?, Params::new()),
     };
     if let ModelData::Table(t) = &input
         && t.rows() == 0
@@ -168,7 +208,7 @@ pub async fn score(model: &dyn LoadedModel, format: &str, body: &[u8]) -> Result
         return Ok(Value::Array(vec![]));
     }
     let table_input = matches!(input, ModelData::Table(_));
-    match model.predict(input, params).await {
+    match batcher.predict(input, params).await {
         Err(e) if e.kind == ErrorKind::InvalidArgument => Err(invalid(e.message)),
         Err(e) => Err(bad(format!(
             "Encountered an unexpected error while evaluating the model. Verify that the \
@@ -588,6 +628,35 @@ pub fn parse_csv(body: &[u8], signature: &Signature) -> Result<ModelData, Failur
     table(columns, signature)
 }
 
+/// A Parquet request (pandas' `to_parquet()`): its columns as a table; pandas' index columns
+/// (`__index_level_N__`) are ignored, nulls are missing values.
+pub fn parse_parquet(body: &[u8], signature: &Signature) -> Result<ModelData, Failure> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let unreadable = |e: parquet::errors::ParquetError| {
+        bad(format!(
+            "The request body is not a readable Parquet file: {e}"
+        ))
+    };
+    let reader = SerializedFileReader::new(Bytes::copy_from_slice(body)).map_err(unreadable)?;
+    let mut columns: Vec<(String, Vec<Value>)> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| (f.name().to_string(), Vec::new()))
+        .collect();
+    for row in reader.get_row_iter(None).map_err(unreadable)? {
+        let row = row.map_err(unreadable)?;
+        for ((_, column), (_, field)) in columns.iter_mut().zip(row.get_column_iter()) {
+            column.push(field.to_json_value());
+        }
+    }
+    columns.retain(|(name, _)| !(name.starts_with("__index_level_") && name.ends_with("__")));
+    table(columns, signature)
+}
+
 fn split_csv_line(line: &str) -> Result<Vec<String>, Failure> {
     let mut cells = vec![String::new()];
     let mut quoted = false;
@@ -667,6 +736,8 @@ pub fn predictions(out: ModelData, table_input: bool) -> Value {
                             .map(|(name, t)| {
                                 let rest = &t.shape()[1.min(t.shape().len())..];
                                 let stride: usize = rest.iter().product();
+                                // One value per row is that value, as MLflow's column.
+                                let rest = if stride == 1 { &[][..] } else { rest };
                                 (name.clone(), nested(t.data(), rest, r * stride))
                             })
                             .collect(),
@@ -747,6 +818,179 @@ mod tests {
         let f = tensor("x", serde_json::json!(["1.5", 2]), Some(DType::Float32)).unwrap();
         assert_eq!(f.data(), &TensorData::Float32(vec![1.5, 2.0]));
         assert!(tensor("x", serde_json::json!(["abc"]), Some(DType::Float32)).is_err());
+    }
+
+    use crate::models::batch::Batcher;
+    use crate::models::metrics::Metrics;
+    use axum::body::Body;
+    use cairn_plugin_api::flavor::ModelCapabilities;
+    use cairn_plugin_api::{LoadedModel, async_trait};
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    /// A batchable model answering `y = 2x`; it records the rows of every call and waits for
+    /// the test to open `gate` before answering.
+    struct Gated {
+        calls: Mutex<Vec<usize>>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait]
+    impl LoadedModel for Gated {
+        fn signature(&self) -> Signature {
+            Signature::default()
+        }
+        fn capabilities(&self) -> ModelCapabilities {
+            ModelCapabilities::new(true, true, false)
+        }
+        async fn predict(
+            &self,
+            input: ModelData,
+            _: Params,
+        ) -> cairn_plugin_api::Result<ModelData> {
+            let ModelData::Tensors(m) = input else {
+                unreachable!()
+            };
+            let x = &m["x"];
+            self.calls.lock().unwrap().push(x.shape()[0]);
+            self.gate.acquire().await.unwrap().forget();
+            let TensorData::Float64(v) = x.data() else {
+                unreachable!()
+            };
+            let y = TensorData::Float64(v.iter().map(|v| v * 2.0).collect());
+            Ok(ModelData::Tensors(
+                [("y".to_string(), Tensor::new(x.shape().to_vec(), y)?)].into(),
+            ))
+        }
+    }
+
+    async fn call(app: &Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// Waits (without a deadline) until `ready` holds, letting other tasks run.
+    async fn until(ready: impl Fn() -> bool) {
+        while !ready() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_small_requests_are_merged_into_one_call_and_routed_back() {
+        let model = Arc::new(Gated {
+            calls: Mutex::default(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let metrics = Arc::new(Metrics::default());
+        let batcher = Batcher::new(model.clone(), metrics.clone(), 1);
+        let app = router(
+            Arc::new(batcher),
+            metrics.clone(),
+            1 << 20,
+            Duration::from_secs(600),
+        );
+        let send = |k: usize| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let body = format!("{{\"inputs\": {{\"x\": [[{k}.0]]}}}}");
+                call(&app, "POST", "/invocations", &body).await
+            })
+        };
+        // The first request occupies the only inference slot ...
+        let first = send(1);
+        until(|| model.calls.lock().unwrap().len() == 1).await;
+        // ... while five more arrive and queue.
+        let rest: Vec<_> = (2..=6).map(send).collect();
+        until(|| metrics.queue_depth() == 5).await;
+        model.gate.add_permits(100);
+        for (k, task) in std::iter::once(first).chain(rest).enumerate() {
+            let (status, body) = task.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let want = serde_json::json!({"predictions": {"y": [[2.0 * (k + 1) as f64]]}});
+            assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), want);
+        }
+        assert_eq!(*model.calls.lock().unwrap(), [1, 5]);
+        let (_, text) = call(&app, "GET", "/metrics", "").await;
+        for line in [
+            "cairn_models_batch_requests_bucket{le=\"1\"} 1",
+            "cairn_models_batch_requests_bucket{le=\"4\"} 1",
+            "cairn_models_batch_requests_bucket{le=\"8\"} 2",
+            "cairn_models_batch_requests_sum 6",
+            "cairn_models_requests_total{route=\"/invocations\",status=\"200\"} 6",
+            "cairn_models_queued_requests 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_slower_than_the_timeout_answers_504_as_mlflow() {
+        let model = Arc::new(Gated {
+            calls: Mutex::default(),
+            gate: tokio::sync::Semaphore::new(0), // never opened: the call never ends
+        });
+        let metrics = Arc::new(Metrics::default());
+        let batcher = Batcher::direct(model, metrics.clone());
+        let app = router(
+            Arc::new(batcher),
+            metrics,
+            1 << 20,
+            Duration::from_millis(1),
+        );
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/invocations",
+            r#"{"inputs": {"x": [[1.0]]}}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(body, "Request processing time exceeded limit");
+        let (status, text) = call(&app, "GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains("cairn_models_requests_total{route=\"/invocations\",status=\"504\"} 1"),
+            "{text}"
+        );
+        let (_, text) = call(&app, "GET", "/nowhere", "").await;
+        assert!(text.is_empty());
+        let (_, text) = call(&app, "GET", "/metrics", "").await;
+        assert!(
+            text.contains("cairn_models_requests_total{route=\"unmatched\",status=\"404\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_input_answers_one_value_per_row_as_a_scalar() {
+        let out = ModelData::Tensors(
+            [
+                (
+                    "v".to_string(),
+                    Tensor::new(vec![2, 1], TensorData::Float32(vec![0.5, 1.5])).unwrap(),
+                ),
+                (
+                    "p".to_string(),
+                    Tensor::new(vec![2, 2], TensorData::Int64(vec![1, 2, 3, 4])).unwrap(),
+                ),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            predictions(out, true),
+            serde_json::json!([{"p": [1, 2], "v": 0.5}, {"p": [3, 4], "v": 1.5}])
+        );
     }
 
     #[test]

@@ -1,0 +1,310 @@
+"""Scoring-server benchmark: `cairn models serve` against `mlflow models serve --env-manager
+local` on the same ONNX models, same machine, same run. Run it through `bench/run --models`.
+
+Models (saved once with `mlflow.onnx.save_model` into a temporary directory both servers load):
+- `logreg`: skl2onnx's LogisticRegression of 4 features (zipmap off): almost no compute, so it
+  measures the serving overhead;
+- `mlp`: a 64-256-256-10 perceptron built with `onnx.helper` (MatMul, Add, Relu, Softmax).
+
+Per model, rounds in ABBA order (cairn, mlflow, mlflow, cairn, ...), each server started fresh:
+- cold start: spawn to the first `GET /ping` answering 200 (polled every millisecond);
+- memory of the server's process tree once it has settled after that (VmRSS and Pss sums);
+- batch 1 at concurrency 1 and 8, batch 1000 at concurrency 1: `POST /invocations` with
+  `{"inputs": [[...]]}` over keep-alive connections (one per client thread): requests/s,
+  p50/p99 latency, and server CPU (utime + stime of the tree, from /proc) per 1000 requests;
+- the compute floor: onnxruntime's `InferenceSession.run` on the same batch-1000 input in this
+  process (p50/p99).
+
+The client is Python: at concurrency 8 it can be the bottleneck for the faster server, so
+requests per server-CPU-second is the figure that isolates the server. Results go to
+bench/results/models-*.json and a Markdown summary is printed.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
+import argparse
+import concurrent.futures
+import datetime
+import http.client
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tracking_server import (
+    Flavor,
+    Server,
+    _cairn_identity,
+    _command_line,
+    _cpu_model,
+    _free_port,
+    loadavg,
+    pct,
+    settled_memory,
+    stop_server_proc,
+    tree_cpu_s,
+)
+
+STARTUP_TIMEOUT_S = 180
+
+
+def make_models(root: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    """Each model's directory and a 1000-row float32 input for it."""
+    import mlflow
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    models = {}
+    x, y = make_classification(n_samples=1000, n_features=4, random_state=0)
+    x = x.astype(np.float32)
+    clf = LogisticRegression().fit(x, y)
+    onx = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}})
+    mlflow.onnx.save_model(onx, root / "logreg")
+    models["logreg"] = (root / "logreg", x)
+
+    rng = np.random.default_rng(0)
+    sizes = [64, 256, 256, 10]
+    inits, nodes, prev = [], [], "x"
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        w = (rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(np.zeros(b, np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [prev, f"w{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        prev = f"a{i}"
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    nodes.append(helper.make_node("Softmax", [prev], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", sizes[0]])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", sizes[-1]])],
+        inits,
+    )
+    mlp = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(mlp)
+    mlflow.onnx.save_model(mlp, root / "mlp")
+    models["mlp"] = (root / "mlp", rng.normal(size=(1000, sizes[0])).astype(np.float32))
+    return models
+
+
+def _ping(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/ping")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def start(flavor: Flavor, args, model: Path, root: Path) -> Server:
+    workdir = Path(tempfile.mkdtemp(prefix=f"{flavor.name}-", dir=root))
+    port = _free_port()
+    if flavor.kind == "mlflow":
+        cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "-p", str(port), "--env-manager", "local"]
+    else:
+        cmd = [args.cairn_bin, "models", "serve", "-m", str(model), "-p", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
+    # mlflow models serve runs `uvicorn` from PATH: the venv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    log = open(workdir / "server.log", "wb")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    while not _ping(port):
+        if proc.poll() is not None or time.perf_counter() - t0 > STARTUP_TIMEOUT_S:
+            stop_server_proc(proc)
+            sys.exit(f"{flavor.label} did not answer /ping:\n{(workdir / 'server.log').read_text()[-4000:]}")
+        time.sleep(0.001)
+    return Server(flavor, proc, f"http://127.0.0.1:{port}", workdir, time.perf_counter() - t0)
+
+
+def load(server: Server, body: bytes, requests: int, threads: int) -> dict:
+    """`requests` POSTs of `body` from `threads` keep-alive connections."""
+    port = int(server.url.rsplit(":", 1)[1])
+
+    def worker(n: int) -> list[float]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"{server.flavor.label}: HTTP {r.status}: {data[:300]!r}")
+            out.append(time.perf_counter() - t)
+        conn.close()
+        return out
+
+    worker(min(20, requests))  # warm-up
+    per = [requests // threads] * threads
+    cpu0, t0 = tree_cpu_s(server.pid), time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        lat = [x for part in pool.map(worker, per) for x in part]
+    wall, cpu = time.perf_counter() - t0, tree_cpu_s(server.pid) - cpu0
+    return {
+        "requests": len(lat),
+        "rps": len(lat) / wall,
+        "p50_ms": pct(lat, 50) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
+        "server_cpu_s_per_1000": cpu / len(lat) * 1000,
+    }
+
+
+def calls(server: Server) -> tuple[float, float]:
+    """Cairn's /metrics: (requests answered by inference calls, inference calls) so far."""
+    if server.flavor.kind != "cairn":
+        return (0.0, 0.0)
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    values = dict(line.split(" ", 1) for line in text.splitlines() if line.startswith("cairn_models_batch_requests_"))
+    return float(values["cairn_models_batch_requests_sum"]), float(values["cairn_models_batch_requests_count"])
+
+
+def ort_floor(model: Path, x: np.ndarray, runs: int) -> dict:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model / "model.onnx"))
+    feed = {session.get_inputs()[0].name: x}
+    session.run(None, feed)
+    lat = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(None, feed)
+        lat.append(time.perf_counter() - t)
+    return {"p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cairn-bin", required=True)
+    p.add_argument("--rounds", type=int, default=2, help="per server, ABBA order")
+    p.add_argument("--requests", type=int, default=2000, help="batch-1 requests per phase")
+    p.add_argument("--big-requests", type=int, default=40, help="batch-1000 requests per phase")
+    p.add_argument("--quick", action="store_true", help="1 round, 200 / 10 requests")
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.requests, args.big_requests = 1, 200, 10
+
+    flavors = [
+        Flavor("cairn", "cairn", "cairn models serve"),
+        Flavor("mlflow", "mlflow", "mlflow models serve --env-manager local"),
+    ]
+    root = Path(tempfile.mkdtemp(prefix="cairn-bench-models-"))
+    results = {
+        "command": _command_line().replace("bench/run", "bench/run --models", 1),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "cairn": _cairn_identity(args.cairn_bin),
+        "loadavg_before": loadavg(),
+        "models": {},
+    }
+    try:
+        for name, (path, x) in make_models(root).items():
+            one = json.dumps({"inputs": x[:1].tolist()}).encode()
+            big = json.dumps({"inputs": x.tolist()}).encode()
+            per: dict[str, list[dict]] = {f.name: [] for f in flavors}
+            for r in range(args.rounds):
+                for flavor in flavors if r % 2 == 0 else flavors[::-1]:
+                    server = start(flavor, args, path, root)
+                    try:
+                        memory = settled_memory(server)
+                        b1_c1 = load(server, one, args.requests, 1)
+                        before = calls(server)
+                        b1_c8 = load(server, one, args.requests, 8)
+                        after = calls(server)
+                        if after[1] > before[1]:  # cairn: how many requests one call answered
+                            b1_c8["requests_per_call"] = (after[0] - before[0]) / (after[1] - before[1])
+                        per[flavor.name].append({
+                            "startup_s": server.startup_s,
+                            "rss_mib": memory["rss_mib"],
+                            "pss_mib": memory["pss_mib"],
+                            "b1_c1": b1_c1,
+                            "b1_c8": b1_c8,
+                            "b1000_c1": load(server, big, args.big_requests, 1),
+                        })
+                    finally:
+                        stop_server_proc(server.proc)
+            results["models"][name] = {"rounds": per, "ort_b1000": ort_floor(path, x, args.big_requests)}
+            print(f"{name}: done", file=sys.stderr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    results["loadavg_after"] = loadavg()
+    out = Path(__file__).parent / "results" / f"models-{results['date_utc'].replace(':', '')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    print(f"\n(results: {out})")
+
+
+def _median(rounds: list[dict], *keys: str) -> float:
+    values = []
+    for r in rounds:
+        for k in keys:
+            r = r[k]
+        values.append(r)
+    return statistics.median(values)
+
+
+def render(results: dict) -> str:
+    lines = [
+        f"Command: `{results['command']}`, {results['date_utc']}, {results['machine']['cores']} cores, "
+        f"load average before {results['loadavg_before']}.",
+        "",
+        "| model | figure | cairn | mlflow | cairn / mlflow |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in results["models"].items():
+        c, f = m["rounds"]["cairn"], m["rounds"]["mlflow"]
+
+        def row(label, *keys, fmt="{:.1f}", inverse=False):
+            a, b = _median(c, *keys), _median(f, *keys)
+            ratio = (b / a) if inverse else (a / b)
+            lines.append(f"| {name} | {label} | {fmt.format(a)} | {fmt.format(b)} | {'1/' if inverse else ''}{ratio:.1f}{'' if inverse else '×'} |")
+
+        row("batch 1, conc. 1: requests/s", "b1_c1", "rps", fmt="{:.0f}")
+        row("batch 1, conc. 1: p50 ms", "b1_c1", "p50_ms", fmt="{:.2f}", inverse=True)
+        row("batch 1, conc. 1: p99 ms", "b1_c1", "p99_ms", fmt="{:.2f}", inverse=True)
+        row("batch 1, conc. 8: requests/s", "b1_c8", "rps", fmt="{:.0f}")
+        row("batch 1, conc. 8: p50 ms", "b1_c8", "p50_ms", fmt="{:.2f}", inverse=True)
+        row("batch 1, conc. 8: p99 ms", "b1_c8", "p99_ms", fmt="{:.2f}", inverse=True)
+        row("batch 1, conc. 8: server CPU s / 1000 req", "b1_c8", "server_cpu_s_per_1000", fmt="{:.3f}", inverse=True)
+        row("batch 1, conc. 1: server CPU s / 1000 req", "b1_c1", "server_cpu_s_per_1000", fmt="{:.3f}", inverse=True)
+        row("batch 1000: p50 ms", "b1000_c1", "p50_ms", fmt="{:.2f}", inverse=True)
+        row("batch 1000: p99 ms", "b1000_c1", "p99_ms", fmt="{:.2f}", inverse=True)
+        row("cold start to /ping, s", "startup_s", fmt="{:.3f}", inverse=True)
+        row("RSS after load, MiB", "rss_mib", inverse=True)
+        merged = [r["b1_c8"].get("requests_per_call") for r in c if r["b1_c8"].get("requests_per_call")]
+        if merged:
+            lines.append(f"| {name} | batch 1, conc. 8: requests per inference call (micro-batching) | {statistics.median(merged):.2f} | 1 | |")
+        ort = m["ort_b1000"]
+        b1000 = _median(c, "b1000_c1", "p50_ms")
+        lines.append(
+            f"| {name} | onnxruntime `InferenceSession.run`, batch 1000: p50 ms | {b1000:.2f} (cairn, over HTTP) | "
+            f"{ort['p50_ms']:.2f} (raw) | {b1000 / ort['p50_ms']:.1f}× the floor |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+//! Dynamic micro-batching: small concurrent requests to a batchable model
+//! ([`ModelCapabilities::batchable`](cairn_plugin_api::flavor::ModelCapabilities)) are stacked
+//! by rows into one inference call and the output is cut back into one answer per request.
+//!
+//! At most `slots` inference calls run at once (one per core, as the flavors' pools have).
+//! A request of at most [`MERGE_MAX_ROWS`] rows waits in a queue only while every slot is
+//! busy, so its wait is bounded by one inference call and nothing waits at low load; when a
+//! slot frees, the queued requests with the same layout (tensor names, types and shapes past
+//! the first dimension, or table columns, and the same params) go in one call, up to
+//! [`BATCH_MAX_ROWS`] rows. If the merged call fails or its output does not split by rows,
+//! each request runs alone, so every request gets its own answer or error.
+
+use super::metrics::Metrics;
+use cairn_plugin_api::LoadedModel;
+use cairn_plugin_api::Result;
+use cairn_plugin_api::flavor::{ModelData, Params};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Requests of more rows run on their own.
+pub const MERGE_MAX_ROWS: usize = 16;
+/// The most rows one merged call takes.
+pub const BATCH_MAX_ROWS: usize = 256;
+
+/// One queued request.
+struct Job {
+    input: ModelData,
+    params: Params,
+    /// What requests stack with this one.
+    layout: String,
+    reply: oneshot::Sender<Result<ModelData>>,
+}
+
+/// Runs predictions for the scoring server, merging requests where the model allows.
+pub struct Batcher {
+    model: Arc<dyn LoadedModel>,
+    metrics: Arc<Metrics>,
+    /// `None` when the model is not batchable (or batching is off).
+    queue: Option<mpsc::UnboundedSender<Job>>,
+}
+
+impl Batcher {
+    /// Calls the model once per request.
+    pub fn direct(model: Arc<dyn LoadedModel>, metrics: Arc<Metrics>) -> Batcher {
+        Batcher {
+            model,
+            metrics,
+            queue: None,
+        }
+    }
+
+    /// Merges requests when the model is batchable, with at most `slots` inference calls at
+    /// once; needs a tokio runtime (the merging task runs on it).
+    pub fn new(model: Arc<dyn LoadedModel>, metrics: Arc<Metrics>, slots: usize) -> Batcher {
+        if !model.capabilities().batchable {
+            return Batcher::direct(model, metrics);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(merge(model.clone(), metrics.clone(), rx, slots.max(1)));
+        Batcher {
+            model,
+            metrics,
+            queue: Some(tx),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &dyn LoadedModel {
+        &*self.model
+    }
+
+    /// The model's prediction for `input`, possibly computed together with other requests'.
+    pub async fn predict(&self, input: ModelData, params: Params) -> Result<ModelData> {
+        let small = input.rows().is_some_and(|r| r > 0 && r <= MERGE_MAX_ROWS);
+        let (Some(queue), true) = (&self.queue, small) else {
+            self.metrics.batch(1);
+            return self.model.predict(input, params).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            layout: layout(&input, &params),
+            input,
+            params,
+            reply,
+        };
+        self.metrics.queued(1);
+        if let Err(mpsc::error::SendError(job)) = queue.send(job) {
+            // The merging task is gone (the runtime is shutting down): answer directly.
+            self.metrics.queued(-1);
+            self.metrics.batch(1);
+            return self.model.predict(job.input, job.params).await;
+        }
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(cairn_plugin_api::Error::internal(
+                "the batching task dropped the request",
+            )),
+        }
+    }
+}
+
+/// What a request stacks with: its params and its data's layout past the rows.
+fn layout(input: &ModelData, params: &Params) -> String {
+    let data = match input {
+        ModelData::Tensors(m) => m
+            .iter()
+            .map(|(name, t)| format!("{name:?}:{:?}{:?}", t.dtype(), &t.shape()[1..]))
+            .collect::<Vec<_>>()
+            .join(","),
+        ModelData::Table(t) => t
+            .columns()
+            .iter()
+            .map(|c| format!("{:?}:{:?}", c.name(), c.values().dtype()))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let kind = if matches!(input, ModelData::Table(_)) {
+        "table"
+    } else {
+        "tensors"
+    };
+    format!(
+        "{kind}[{data}]{}",
+        serde_json::to_string(params).unwrap_or_default()
+    )
+}
+
+/// The merging task: waits for a free slot, then for a request, then takes every queued
+/// request that stacks with it.
+async fn merge(
+    model: Arc<dyn LoadedModel>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    slots: usize,
+) {
+    let slots = Arc::new(Semaphore::new(slots));
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match waiting.pop_front() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        while let Ok(job) = rx.try_recv() {
+            waiting.push_back(job);
+        }
+        let mut rows = first.input.rows().unwrap_or(0);
+        let mut batch = vec![first];
+        let mut rest = VecDeque::with_capacity(waiting.len());
+        for job in waiting.drain(..) {
+            let n = job.input.rows().unwrap_or(0);
+            if job.layout == batch[0].layout && rows + n <= BATCH_MAX_ROWS {
+                rows += n;
+                batch.push(job);
+            } else {
+                rest.push_back(job);
+            }
+        }
+        waiting = rest;
+        metrics.queued(-(batch.len() as isize));
+        let (model, metrics) = (model.clone(), metrics.clone());
+        tokio::spawn(async move {
+            run(&*model, &metrics, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One inference call for `batch` (or one per request when merging does not work out).
+async fn run(model: &dyn LoadedModel, metrics: &Metrics, mut batch: Vec<Job>) {
+    if batch.len() > 1 {
+        let sizes: Vec<usize> = batch.iter().map(|j| j.input.rows().unwrap_or(0)).collect();
+        let merged = ModelData::concat_rows(&batch.iter().map(|j| &j.input).collect::<Vec<_>>());
+        if let Ok(merged) = merged {
+            let params = batch[0].params.clone();
+            let split = match model.predict(merged, params).await {
+                Ok(out) => out.split_rows(&sizes).ok(),
+                Err(_) => None,
+            };
+            if let Some(outputs) = split {
+                metrics.batch(batch.len());
+                for (job, out) in batch.into_iter().zip(outputs) {
+                    let _ = job.reply.send(Ok(out));
+                }
+                return;
+            }
+        }
+    }
+    for job in batch.drain(..) {
+        metrics.batch(1);
+        let _ = job.reply.send(model.predict(job.input, job.params).await);
+    }
+}
