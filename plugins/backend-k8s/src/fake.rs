@@ -166,9 +166,13 @@ impl FakeCluster {
     }
 
     /// Ends every open watch and forgets the event history, as an API server does when it
-    /// compacts: a client resuming from a resource version it saw before gets `410 Gone`.
+    /// compacts while the cluster's resource version moves on: a client resuming from a
+    /// version it saw before gets `410 Gone` and must list again.
     pub fn expire_watches(&self) {
         let mut store = self.state.store.lock().unwrap();
+        // Meanwhile something else in the cluster changed (the resource version is global),
+        // so no watcher of these Jobs and pods has seen the newest version.
+        store.rv += 1;
         store.events.clear();
         store.oldest = store.rv + 1;
         self.state.epoch.send_modify(|e| *e += 1);
