@@ -321,6 +321,16 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         Some(c) => serde_json::from_str(c)
             .map_err(|e| Error::Project(format!("--backend-config is not JSON: {e}")))?,
     };
+    if args.build_image && args.backend == "kubernetes" {
+        // MLflow builds and pushes an image here; that needs a Docker daemon, which this cairn
+        // does not drive yet.
+        return Err(Error::Project(
+            "--build-image is not supported with -b kubernetes yet: push an image that \
+             contains the project and name it in docker_env.image, or run the project from Git \
+             (an init container fetches it at its commit)"
+                .into(),
+        ));
+    }
     let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
@@ -388,6 +398,9 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         };
         if let Some(env) = env_tag {
             tags.push(tag("mlflow.project.env", env));
+        }
+        if let ProjectEnvironment::Docker { image, .. } = &environment {
+            tags.push(tag("mlflow.docker.image.uri", image));
         }
         let launcher = Launcher {
             tracking: &tracking,
