@@ -27,6 +27,10 @@ pub const NAME: &str = "kubernetes";
 /// How long a watch request asks the server to keep it open before it is re-issued.
 const WATCH_SECONDS: u32 = 290;
 
+/// How long a call waits for a run's first listing before it reports the API server
+/// unavailable.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
 /// The `kubernetes` project backend.
 #[derive(Default)]
 pub struct KubernetesBackend {
@@ -341,6 +345,8 @@ struct Snapshot {
     deleted: bool,
     /// The Job's pods by name, as last seen (deleted pods stay, for their final state).
     pods: BTreeMap<String, Pod>,
+    /// The last error a list or watch request met.
+    last_error: Option<String>,
 }
 
 fn condition<'a>(
@@ -588,13 +594,22 @@ impl KubeRun {
         })
     }
 
-    /// The snapshot once both watches have listed.
-    async fn synced(snapshot: &watch::Sender<Snapshot>) -> Snapshot {
+    /// The snapshot once both watches have listed; `Unavailable` with the last error if they
+    /// cannot within [`SYNC_WAIT`] (the API server is unreachable), so no call hangs.
+    async fn synced(snapshot: &watch::Sender<Snapshot>) -> Result<Snapshot> {
         let mut rx = snapshot.subscribe();
-        let result = rx.wait_for(|s| s.job_synced && s.pods_synced).await;
-        match result {
-            Ok(s) => s.clone(),
-            Err(_) => snapshot.borrow().clone(),
+        let waited =
+            tokio::time::timeout(SYNC_WAIT, rx.wait_for(|s| s.job_synced && s.pods_synced)).await;
+        match waited {
+            Ok(Ok(s)) => Ok(s.clone()),
+            _ => Err(unavailable(format!(
+                "cannot read the Job from the Kubernetes API server: {}",
+                snapshot
+                    .borrow()
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("no answer")
+            ))),
         }
     }
 }
@@ -678,7 +693,8 @@ async fn follow<K>(
     'list: loop {
         let list = match api.list(&lp).await {
             Ok(list) => list,
-            Err(_) => {
+            Err(e) => {
+                snapshot.send_modify(|s| s.last_error = Some(e.to_string()));
                 pause().await;
                 continue 'list;
             }
@@ -692,7 +708,8 @@ async fn follow<K>(
             let stream = match api.watch(&wp, &version).await {
                 Ok(stream) => stream,
                 Err(kube::Error::Api(status)) if status.code == 410 => continue 'list,
-                Err(_) => {
+                Err(e) => {
+                    snapshot.send_modify(|s| s.last_error = Some(e.to_string()));
                     pause().await;
                     continue;
                 }
@@ -744,7 +761,7 @@ impl SubmittedRun for KubeRun {
         let name = self.name.clone();
         let container = self.container.clone();
         run(async move {
-            let s = KubeRun::synced(&snapshot).await;
+            let s = KubeRun::synced(&snapshot).await?;
             let state = state_of(&s, &container);
             if state.status != RunStatus::Failed || state.exit_code.is_some() {
                 return Ok(state);
@@ -762,7 +779,7 @@ impl SubmittedRun for KubeRun {
         let name = self.name.clone();
         let container = self.container.clone();
         run(async move {
-            let s = KubeRun::synced(&snapshot).await;
+            let s = KubeRun::synced(&snapshot).await?;
             if state_of(&s, &container).is_terminal() {
                 return Ok(());
             }
@@ -804,7 +821,13 @@ impl SubmittedRun for KubeRun {
                     .ok()
                     .and_then(|s| s.started_pod(&container).map(|p| p.name_any()))
             } else {
-                let s = KubeRun::synced(&snapshot).await;
+                let s = match KubeRun::synced(&snapshot).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
                 match s.started_pod(&container) {
                     Some(p) => Some(p.name_any()),
                     // The pod watch may lag behind: read the pods.

@@ -332,3 +332,25 @@ fn a_project_without_docker_env_or_config_is_refused_naming_the_problem() {
     assert!(e.message.contains("kube-context"), "{e}");
     assert!(env.cluster.jobs().is_empty());
 }
+
+#[test]
+fn an_unreachable_api_server_is_unavailable() {
+    let env = Env::new();
+    let spec = env.run(&env.dir.path().join("job.yaml"), &["true"]);
+    let url = env.cluster.url().to_owned();
+    let kubeconfig = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    drop(env.cluster);
+    // Nothing listens on the fake's port any more.
+    let path = env.dir.path().join("gone-kubeconfig");
+    std::fs::write(&path, &kubeconfig).unwrap();
+    assert!(kubeconfig.contains(&url));
+    let backend = cairn_backend_k8s::KubernetesBackend::with_kubeconfig(&path);
+    let e = block_on(backend.submit(spec)).err().unwrap();
+    assert_eq!(e.kind, cairn_plugin_api::ErrorKind::Unavailable, "{e}");
+    let handle = cairn_plugin_api::projects::RunHandle {
+        backend: "kubernetes".into(),
+        id: "mlflow/some-job@fake".into(),
+    };
+    let e = block_on(backend.attach(handle)).err().unwrap();
+    assert_eq!(e.kind, cairn_plugin_api::ErrorKind::Unavailable, "{e}");
+}
