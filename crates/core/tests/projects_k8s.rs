@@ -20,6 +20,10 @@ entry_points:
       alpha: {type: float, default: 0.5}
       pause: {type: float, default: 0}
     command: "sh train.sh {alpha} {pause}"
+  fail:
+    parameters:
+      code: {type: int, default: 3}
+    command: "echo about to fail; exit {code}"
 "#;
 
 const TRAIN: &str = r#"set -eu
@@ -265,6 +269,33 @@ fn no_wait_then_runs_logs_and_wait_reattach_from_new_processes() {
     assert_eq!(handle["id"], format!("mlflow/{job_name}@fake"));
     let init = &jobs[0]["spec"]["template"]["spec"]["initContainers"][0];
     assert_eq!(init["command"][4], env.commit.as_str());
+}
+
+#[test]
+fn a_waiting_run_streams_the_pod_log_and_ends_failed_with_the_exit_code() {
+    let env = Env::start();
+    let out = env.cairn(&[
+        "run",
+        &env.project_uri(),
+        "-e",
+        "fail",
+        "-b",
+        "kubernetes",
+        "-c",
+        "kubernetes_config.json",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), "about to fail\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAILED (exit code 3)"), "{stderr}");
+    let run_id = stderr
+        .split("in run with ID '")
+        .nth(1)
+        .map(|s| s[..32].to_owned())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let run = env.run(&run_id);
+    assert_eq!(run["info"]["status"], "FAILED");
+    assert_eq!(tag(&run, "cairn.project.exitCode").as_deref(), Some("3"));
 }
 
 #[test]
