@@ -5,9 +5,10 @@
 //! app. It serves what the client uses for Jobs and pods, with the API server's own shapes:
 //!
 //! * discovery (`/version`, `/api`, `/apis`, `/api/v1`, `/apis/batch/v1`), enough for
-//!   `kubectl get jobs,pods` too;
+//!   `kubectl get jobs,pods`, `kubectl logs -l job-name` and `kubectl delete job
+//!   --cascade=foreground` against it too;
 //! * Jobs (`batch/v1`): create, get (also `/status`), list and watch (label and field
-//!   selectors), delete with `propagationPolicy` (`Foreground`: the Job gets a
+//!   selectors: `=`, `==`, `!=`, `key`, `!key`), delete with `propagationPolicy` (`Foreground`: the Job gets a
 //!   `deletionTimestamp` and the `foregroundDeletion` finalizer, its pods go, then the Job;
 //!   `Background`: the Job goes, then its pods; `Orphan`: the Job only);
 //! * pods: get, list and watch by label selector, and `log` (`container`, `follow`);
@@ -474,37 +475,53 @@ struct ListQuery {
     timeout_seconds: Option<u64>,
 }
 
-/// A parsed selector: `key=value` (or `==`) and `key!=value` terms, comma-separated.
-struct Selector(Vec<(String, bool, String)>);
+/// A parsed selector: `key=value` (or `==`), `key!=value`, `key` (exists) and `!key` terms,
+/// comma-separated; a term's value `None` tests existence.
+struct Selector(Vec<(String, bool, Option<String>)>);
 
 impl Selector {
     fn parse(text: Option<&str>) -> Result<Selector, Box<Response>> {
         let mut terms = Vec::new();
-        for term in text.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+        for term in text
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             let (k, eq, v) = if let Some((k, v)) = term.split_once("!=") {
-                (k, false, v)
+                (k, false, Some(v))
             } else if let Some((k, v)) = term.split_once("==") {
-                (k, true, v)
+                (k, true, Some(v))
             } else if let Some((k, v)) = term.split_once('=') {
-                (k, true, v)
+                (k, true, Some(v))
+            } else if let Some(k) = term.strip_prefix('!') {
+                (k, false, None)
+            } else if !term.contains([' ', '(', ')']) {
+                (term, true, None)
             } else {
                 return Err(Box::new(status_error(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     &format!(
-                        "unable to parse requirement: {term:?} (the fake supports = and != only)"
+                        "unable to parse requirement: {term:?} (the fake supports =, !=, \
+                         key and !key only)"
                     ),
                 )));
             };
-            terms.push((k.trim().to_owned(), eq, v.trim().to_owned()));
+            terms.push((k.trim().to_owned(), eq, v.map(|v| v.trim().to_owned())));
         }
         Ok(Selector(terms))
     }
 
     fn matches(&self, get: impl Fn(&str) -> Option<String>) -> bool {
-        self.0
-            .iter()
-            .all(|(k, eq, v)| (get(k).as_deref() == Some(v.as_str())) == *eq)
+        self.0.iter().all(|(k, eq, v)| {
+            let found = get(k);
+            let hit = match v {
+                Some(v) => found.as_deref() == Some(v.as_str()),
+                None => found.is_some(),
+            };
+            hit == *eq
+        })
     }
 }
 
@@ -1408,4 +1425,23 @@ async fn run_container(
         )
     });
     Some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_the_api_servers_equality_and_existence_terms() {
+        let labels: BTreeMap<&str, &str> = [("job-name", "j"), ("app", "x")].into();
+        let get = |k: &str| labels.get(k).map(|v| v.to_string());
+        let sel = |t: &str| Selector::parse(Some(t)).ok().unwrap();
+        assert!(sel("job-name=j,app==x").matches(get));
+        assert!(sel("job-name, !missing, app!=y").matches(get));
+        assert!(!sel("job-name=k").matches(get));
+        assert!(!sel("!app").matches(get));
+        assert!(!sel("missing").matches(get));
+        assert!(sel("").matches(get));
+        assert!(Selector::parse(Some("app in (x)")).is_err());
+    }
 }
