@@ -8,9 +8,10 @@
 //!   `kubectl get jobs,pods`, `kubectl logs -l job-name` and `kubectl delete job
 //!   --cascade=foreground` against it too;
 //! * Jobs (`batch/v1`): create, get (also `/status`), list and watch (label and field
-//!   selectors: `=`, `==`, `!=`, `key`, `!key`), delete with `propagationPolicy` (`Foreground`: the Job gets a
-//!   `deletionTimestamp` and the `foregroundDeletion` finalizer, its pods go, then the Job;
-//!   `Background`: the Job goes, then its pods; `Orphan`: the Job only);
+//!   selectors: `=`, `==`, `!=`, `key`, `!key`), delete with `propagationPolicy`
+//!   (`Foreground`: the Job gets a `deletionTimestamp` and the `foregroundDeletion`
+//!   finalizer, its pods go, then the Job; `Background`: the Job goes, then its pods;
+//!   `Orphan`, the default: the Job only);
 //! * pods: get, list and watch by label selector, and `log` (`container`, `follow`);
 //! * `Status` errors: 404 (`NotFound`), 409 (`AlreadyExists`), 422 (`Invalid`: a name that is
 //!   not a DNS-1123 subdomain or longer than 63 characters), 400 (a container still waiting),
