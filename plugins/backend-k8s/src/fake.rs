@@ -33,7 +33,9 @@
 //! terminated with reason `OOMKilled`, exit code 137).
 //!
 //! What it does not do: admission, authentication and RBAC, scheduling and resources, image
-//! pulls, any kind other than Jobs and pods, PATCH, `resourceVersion` preconditions.
+//! pulls, the TTL-after-finished controller, `parallelism`/`completions` other than 1, any
+//! kind other than Jobs and pods, PATCH, `resourceVersion` preconditions, tables for
+//! `kubectl get` (it lists names and ages only).
 
 use axum::Router;
 use axum::body::Body;
@@ -1229,7 +1231,30 @@ async fn run_pod(c: &Arc<Cluster>, key: &Key) -> Option<bool> {
             });
             return None;
         }
-        _ => {}
+        "" | "oom-killed" => {}
+        unknown => {
+            // A misspelt script must not pass for an ordinary run.
+            let message = format!("unknown {BEHAVIOUR} annotation {unknown:?}");
+            c.update_pod(key, |p| {
+                let s = p.status.get_or_insert_with(Default::default);
+                s.phase = Some("Failed".into());
+                set_container(
+                    p,
+                    false,
+                    &main.name,
+                    ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: 128,
+                            reason: Some("FakeUnknownBehaviour".into()),
+                            message: Some(message),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                );
+            });
+            return Some(false);
+        }
     }
     let dir = c.root.join(&key.1);
     for init in spec.init_containers.iter().flatten() {

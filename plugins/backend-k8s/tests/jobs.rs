@@ -354,3 +354,20 @@ fn an_unreachable_api_server_is_unavailable() {
     let e = block_on(backend.attach(handle)).err().unwrap();
     assert_eq!(e.kind, cairn_plugin_api::ErrorKind::Unavailable, "{e}");
 }
+
+#[test]
+fn a_misspelt_fake_behaviour_fails_the_run_rather_than_passing_for_ordinary() {
+    let env = Env::new();
+    let template = env.template_with("typo.yaml", "fake.cairn/behaviour: oom-kiled");
+    let run = block_on(env.backend.submit(env.run(&template, &["true"]))).unwrap();
+    let state = block_on(wait(&*run));
+    assert_eq!(state.status, RunStatus::Failed, "{state:?}");
+    assert!(
+        state
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("FakeUnknownBehaviour"),
+        "{state:?}"
+    );
+}
