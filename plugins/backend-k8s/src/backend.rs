@@ -292,13 +292,29 @@ impl ProjectBackend for KubernetesBackend {
             let existing = jobs
                 .list(&ListParams::default().labels(&format!("{RUN_ID_LABEL}={run_id}")))
                 .await
-                .map_err(|e| api_error(&format!("cannot list Jobs in {namespace}"), e))?;
+                .map_err(|e| {
+                    api_error(
+                        &format!(
+                            "cannot list Jobs in the namespace {namespace} (the template's \
+                             metadata.namespace)"
+                        ),
+                        e,
+                    )
+                })?;
             let job = match existing.items.into_iter().next() {
                 Some(job) => job,
                 None => jobs
                     .create(&PostParams::default(), &definition)
                     .await
-                    .map_err(|e| api_error(&format!("cannot create a Job in {namespace}"), e))?,
+                    .map_err(|e| {
+                        api_error(
+                            &format!(
+                                "cannot create a Job in the namespace {namespace} (the \
+                                 template's metadata.namespace)"
+                            ),
+                            e,
+                        )
+                    })?,
             };
             KubeRun::open(client, context, job)
         })

@@ -371,3 +371,20 @@ fn a_misspelt_fake_behaviour_fails_the_run_rather_than_passing_for_ordinary() {
         "{state:?}"
     );
 }
+
+#[test]
+fn a_template_namespace_the_cluster_lacks_is_named() {
+    let env = Env::new();
+    let template = env.dir.path().join("ns.yaml");
+    std::fs::write(
+        &template,
+        support::template("").replace("namespace: mlflow", "namespace: nosuch"),
+    )
+    .unwrap();
+    let e = block_on(env.backend.submit(env.run(&template, &["true"])))
+        .err()
+        .unwrap();
+    assert!(e.message.contains("namespace nosuch"), "{e}");
+    assert!(e.message.contains("metadata.namespace"), "{e}");
+    assert!(e.message.contains("not found"), "{e}");
+}
