@@ -199,6 +199,11 @@ impl FakeCluster {
         store.pods.values().map(to_json).collect()
     }
 
+    /// Every Job deletion asked for, in order: the Job's name and the propagation policy.
+    pub fn deletions(&self) -> Vec<(String, String)> {
+        self.state.store.lock().unwrap().deletions.clone()
+    }
+
     /// The most pods of Jobs that were running (a container started and not yet ended) at
     /// the same time, since the start.
     pub fn max_running_pods(&self) -> usize {
@@ -267,6 +272,8 @@ struct Store {
     processes: HashMap<Key, i32>,
     running: usize,
     max_running: usize,
+    /// Every Job deletion asked for: its name and propagation policy.
+    deletions: Vec<(String, String)>,
 }
 
 struct Cluster {
@@ -803,7 +810,8 @@ async fn delete_job(
         .propagation_policy
         .unwrap_or_else(|| "Orphan".into());
     let pods: Vec<Key> = {
-        let store = c.store.lock().unwrap();
+        let mut store = c.store.lock().unwrap();
+        store.deletions.push((key.1.clone(), policy.clone()));
         let Some(job) = store.jobs.get(&key) else {
             return not_found("jobs.batch", &key.1);
         };

@@ -228,6 +228,11 @@ fn cancel_stops_a_running_job_and_its_process() {
     poll_until(&*run, |s| s.status == RunStatus::Running);
     block_on(run.cancel()).unwrap();
     assert_eq!(block_on(wait(&*run)).status, RunStatus::Killed);
+    let job = env.cluster.jobs()[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(env.cluster.deletions(), [(job, "Foreground".to_owned())]);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!marker.exists(), "the container's process outlived the Job");
     // Attaching after the Job is gone: not found.
