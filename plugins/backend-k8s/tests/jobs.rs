@@ -196,6 +196,7 @@ fn an_image_pull_failure_is_reported_while_pending_and_cancel_deletes_the_job() 
     block_on(run.cancel()).unwrap();
     let state = block_on(wait(&*run));
     assert_eq!(state.status, RunStatus::Killed, "{state:?}");
+    assert_eq!(env.cluster.deletions()[0].1, "Foreground");
     // Foreground propagation: the pods go, then the Job.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(env.cluster.jobs().is_empty() && env.cluster.pods().is_empty()) {
@@ -226,12 +227,12 @@ fn cancel_stops_a_running_job_and_its_process() {
     )
     .unwrap();
     poll_until(&*run, |s| s.status == RunStatus::Running);
-    block_on(run.cancel()).unwrap();
-    assert_eq!(block_on(wait(&*run)).status, RunStatus::Killed);
     let job = env.cluster.jobs()[0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_owned();
+    block_on(run.cancel()).unwrap();
+    assert_eq!(block_on(wait(&*run)).status, RunStatus::Killed);
     assert_eq!(env.cluster.deletions(), [(job, "Foreground".to_owned())]);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!marker.exists(), "the container's process outlived the Job");
