@@ -823,7 +823,7 @@ impl SubmittedRun for KubeRun {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(8);
         runtime()?.spawn(async move {
             let mut watching = snapshot.subscribe();
-            let pod = if options.follow {
+            let s = if options.follow {
                 // Wait for the container to start, or for the run to end without it.
                 let found = watching
                     .wait_for(|s| {
@@ -833,28 +833,30 @@ impl SubmittedRun for KubeRun {
                                 || state_of(s, &container).is_terminal())
                     })
                     .await;
-                found
-                    .ok()
-                    .and_then(|s| s.started_pod(&container).map(|p| p.name_any()))
+                match found {
+                    Ok(s) => s.clone(),
+                    Err(_) => return,
+                }
             } else {
-                let s = match KubeRun::synced(&snapshot).await {
+                match KubeRun::synced(&snapshot).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
-                };
-                match s.started_pod(&container) {
-                    Some(p) => Some(p.name_any()),
-                    // The pod watch may lag behind: read the pods.
-                    None => match refreshed(&snapshot, &pods, &name).await {
-                        Ok(s) => s.started_pod(&container).map(|p| p.name_any()),
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    },
                 }
+            };
+            let pod = match s.started_pod(&container) {
+                Some(p) => Some(p.name_any()),
+                // The pod watch may lag behind the Job's (a container that ended at once):
+                // read the pods.
+                None => match refreshed(&snapshot, &pods, &name).await {
+                    Ok(s) => s.started_pod(&container).map(|p| p.name_any()),
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                },
             };
             let Some(pod) = pod else {
                 return;
