@@ -19,6 +19,9 @@ use cairn_artifacts_s3 as _;
 #[cfg(feature = "flavor-onnx")]
 use cairn_flavor_onnx as _;
 
+#[cfg(feature = "backend-k8s")]
+use cairn_backend_k8s as _;
+
 use cairn_plugin_api::{PluginFactory, PluginKind};
 
 /// Every built-in plugin's factory: those the linked plugin crates registered with
@@ -84,6 +87,13 @@ pub const KNOWN: &[KnownBuiltin] = &[
         package: "cairn-flavor-onnx",
         feature: "flavor-onnx",
         enabled: cfg!(feature = "flavor-onnx"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ProjectBackend,
+        name: "kubernetes",
+        package: "cairn-backend-k8s",
+        feature: "backend-k8s",
+        enabled: cfg!(feature = "backend-k8s"),
     },
 ];
 

@@ -436,6 +436,16 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             config.insert("build_image".into(), tag.clone().into());
         }
     }
+    if args.build_image && args.backend == "kubernetes" {
+        // MLflow builds and pushes an image here; that needs a Docker daemon, which this cairn
+        // does not drive yet.
+        return Err(Error::Project(
+            "--build-image is not supported with -b kubernetes yet: push an image that \
+             contains the project and name it in docker_env.image, or run the project from Git \
+             (an init container fetches it at its commit)"
+                .into(),
+        ));
+    }
     let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
@@ -522,7 +532,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         if let Some(env) = env_tag {
             tags.push(tag("mlflow.project.env", env));
         }
-        if let (ProjectEnvironment::Docker { image, .. }, true) = (&environment, local_docker) {
+        if let ProjectEnvironment::Docker { image, .. } = &environment {
             let uri = built_image.as_deref().unwrap_or(image);
             tags.push(tag("mlflow.docker.image.uri", uri));
         }
