@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const APPLICATION_ID: i32 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -256,6 +256,27 @@ CREATE TABLE registered_model_aliases (
     version INTEGER NOT NULL,
     PRIMARY KEY (model, alias)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 3: the basic-auth app's users and per-user grants (`cairn server --app-name
+/// basic-auth`). A grant names its resource by type and id (an experiment id, a registered
+/// model's name); grants go with their user (`ON DELETE CASCADE`).
+const MIGRATION_3: &str = r#"
+CREATE TABLE auth_users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin      INTEGER NOT NULL CHECK (is_admin IN (0, 1))
+);
+
+CREATE TABLE auth_grants (
+    user_id       INTEGER NOT NULL REFERENCES auth_users (id) ON DELETE CASCADE,
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    permission    TEXT NOT NULL,
+    PRIMARY KEY (user_id, resource_type, resource_id)
+) WITHOUT ROWID;
+CREATE INDEX auth_grants_by_resource ON auth_grants (resource_type, resource_id);
 "#;
 
 /// Where the database lives.
@@ -520,7 +541,7 @@ mod tests {
         ))
         .unwrap();
         migrate(&mut conn, "mem").unwrap();
-        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), 2);
+        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), SCHEMA_VERSION);
         let name: String = conn
             .query_row(
                 "SELECT name FROM experiments WHERE experiment_id = 7",
