@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Prefix for every route, e.g. /mlflow (server.static_prefix).
     #[arg(long, value_name = "PREFIX")]
     pub static_prefix: Option<String>,
+    /// The app to serve in front of the API: `basic-auth` (MLflow's HTTP Basic authentication
+    /// and permissions; auth.enabled = true).
+    #[arg(long, value_name = "NAME", value_parser = ["basic-auth"])]
+    pub app_name: Option<String>,
     /// Accepted for compatibility and ignored: Cairn is one multi-threaded process.
     #[arg(long, short = 'w', value_name = "N")]
     pub workers: Option<String>,
@@ -138,6 +142,9 @@ impl ServerArgs {
         }
         if let Some(prefix) = &self.static_prefix {
             overrides.set("server.static_prefix", "--static-prefix", prefix.as_str());
+        }
+        if self.app_name.is_some() {
+            overrides.set("auth.enabled", "--app-name", true);
         }
     }
 
