@@ -32,7 +32,7 @@ use cairn_plugin_api::{ErrorKind, TrackingStore};
 use rules::{Cap, Locate, Rule};
 use serde_json::Map;
 use sha2::Digest;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// MLflow's text for a request without valid credentials.
@@ -44,8 +44,8 @@ pub const EXPERIMENT: &str = "experiment";
 /// The resource type of registered-model grants.
 pub const REGISTERED_MODEL: &str = "registered_model";
 
-/// Most verified credentials remembered (then the memory is cleared).
-const VERIFIED_CAPACITY: usize = 10_000;
+/// Most checked credentials remembered (then the memory is cleared).
+const CHECKED_CAPACITY: usize = 10_000;
 
 /// A permission level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +115,11 @@ pub struct Auth {
     tracking: Arc<dyn TrackingStore>,
     default_permission: Permission,
     prefix: String,
-    /// SHA-256 of (username, password, stored hash) of credentials already verified, so a
-    /// client sending Basic credentials on every request costs one slow hash, not one each.
-    verified: Mutex<HashSet<[u8; 32]>>,
+    /// The outcome of credentials already checked, by SHA-256 of (username, password, stored
+    /// hash): a client sending Basic credentials on every request costs one slow hash, not one
+    /// each, and so does a client repeating the same wrong password. A changed password
+    /// changes the stored hash, so its old entries no longer match.
+    checked: Mutex<HashMap<[u8; 32], bool>>,
     /// A hash to verify against when the user does not exist, so both cost the same.
     dummy_hash: String,
 }
@@ -136,7 +138,7 @@ impl Auth {
             tracking,
             default_permission,
             prefix: prefix.to_owned(),
-            verified: Mutex::new(HashSet::new()),
+            checked: Mutex::new(HashMap::new()),
             dummy_hash: password::hash("not a password anyone has"),
         })
     }
@@ -161,19 +163,23 @@ impl Auth {
             }
             h.finalize().into()
         };
-        let known = self.verified.lock().is_ok_and(|v| v.contains(&key));
-        let ok = known
-            || tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
-                .await
-                .unwrap_or(false);
-        let user = user.filter(|_| ok)?;
-        if !known && let Ok(mut v) = self.verified.lock() {
-            if v.len() >= VERIFIED_CAPACITY {
-                v.clear();
+        let known = self.checked.lock().ok().and_then(|c| c.get(&key).copied());
+        let ok = match known {
+            Some(ok) => ok,
+            None => {
+                let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
+                    .await
+                    .unwrap_or(false);
+                if let Ok(mut c) = self.checked.lock() {
+                    if c.len() >= CHECKED_CAPACITY {
+                        c.clear();
+                    }
+                    c.insert(key, ok);
+                }
+                ok
             }
-            v.insert(key);
-        }
-        Some(user)
+        };
+        user.filter(|_| ok)
     }
 
     /// The user's permission on a resource: their grant, else the default.
@@ -431,7 +437,7 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
     };
     tracing::info!(user = %user.username, "authenticated");
     match check(&auth, &user, rule, req).await {
-        Ok(Checked::Allowed(mut req)) => {
+        Ok((mut req, true)) => {
             let creation = Creation::of(req.method(), &template);
             let params = match creation {
                 Some(Creation::RegisteredModel | Creation::Rename | Creation::ModelDelete) => {
@@ -458,14 +464,9 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
                 _ => response,
             }
         }
-        Ok(Checked::Denied) => permission_denied(),
+        Ok((_, false)) => permission_denied(),
         Err(e) => e.into_response(),
     }
-}
-
-enum Checked {
-    Allowed(Request),
-    Denied,
 }
 
 /// What happens after a successful request besides its answer.
@@ -623,19 +624,14 @@ fn experiment_of_artifact_path(path: &str) -> Result<Option<String>, ApiError> {
     Ok((!first.is_empty() && first.bytes().all(|b| b.is_ascii_digit())).then(|| first.to_owned()))
 }
 
+/// The request (its body put back if it was read) and whether `user` may make it.
 async fn check(
     auth: &Auth,
     user: &AuthUser,
     rule: Rule,
     req: Request,
-) -> Result<Checked, ApiError> {
-    let allow = |ok: bool, req: Request| {
-        Ok(if ok {
-            Checked::Allowed(req)
-        } else {
-            Checked::Denied
-        })
-    };
+) -> Result<(Request, bool), ApiError> {
+    let allow = |ok: bool, req: Request| Ok((req, ok));
     if user.is_admin {
         return allow(true, req);
     }

@@ -1,7 +1,7 @@
 //! The one table from route to required permission. Every route of the router has an entry;
-//! a route without one is refused for everyone but admins (fail closed), and the test
-//! `every_route_is_mapped` (crates/core/tests/server_auth.rs) calls every route of the router
-//! to prove there is none.
+//! a route without one is refused for everyone, admins included (fail closed), and the test
+//! `every_route_is_mapped_and_guarded` (crates/core/tests/server_auth.rs) calls every route of
+//! the router to prove there is none.
 
 use axum::http::Method;
 
