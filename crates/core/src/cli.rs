@@ -600,6 +600,24 @@ mod tests {
             );
             Ok(())
         });
+        // --app-name basic-auth turns the auth app on; no other app exists.
+        let cli = Cli::try_parse_from(["cairn", "server", "--app-name", "basic-auth"]).unwrap();
+        let Command::Server(args) = &cli.command else {
+            panic!("expected server: {cli:?}");
+        };
+        let mut overrides = Overrides::default();
+        args.apply(&mut overrides);
+        figment::Jail::expect_with(|j| {
+            j.clear_env();
+            let loaded = Loader::new(j.directory())
+                .overrides(overrides.clone())
+                .load()
+                .unwrap();
+            assert!(loaded.config().auth.enabled);
+            Ok(())
+        });
+        let e = Cli::try_parse_from(["cairn", "server", "--app-name", "other"]).unwrap_err();
+        assert!(e.to_string().contains("basic-auth"), "{e}");
         // Help is --help, since -h is the host as in MLflow.
         let e = Cli::try_parse_from(["cairn", "server", "--help"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

@@ -41,6 +41,13 @@
 //! [run_context]
 //! providers = ["user", "git"]   # run-context providers applied to new runs, in order
 //!
+//! [auth]                     # MLflow's basic-auth app (also: cairn server --app-name basic-auth)
+//! enabled = false
+//! default_permission = "READ" # READ, USE, EDIT, MANAGE or NO_PERMISSIONS where a user has no grant
+//! admin_username = "admin"    # created on first start (MLFLOW_AUTH_ADMIN_USERNAME overrides)
+//! # admin_password = "..."    # required then (MLFLOW_AUTH_ADMIN_PASSWORD overrides)
+//! # database_uri = "sqlite:///auth.db"  # users and grants; defaults to store.backend_store_uri
+//!
 //! [settings.sqlite]          # a free table handed to the plugin named `sqlite`
 //! busy_timeout_ms = 5000
 //!
