@@ -1,6 +1,6 @@
 """The basic-auth app (`--app-name basic-auth`) with the official client: credentials from
 MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, users and grants through
-`mlflow.server.get_app_client("basic-auth", ...)` (MLflow 3.18's AuthServiceClient).
+`get_app_client("basic-auth", ...)` (MLflow 3.18's AuthServiceClient).
 
 A server of its own (the session's runs without auth), started once for this module.
 """
@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.server import get_app_client
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -50,7 +51,7 @@ def as_user(monkeypatch, name: str, password: str) -> None:
 @pytest.fixture
 def admin(monkeypatch, auth_url):
     as_user(monkeypatch, *ADMIN)
-    return mlflow.server.get_app_client("basic-auth", tracking_uri=auth_url)
+    return get_app_client("basic-auth", tracking_uri=auth_url)
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ def test_only_admins_manage_users(admin, user, auth_url, monkeypatch):
     with raises_mlflow("UNAUTHENTICATED"):
         MlflowClient(tracking_uri=auth_url).search_experiments()
     as_user(monkeypatch, user, "changed-password-1")
-    own = mlflow.server.get_app_client("basic-auth", tracking_uri=auth_url)
+    own = get_app_client("basic-auth", tracking_uri=auth_url)
     with raises_mlflow("PERMISSION_DENIED"):
         own.create_user(unique("other"), PASSWORD)
     as_user(monkeypatch, *ADMIN)
