@@ -47,6 +47,7 @@
 //! admin_username = "admin"    # created on first start (MLFLOW_AUTH_ADMIN_USERNAME overrides)
 //! # admin_password = "..."    # required then (MLFLOW_AUTH_ADMIN_PASSWORD overrides)
 //! # database_uri = "sqlite:///auth.db"  # users and grants; defaults to store.backend_store_uri
+//! max_failed_logins = 10      # per user and address and minute; then 429 until the minute ends
 //!
 //! [settings.sqlite]          # a free table handed to the plugin named `sqlite`
 //! busy_timeout_ms = 5000
@@ -271,6 +272,9 @@ pub struct AuthConfig {
     /// `auth.database_uri`: where users and grants live. Defaults to `store.backend_store_uri`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_uri: Option<String>,
+    /// `auth.max_failed_logins`: failed logins per user and address within a minute before
+    /// further attempts answer 429 until the minute is over. Default 10.
+    pub max_failed_logins: u32,
 }
 
 impl Default for AuthConfig {
@@ -281,6 +285,7 @@ impl Default for AuthConfig {
             admin_username: "admin".to_owned(),
             admin_password: None,
             database_uri: None,
+            max_failed_logins: 10,
         }
     }
 }
@@ -946,6 +951,12 @@ impl LoadedConfig {
                  NO_PERMISSIONS",
                 self.source_of("auth.default_permission"),
                 c.auth.default_permission
+            ));
+        }
+        if c.auth.max_failed_logins == 0 {
+            problems.push(format!(
+                "`auth.max_failed_logins` must be at least 1 ({})",
+                self.source_of("auth.max_failed_logins")
             ));
         }
         if c.auth.admin_username.trim().is_empty() || c.auth.admin_username.contains(':') {

@@ -68,6 +68,7 @@ fn figment_value(v: &Value) -> figment::value::Value {
     match v {
         Value::Bool(b) => (*b).into(),
         Value::String(s) => s.as_str().into(),
+        Value::Number(n) => n.as_u64().unwrap().into(),
         other => panic!("unsupported {other}"),
     }
 }
@@ -199,6 +200,8 @@ async fn every_route_is_mapped_and_guarded() {
         let app = App::new(&[
             ("auth.default_permission", json!("NO_PERMISSIONS")),
             ("store.serve_artifacts", json!(serve_artifacts)),
+            // Wrong credentials are sent to every route.
+            ("auth.max_failed_logins", json!(100_000)),
         ])
         .await;
         app.user(ALICE.0, ALICE.1).await;
@@ -234,7 +237,10 @@ async fn every_route_is_mapped_and_guarded() {
             serve_artifacts,
             ..Default::default()
         };
-        info.auth = Some(cairn_core::server::auth::Permission::NoPermissions);
+        info.auth = Some(cairn_core::server::auth::Settings {
+            default_permission: cairn_core::server::auth::Permission::NoPermissions,
+            max_failed_logins: 1,
+        });
         let mut paths = route_paths(&info);
         assert!(paths.len() > 100, "{}", paths.len());
         if !serve_artifacts {
@@ -315,7 +321,7 @@ async fn every_route_is_mapped_and_guarded() {
 /// A route the table does not know is refused, even for the admin.
 #[tokio::test]
 async fn a_route_without_a_rule_is_refused() {
-    use cairn_core::server::auth::{Auth, Permission, authorize};
+    use cairn_core::server::auth::{Auth, Permission, Settings, authorize};
     let dir = tempfile::tempdir().unwrap();
     let loaded = Loader::new(dir.path())
         .overrides(overrides(dir.path(), &[]))
@@ -326,7 +332,11 @@ async fn a_route_without_a_rule_is_refused() {
     ensure_admin(store.as_ref(), &loaded.config().auth)
         .await
         .unwrap();
-    let auth = Auth::new(store, plugins.tracking, Permission::Manage, "");
+    let settings = Settings {
+        default_permission: Permission::Manage,
+        max_failed_logins: 10,
+    };
+    let auth = Auth::new(store, plugins.tracking, settings, "");
     let router = Router::new()
         .route(
             "/api/2.0/mlflow/made-up",
@@ -388,6 +398,78 @@ async fn missing_or_wrong_credentials_get_mlflows_401() {
         .await
         .code(404, "ENDPOINT_NOT_FOUND");
     app.get(ADMIN, "experiments/get?experiment_id=0").await.ok();
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_user() {
+    let app = App::new(&[("auth.max_failed_logins", json!(3))]).await;
+    app.user(ALICE.0, ALICE.1).await;
+    let uri = api("experiments/get?experiment_id=0");
+    for _ in 0..3 {
+        let r = app
+            .send(Method::GET, &uri, Some(("alice", "guess-password")), None)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked for the rest of the minute, even with the right password...
+    for user in [("alice", "guess-password"), ALICE] {
+        let r = app.send(Method::GET, &uri, Some(user), None).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+        assert_eq!(r.headers[header::RETRY_AFTER], "60");
+    }
+    // ...while other users are not.
+    app.get(ADMIN, "experiments/get?experiment_id=0").await.ok();
+    // A success clears the count.
+    app.user(BOB.0, BOB.1).await;
+    for _ in 0..2 {
+        app.send(Method::GET, &uri, Some(("bob", "guess-password")), None)
+            .await;
+    }
+    app.get(BOB, "experiments/get?experiment_id=0").await.ok();
+    for _ in 0..2 {
+        app.send(Method::GET, &uri, Some(("bob", "guess-password")), None)
+            .await;
+    }
+    app.get(BOB, "experiments/get?experiment_id=0").await.ok();
+}
+
+/// The traversal and cross-origin checks of the server still hold with auth on, for users
+/// and admins alike.
+#[tokio::test]
+async fn traversal_and_cross_origin_checks_hold_with_auth_on() {
+    let app = App::new(&[]).await;
+    app.user(ALICE.0, ALICE.1).await;
+    for user in [ALICE, ADMIN] {
+        for path in ["0/%2e%2e/x", "0/..%2F..%2Fetc/passwd", "0/a/..%5Cb"] {
+            let r = app
+                .send(
+                    Method::GET,
+                    &format!("/api/2.0/mlflow-artifacts/artifacts/{path}"),
+                    Some(user),
+                    None,
+                )
+                .await;
+            r.code(400, "INVALID_PARAMETER_VALUE");
+        }
+        let mut req = Request::post(api("experiments/create"))
+            .header(header::HOST, "127.0.0.1:5000")
+            .header(header::ORIGIN, "https://evil.example")
+            .header(header::CONTENT_TYPE, "application/json");
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", user.0, user.1));
+        req = req.header(header::AUTHORIZATION, format!("Basic {token}"));
+        let res = app
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(r#"{"name": "x"}"#)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"Cross-origin request blocked");
+    }
 }
 
 // ----- permissions ------------------------------------------------------------------------------

@@ -188,8 +188,8 @@ pub struct ServerInfo {
     pub artifact_schemes: Vec<String>,
     /// The longest a request body may stall between two pieces.
     pub body_read_timeout: std::time::Duration,
-    /// With the basic-auth app on: the permission users have where they have no grant.
-    pub auth: Option<auth::Permission>,
+    /// With the basic-auth app on: its settings.
+    pub auth: Option<auth::Settings>,
 }
 
 impl Default for ServerInfo {
@@ -604,10 +604,10 @@ pub fn router_with_registry(
 /// `plugins.auth`.
 pub fn router_for(info: &ServerInfo, plugins: ServerPlugins) -> Router {
     let auth = match (info.auth, &plugins.auth) {
-        (Some(default_permission), Some(store)) => Some(auth::Auth::new(
+        (Some(settings), Some(store)) => Some(auth::Auth::new(
             Arc::clone(store),
             Arc::clone(&plugins.tracking),
-            default_permission,
+            settings,
             info.static_prefix.as_deref().unwrap_or_default(),
         )),
         _ => None,
@@ -764,7 +764,11 @@ pub fn server_info_for(loaded: &LoadedConfig, registry: &Registry) -> ServerInfo
             .auth
             .enabled
             .then(|| auth::Permission::parse(&c.auth.default_permission))
-            .flatten(),
+            .flatten()
+            .map(|default_permission| auth::Settings {
+                default_permission,
+                max_failed_logins: c.auth.max_failed_logins,
+            }),
     }
 }
 

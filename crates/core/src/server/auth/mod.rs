@@ -22,7 +22,7 @@ use super::wire::{self, BodyLimit};
 use crate::config::AuthConfig;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -33,7 +33,9 @@ use rules::{Cap, Locate, Rule};
 use serde_json::Map;
 use sha2::Digest;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// MLflow's text for a request without valid credentials.
 pub const UNAUTHENTICATED: &str = "You are not authenticated. Please see \
@@ -109,11 +111,64 @@ impl Permission {
     }
 }
 
+/// What the auth app is configured with (`[auth]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// What users may do where they have no grant.
+    pub default_permission: Permission,
+    /// Failed logins per user and address within [`FAILED_LOGIN_WINDOW`] before further
+    /// attempts are refused (429) until the window ends.
+    pub max_failed_logins: u32,
+}
+
+/// The window failed logins are counted in.
+pub const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed logins per (user, address), in bounded memory.
+struct FailedLogins {
+    max: u32,
+    counts: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl FailedLogins {
+    fn blocked(&self, key: &str) -> bool {
+        self.counts.lock().is_ok_and(|c| {
+            c.get(key)
+                .is_some_and(|(since, n)| since.elapsed() < FAILED_LOGIN_WINDOW && *n >= self.max)
+        })
+    }
+
+    fn failed(&self, key: &str) {
+        let Ok(mut c) = self.counts.lock() else {
+            return;
+        };
+        if c.len() >= CHECKED_CAPACITY && !c.contains_key(key) {
+            c.retain(|_, (since, _)| since.elapsed() < FAILED_LOGIN_WINDOW);
+            if c.len() >= CHECKED_CAPACITY {
+                // Still full of fresh entries: forget them rather than grow without bound.
+                c.clear();
+            }
+        }
+        let entry = c.entry(key.to_owned()).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILED_LOGIN_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    fn succeeded(&self, key: &str) {
+        if let Ok(mut c) = self.counts.lock() {
+            c.remove(key);
+        }
+    }
+}
+
 /// The auth app's shared state.
 pub struct Auth {
     store: Arc<dyn AuthStore>,
     tracking: Arc<dyn TrackingStore>,
     default_permission: Permission,
+    failures: FailedLogins,
     prefix: String,
     /// The outcome of credentials already checked, by SHA-256 of (username, password, stored
     /// hash): a client sending Basic credentials on every request costs one slow hash, not one
@@ -130,13 +185,17 @@ impl Auth {
     pub fn new(
         store: Arc<dyn AuthStore>,
         tracking: Arc<dyn TrackingStore>,
-        default_permission: Permission,
+        settings: Settings,
         prefix: &str,
     ) -> Arc<Self> {
         Arc::new(Auth {
             store,
             tracking,
-            default_permission,
+            default_permission: settings.default_permission,
+            failures: FailedLogins {
+                max: settings.max_failed_logins,
+                counts: Mutex::new(HashMap::new()),
+            },
             prefix: prefix.to_owned(),
             checked: Mutex::new(HashMap::new()),
             dummy_hash: password::hash("not a password anyone has"),
@@ -148,9 +207,8 @@ impl Auth {
         &self.store
     }
 
-    /// The user whose Basic credentials `authorization` carries, if they are valid.
-    async fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<AuthUser> {
-        let (username, pw) = parse_basic(authorization?)?;
+    /// The user `username` if `pw` is their password.
+    async fn authenticate(&self, username: String, pw: String) -> Option<AuthUser> {
         let user = self.store.get_user(&username).await.ok().flatten();
         let stored = user
             .as_ref()
@@ -400,6 +458,21 @@ fn unauthenticated() -> Response {
         .into_response()
 }
 
+fn too_many_failed_logins() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            (
+                header::RETRY_AFTER,
+                FAILED_LOGIN_WINDOW.as_secs().to_string(),
+            ),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+        ],
+        "Too many failed login attempts. Try again later.",
+    )
+        .into_response()
+}
+
 fn permission_denied() -> Response {
     (
         StatusCode::FORBIDDEN,
@@ -425,12 +498,29 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, req: Request, next: Next) 
     if rule == Some(Rule::Public) {
         return next.run(req).await;
     }
-    let Some(user) = auth
-        .authenticate(req.headers().get(header::AUTHORIZATION))
-        .await
+    let Some((username, pw)) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(parse_basic)
     else {
         return unauthenticated();
     };
+    // Failed logins are limited per user and address: a guessed password costs a slow hash.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let key = format!("{username}\0{peer}");
+    if auth.failures.blocked(&key) {
+        tracing::warn!(user = %username, %peer, "refused: too many failed logins");
+        return too_many_failed_logins();
+    }
+    let Some(user) = auth.authenticate(username, pw).await else {
+        auth.failures.failed(&key);
+        return unauthenticated();
+    };
+    auth.failures.succeeded(&key);
     let Some(rule) = rule else {
         tracing::error!(method = %req.method(), route = %template, "refused: the route has no permission rule");
         return permission_denied();
