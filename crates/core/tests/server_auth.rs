@@ -712,7 +712,7 @@ async fn searches_return_only_what_the_caller_may_read_with_full_pages() {
         .await
         .ok();
     let runs = v["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 1);
+    assert_eq!(runs.len(), 1, "{v}");
     assert_eq!(runs[0]["info"]["experiment_id"], ids[0].as_str());
 
     // Registered models and versions: by name, in the query.
@@ -732,6 +732,60 @@ async fn searches_return_only_what_the_caller_may_read_with_full_pages() {
     assert_eq!(names, ["b"]);
     let v = app.get(ADMIN, "registered-models/search").await.ok();
     assert_eq!(v["registered_models"].as_array().unwrap().len(), 3);
+    let run = app
+        .post(ADMIN, "runs/create", json!({"experiment_id": ids[0]}))
+        .await
+        .ok()["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in ["a", "b"] {
+        app.post(
+            ADMIN,
+            "model-versions/create",
+            json!({"name": name, "source": format!("runs:/{run}/m"), "run_id": run}),
+        )
+        .await
+        .ok();
+    }
+    let v = app.get(ALICE, "model-versions/search").await.ok();
+    let names: Vec<&str> = v["model_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b"]);
+    // LoggedModels: only the readable experiments are searched.
+    for id in [&ids[0], &ids[1]] {
+        app.post(ADMIN, "logged-models", json!({"experiment_id": id}))
+            .await
+            .ok();
+    }
+    let v = app
+        .post(
+            ALICE,
+            "logged-models/search",
+            json!({"experiment_ids": [ids[0], ids[1]]}),
+        )
+        .await
+        .ok();
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0]["info"]["experiment_id"], ids[0].as_str());
+    let v = app
+        .post(
+            ALICE,
+            "logged-models/search",
+            json!({"experiment_ids": [ids[1]]}),
+        )
+        .await
+        .ok();
+    assert!(
+        v.get("models")
+            .is_none_or(|m| m.as_array().unwrap().is_empty()),
+        "{v}"
+    );
     // Nothing readable at all: an empty page.
     app.user(BOB.0, BOB.1).await;
     let v = app.get(BOB, "registered-models/search").await.ok();
