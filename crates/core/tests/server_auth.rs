@@ -400,6 +400,36 @@ async fn missing_or_wrong_credentials_get_mlflows_401() {
     app.get(ADMIN, "experiments/get?experiment_id=0").await.ok();
 }
 
+/// Under a static prefix the same table applies.
+#[tokio::test]
+async fn routes_under_a_static_prefix_are_guarded_alike() {
+    let app = App::new(&[("server.static_prefix", json!("/mlflow"))]).await;
+    app.send(
+        Method::POST,
+        "/mlflow/api/2.0/mlflow/users/create",
+        Some(ADMIN),
+        Some(&json!({"username": ALICE.0, "password": ALICE.1})),
+    )
+    .await
+    .ok();
+    let uri = "/mlflow/api/2.0/mlflow/experiments/get?experiment_id=0";
+    assert_eq!(
+        app.send(Method::GET, uri, None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.send(Method::GET, uri, Some(ALICE), None).await.ok();
+    app.send(
+        Method::POST,
+        "/mlflow/api/2.0/mlflow/experiments/delete",
+        Some(ALICE),
+        Some(&json!({"experiment_id": "0"})),
+    )
+    .await
+    .denied();
+    let r = app.send(Method::GET, "/mlflow/health", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn failed_logins_are_limited_per_user() {
     let app = App::new(&[("auth.max_failed_logins", json!(3))]).await;
