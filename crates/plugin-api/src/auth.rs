@@ -36,7 +36,45 @@ pub struct Grant {
     pub permission: String,
 }
 
-/// Users and grants. A missing user or grant is `NotFound`, a duplicate `AlreadyExists`.
+/// A role: a named set of permissions assigned to users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// The store's numeric id.
+    pub id: i64,
+    /// The name (unique).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// One permission of a role on the resources of a type whose id matches a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolePermission {
+    /// The store's numeric id.
+    pub id: i64,
+    /// The role.
+    pub role_id: i64,
+    /// `experiment` or `registered_model`.
+    pub resource_type: String,
+    /// A resource id, or `*` for every resource of the type.
+    pub resource_pattern: String,
+    /// `READ`, `USE`, `EDIT`, `MANAGE` or `DENY`.
+    pub permission: String,
+}
+
+/// A role assigned to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAssignment {
+    /// The store's numeric id.
+    pub id: i64,
+    /// The user's id.
+    pub user_id: i64,
+    /// The role's id.
+    pub role_id: i64,
+}
+
+/// Users, grants and roles. A missing user, grant, role, role permission or assignment is
+/// `NotFound`, a duplicate `AlreadyExists`.
 #[async_trait]
 pub trait AuthStore: Send + Sync + 'static {
     /// Creates a user; `AlreadyExists` "User '<name>' already exists." when the name is taken.
@@ -95,4 +133,61 @@ pub trait AuthStore: Send + Sync + 'static {
 
     /// Moves every grant on a resource to its new id (a registered model was renamed).
     async fn rename_resource(&self, resource_type: &str, old_id: &str, new_id: &str) -> Result<()>;
+
+    /// Creates a role; `AlreadyExists` when the name is taken.
+    async fn create_role(&self, name: &str, description: Option<&str>) -> Result<Role>;
+
+    /// The role with `id`.
+    async fn get_role(&self, id: i64) -> Result<Role>;
+
+    /// Every role, by id.
+    async fn list_roles(&self) -> Result<Vec<Role>>;
+
+    /// Renames a role or changes its description (only what is given).
+    async fn update_role(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Role>;
+
+    /// Deletes a role with its permissions and assignments.
+    async fn delete_role(&self, id: i64) -> Result<()>;
+
+    /// Adds a permission to a role; `AlreadyExists` for a second one on the same type and pattern.
+    async fn add_role_permission(
+        &self,
+        role_id: i64,
+        resource_type: &str,
+        resource_pattern: &str,
+        permission: &str,
+    ) -> Result<RolePermission>;
+
+    /// Removes a role permission.
+    async fn remove_role_permission(&self, id: i64) -> Result<()>;
+
+    /// Changes a role permission's permission.
+    async fn update_role_permission(&self, id: i64, permission: &str) -> Result<RolePermission>;
+
+    /// The permissions of a role, by id.
+    async fn list_role_permissions(&self, role_id: i64) -> Result<Vec<RolePermission>>;
+
+    /// Assigns a role to a user; `AlreadyExists` when it is assigned already.
+    async fn assign_role(&self, username: &str, role_id: i64) -> Result<RoleAssignment>;
+
+    /// Takes a role from a user.
+    async fn unassign_role(&self, username: &str, role_id: i64) -> Result<()>;
+
+    /// The roles of a user, by id.
+    async fn list_user_roles(&self, username: &str) -> Result<Vec<Role>>;
+
+    /// The assignments of a role, by id.
+    async fn list_role_users(&self, role_id: i64) -> Result<Vec<RoleAssignment>>;
+
+    /// Every permission of every role of the user, on resources of `resource_type`.
+    async fn user_role_permissions(
+        &self,
+        username: &str,
+        resource_type: &str,
+    ) -> Result<Vec<RolePermission>>;
 }

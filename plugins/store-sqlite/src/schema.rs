@@ -258,9 +258,10 @@ CREATE TABLE registered_model_aliases (
 ) WITHOUT ROWID;
 "#;
 
-/// Version 3: the basic-auth app's users and per-user grants (`cairn server --app-name
+/// Version 3: the basic-auth app's users, per-user grants and roles (`cairn server --app-name
 /// basic-auth`). A grant names its resource by type and id (an experiment id, a registered
-/// model's name); grants go with their user (`ON DELETE CASCADE`).
+/// model's name); a role's permission by type and pattern (an id or `*`); grants, role
+/// permissions and role assignments go with their user or role (`ON DELETE CASCADE`).
 const MIGRATION_3: &str = r#"
 CREATE TABLE auth_users (
     id            INTEGER PRIMARY KEY,
@@ -277,6 +278,29 @@ CREATE TABLE auth_grants (
     PRIMARY KEY (user_id, resource_type, resource_id)
 ) WITHOUT ROWID;
 CREATE INDEX auth_grants_by_resource ON auth_grants (resource_type, resource_id);
+
+CREATE TABLE auth_roles (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT
+);
+
+CREATE TABLE auth_role_permissions (
+    id               INTEGER PRIMARY KEY,
+    role_id          INTEGER NOT NULL REFERENCES auth_roles (id) ON DELETE CASCADE,
+    resource_type    TEXT NOT NULL,
+    resource_pattern TEXT NOT NULL,
+    permission       TEXT NOT NULL,
+    UNIQUE (role_id, resource_type, resource_pattern)
+);
+
+CREATE TABLE auth_role_users (
+    id      INTEGER PRIMARY KEY,
+    role_id INTEGER NOT NULL REFERENCES auth_roles (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES auth_users (id) ON DELETE CASCADE,
+    UNIQUE (role_id, user_id)
+);
+CREATE INDEX auth_role_users_by_user ON auth_role_users (user_id);
 "#;
 
 /// Where the database lives.
