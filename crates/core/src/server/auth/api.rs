@@ -1,5 +1,6 @@
 //! The auth app's REST API (api.md §11.2): users, MLflow 3.18's per-user grants
-//! (`/api/3.0/mlflow/users/permissions/...`) and the 2.x per-resource endpoints
+//! (`/api/3.0/mlflow/users/permissions/...`), its roles (`/api/3.0/mlflow/roles/...`, in
+//! MLflow's default workspace: Cairn has no workspaces) and the 2.x per-resource endpoints
 //! (`experiments/permissions/...`, `registered-models/permissions/...`) older
 //! `AuthServiceClient`s use. Who may call what is decided by the auth layer's route table
 //! ([`super::rules`]); these handlers only do the work.
@@ -12,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Router};
-use cairn_plugin_api::auth::{AuthUser, Grant};
+use cairn_plugin_api::auth::{AuthUser, Grant, Role, RoleAssignment, RolePermission};
 use serde::Deserialize;
 use serde_json::json as j;
 use std::sync::Arc;
@@ -36,6 +37,27 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<Auth>>)> {
         ("3.0", "/users/permissions/grant", post(grant)),
         ("3.0", "/users/permissions/revoke", post(revoke)),
         ("3.0", "/users/permissions/get", get(get_permission)),
+        ("3.0", "/roles/create", post(create_role)),
+        ("3.0", "/roles/get", get(get_role)),
+        ("3.0", "/roles/list", get(list_roles)),
+        ("3.0", "/roles/update", patch(update_role)),
+        ("3.0", "/roles/delete", delete(delete_role)),
+        ("3.0", "/roles/permissions/add", post(add_role_permission)),
+        (
+            "3.0",
+            "/roles/permissions/remove",
+            delete(remove_role_permission),
+        ),
+        ("3.0", "/roles/permissions/list", get(list_role_permissions)),
+        (
+            "3.0",
+            "/roles/permissions/update",
+            patch(update_role_permission),
+        ),
+        ("3.0", "/roles/assign", post(assign_role)),
+        ("3.0", "/roles/unassign", delete(unassign_role)),
+        ("3.0", "/users/roles/list", get(list_user_roles)),
+        ("3.0", "/roles/users/list", get(list_role_users)),
         (
             "2.0",
             "/experiments/permissions/create",
@@ -433,4 +455,223 @@ async fn legacy_delete(
     Wire(req): Wire<GrantRequest>,
 ) -> ApiResult<Response> {
     revoke(State(auth), Wire(req)).await
+}
+
+// ----- roles -----------------------------------------------------------------------------------
+
+/// Cairn has no workspaces: every role is in MLflow's default one.
+const WORKSPACE: &str = "default";
+
+#[derive(Deserialize)]
+struct RoleRequest {
+    role_id: Option<serde_json::Value>,
+    role_permission_id: Option<serde_json::Value>,
+    name: Option<String>,
+    description: Option<String>,
+    username: Option<String>,
+    resource_type: Option<String>,
+    resource_pattern: Option<String>,
+    permission: Option<String>,
+}
+impl RequestSpec for RoleRequest {}
+
+/// An id parameter: a JSON integer or a string of one.
+fn id(value: &Option<serde_json::Value>, name: &str) -> ApiResult<i64> {
+    let parsed = match value {
+        None => return Err(ApiError::missing(name)),
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    };
+    parsed.ok_or_else(|| {
+        ApiError::invalid(format!(
+            "Invalid value for parameter '{name}': must be an integer"
+        ))
+    })
+}
+
+fn role_permission_json(p: &RolePermission) -> serde_json::Value {
+    j!({"id": p.id, "role_id": p.role_id, "resource_type": p.resource_type,
+        "resource_pattern": p.resource_pattern, "permission": p.permission})
+}
+
+async fn role_json(auth: &Auth, r: &Role) -> ApiResult<serde_json::Value> {
+    let permissions: Vec<_> = auth
+        .store
+        .list_role_permissions(r.id)
+        .await?
+        .iter()
+        .map(role_permission_json)
+        .collect();
+    Ok(
+        j!({"id": r.id, "name": r.name, "workspace": WORKSPACE, "description": r.description,
+           "permissions": permissions}),
+    )
+}
+
+async fn roles_json(auth: &Auth, roles: &[Role]) -> ApiResult<Response> {
+    let mut out = Vec::with_capacity(roles.len());
+    for r in roles {
+        out.push(role_json(auth, r).await?);
+    }
+    Ok(json(&j!({"roles": out})))
+}
+
+fn assignment_json(a: &RoleAssignment) -> serde_json::Value {
+    j!({"id": a.id, "user_id": a.user_id, "role_id": a.role_id})
+}
+
+async fn create_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let name = required(&req.name, "name")?;
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid("Role name cannot be empty."));
+    }
+    let r = auth
+        .store
+        .create_role(name, req.description.as_deref())
+        .await?;
+    Ok(json(&j!({"role": role_json(&auth, &r).await?})))
+}
+
+async fn get_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let r = auth.store.get_role(id(&req.role_id, "role_id")?).await?;
+    Ok(json(&j!({"role": role_json(&auth, &r).await?})))
+}
+
+async fn list_roles(State(auth): State<Arc<Auth>>) -> ApiResult<Response> {
+    let roles = auth.store.list_roles().await?;
+    roles_json(&auth, &roles).await
+}
+
+async fn update_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let r = auth
+        .store
+        .update_role(
+            id(&req.role_id, "role_id")?,
+            req.name.as_deref(),
+            req.description.as_deref(),
+        )
+        .await?;
+    Ok(json(&j!({"role": role_json(&auth, &r).await?})))
+}
+
+async fn delete_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    auth.store.delete_role(id(&req.role_id, "role_id")?).await?;
+    Ok(empty())
+}
+
+async fn add_role_permission(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let t = resource_type(required(&req.resource_type, "resource_type")?)?;
+    let pattern = required(&req.resource_pattern, "resource_pattern")?;
+    if pattern.is_empty() {
+        return Err(ApiError::invalid("resource_pattern cannot be empty."));
+    }
+    let p = permission(required(&req.permission, "permission")?, GRANTABLE)?;
+    let added = auth
+        .store
+        .add_role_permission(id(&req.role_id, "role_id")?, t, pattern, p.as_str())
+        .await?;
+    Ok(json(&j!({"role_permission": role_permission_json(&added)})))
+}
+
+async fn remove_role_permission(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let pid = id(&req.role_permission_id, "role_permission_id")?;
+    auth.store.remove_role_permission(pid).await?;
+    Ok(empty())
+}
+
+async fn list_role_permissions(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let items: Vec<_> = auth
+        .store
+        .list_role_permissions(id(&req.role_id, "role_id")?)
+        .await?
+        .iter()
+        .map(role_permission_json)
+        .collect();
+    Ok(json(&j!({"role_permissions": items})))
+}
+
+async fn update_role_permission(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let pid = id(&req.role_permission_id, "role_permission_id")?;
+    let p = permission(required(&req.permission, "permission")?, GRANTABLE)?;
+    let updated = auth.store.update_role_permission(pid, p.as_str()).await?;
+    Ok(json(
+        &j!({"role_permission": role_permission_json(&updated)}),
+    ))
+}
+
+async fn assign_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let a = auth
+        .store
+        .assign_role(
+            required(&req.username, "username")?,
+            id(&req.role_id, "role_id")?,
+        )
+        .await?;
+    Ok(json(&j!({"assignment": assignment_json(&a)})))
+}
+
+async fn unassign_role(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    auth.store
+        .unassign_role(
+            required(&req.username, "username")?,
+            id(&req.role_id, "role_id")?,
+        )
+        .await?;
+    Ok(empty())
+}
+
+async fn list_user_roles(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let roles = auth
+        .store
+        .list_user_roles(required(&req.username, "username")?)
+        .await?;
+    roles_json(&auth, &roles).await
+}
+
+async fn list_role_users(
+    State(auth): State<Arc<Auth>>,
+    Wire(req): Wire<RoleRequest>,
+) -> ApiResult<Response> {
+    let items: Vec<_> = auth
+        .store
+        .list_role_users(id(&req.role_id, "role_id")?)
+        .await?
+        .iter()
+        .map(assignment_json)
+        .collect();
+    Ok(json(&j!({"assignments": items})))
 }

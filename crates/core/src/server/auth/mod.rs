@@ -26,7 +26,7 @@ use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn_plugin_api::auth::{AuthStore, AuthUser, Grant};
+use cairn_plugin_api::auth::{AuthStore, AuthUser, Grant, RolePermission};
 use cairn_plugin_api::search::{Comparison, Entity, Expr, Key, Op, Value};
 use cairn_plugin_api::{ErrorKind, TrackingStore};
 use rules::{Cap, Locate, Rule};
@@ -92,16 +92,20 @@ impl Permission {
         }
     }
 
-    /// Whether this permission allows `cap`.
-    pub fn allows(self, cap: Cap) -> bool {
-        let level = match self {
+    /// MLflow's priority: how much it allows (`DENY` and `NO_PERMISSIONS` nothing).
+    fn level(self) -> u8 {
+        match self {
             Permission::NoPermissions | Permission::Deny => 0,
             Permission::Read => 1,
             Permission::Use => 2,
             Permission::Edit => 3,
             Permission::Manage => 4,
-        };
-        level
+        }
+    }
+
+    /// Whether this permission allows `cap`.
+    pub fn allows(self, cap: Cap) -> bool {
+        self.level()
             >= match cap {
                 Cap::Read => 1,
                 Cap::Use => 2,
@@ -109,6 +113,27 @@ impl Permission {
                 Cap::Delete | Cap::Manage => 4,
             }
     }
+}
+
+/// A user's permission on the resource `id` from their own grant on it (`grant`) and their
+/// roles' permissions, folded as MLflow folds them: `DENY` anywhere vetoes, else the highest
+/// wins; `None` when nothing matches (the default applies). A role permission matches by its
+/// pattern: the id, or `*`; with `id` `None`, only `*` matches (a resource nobody named).
+fn fold(
+    grant: Option<Permission>,
+    roles: &[RolePermission],
+    id: Option<&str>,
+) -> Option<Permission> {
+    let matching: Vec<Permission> = roles
+        .iter()
+        .filter(|p| p.resource_pattern == "*" || Some(p.resource_pattern.as_str()) == id)
+        .filter_map(|p| Permission::parse(&p.permission))
+        .chain(grant)
+        .collect();
+    if matching.contains(&Permission::Deny) {
+        return Some(Permission::Deny);
+    }
+    matching.into_iter().max_by_key(|p| p.level())
 }
 
 /// What the auth app is configured with (`[auth]`).
@@ -240,7 +265,8 @@ impl Auth {
         user.filter(|_| ok)
     }
 
-    /// The user's permission on a resource: their grant, else the default.
+    /// The user's permission on a resource: their own grant and their roles' permissions
+    /// folded ([`fold`]: a `DENY` vetoes), else the default.
     pub async fn permission(
         &self,
         username: &str,
@@ -251,9 +277,12 @@ impl Auth {
             .store
             .get_grant(username, resource_type, resource_id)
             .await?;
-        Ok(grant
-            .and_then(|g| Permission::parse(&g.permission))
-            .unwrap_or(self.default_permission))
+        let grant = grant.and_then(|g| Permission::parse(&g.permission));
+        let roles = self
+            .store
+            .user_role_permissions(username, resource_type)
+            .await?;
+        Ok(fold(grant, &roles, Some(resource_id)).unwrap_or(self.default_permission))
     }
 
     /// Grants `MANAGE` on a resource its creator just created (replacing any grant left).
@@ -361,19 +390,41 @@ impl Caller {
         if self.user.is_admin {
             return Ok(Visible::All);
         }
-        let grants = self.auth.store.list_grants(&self.user.username).await?;
-        let by_default = self.auth.default_permission.allows(Cap::Read);
-        let ids = grants
+        let store = &self.auth.store;
+        let username = &self.user.username;
+        let grants: HashMap<String, Permission> = store
+            .list_grants(username)
+            .await?
             .into_iter()
             .filter(|g| g.resource_type == resource_type)
-            .filter(|g| {
-                Permission::parse(&g.permission)
-                    .unwrap_or(Permission::NoPermissions)
-                    .allows(Cap::Read)
-                    != by_default
+            .map(|g| {
+                let p = Permission::parse(&g.permission).unwrap_or(Permission::NoPermissions);
+                (g.resource_id, p)
             })
-            .map(|g| g.resource_id)
-            .collect::<Vec<_>>();
+            .collect();
+        let roles = store.user_role_permissions(username, resource_type).await?;
+        let default = self.auth.default_permission;
+        // What a resource nobody named gets; the ids named by a grant or a role may differ.
+        let by_default = fold(None, &roles, None)
+            .unwrap_or(default)
+            .allows(Cap::Read);
+        let mut named: Vec<&str> = grants.keys().map(String::as_str).collect();
+        named.extend(
+            roles
+                .iter()
+                .map(|p| p.resource_pattern.as_str())
+                .filter(|p| *p != "*"),
+        );
+        named.sort_unstable();
+        named.dedup();
+        let ids: Vec<String> = named
+            .into_iter()
+            .filter(|id| {
+                let p = fold(grants.get(*id).copied(), &roles, Some(id)).unwrap_or(default);
+                p.allows(Cap::Read) != by_default
+            })
+            .map(str::to_owned)
+            .collect();
         Ok(match (by_default, ids.is_empty()) {
             (true, true) => Visible::All,
             (true, false) => Visible::AllBut(ids),
@@ -870,6 +921,40 @@ mod tests {
             assert_eq!(Permission::parse(p.as_str()), Some(p));
         }
         assert_eq!(Permission::parse("read"), None);
+    }
+
+    #[test]
+    fn grants_fold_as_mlflow_a_deny_vetoes_and_otherwise_the_highest_wins() {
+        let p = |pattern: &str, permission: &str| RolePermission {
+            id: 0,
+            role_id: 0,
+            resource_type: EXPERIMENT.into(),
+            resource_pattern: pattern.into(),
+            permission: permission.into(),
+        };
+        let perms = [p("*", "READ"), p("1", "EDIT"), p("2", "DENY")];
+        assert_eq!(fold(None, &perms, Some("1")), Some(Permission::Edit));
+        assert_eq!(fold(None, &perms, Some("2")), Some(Permission::Deny));
+        assert_eq!(fold(None, &perms, Some("3")), Some(Permission::Read));
+        assert_eq!(fold(None, &perms, None), Some(Permission::Read));
+        assert_eq!(fold(None, &perms[1..], Some("3")), None);
+        // A user's own grant is folded in: the highest wins, a DENY anywhere vetoes.
+        assert_eq!(
+            fold(Some(Permission::Manage), &perms, Some("1")),
+            Some(Permission::Manage)
+        );
+        assert_eq!(
+            fold(Some(Permission::Manage), &perms, Some("2")),
+            Some(Permission::Deny)
+        );
+        assert_eq!(
+            fold(Some(Permission::Deny), &perms, Some("1")),
+            Some(Permission::Deny)
+        );
+        assert_eq!(
+            fold(Some(Permission::Read), &[], Some("1")),
+            Some(Permission::Read)
+        );
     }
 
     #[test]

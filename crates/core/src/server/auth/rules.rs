@@ -219,6 +219,23 @@ pub fn rule(method: &Method, template: &str) -> Option<Rule> {
         ) => Authenticated,
         ("POST", "/mlflow/users/permissions/grant" | "/mlflow/users/permissions/revoke")
         | ("GET", "/mlflow/users/permissions/get") => ManageResource,
+        (
+            "POST",
+            "/mlflow/roles/create" | "/mlflow/roles/permissions/add" | "/mlflow/roles/assign",
+        )
+        | (
+            "GET",
+            "/mlflow/roles/get"
+            | "/mlflow/roles/list"
+            | "/mlflow/roles/permissions/list"
+            | "/mlflow/roles/users/list",
+        )
+        | ("PATCH", "/mlflow/roles/update" | "/mlflow/roles/permissions/update")
+        | (
+            "DELETE",
+            "/mlflow/roles/delete" | "/mlflow/roles/permissions/remove" | "/mlflow/roles/unassign",
+        ) => Admin,
+        ("GET", "/mlflow/users/roles/list") => SelfOrAdmin,
         ("POST", "/mlflow/experiments/permissions/create")
         | ("GET", "/mlflow/experiments/permissions/get")
         | ("PATCH", "/mlflow/experiments/permissions/update")
