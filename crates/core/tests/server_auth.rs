@@ -660,6 +660,153 @@ async fn read_edit_manage_and_deny_follow_mlflows_model() {
     app.get(ALICE, "users/get?username=alice").await.ok();
 }
 
+#[tokio::test]
+async fn roles_grant_by_pattern_and_a_deny_vetoes_a_roles_grant() {
+    let app = App::new(&[("auth.default_permission", json!("NO_PERMISSIONS"))]).await;
+    app.user(ALICE.0, ALICE.1).await;
+    let a = app.experiment(ADMIN, "a").await;
+    let b = app.experiment(ADMIN, "b").await;
+    let c = app.experiment(ADMIN, "c").await;
+    let v3 = |p: &str| format!("/api/3.0/mlflow/{p}");
+    let send = |method: Method, path: String, body: Value| {
+        let app = &app;
+        async move { app.send(method, &path, Some(ADMIN), Some(&body)).await }
+    };
+    let role = send(
+        Method::POST,
+        v3("roles/create"),
+        json!({"name": "editors", "workspace": "default"}),
+    )
+    .await
+    .ok()["role"]
+        .clone();
+    assert_eq!(role["name"], "editors");
+    assert_eq!(role["workspace"], "default");
+    let role_id = role["id"].as_i64().unwrap();
+    let add = |pattern: &str, permission: &str| {
+        json!({"role_id": role_id, "resource_type": "experiment",
+               "resource_pattern": pattern, "permission": permission})
+    };
+    send(Method::POST, v3("roles/permissions/add"), add("*", "READ"))
+        .await
+        .ok();
+    let edit = send(Method::POST, v3("roles/permissions/add"), add(&a, "EDIT"))
+        .await
+        .ok()["role_permission"]
+        .clone();
+    assert_eq!(edit["resource_pattern"], a.as_str());
+    send(Method::POST, v3("roles/permissions/add"), add(&a, "READ"))
+        .await
+        .code(400, "RESOURCE_ALREADY_EXISTS");
+    let v = send(
+        Method::POST,
+        v3("roles/assign"),
+        json!({"username": "alice", "role_id": role_id}),
+    )
+    .await
+    .ok();
+    assert_eq!(v["assignment"]["role_id"], role_id);
+    // Non-admins manage no roles.
+    app.send(
+        Method::POST,
+        &v3("roles/create"),
+        Some(ALICE),
+        Some(&json!({"name": "x"})),
+    )
+    .await
+    .denied();
+    let v = app
+        .get(ALICE, &v3("users/roles/list?username=alice"))
+        .await
+        .ok();
+    assert_eq!(v["roles"][0]["permissions"].as_array().unwrap().len(), 2);
+
+    // `*` READ reaches every experiment, the per-id EDIT adds writes on `a`.
+    let tag = |id: &str| json!({"experiment_id": id, "key": "k", "value": "v"});
+    app.get(ALICE, &format!("experiments/get?experiment_id={c}"))
+        .await
+        .ok();
+    app.post(ALICE, "experiments/set-experiment-tag", tag(&a))
+        .await
+        .ok();
+    app.post(ALICE, "experiments/set-experiment-tag", tag(&b))
+        .await
+        .denied();
+    // A user's own DENY vetoes the role's grant, and so does a role's DENY.
+    app.grant("alice", "experiment", &a, "DENY").await;
+    app.get(ALICE, &format!("experiments/get?experiment_id={a}"))
+        .await
+        .denied();
+    send(Method::POST, v3("roles/permissions/add"), add(&b, "DENY"))
+        .await
+        .ok();
+    app.get(ALICE, &format!("experiments/get?experiment_id={b}"))
+        .await
+        .denied();
+    let v = app.post(ALICE, "experiments/search", json!({})).await.ok();
+    let mut seen: Vec<&str> = v["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["experiment_id"].as_str().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["0", c.as_str()]);
+    // Unassigned: back to the default, nothing.
+    send(
+        Method::DELETE,
+        v3("roles/unassign"),
+        json!({"username": "alice", "role_id": role_id}),
+    )
+    .await
+    .ok();
+    app.get(ALICE, &format!("experiments/get?experiment_id={c}"))
+        .await
+        .denied();
+    let perm_id = edit["id"].as_i64().unwrap();
+    let v = send(
+        Method::PATCH,
+        v3("roles/permissions/update"),
+        json!({"role_permission_id": perm_id, "permission": "MANAGE"}),
+    )
+    .await
+    .ok();
+    assert_eq!(v["role_permission"]["permission"], "MANAGE");
+    send(
+        Method::DELETE,
+        v3("roles/permissions/remove"),
+        json!({"role_permission_id": perm_id}),
+    )
+    .await
+    .ok();
+    let v = app
+        .get(
+            ADMIN,
+            &v3(&format!("roles/permissions/list?role_id={role_id}")),
+        )
+        .await
+        .ok();
+    assert_eq!(v["role_permissions"].as_array().unwrap().len(), 2);
+    let v = send(
+        Method::PATCH,
+        v3("roles/update"),
+        json!({"role_id": role_id, "description": "d"}),
+    )
+    .await
+    .ok();
+    assert_eq!(v["role"]["description"], "d");
+    send(
+        Method::DELETE,
+        v3("roles/delete"),
+        json!({"role_id": role_id}),
+    )
+    .await
+    .ok();
+    app.get(ADMIN, &v3(&format!("roles/get?role_id={role_id}")))
+        .await
+        .code(404, "RESOURCE_DOES_NOT_EXIST");
+}
+
 // ----- searches ---------------------------------------------------------------------------------
 
 #[tokio::test]
