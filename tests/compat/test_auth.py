@@ -171,3 +171,25 @@ def test_only_admins_manage_users(admin, user, auth_url, monkeypatch):
     admin.delete_user(user)
     with raises_mlflow("RESOURCE_DOES_NOT_EXIST"):
         admin.get_user(user)
+
+
+def test_roles_grant_and_a_deny_beats_a_roles_grant(admin, user, auth_url, monkeypatch):
+    client = MlflowClient(tracking_uri=auth_url)
+    shared = client.create_experiment(unique("shared"))
+    vetoed = client.create_experiment(unique("vetoed"))
+    role = admin.create_role("default", unique("editors"), description="team")
+    for exp in (shared, vetoed):
+        added = admin.add_role_permission(role.id, "experiment", exp, "EDIT")
+        assert (added.resource_pattern, added.permission) == (exp, "EDIT")
+    assignment = admin.assign_role(user, role.id)
+    assert assignment.role_id == role.id
+    assert [r.id for r in admin.list_user_roles(user)] == [role.id]
+    assert len(admin.get_role(role.id).permissions) == 2
+    admin.grant_user_permission(user, "experiment", vetoed, "DENY")
+    as_user(monkeypatch, user, PASSWORD)
+    client.set_experiment_tag(shared, "k", "v")
+    with raises_mlflow("PERMISSION_DENIED"):
+        client.set_experiment_tag(vetoed, "k", "v")
+    as_user(monkeypatch, *ADMIN)
+    admin.unassign_role(user, role.id)
+    admin.delete_role(role.id)
