@@ -925,6 +925,11 @@ async fn searches_return_only_what_the_caller_may_read_with_full_pages() {
         .await
         .ok();
     }
+    let v = app
+        .get(ADMIN, "model-versions/get?name=a&version=1")
+        .await
+        .ok();
+    assert_eq!(v["model_version"]["user_id"], "admin");
     let v = app.get(ALICE, "model-versions/search").await.ok();
     let names: Vec<&str> = v["model_versions"]
         .as_array()

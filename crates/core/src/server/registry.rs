@@ -676,6 +676,7 @@ pub async fn delete_registered_model_tag(
 /// params and metrics.
 pub async fn create_model_version(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<CreateModelVersionRequest>,
 ) -> ApiResult<Response> {
     let store = registry(&state)?;
@@ -712,7 +713,8 @@ pub async fn create_model_version(
             run_link: req.run_link.filter(|s| !s.is_empty()),
             description: req.description,
             model_id: validated.model_id,
-            user_id: None,
+            // With auth on, the version is the authenticated user's.
+            user_id: caller.map(|c| c.0.user.username),
         })
         .await?;
     if let Some(model) = &logged_model {
