@@ -807,6 +807,25 @@ async fn roles_grant_by_pattern_and_a_deny_vetoes_a_roles_grant() {
         .code(404, "RESOURCE_DOES_NOT_EXIST");
 }
 
+/// A user's own grant on `*` covers every resource of its type, in checks and searches.
+#[tokio::test]
+async fn a_users_grant_on_star_covers_every_resource() {
+    let app = App::new(&[("auth.default_permission", json!("NO_PERMISSIONS"))]).await;
+    app.user(ALICE.0, ALICE.1).await;
+    let a = app.experiment(ADMIN, "a").await;
+    let get = |id: &str| format!("experiments/get?experiment_id={id}");
+    app.get(ALICE, &get(&a)).await.denied();
+    app.grant("alice", "experiment", "*", "READ").await;
+    app.get(ALICE, &get(&a)).await.ok();
+    let v = app.post(ALICE, "experiments/search", json!({})).await.ok();
+    assert_eq!(v["experiments"].as_array().unwrap().len(), 2, "{v}");
+    // A DENY on one experiment still vetoes it.
+    app.grant("alice", "experiment", &a, "DENY").await;
+    app.get(ALICE, &get(&a)).await.denied();
+    let v = app.post(ALICE, "experiments/search", json!({})).await.ok();
+    assert_eq!(v["experiments"].as_array().unwrap().len(), 1, "{v}");
+}
+
 // ----- searches ---------------------------------------------------------------------------------
 
 #[tokio::test]

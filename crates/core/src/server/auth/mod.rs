@@ -115,20 +115,15 @@ impl Permission {
     }
 }
 
-/// A user's permission on the resource `id` from their own grant on it (`grant`) and their
-/// roles' permissions, folded as MLflow folds them: `DENY` anywhere vetoes, else the highest
-/// wins; `None` when nothing matches (the default applies). A role permission matches by its
-/// pattern: the id, or `*`; with `id` `None`, only `*` matches (a resource nobody named).
-fn fold(
-    grant: Option<Permission>,
-    roles: &[RolePermission],
-    id: Option<&str>,
-) -> Option<Permission> {
-    let matching: Vec<Permission> = roles
+/// A user's permission on the resource `id` from `perms` — their own grants and their roles'
+/// permissions, each naming an id or `*` — folded as MLflow folds them (a user's grants are a
+/// role of their own there): `DENY` anywhere vetoes, else the highest wins; `None` when nothing
+/// matches (the default applies). With `id` `None` only `*` matches (a resource nobody named).
+fn fold(perms: &[RolePermission], id: Option<&str>) -> Option<Permission> {
+    let matching: Vec<Permission> = perms
         .iter()
         .filter(|p| p.resource_pattern == "*" || Some(p.resource_pattern.as_str()) == id)
         .filter_map(|p| Permission::parse(&p.permission))
-        .chain(grant)
         .collect();
     if matching.contains(&Permission::Deny) {
         return Some(Permission::Deny);
@@ -265,7 +260,7 @@ impl Auth {
         user.filter(|_| ok)
     }
 
-    /// The user's permission on a resource: their own grant and their roles' permissions
+    /// The user's permission on a resource: their own grants and their roles' permissions
     /// folded ([`fold`]: a `DENY` vetoes), else the default.
     pub async fn permission(
         &self,
@@ -273,16 +268,34 @@ impl Auth {
         resource_type: &str,
         resource_id: &str,
     ) -> Result<Permission, ApiError> {
-        let grant = self
-            .store
-            .get_grant(username, resource_type, resource_id)
-            .await?;
-        let grant = grant.and_then(|g| Permission::parse(&g.permission));
-        let roles = self
+        let perms = self.permissions_of(username, resource_type).await?;
+        Ok(fold(&perms, Some(resource_id)).unwrap_or(self.default_permission))
+    }
+
+    /// The user's own grants (as permissions of a role of their own, the id the pattern) and
+    /// their roles' permissions, on resources of `resource_type`.
+    async fn permissions_of(
+        &self,
+        username: &str,
+        resource_type: &str,
+    ) -> Result<Vec<RolePermission>, ApiError> {
+        let mut perms = self
             .store
             .user_role_permissions(username, resource_type)
             .await?;
-        Ok(fold(grant, &roles, Some(resource_id)).unwrap_or(self.default_permission))
+        let own = self.store.list_grants(username).await?;
+        perms.extend(
+            own.into_iter()
+                .filter(|g| g.resource_type == resource_type)
+                .map(|g| RolePermission {
+                    id: 0,
+                    role_id: 0,
+                    resource_type: g.resource_type,
+                    resource_pattern: g.resource_id,
+                    permission: g.permission,
+                }),
+        );
+        Ok(perms)
     }
 
     /// Grants `MANAGE` on a resource its creator just created (replacing any grant left).
@@ -390,39 +403,23 @@ impl Caller {
         if self.user.is_admin {
             return Ok(Visible::All);
         }
-        let store = &self.auth.store;
-        let username = &self.user.username;
-        let grants: HashMap<String, Permission> = store
-            .list_grants(username)
-            .await?
-            .into_iter()
-            .filter(|g| g.resource_type == resource_type)
-            .map(|g| {
-                let p = Permission::parse(&g.permission).unwrap_or(Permission::NoPermissions);
-                (g.resource_id, p)
-            })
-            .collect();
-        let roles = store.user_role_permissions(username, resource_type).await?;
+        let perms = self
+            .auth
+            .permissions_of(&self.user.username, resource_type)
+            .await?;
         let default = self.auth.default_permission;
-        // What a resource nobody named gets; the ids named by a grant or a role may differ.
-        let by_default = fold(None, &roles, None)
-            .unwrap_or(default)
-            .allows(Cap::Read);
-        let mut named: Vec<&str> = grants.keys().map(String::as_str).collect();
-        named.extend(
-            roles
-                .iter()
-                .map(|p| p.resource_pattern.as_str())
-                .filter(|p| *p != "*"),
-        );
+        // What a resource nobody named gets; the ids a grant names may differ.
+        let by_default = fold(&perms, None).unwrap_or(default).allows(Cap::Read);
+        let mut named: Vec<&str> = perms
+            .iter()
+            .map(|p| p.resource_pattern.as_str())
+            .filter(|p| *p != "*")
+            .collect();
         named.sort_unstable();
         named.dedup();
         let ids: Vec<String> = named
             .into_iter()
-            .filter(|id| {
-                let p = fold(grants.get(*id).copied(), &roles, Some(id)).unwrap_or(default);
-                p.allows(Cap::Read) != by_default
-            })
+            .filter(|id| fold(&perms, Some(id)).unwrap_or(default).allows(Cap::Read) != by_default)
             .map(str::to_owned)
             .collect();
         Ok(match (by_default, ids.is_empty()) {
@@ -933,28 +930,16 @@ mod tests {
             permission: permission.into(),
         };
         let perms = [p("*", "READ"), p("1", "EDIT"), p("2", "DENY")];
-        assert_eq!(fold(None, &perms, Some("1")), Some(Permission::Edit));
-        assert_eq!(fold(None, &perms, Some("2")), Some(Permission::Deny));
-        assert_eq!(fold(None, &perms, Some("3")), Some(Permission::Read));
-        assert_eq!(fold(None, &perms, None), Some(Permission::Read));
-        assert_eq!(fold(None, &perms[1..], Some("3")), None);
-        // A user's own grant is folded in: the highest wins, a DENY anywhere vetoes.
+        assert_eq!(fold(&perms, Some("1")), Some(Permission::Edit));
+        assert_eq!(fold(&perms, Some("2")), Some(Permission::Deny));
+        assert_eq!(fold(&perms, Some("3")), Some(Permission::Read));
+        assert_eq!(fold(&perms, None), Some(Permission::Read));
+        assert_eq!(fold(&perms[1..], Some("3")), None);
         assert_eq!(
-            fold(Some(Permission::Manage), &perms, Some("1")),
-            Some(Permission::Manage)
-        );
-        assert_eq!(
-            fold(Some(Permission::Manage), &perms, Some("2")),
+            fold(&[p("*", "DENY"), p("1", "MANAGE")], Some("1")),
             Some(Permission::Deny)
         );
-        assert_eq!(
-            fold(Some(Permission::Deny), &perms, Some("1")),
-            Some(Permission::Deny)
-        );
-        assert_eq!(
-            fold(Some(Permission::Read), &[], Some("1")),
-            Some(Permission::Read)
-        );
+        assert_eq!(fold(&[], Some("1")), None);
     }
 
     #[test]
