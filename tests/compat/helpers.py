@@ -79,7 +79,8 @@ class ServerProcess:
     `artifact_args` replaces the default artifact options (`--default-artifact-root
     <workdir>/artifacts`), e.g. with `--artifacts-destination` for a proxied server; `env`
     adds variables to the server's environment (which otherwise drops every CAIRN_* and
-    MLFLOW_* variable of the suite's own).
+    MLFLOW_* variable of the suite's own); `extra_args` are more server options (e.g.
+    `--app-name basic-auth`).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class ServerProcess:
         name: str = "server",
         artifact_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ):
         self.workdir = workdir
         self.artifact_root = workdir / "artifacts"
@@ -110,6 +112,7 @@ class ServerProcess:
             "127.0.0.1",
             "--port",
             str(self.port),
+            *(extra_args or []),
         ]
         extra_env = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}

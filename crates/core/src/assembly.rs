@@ -31,7 +31,7 @@ use crate::secrets::redact_uri;
 use crate::server::{artifacts::Artifacts, registry::RegistryAccess};
 use crate::uri::Repositories;
 use cairn_plugin_api::{
-    ArtifactRepository, BuildContext, ModelRegistryStore, PluginKind, TrackingStore,
+    ArtifactRepository, AuthStore, BuildContext, ModelRegistryStore, PluginKind, TrackingStore,
 };
 use std::sync::Arc;
 
@@ -115,6 +115,8 @@ pub struct ServerPlugins {
     pub registry: RegistryAccess,
     /// The run-context providers applied in `runs/create`.
     pub run_context: RunContextProviders,
+    /// With the basic-auth app on (`auth.enabled`): its users and grants.
+    pub auth: Option<Arc<dyn AuthStore>>,
 }
 
 /// The configured plugins of one process: see the module documentation.
@@ -350,12 +352,52 @@ impl<'c> Assembly<'c> {
         };
         self.default_artifact_root(report)?;
         let run_context = self.run_context(report)?;
+        let auth = self.auth_store(report)?;
         Ok(ServerPlugins {
             tracking: tracking.plugin,
             artifacts: Artifacts::new(self.repositories.clone(), destination),
             registry: RegistryAccess::new(registry_store.map(|b| b.plugin), self.artifact_roots()),
             run_context,
+            auth,
         })
+    }
+
+    /// The basic-auth app's store, when `auth.enabled`: on `auth.database_uri` (default: the
+    /// backend store's URI). The SQLite store serves it (the same file, its own tables); the
+    /// contract is [`AuthStore`], not yet a plugin kind of its own, so the scheme is matched here.
+    fn auth_store(&self, report: &mut dyn FnMut(Step<'_>)) -> Result<Option<Arc<dyn AuthStore>>> {
+        let c = &self.loaded.config();
+        if !c.auth.enabled {
+            return Ok(None);
+        }
+        let (key, uri) = match &c.auth.database_uri {
+            Some(uri) => ("auth.database_uri", uri.as_str()),
+            None => (
+                "store.backend_store_uri",
+                c.store.backend_store_uri.as_str(),
+            ),
+        };
+        let from = self.loaded.describe(key, &redact_uri(uri));
+        let store: Arc<dyn AuthStore> = match scheme_of(uri).as_str() {
+            #[cfg(feature = "store-sqlite")]
+            "sqlite" => cairn_store_sqlite::build_auth_store(&self.context("sqlite", uri))
+                .map_err(|e| Error::Config {
+                    problems: vec![format!("{from}: cannot open the auth store: {}", e.message)],
+                })?,
+            other => {
+                return Err(Error::Config {
+                    problems: vec![format!(
+                        "{from}: the basic-auth app cannot keep users and grants in a \
+                         '{other}' store; use a sqlite:// URI"
+                    )],
+                });
+            }
+        };
+        report(Step::Info(format!(
+            "basic-auth: users and grants in {}",
+            redact_uri(uri)
+        )));
+        Ok(Some(store))
     }
 
     /// The project backend `name` (`cairn run -b <name>`), built with its `[settings.<name>]`.

@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Prefix for every route, e.g. /mlflow (server.static_prefix).
     #[arg(long, value_name = "PREFIX")]
     pub static_prefix: Option<String>,
+    /// The app to serve in front of the API: `basic-auth` (MLflow's HTTP Basic authentication
+    /// and permissions; auth.enabled = true).
+    #[arg(long, value_name = "NAME", value_parser = ["basic-auth"])]
+    pub app_name: Option<String>,
     /// Accepted for compatibility and ignored: Cairn is one multi-threaded process.
     #[arg(long, short = 'w', value_name = "N")]
     pub workers: Option<String>,
@@ -138,6 +142,9 @@ impl ServerArgs {
         }
         if let Some(prefix) = &self.static_prefix {
             overrides.set("server.static_prefix", "--static-prefix", prefix.as_str());
+        }
+        if self.app_name.is_some() {
+            overrides.set("auth.enabled", "--app-name", true);
         }
     }
 
@@ -595,6 +602,24 @@ mod tests {
             );
             Ok(())
         });
+        // --app-name basic-auth turns the auth app on; no other app exists.
+        let cli = Cli::try_parse_from(["cairn", "server", "--app-name", "basic-auth"]).unwrap();
+        let Command::Server(args) = &cli.command else {
+            panic!("expected server: {cli:?}");
+        };
+        let mut overrides = Overrides::default();
+        args.apply(&mut overrides);
+        figment::Jail::expect_with(|j| {
+            j.clear_env();
+            let loaded = Loader::new(j.directory())
+                .overrides(overrides.clone())
+                .load()
+                .unwrap();
+            assert!(loaded.config().auth.enabled);
+            Ok(())
+        });
+        let e = Cli::try_parse_from(["cairn", "server", "--app-name", "other"]).unwrap_err();
+        assert!(e.to_string().contains("basic-auth"), "{e}");
         // Help is --help, since -h is the host as in MLflow.
         let e = Cli::try_parse_from(["cairn", "server", "--help"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);

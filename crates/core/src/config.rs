@@ -41,6 +41,14 @@
 //! [run_context]
 //! providers = ["user", "git"]   # run-context providers applied to new runs, in order
 //!
+//! [auth]                     # MLflow's basic-auth app (also: cairn server --app-name basic-auth)
+//! enabled = false
+//! default_permission = "READ" # READ, USE, EDIT, MANAGE or NO_PERMISSIONS where a user has no grant
+//! admin_username = "admin"    # created on first start (MLFLOW_AUTH_ADMIN_USERNAME overrides)
+//! # admin_password = "..."    # required then (MLFLOW_AUTH_ADMIN_PASSWORD overrides)
+//! # database_uri = "sqlite:///auth.db"  # users and grants; defaults to store.backend_store_uri
+//! max_failed_logins = 10      # per user and address and minute; then 429 until the minute ends
+//!
 //! [settings.sqlite]          # a free table handed to the plugin named `sqlite`
 //! busy_timeout_ms = 5000
 //!
@@ -78,7 +86,14 @@ pub const DEFAULT_BACKEND_STORE_URI: &str = "sqlite:///cairn.db";
 pub const MLFLOW_ARTIFACTS_ROOT: &str = "mlflow-artifacts:/";
 
 /// The top-level keys (sections) of [`Config`].
-const SECTIONS: [&str; 5] = ["server", "store", "run_context", "settings", "plugins"];
+const SECTIONS: [&str; 6] = [
+    "server",
+    "store",
+    "run_context",
+    "auth",
+    "settings",
+    "plugins",
+];
 
 /// Whether the `CAIRN_*` variable whose name after the prefix is `key` is no configuration and
 /// is ignored: it has no `__`, is no section and does not start with a section and `_` (so
@@ -109,6 +124,9 @@ pub struct Config {
     /// `[run_context]`: the run-context providers applied to the runs Cairn creates.
     #[serde(default)]
     pub run_context: RunContextConfig,
+    /// `[auth]`: MLflow's basic-auth app (`cairn server --app-name basic-auth`).
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// `[settings.<plugin name>]`: one free table per plugin, handed to that plugin's factory
     /// as [`cairn_plugin_api::BuildContext::settings`]; the plugin parses it and rejects unknown keys itself.
     #[serde(default, skip_serializing_if = "Settings::is_empty")]
@@ -231,6 +249,71 @@ impl Default for StoreConfig {
             artifacts_destination: None,
             serve_artifacts: true,
         }
+    }
+}
+
+/// `[auth]`: MLflow's basic-auth app. `MLFLOW_AUTH_ADMIN_USERNAME` and
+/// `MLFLOW_AUTH_ADMIN_PASSWORD` override the admin's name and password, as in MLflow.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `auth.enabled`: require HTTP Basic credentials and check permissions on every route
+    /// (`--app-name basic-auth`). Default `false`.
+    pub enabled: bool,
+    /// `auth.default_permission`: what users may do where they have no grant: `READ` (the
+    /// default), `USE`, `EDIT`, `MANAGE` or `NO_PERMISSIONS`.
+    pub default_permission: String,
+    /// `auth.admin_username`: the admin created on first start. Default `admin`.
+    pub admin_username: String,
+    /// `auth.admin_password`: the first admin's password (at least 12 characters, not
+    /// `password1234`); required while the auth store has no user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+    /// `auth.database_uri`: where users and grants live. Defaults to `store.backend_store_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_uri: Option<String>,
+    /// `auth.max_failed_logins`: failed logins per user and address within a minute before
+    /// further attempts answer 429 until the minute is over. Default 10.
+    pub max_failed_logins: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: false,
+            default_permission: "READ".to_owned(),
+            admin_username: "admin".to_owned(),
+            admin_password: None,
+            database_uri: None,
+            max_failed_logins: 10,
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted_debug(self, "AuthConfig", f)
+    }
+}
+
+impl AuthConfig {
+    /// This configuration with MLflow's `MLFLOW_AUTH_ADMIN_USERNAME` and
+    /// `MLFLOW_AUTH_ADMIN_PASSWORD` applied (when set and not empty).
+    pub fn with_mlflow_env(&self) -> AuthConfig {
+        let mut c = self.clone();
+        if let Some(name) = std::env::var("MLFLOW_AUTH_ADMIN_USERNAME")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            c.admin_username = name;
+        }
+        if let Some(pw) = std::env::var("MLFLOW_AUTH_ADMIN_PASSWORD")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            c.admin_password = Some(pw);
+        }
+        c
     }
 }
 
@@ -804,6 +887,7 @@ impl LoadedConfig {
             "store.artifacts_destination",
             c.store.artifacts_destination.as_deref(),
         );
+        non_empty("auth.database_uri", c.auth.database_uri.as_deref());
         for (key, value) in [
             ("server.max_connections", c.server.max_connections as u64),
             ("server.idle_timeout_secs", c.server.idle_timeout_secs),
@@ -857,6 +941,29 @@ impl LoadedConfig {
                     self.source_of("server.allowed_artifact_schemes")
                 ));
             }
+        }
+        if !matches!(
+            c.auth.default_permission.as_str(),
+            "READ" | "USE" | "EDIT" | "MANAGE" | "NO_PERMISSIONS"
+        ) {
+            problems.push(format!(
+                "`auth.default_permission` ({}): '{}' is not one of READ, USE, EDIT, MANAGE, \
+                 NO_PERMISSIONS",
+                self.source_of("auth.default_permission"),
+                c.auth.default_permission
+            ));
+        }
+        if c.auth.max_failed_logins == 0 {
+            problems.push(format!(
+                "`auth.max_failed_logins` must be at least 1 ({})",
+                self.source_of("auth.max_failed_logins")
+            ));
+        }
+        if c.auth.admin_username.trim().is_empty() || c.auth.admin_username.contains(':') {
+            problems.push(format!(
+                "`auth.admin_username` ({}) must not be empty or contain ':'",
+                self.source_of("auth.admin_username")
+            ));
         }
         for (i, plugin) in c.plugins.iter().enumerate() {
             if plugin.path.as_os_str().is_empty() {

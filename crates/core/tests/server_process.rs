@@ -383,3 +383,56 @@ fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
     sigterm(&child);
     assert!(wait(&mut child).success());
 }
+
+/// `--app-name basic-auth` as a process: it refuses to start without an admin password, naming
+/// the key; with one it answers 401 without credentials and 200 with them, and neither the
+/// password nor the `Authorization` header reaches the log (at `RUST_LOG=debug`).
+#[test]
+fn basic_auth_needs_an_admin_password_and_keeps_credentials_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .current_dir(dir.path())
+        .args(["server", "-p", "0", "--app-name", "basic-auth"])
+        .env_remove("MLFLOW_AUTH_ADMIN_PASSWORD")
+        .env_remove("CAIRN_AUTH__ADMIN_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.admin_password"), "{stderr}");
+
+    let password = "s3cret-admin-pw";
+    let (mut child, addr, _dir) = start(&[
+        ("CAIRN_AUTH__ENABLED", "true"),
+        ("MLFLOW_AUTH_ADMIN_PASSWORD", password),
+        ("RUST_LOG", "debug"),
+    ]);
+    let path = "/api/2.0/mlflow/experiments/get?experiment_id=0";
+    let anonymous = http_get(&addr, path);
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("user=admin"), "{log}");
+    for secret in [password, token.as_str(), "Basic "] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

@@ -85,6 +85,7 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+pub mod auth;
 pub mod blocking;
 pub mod context;
 pub mod entities;
@@ -109,6 +110,7 @@ pub mod testkit;
 pub mod ffi;
 
 pub use artifacts::{ArtifactCapabilities, ArtifactRepository};
+pub use auth::AuthStore;
 pub use context::RunContextProvider;
 pub use error::{Error, ErrorKind, Result};
 pub use factory::{Build, BuildContext, PluginFactory, PluginKind};

@@ -32,6 +32,7 @@
 //!   never matches a comparison and sorts with missing values); ±Inf are stored as real
 //!   infinities, not clamped to ±f64::MAX as MLflow's SQL store does.
 
+mod auth;
 mod config;
 mod error;
 mod pool;
@@ -44,7 +45,7 @@ pub use config::{SqliteSettings, Synchronous};
 pub use store::{SqliteStore, open, open_with_settings};
 
 use cairn_plugin_api::{
-    Build, BuildContext, ModelRegistryStore, PluginFactory, Result, TrackingStore,
+    AuthStore, Build, BuildContext, ModelRegistryStore, PluginFactory, Result, TrackingStore,
 };
 use std::sync::Arc;
 
@@ -91,4 +92,16 @@ cairn_plugin_api::inventory::submit! {
         version: env!("CARGO_PKG_VERSION"),
         build: Build::ModelRegistryStore(build_model_registry_store),
     }
+}
+
+/// Builds the basic-auth app's store of users and grants (tables of the same database file,
+/// schema version 3) from the host's context.
+pub fn build_auth_store(ctx: &BuildContext) -> Result<Arc<dyn AuthStore>> {
+    let settings: SqliteSettings = ctx.settings()?;
+    let store = open_with_settings(
+        ctx.require_uri()?,
+        ctx.default_artifact_root.as_deref(),
+        &settings,
+    )?;
+    Ok(Arc::new(store))
 }

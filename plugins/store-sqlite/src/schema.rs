@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const APPLICATION_ID: i32 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -256,6 +256,51 @@ CREATE TABLE registered_model_aliases (
     version INTEGER NOT NULL,
     PRIMARY KEY (model, alias)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 3: the basic-auth app's users, per-user grants and roles (`cairn server --app-name
+/// basic-auth`). A grant names its resource by type and id (an experiment id, a registered
+/// model's name); a role's permission by type and pattern (an id or `*`); grants, role
+/// permissions and role assignments go with their user or role (`ON DELETE CASCADE`).
+const MIGRATION_3: &str = r#"
+CREATE TABLE auth_users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    is_admin      INTEGER NOT NULL CHECK (is_admin IN (0, 1))
+);
+
+CREATE TABLE auth_grants (
+    user_id       INTEGER NOT NULL REFERENCES auth_users (id) ON DELETE CASCADE,
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    permission    TEXT NOT NULL,
+    PRIMARY KEY (user_id, resource_type, resource_id)
+) WITHOUT ROWID;
+CREATE INDEX auth_grants_by_resource ON auth_grants (resource_type, resource_id);
+
+CREATE TABLE auth_roles (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT
+);
+
+CREATE TABLE auth_role_permissions (
+    id               INTEGER PRIMARY KEY,
+    role_id          INTEGER NOT NULL REFERENCES auth_roles (id) ON DELETE CASCADE,
+    resource_type    TEXT NOT NULL,
+    resource_pattern TEXT NOT NULL,
+    permission       TEXT NOT NULL,
+    UNIQUE (role_id, resource_type, resource_pattern)
+);
+
+CREATE TABLE auth_role_users (
+    id      INTEGER PRIMARY KEY,
+    role_id INTEGER NOT NULL REFERENCES auth_roles (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES auth_users (id) ON DELETE CASCADE,
+    UNIQUE (role_id, user_id)
+);
+CREATE INDEX auth_role_users_by_user ON auth_role_users (user_id);
 "#;
 
 /// Where the database lives.
@@ -520,7 +565,7 @@ mod tests {
         ))
         .unwrap();
         migrate(&mut conn, "mem").unwrap();
-        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), 2);
+        assert_eq!(pragma_i64(&conn, "user_version").unwrap(), SCHEMA_VERSION);
         let name: String = conn
             .query_row(
                 "SELECT name FROM experiments WHERE experiment_id = 7",

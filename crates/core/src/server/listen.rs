@@ -20,6 +20,8 @@
 
 use super::ApiError;
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::http::StatusCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -34,6 +36,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tower::ServiceExt as _;
 
 /// The bounds a server keeps on its connections (`[server]` keys of the same names).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +87,10 @@ pub async fn serve(
                 Err(_) => break, // never closed
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -98,7 +101,14 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
         let connection = builder.serve_connection(
             TokioIo::new(JsonHeadErrors::new(stream)),
-            TowerToHyperService::new(app.clone()),
+            // The peer's address, for handlers and layers that need it (the auth app's limit
+            // on failed logins per user and address).
+            TowerToHyperService::new(app.clone().map_request(
+                move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                },
+            )),
         );
         let mut stop = stop_rx.clone();
         connections.spawn(async move {

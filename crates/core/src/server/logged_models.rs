@@ -241,12 +241,16 @@ fn order_by(entry: SearchOrderBy) -> ApiResult<LoggedModelOrderBy> {
 /// 50000; `order_by` is a list of `{field_name, ascending, dataset_name, dataset_digest}`.
 pub async fn search_logged_models(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<SearchLoggedModelsRequest>,
 ) -> ApiResult<Response> {
     let experiment_ids = req
         .experiment_ids
         .ok_or_else(|| ApiError::missing("experiment_ids"))?;
     cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    // With auth on, only the experiments the caller may read are searched.
+    let experiment_ids =
+        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
     if req.order_by.len() > cairn_plugin_api::search::MAX_ORDER_BY_KEYS {
         return Err(ApiError::invalid(format!(
             "Invalid order_by: {} clauses given, at most {} are allowed",

@@ -28,6 +28,7 @@
 //! `server.shutdown_timeout_secs` has passed (see [`listen`]).
 
 pub mod artifacts;
+pub mod auth;
 pub mod error;
 pub mod history;
 pub mod listen;
@@ -108,6 +109,7 @@ impl AppState {
                 artifacts,
                 registry,
                 run_context: RunContextProviders::default(),
+                auth: None,
             },
         )
     }
@@ -186,6 +188,8 @@ pub struct ServerInfo {
     pub artifact_schemes: Vec<String>,
     /// The longest a request body may stall between two pieces.
     pub body_read_timeout: std::time::Duration,
+    /// With the basic-auth app on: its settings.
+    pub auth: Option<auth::Settings>,
 }
 
 impl Default for ServerInfo {
@@ -202,6 +206,7 @@ impl Default for ServerInfo {
             body_read_timeout: std::time::Duration::from_secs(
                 crate::config::DEFAULT_BODY_READ_TIMEOUT_SECS,
             ),
+            auth: None,
         }
     }
 }
@@ -237,13 +242,24 @@ impl ServerInfo {
     }
 }
 
-/// Adds `path` (e.g. `/runs/get`) under `/api/{version}/mlflow` and `/ajax-api/{version}/mlflow`.
-fn mlflow(
+/// The API routes being built, with every path added, so the auth layer's route table can be
+/// checked against the router ([`route_paths`]).
+#[derive(Default)]
+struct Routes {
     router: Router<AppState>,
-    version: &str,
-    path: &str,
-    handler: MethodRouter<AppState>,
-) -> Router<AppState> {
+    paths: Vec<String>,
+}
+
+impl Routes {
+    fn route(mut self, path: &str, handler: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, handler);
+        self.paths.push(path.to_owned());
+        self
+    }
+}
+
+/// Adds `path` (e.g. `/runs/get`) under `/api/{version}/mlflow` and `/ajax-api/{version}/mlflow`.
+fn mlflow(router: Routes, version: &str, path: &str, handler: MethodRouter<AppState>) -> Routes {
     router
         .route(&format!("/api/{version}/mlflow{path}"), handler.clone())
         .route(&format!("/ajax-api/{version}/mlflow{path}"), handler)
@@ -259,10 +275,10 @@ const ARTIFACTS_NOT_IMPLEMENTED: &str =
     "Artifact access through the tracking server is not implemented by this Cairn server yet.";
 
 /// The tracking API routes (state not yet supplied).
-fn api_routes(serve_artifacts: bool) -> Router<AppState> {
+fn api_routes(serve_artifacts: bool) -> Routes {
     use logged_models as lm;
     use tracking as t;
-    let mut r = Router::new();
+    let mut r = Routes::default();
     let routes: Vec<(&str, MethodRouter<AppState>)> = vec![
         ("/experiments/get-by-name", get(t::get_experiment_by_name)),
         ("/experiments/create", post(t::create_experiment)),
@@ -566,7 +582,7 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
 /// The whole application: API routes, `/health`, `/version`, the fallbacks, and the layers
 /// (request logs, security headers, body limit, `Host` check, cross-origin check).
 pub fn router(store: Arc<dyn TrackingStore>, info: &ServerInfo) -> Router {
-    router_with_state(AppState::new(store, info), info)
+    router_with_state(AppState::new(store, info), info, None)
 }
 
 /// [`router_with_artifacts`] with the model registry `registry`.
@@ -579,12 +595,24 @@ pub fn router_with_registry(
     router_with_state(
         AppState::with_registry(store, info, artifacts, registry),
         info,
+        None,
     )
 }
 
 /// The whole application over the plugins the assembly built ([`Assembly::server`]).
+/// With `info.auth` set, the auth app guards every route with the users and grants of
+/// `plugins.auth`.
 pub fn router_for(info: &ServerInfo, plugins: ServerPlugins) -> Router {
-    router_with_state(AppState::from_plugins(info, plugins), info)
+    let auth = match (info.auth, &plugins.auth) {
+        (Some(settings), Some(store)) => Some(auth::Auth::new(
+            Arc::clone(store),
+            Arc::clone(&plugins.tracking),
+            settings,
+            info.static_prefix.as_deref().unwrap_or_default(),
+        )),
+        _ => None,
+    };
+    router_with_state(AppState::from_plugins(info, plugins), info, auth)
 }
 
 /// [`router`] over `store` with artifact access through `artifacts`.
@@ -593,14 +621,36 @@ pub fn router_with_artifacts(
     info: &ServerInfo,
     artifacts: artifacts::Artifacts,
 ) -> Router {
-    router_with_state(AppState::with_artifacts(store, info, artifacts), info)
+    router_with_state(AppState::with_artifacts(store, info, artifacts), info, None)
 }
 
-fn router_with_state(state: AppState, info: &ServerInfo) -> Router {
+/// Every route path of the router `info` describes (`auth` adds the auth app's), as
+/// registered; the auth layer's table must have an entry for each routed method of each.
+pub fn route_paths(info: &ServerInfo) -> Vec<String> {
+    let mut paths = vec!["/health".to_owned(), "/version".to_owned()];
+    paths.extend(api_routes(info.serve_artifacts).paths);
+    if info.auth.is_some() {
+        for (version, path, _) in auth::api::routes() {
+            paths.push(format!("/api/{version}/mlflow{path}"));
+            paths.push(format!("/ajax-api/{version}/mlflow{path}"));
+        }
+    }
+    paths
+}
+
+fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::Auth>>) -> Router {
     let mut app: Router = Router::new()
         .route("/health", get(health))
         .route("/version", get(version))
-        .merge(api_routes(info.serve_artifacts).with_state(state))
+        .merge(api_routes(info.serve_artifacts).router.with_state(state));
+    if let Some(auth) = auth {
+        // A route layer: it runs after routing (so it knows the route template) and only for
+        // routed requests; an unknown path stays a 404, a wrong method a 405.
+        app = app
+            .merge(auth::api::router(Arc::clone(&auth)))
+            .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize));
+    }
+    app = app
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(prefix) = info.static_prefix.as_deref() {
@@ -710,6 +760,15 @@ pub fn server_info_for(loaded: &LoadedConfig, registry: &Registry) -> ServerInfo
         history_chunk: history::DEFAULT_HISTORY_CHUNK,
         artifact_schemes: allowed_artifact_schemes(loaded, registry),
         body_read_timeout: std::time::Duration::from_secs(c.server.body_read_timeout_secs),
+        auth: c
+            .auth
+            .enabled
+            .then(|| auth::Permission::parse(&c.auth.default_permission))
+            .flatten()
+            .map(|default_permission| auth::Settings {
+                default_permission,
+                max_failed_logins: c.auth.max_failed_logins,
+            }),
     }
 }
 
@@ -748,6 +807,11 @@ pub async fn run(assembly: &Assembly<'_>, out: &mut dyn Write) -> Result<()> {
     })?;
     let loaded = assembly.config();
     let c = loaded.config();
+    if let Some(store) = &plugins.auth
+        && let Some(admin) = auth::ensure_admin(store.as_ref(), &c.auth.with_mlflow_env()).await?
+    {
+        tracing::info!(user = %admin, "basic-auth: created the admin user");
+    }
     let host = c.server.host.trim_start_matches('[').trim_end_matches(']');
     let listener = tokio::net::TcpListener::bind((host, c.server.port))
         .await

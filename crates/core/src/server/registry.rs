@@ -518,6 +518,21 @@ fn search_args(
     })
 }
 
+/// With auth on, `args` narrowed (in the query) to the registered models the caller may read;
+/// `None` when they may read none.
+async fn restrict_to_readable(
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    mut args: RegistrySearch,
+) -> ApiResult<Option<RegistrySearch>> {
+    let caller = caller.as_ref().map(|c| &c.0);
+    let filter = args.filter.take();
+    Ok(
+        super::auth::restrict(caller, super::auth::REGISTERED_MODEL, "name", filter)
+            .await?
+            .map(|filter| RegistrySearch { filter, ..args }),
+    )
+}
+
 // ----- registered models ----------------------------------------------------------------------
 
 /// `POST registered-models/create` → `{"registered_model"}`.
@@ -583,6 +598,7 @@ pub async fn delete_registered_model(
 /// `GET registered-models/search` → `{"registered_models", "next_page_token"}`.
 pub async fn search_registered_models(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<SearchRequest>,
 ) -> ApiResult<Response> {
     let store = registry(&state)?;
@@ -592,6 +608,9 @@ pub async fn search_registered_models(
         SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT,
         SEARCH_REGISTERED_MODEL_MAX_RESULTS_THRESHOLD,
     )?;
+    let Some(args) = restrict_to_readable(caller, args).await? else {
+        return Ok(page("registered_models", &[] as &[RegisteredModel], None));
+    };
     let found = store.search_registered_models(args).await?;
     Ok(page(
         "registered_models",
@@ -657,6 +676,7 @@ pub async fn delete_registered_model_tag(
 /// params and metrics.
 pub async fn create_model_version(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<CreateModelVersionRequest>,
 ) -> ApiResult<Response> {
     let store = registry(&state)?;
@@ -693,7 +713,8 @@ pub async fn create_model_version(
             run_link: req.run_link.filter(|s| !s.is_empty()),
             description: req.description,
             model_id: validated.model_id,
-            user_id: None,
+            // With auth on, the version is the authenticated user's.
+            user_id: caller.map(|c| c.0.user.username),
         })
         .await?;
     if let Some(model) = &logged_model {
@@ -861,6 +882,7 @@ pub async fn get_model_version_download_uri(
 /// `GET model-versions/search` → `{"model_versions", "next_page_token"}`.
 pub async fn search_model_versions(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<SearchRequest>,
 ) -> ApiResult<Response> {
     let store = registry(&state)?;
@@ -870,6 +892,9 @@ pub async fn search_model_versions(
         SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT,
         SEARCH_MODEL_VERSION_MAX_RESULTS_THRESHOLD,
     )?;
+    let Some(args) = restrict_to_readable(caller, args).await? else {
+        return Ok(page("model_versions", &[] as &[ModelVersion], None));
+    };
     let found = store.search_model_versions(args).await?;
     Ok(page("model_versions", &found.items, found.next_page_token))
 }

@@ -351,6 +351,7 @@ impl RequestSpec for SearchExperimentsRequest {
 /// most 50000.
 pub async fn search_experiments(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<SearchExperimentsRequest>,
 ) -> ApiResult<Response> {
     let max_results = page_size(
@@ -363,6 +364,13 @@ pub async fn search_experiments(
         req.filter.as_deref().unwrap_or_default(),
     )?;
     let order_by = parse_order_by(SearchKind::Experiments, &req.order_by)?;
+    // With auth on, only what the caller may read, in the query itself.
+    let caller = caller.as_ref().map(|c| &c.0);
+    let Some(filter) =
+        super::auth::restrict(caller, super::auth::EXPERIMENT, "experiment_id", filter).await?
+    else {
+        return Ok(page("experiments", &[] as &[Experiment], None));
+    };
     let found = state
         .store()
         .search_experiments(SearchExperiments {
@@ -407,15 +415,27 @@ fn now_ms() -> i64 {
 /// `POST runs/create` → `{"run"}`. An absent `start_time` is the current time.
 pub async fn create_run(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<CreateRunRequest>,
 ) -> ApiResult<Response> {
     let experiment_id = req.experiment_id.unwrap_or_default();
-    let user_id = req.user_id.unwrap_or_default();
+    // With auth on, the run is the authenticated user's, whatever the client says.
+    let authenticated = caller.map(|c| c.0.user.username);
+    let user_id = authenticated
+        .clone()
+        .unwrap_or_else(|| req.user_id.unwrap_or_default());
     // The configured run-context providers' tags (`[run_context]`), the user's winning.
-    let tags = state
+    let mut tags = state
         .run_context()
         .apply(&experiment_id, Some(&user_id), req.tags)
         .await?;
+    if let Some(user) = authenticated {
+        tags.retain(|t| t.key != "mlflow.user");
+        tags.push(RunTag {
+            key: "mlflow.user".to_owned(),
+            value: user,
+        });
+    }
     let run = state
         .store()
         .create_run(CreateRun {
@@ -832,6 +852,7 @@ impl RequestSpec for SearchRunsRequest {
 /// be at most 50000.
 pub async fn search_runs(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
     Wire(req): Wire<SearchRunsRequest>,
 ) -> ApiResult<Response> {
     let max_results = page_size(
@@ -842,10 +863,14 @@ pub async fn search_runs(
     check_experiment_ids(&req.experiment_ids)?;
     let filter = parse_filter(SearchKind::Runs, req.filter.as_deref().unwrap_or_default())?;
     let order_by = parse_order_by(SearchKind::Runs, &req.order_by)?;
+    // With auth on, only the experiments the caller may read are searched.
+    let experiment_ids =
+        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), req.experiment_ids)
+            .await?;
     let found = state
         .store()
         .search_runs(SearchRuns {
-            experiment_ids: req.experiment_ids,
+            experiment_ids,
             filter,
             view_type: req.run_view_type.unwrap_or_default(),
             max_results,
