@@ -77,7 +77,7 @@ pub struct RoleAssignment {
 /// `NotFound`, a duplicate `AlreadyExists`.
 #[async_trait]
 pub trait AuthStore: Send + Sync + 'static {
-    /// Creates a user; `AlreadyExists` "User '<name>' already exists." when the name is taken.
+    /// Creates a user; `AlreadyExists` `User '<name>' already exists.` when the name is taken.
     async fn create_user(
         &self,
         username: &str,
