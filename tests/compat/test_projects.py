@@ -107,7 +107,10 @@ def test_the_sklearn_project_logs_params_metrics_and_a_model_into_its_run(server
     )
     assert "rmse=" in stdout, stdout
     tags = _check_run(client, run_id, name, "0.3", "0.1", "500", tmp_path)
-    assert tags["mlflow.source.name"] == str(EXAMPLE)
+    # What `mlflow run` records for a local directory: `file://<work tree>#<subdir>` inside Git.
+    from mlflow.tracking._tracking_service.utils import _get_git_url_if_present
+
+    assert tags["mlflow.source.name"] == _get_git_url_if_present(str(EXAMPLE))
     assert "mlflow.project.env" not in tags  # as MLflow: not set for the local environment
 
 

@@ -494,10 +494,18 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
                 // The branch tag names a `--version` only (as MLflow).
                 let git = crate::run_context::git_info(&dir)
                     .map(|g| crate::run_context::GitInfo { branch: None, ..g });
-                let name = git
+                // As MLflow's `_get_git_url_if_present`: inside a Git work tree the source is
+                // `file://<work tree>#<subdirectory>`, not the remote; elsewhere the path.
+                let root = git
                     .as_ref()
-                    .and_then(|g| g.repo_url.clone())
-                    .unwrap_or_else(|| dir.to_string_lossy().into_owned());
+                    .and_then(|_| dir.ancestors().find(|d| d.join(".git").exists()));
+                let name = match root.map(|r| (r, dir.strip_prefix(r))) {
+                    Some((r, Ok(sub))) if !sub.as_os_str().is_empty() => {
+                        format!("file://{}#{}", r.display(), sub.display())
+                    }
+                    Some((r, _)) => format!("file://{}", r.display()),
+                    None => dir.to_string_lossy().into_owned(),
+                };
                 (name, git)
             }
         };
