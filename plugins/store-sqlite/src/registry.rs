@@ -9,7 +9,7 @@
 //! do; prompts are excluded in SQL unless the filter names the prompt tag (api.md §5.4).
 
 use crate::error::{StoreError, StoreResult, invalid, not_found};
-use crate::search_sql::{self, Sql, Target};
+use crate::search_sql::{self, Target};
 use crate::store::run_page_query;
 use crate::store::{SqliteStore, now_ms};
 use cairn_plugin_api::model_registry::*;
@@ -221,7 +221,7 @@ fn search_sync(
         &req.filter,
         &req.order_by,
     ));
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let order = if req.order_by.is_empty() && target == Target::ModelVersions {
         vec![OrderBy {
             key: Key::attribute("last_updated_timestamp"),

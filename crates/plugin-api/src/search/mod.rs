@@ -47,6 +47,7 @@
 
 mod display;
 pub mod eval;
+pub mod sql;
 mod parser;
 mod validate;
 

@@ -67,13 +67,13 @@ pub(super) fn experiment_tags(
 ) -> StoreResult<HashMap<i64, Vec<ExperimentTag>>> {
     let mut out: HashMap<i64, Vec<ExperimentTag>> = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
-        let mut sql = Sql::default();
+        let mut sql = search_sql::sql();
         let list = sql.bind_list(chunk);
         let mut stmt = conn.prepare(&format!(
             "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN {list} \
              ORDER BY experiment_id, key"
         ))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
+        let rows = stmt.query_map(search_sql::params(&sql), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 ExperimentTag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),

@@ -37,9 +37,9 @@ pub(super) const MODEL_COLUMNS: &str = "id, model_id, experiment_id, name, artif
 pub(super) fn load_models(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<LoggedModel>> {
     let mut models: HashMap<i64, LoggedModel> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        let mut sql = Sql::default();
+        let mut sql = search_sql::sql();
         let list = sql.bind_list(chunk);
-        let p = || rusqlite::params_from_iter(sql.params.iter());
+        let p = || search_sql::params(&sql);
         {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {MODEL_COLUMNS} FROM logged_models WHERE id IN {list}"

@@ -237,7 +237,7 @@ pub(super) fn metric_history_sync(
         Some(t) if !t.is_empty() => Some(search_sql::decode_token(t, fp, 4)?),
         _ => None,
     };
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let r = sql.bind(run.id);
     let k = sql.bind(key.to_string());
     let mut text = format!(
@@ -248,7 +248,7 @@ pub(super) fn metric_history_sync(
         let vals: Vec<String> = last
             .iter()
             .map(|v| match v {
-                SortVal::N => sql.bind(SqlValue::Null),
+                SortVal::N => sql.bind(search_sql::SqlParam::Null),
                 SortVal::I(i) => sql.bind(*i),
                 SortVal::R(b) => sql.bind(f64::from_bits(*b)),
                 SortVal::S(s) => sql.bind(s.clone()),
@@ -264,7 +264,7 @@ pub(super) fn metric_history_sync(
         " ORDER BY timestamp, step, value, is_nan LIMIT {lim}"
     ));
     let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+    let mut rows = stmt.query(search_sql::params(&sql))?;
     let mut items = Vec::new();
     let mut next = None;
     while let Some(row) = rows.next()? {
@@ -344,7 +344,7 @@ pub(super) fn bulk_interval_sync(
     if run_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let values: Vec<String> = run_ids
         .iter()
         .enumerate()
@@ -383,7 +383,7 @@ pub(super) fn bulk_interval_sync(
           ORDER BY ord, step, timestamp, value"
     );
     let mut stmt = conn.prepare(&text)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    let rows = stmt.query_map(search_sql::params(&sql), |r| {
         let nan: bool = r.get(4)?;
         let v: f64 = r.get(3)?;
         Ok(MetricWithRunId {

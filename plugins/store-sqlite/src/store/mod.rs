@@ -17,7 +17,6 @@ use crate::search_sql::{self, SortVal, Sql, Target};
 use cairn_plugin_api::entities::*;
 use cairn_plugin_api::tracking::*;
 use cairn_plugin_api::{Error, Result, names, validation};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };

@@ -93,9 +93,9 @@ pub(super) fn load_run_info(conn: &Connection, id: i64) -> StoreResult<RunInfo> 
 pub(super) fn load_runs(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<Run>> {
     let mut runs: HashMap<i64, Run> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        let mut sql = Sql::default();
+        let mut sql = search_sql::sql();
         let list = sql.bind_list(chunk);
-        let p = || rusqlite::params_from_iter(sql.params.iter());
+        let p = || search_sql::params(&sql);
         {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE id IN {list}"
@@ -252,12 +252,12 @@ pub(super) fn input_tags(
 ) -> StoreResult<HashMap<i64, Vec<InputTag>>> {
     let mut out: HashMap<i64, Vec<InputTag>> = HashMap::new();
     for chunk in input_ids.chunks(IN_CHUNK) {
-        let mut sql = Sql::default();
+        let mut sql = search_sql::sql();
         let list = sql.bind_list(chunk);
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT input, key, value FROM input_tags WHERE input IN {list} ORDER BY input, key"
         ))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params), |r| {
+        let rows = stmt.query_map(search_sql::params(&sql), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 InputTag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),

@@ -13,7 +13,7 @@ pub(crate) fn run_page_query(
     page_size: usize,
 ) -> StoreResult<(Vec<i64>, Option<Vec<SortVal>>)> {
     let mut stmt = conn.prepare_cached(&sql.text)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+    let mut rows = stmt.query(search_sql::params(&sql))?;
     let mut ids = Vec::new();
     let mut last_keys = None;
     let mut more = false;
@@ -26,7 +26,7 @@ pub(crate) fn run_page_query(
         if ids.len() == page_size {
             let mut keys = Vec::with_capacity(n_keys);
             for i in 0..n_keys {
-                keys.push(SortVal::from_row(row, i + 1)?);
+                keys.push(search_sql::sort_val(row, i + 1)?);
             }
             last_keys = Some(keys);
         }
@@ -65,7 +65,7 @@ pub(super) fn search_runs_query(
     exps: &[i64],
     fp: u64,
 ) -> StoreResult<(Sql, usize)> {
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let mut wheres = vec![
         format!("r.experiment_id IN {}", sql.bind_list(exps)),
         format!(
@@ -85,7 +85,7 @@ pub(super) fn search_runs_query(
     search_sql::page_query(
         &mut sql,
         Target::Runs,
-        &joins.tables(),
+        &joins.tables(search_sql::Dialect::Sqlite),
         wheres,
         &keys,
         last.as_deref(),
@@ -99,7 +99,7 @@ pub(super) fn search_experiments_sync(
     req: &SearchExperiments,
 ) -> StoreResult<Page<Experiment>> {
     let fp = search_sql::fingerprint(&("experiments", &req.filter, req.view_type, &req.order_by));
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let keys = search_sql::order_keys(&mut sql, Target::Experiments, &req.order_by)?;
     let last = match &req.page_token {
         Some(t) if !t.is_empty() => Some(search_sql::decode_token(t, fp, keys.len())?),
@@ -152,7 +152,7 @@ pub(super) fn search_models_sync(
         &req.datasets,
         &req.order_by,
     ));
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let keys = search_sql::logged_model_order_keys(&mut sql, &req.order_by)?;
     let last = match &req.page_token {
         Some(t) if !t.is_empty() => Some(search_sql::decode_token(t, fp, keys.len())?),
@@ -199,7 +199,7 @@ pub(super) fn search_datasets_sync(
     if exps.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::default();
+    let mut sql = search_sql::sql();
     let list = sql.bind_list(&exps);
     let ctx = sql.bind(CONTEXT_TAG.to_string());
     let lim = sql.bind(MAX_DATASET_SUMMARIES);
@@ -210,7 +210,7 @@ pub(super) fn search_datasets_sync(
          WHERE d.experiment_id IN {list} \
          ORDER BY d.experiment_id, d.name, d.digest, it.value LIMIT {lim}"
     ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+    let rows = stmt.query_map(search_sql::params(&sql), |r| {
         Ok(DatasetSummary {
             experiment_id: r.get::<_, i64>(0)?.to_string(),
             name: r.get(1)?,
@@ -312,7 +312,7 @@ mod tests {
         store
             .read(move |conn| {
                 let (sql, _) = search_runs_query(&req, &exps, 0)?;
-                let params = || rusqlite::params_from_iter(sql.params.iter());
+                let params = || search_sql::params(&sql);
                 let plan = conn
                     .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?
                     .query_map(params(), |r| r.get::<_, String>(3))?

@@ -1,0 +1,46 @@
+//! What every test of this crate needs: a fresh, empty PostgreSQL schema on the server that
+//! `scripts/pg-test-server` started. Without `CAIRN_TEST_POSTGRES_URI` the tests fail (they
+//! never skip): run them as `scripts/pg-test-server -- cargo test -p cairn-store-postgres`.
+
+#![allow(dead_code)]
+
+/// The test server's database URI.
+pub fn server_uri() -> String {
+    std::env::var("CAIRN_TEST_POSTGRES_URI").unwrap_or_else(|_| {
+        panic!(
+            "CAIRN_TEST_POSTGRES_URI is not set: the PostgreSQL store's tests need a server; \
+             run them as `scripts/pg-test-server -- cargo test -p cairn-store-postgres`"
+        )
+    })
+}
+
+/// Runs `sql` on the test database.
+pub fn execute(sql: &str) {
+    let uri = server_uri();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {uri}: {e}"));
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(client);
+        let _ = task.await;
+    });
+}
+
+/// A URI whose connections work in a new, empty schema of the test database (its
+/// `search_path`), so every test starts from an empty database of its own.
+pub fn fresh_uri() -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    execute(&format!("CREATE SCHEMA {schema}"));
+    let uri = server_uri();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}options=-csearch_path%3D{schema}")
+}
