@@ -24,6 +24,25 @@ REFERENCE = os.environ.get("CAIRN_COMPAT_SERVER", "cairn") == "mlflow"
 # store (`scripts/compat --backend jsonl` builds the library and sets it).
 PLUGIN = os.environ.get("CAIRN_COMPAT_PLUGIN")
 
+# CAIRN_COMPAT_POSTGRES_URI=postgresql://...: serve tracking and the registry from the
+# PostgreSQL store, one schema of that database per server work directory
+# (`scripts/compat --backend postgres` starts a throwaway cluster and sets it).
+POSTGRES = os.environ.get("CAIRN_COMPAT_POSTGRES_URI")
+
+
+def postgres_uri(workdir: Path) -> str:
+    """The store URI of `workdir`'s own schema of the test database (created if missing)."""
+    import hashlib
+
+    schema = "w_" + hashlib.sha1(str(workdir).encode()).hexdigest()[:16]
+    subprocess.run(
+        ["psql", POSTGRES, "-q", "-c", f"CREATE SCHEMA IF NOT EXISTS {schema}"],
+        check=True,
+        capture_output=True,
+    )
+    sep = "&" if "?" in POSTGRES else "?"
+    return f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+
 STARTUP_TIMEOUT_S = 60
 SHUTDOWN_TIMEOUT_S = 30
 
@@ -102,6 +121,8 @@ class ServerProcess:
             "--backend-store-uri",
             f"jsonl://{workdir / 'jsonl-store'}"
             if PLUGIN
+            else postgres_uri(workdir)
+            if POSTGRES
             else f"sqlite:///{workdir / 'tracking.db'}",  # sqlite:/// + absolute path, as MLflow
             *(
                 ["--default-artifact-root", str(self.artifact_root)]

@@ -10,6 +10,9 @@
 #[cfg(feature = "store-sqlite")]
 use cairn_store_sqlite as _;
 
+#[cfg(feature = "store-postgres")]
+use cairn_store_postgres as _;
+
 #[cfg(feature = "artifacts-local")]
 use cairn_artifacts_local as _;
 
@@ -66,6 +69,48 @@ pub const KNOWN: &[KnownBuiltin] = &[
         package: "cairn-store-sqlite",
         feature: "store-sqlite",
         enabled: cfg!(feature = "store-sqlite"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::TrackingStore,
+        name: "postgresql",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ModelRegistryStore,
+        name: "postgresql",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::TrackingStore,
+        name: "postgres",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ModelRegistryStore,
+        name: "postgres",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::TrackingStore,
+        name: "postgresql+psycopg2",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ModelRegistryStore,
+        name: "postgresql+psycopg2",
+        package: "cairn-store-postgres",
+        feature: "store-postgres",
+        enabled: cfg!(feature = "store-postgres"),
     },
     KnownBuiltin {
         kind: PluginKind::ArtifactRepository,

@@ -240,3 +240,24 @@ pub(super) async fn search_datasets(
         })
         .await
 }
+
+impl PostgresStore {
+    /// PostgreSQL's `EXPLAIN` of the page query `search_runs(req)` runs (for the plan stated in
+    /// ARCHITECTURE.md and its test), one line per plan line.
+    #[doc(hidden)]
+    pub async fn explain_search_runs(&self, req: SearchRuns) -> Result<Vec<String>> {
+        let exps = experiment_ids(&req.experiment_ids)?;
+        let (mut sql, _) = search_runs_query(&req, &exps, runs_fingerprint(&req))?;
+        sql.text = format!("EXPLAIN (COSTS OFF) {}", sql.text);
+        self.read(move |tx| {
+            Box::pin(async move {
+                query(tx, &sql)
+                    .await?
+                    .iter()
+                    .map(|r| Ok(r.try_get::<_, String>(0)?))
+                    .collect()
+            })
+        })
+        .await
+    }
+}
