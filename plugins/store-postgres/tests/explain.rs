@@ -4,10 +4,10 @@
 
 mod common;
 
+use cairn_plugin_api::TrackingStore;
 use cairn_plugin_api::entities::{Metric, Param, ViewType};
 use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
 use cairn_plugin_api::tracking::{CreateExperiment, CreateRun, SearchRuns};
-use cairn_plugin_api::TrackingStore;
 use futures_executor::block_on;
 
 fn experiment_of_runs(store: &cairn_store_postgres::PostgresStore, name: &str, n: usize) -> String {
@@ -43,7 +43,11 @@ fn run_search_is_driven_by_the_searched_experiment() {
     common::execute("ANALYZE");
     let req = SearchRuns {
         experiment_ids: vec![exp],
-        filter: parse_filter(SearchKind::Runs, "metrics.loss < 0.5 and params.opt = 'adam'").unwrap(),
+        filter: parse_filter(
+            SearchKind::Runs,
+            "metrics.loss < 0.5 and params.opt = 'adam'",
+        )
+        .unwrap(),
         view_type: ViewType::ActiveOnly,
         max_results: 10,
         order_by: parse_order_by(SearchKind::Runs, &["metrics.loss ASC".to_string()]).unwrap(),

@@ -198,7 +198,8 @@ fn order_key() -> impl Strategy<Value = String> {
 
 /// Logs `specs` into a fresh in-memory store and returns it with the experiment id.
 async fn populate(specs: &[RunSpec]) -> (cairn_store_postgres::PostgresStore, String) {
-    let store = cairn_store_postgres::open(&common::fresh_uri(), Some("file:///tmp/cairn-prop")).unwrap();
+    let store =
+        cairn_store_postgres::open(&common::fresh_uri(), Some("file:///tmp/cairn-prop")).unwrap();
     let exp = store
         .create_experiment(CreateExperiment {
             name: "prop".into(),

@@ -47,8 +47,8 @@
 
 mod display;
 pub mod eval;
-pub mod sql;
 mod parser;
+pub mod sql;
 mod validate;
 
 pub use parser::{

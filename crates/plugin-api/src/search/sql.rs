@@ -681,11 +681,7 @@ fn order_expr(
 }
 
 /// The order keys of a run or experiment search, tie-breakers appended.
-pub fn order_keys(
-    sql: &mut Sql,
-    target: Target,
-    order: &[OrderBy],
-) -> Result<Vec<SortExpr>> {
+pub fn order_keys(sql: &mut Sql, target: Target, order: &[OrderBy]) -> Result<Vec<SortExpr>> {
     let mut keys = Vec::new();
     for o in order {
         keys.extend(order_expr(sql, target, o, None)?);
@@ -776,11 +772,7 @@ fn conjuncts(expr: &Expr) -> Vec<&Expr> {
 /// Translates a run search's filter: the metric comparisons among its top-level conjuncts
 /// become conditions of `joins` (all but `IS NULL`, which asks for the key's absence); the
 /// returned conditions, all to hold, are the rest.
-pub fn run_filter(
-    sql: &mut Sql,
-    joins: &mut RunJoins,
-    expr: &Expr,
-) -> Result<Vec<String>> {
+pub fn run_filter(sql: &mut Sql, joins: &mut RunJoins, expr: &Expr) -> Result<Vec<String>> {
     let mut wheres = Vec::new();
     for c in conjuncts(expr) {
         match c {
@@ -931,11 +923,7 @@ mod tests {
         assert!(decode_token(&t, 42, 3).is_err());
         for bad in ["", "!!!", "e30", "bm90IGpzb24"] {
             let e = decode_token(bad, 42, 4).unwrap_err();
-            assert_eq!(
-                e.kind,
-                crate::ErrorKind::InvalidArgument,
-                "{bad}"
-            );
+            assert_eq!(e.kind, crate::ErrorKind::InvalidArgument, "{bad}");
         }
     }
 }
@@ -966,12 +954,19 @@ mod dialect_tests {
             "((a > ?2 OR a IS NULL) OR (a = ?2 AND (b < ?1 OR b IS NULL)))"
         );
         let mut sql = Sql::new(Dialect::Postgres);
-        let p = after(&mut sql, &keys, &[SortVal::S("x".into()), SortVal::R(1f64.to_bits())]);
+        let p = after(
+            &mut sql,
+            &keys,
+            &[SortVal::S("x".into()), SortVal::R(1f64.to_bits())],
+        );
         assert_eq!(
             p,
             "((a > ($2::text COLLATE \"C\") OR a IS NULL) OR (a = ($2::text COLLATE \"C\") AND \
              (b < $1::float8 OR b IS NULL)))"
         );
-        assert_eq!(sql.params, vec![SqlParam::Real(1.0), SqlParam::Text("x".into())]);
+        assert_eq!(
+            sql.params,
+            vec![SqlParam::Real(1.0), SqlParam::Text("x".into())]
+        );
     }
 }

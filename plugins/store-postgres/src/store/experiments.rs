@@ -17,7 +17,10 @@ pub(crate) async fn ensure_default_experiment(tx: &Transaction<'_>, ctx: &Ctx) -
     Ok(())
 }
 
-pub(super) async fn load_experiment(tx: &Transaction<'_>, id: i64) -> StoreResult<Option<Experiment>> {
+pub(super) async fn load_experiment(
+    tx: &Transaction<'_>,
+    id: i64,
+) -> StoreResult<Option<Experiment>> {
     let Some(r) = tx
         .query_opt(
             "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
@@ -29,7 +32,10 @@ pub(super) async fn load_experiment(tx: &Transaction<'_>, id: i64) -> StoreResul
         return Ok(None);
     };
     let mut exp = experiment_row(&r)?;
-    exp.tags = experiment_tags(tx, &[id]).await?.remove(&id).unwrap_or_default();
+    exp.tags = experiment_tags(tx, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
     Ok(Some(exp))
 }
 
@@ -60,13 +66,18 @@ pub(super) async fn experiment_tags(
     for r in rows {
         out.entry(r.try_get(0)?)
             .or_default()
-            .push(ExperimentTag::new(r.try_get::<_, String>(1)?, r.try_get::<_, String>(2)?));
+            .push(ExperimentTag::new(
+                r.try_get::<_, String>(1)?,
+                r.try_get::<_, String>(2)?,
+            ));
     }
     Ok(out)
 }
 
 pub(super) async fn require_experiment(tx: &Transaction<'_>, id: i64) -> StoreResult<Experiment> {
-    load_experiment(tx, id).await?.ok_or_else(|| no_experiment(id))
+    load_experiment(tx, id)
+        .await?
+        .ok_or_else(|| no_experiment(id))
 }
 
 pub(super) async fn require_active_experiment(
@@ -107,7 +118,10 @@ async fn lock_experiment(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-pub(super) async fn create_experiment(store: &PostgresStore, req: CreateExperiment) -> Result<String> {
+pub(super) async fn create_experiment(
+    store: &PostgresStore,
+    req: CreateExperiment,
+) -> Result<String> {
     store
         .write(move |tx, ctx| {
             Box::pin(async move {
@@ -154,7 +168,10 @@ pub(super) async fn create_experiment(store: &PostgresStore, req: CreateExperime
         .await
 }
 
-pub(super) async fn get_experiment(store: &PostgresStore, experiment_id_text: &str) -> Result<Experiment> {
+pub(super) async fn get_experiment(
+    store: &PostgresStore,
+    experiment_id_text: &str,
+) -> Result<Experiment> {
     let id = experiment_id(experiment_id_text)?;
     store
         .read(move |tx| Box::pin(async move { require_experiment(tx, id).await }))
@@ -186,7 +203,10 @@ pub(super) async fn get_experiment_by_name(
         .await
 }
 
-pub(super) async fn delete_experiment(store: &PostgresStore, experiment_id_text: &str) -> Result<()> {
+pub(super) async fn delete_experiment(
+    store: &PostgresStore,
+    experiment_id_text: &str,
+) -> Result<()> {
     let id = experiment_id(experiment_id_text)?;
     store
         .write(move |tx, _| {
@@ -209,7 +229,10 @@ pub(super) async fn delete_experiment(store: &PostgresStore, experiment_id_text:
         .await
 }
 
-pub(super) async fn restore_experiment(store: &PostgresStore, experiment_id_text: &str) -> Result<()> {
+pub(super) async fn restore_experiment(
+    store: &PostgresStore,
+    experiment_id_text: &str,
+) -> Result<()> {
     let id = experiment_id(experiment_id_text)?;
     store
         .write(move |tx, _| {

@@ -7,7 +7,10 @@ pub(super) struct ModelRef {
     pub(super) stage: LifecycleStage,
 }
 
-pub(super) async fn find_model(tx: &Transaction<'_>, model_id: &str) -> StoreResult<Option<ModelRef>> {
+pub(super) async fn find_model(
+    tx: &Transaction<'_>,
+    model_id: &str,
+) -> StoreResult<Option<ModelRef>> {
     match tx
         .query_opt(
             "SELECT id, lifecycle_stage FROM logged_models WHERE model_id = $1",
@@ -24,7 +27,10 @@ pub(super) async fn find_model(tx: &Transaction<'_>, model_id: &str) -> StoreRes
 }
 
 /// A live model, its row locked for the rest of the transaction.
-pub(super) async fn require_live_model(tx: &Transaction<'_>, model_id: &str) -> StoreResult<ModelRef> {
+pub(super) async fn require_live_model(
+    tx: &Transaction<'_>,
+    model_id: &str,
+) -> StoreResult<ModelRef> {
     tx.execute(
         "SELECT 1 FROM logged_models WHERE model_id = $1 FOR UPDATE",
         &[&model_id],
@@ -40,7 +46,10 @@ pub(super) const MODEL_COLUMNS: &str = "id, model_id, experiment_id, name, artif
     creation_timestamp_ms, last_updated_timestamp_ms, status, model_type, source_run_id, \
     status_message";
 
-pub(super) async fn load_models(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<Vec<LoggedModel>> {
+pub(super) async fn load_models(
+    tx: &Transaction<'_>,
+    ids: &[i64],
+) -> StoreResult<Vec<LoggedModel>> {
     let mut models: HashMap<i64, LoggedModel> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
         let chunk = chunk.to_vec();
@@ -126,8 +135,15 @@ pub(super) async fn load_models(tx: &Transaction<'_>, ids: &[i64]) -> StoreResul
     Ok(ids.iter().filter_map(|id| models.remove(id)).collect())
 }
 
-pub(super) async fn load_model(tx: &Transaction<'_>, id: i64, model_id: &str) -> StoreResult<LoggedModel> {
-    load_models(tx, &[id]).await?.pop().ok_or_else(|| no_model(model_id))
+pub(super) async fn load_model(
+    tx: &Transaction<'_>,
+    id: i64,
+    model_id: &str,
+) -> StoreResult<LoggedModel> {
+    load_models(tx, &[id])
+        .await?
+        .pop()
+        .ok_or_else(|| no_model(model_id))
 }
 
 async fn touch_model(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
@@ -175,7 +191,11 @@ async fn write_model_params(
     Ok(())
 }
 
-async fn write_model_tags(tx: &Transaction<'_>, model: i64, tags: &[LoggedModelTag]) -> StoreResult<()> {
+async fn write_model_tags(
+    tx: &Transaction<'_>,
+    model: i64,
+    tags: &[LoggedModelTag],
+) -> StoreResult<()> {
     for t in tags {
         tx.execute(
             "INSERT INTO logged_model_tags (model, key, value) VALUES ($1, $2, $3) \

@@ -249,7 +249,11 @@ async fn metric_history(
                 vec![
                     SortVal::I(last.timestamp),
                     SortVal::I(last.step),
-                    SortVal::R(if nan { 0.0f64.to_bits() } else { last.value.to_bits() }),
+                    SortVal::R(if nan {
+                        0.0f64.to_bits()
+                    } else {
+                        last.value.to_bits()
+                    }),
                     SortVal::I(i64::from(nan)),
                 ],
             ));

@@ -100,9 +100,9 @@ async fn run<T: Send + 'static>(
     runtime()?.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    Ok(rx
-        .await
-        .map_err(|_| Error::internal("a PostgreSQL store task ended without a result (it panicked)"))??)
+    Ok(rx.await.map_err(|_| {
+        Error::internal("a PostgreSQL store task ended without a result (it panicked)")
+    })??)
 }
 
 /// Runs `fut` on the store's runtime and blocks the calling thread until it ends (start-up
@@ -137,7 +137,10 @@ pub fn open_with_settings(
         if !options.is_empty() {
             options.push(' ');
         }
-        options.push_str(&format!("-c statement_timeout={}", settings.statement_timeout_ms));
+        options.push_str(&format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout_ms
+        ));
         config.options(options);
     }
     if config.get_application_name().is_none() {
@@ -170,8 +173,12 @@ pub fn open_with_settings(
         .max_size(settings.pool_size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_millis(settings.wait_timeout_ms)))
-        .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms.max(1))))
-        .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms.max(1))))
+        .create_timeout(Some(Duration::from_millis(
+            settings.connect_timeout_ms.max(1),
+        )))
+        .recycle_timeout(Some(Duration::from_millis(
+            settings.connect_timeout_ms.max(1),
+        )))
         .build()
         .map_err(|e| Error::invalid(format!("cannot build the PostgreSQL pool: {e}")))?;
     let ctx = Arc::new(Ctx {
@@ -185,10 +192,7 @@ pub fn open_with_settings(
                 invalid(format!(
                     "cannot connect to the PostgreSQL database '{}': {}",
                     ctx.what,
-                    match &e {
-                        deadpool_postgres::PoolError::Backend(e) => e.to_string(),
-                        e => e.to_string(),
-                    }
+                    chain(&e)
                 ))
             })?;
             let tx = tokio_postgres::Client::transaction(&mut client).await?;
@@ -199,6 +203,21 @@ pub fn open_with_settings(
         })?;
     }
     Ok(PostgresStore { pool, ctx })
+}
+
+/// An error and its causes, `: `-joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn default_mlruns_uri() -> Result<String> {
@@ -286,10 +305,8 @@ pub(crate) fn owned_params(sql: &Sql) -> Vec<Box<dyn ToSql + Sync + Send>> {
 /// Runs the query `sql` in `tx`.
 pub(crate) async fn query(tx: &Transaction<'_>, sql: &Sql) -> StoreResult<Vec<Row>> {
     let owned = owned_params(sql);
-    let refs: Vec<&(dyn ToSql + Sync)> = owned
-        .iter()
-        .map(|b| &**b as &(dyn ToSql + Sync))
-        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> =
+        owned.iter().map(|b| &**b as &(dyn ToSql + Sync)).collect();
     Ok(tx.query(&sql.text, &refs).await?)
 }
 

@@ -33,8 +33,14 @@ pub(super) async fn find_run(
     }
 }
 
-pub(super) async fn require_run(tx: &Transaction<'_>, run_uuid: &str, lock: bool) -> StoreResult<RunRef> {
-    find_run(tx, run_uuid, lock).await?.ok_or_else(|| no_run(run_uuid))
+pub(super) async fn require_run(
+    tx: &Transaction<'_>,
+    run_uuid: &str,
+    lock: bool,
+) -> StoreResult<RunRef> {
+    find_run(tx, run_uuid, lock)
+        .await?
+        .ok_or_else(|| no_run(run_uuid))
 }
 
 pub(super) async fn require_active_run(
@@ -75,7 +81,10 @@ pub(super) fn run_info_row(r: &Row) -> StoreResult<(i64, RunInfo)> {
 
 pub(super) async fn load_run_info(tx: &Transaction<'_>, id: i64) -> StoreResult<RunInfo> {
     let r = tx
-        .query_one(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"), &[&id])
+        .query_one(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"),
+            &[&id],
+        )
         .await?;
     Ok(run_info_row(&r)?.1)
 }
@@ -90,7 +99,10 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
     for chunk in ids.chunks(IN_CHUNK) {
         let chunk = chunk.to_vec();
         for r in tx
-            .query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)"), &[&chunk])
+            .query(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)"),
+                &[&chunk],
+            )
             .await?
         {
             let (id, info) = run_info_row(&r)?;
@@ -105,7 +117,10 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
             );
         }
         for r in tx
-            .query("SELECT run, key, value FROM params WHERE run = ANY($1) ORDER BY run, key", &[&chunk])
+            .query(
+                "SELECT run, key, value FROM params WHERE run = ANY($1) ORDER BY run, key",
+                &[&chunk],
+            )
             .await?
         {
             let (id, k, v) = kv(&r)?;
@@ -114,7 +129,10 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
             }
         }
         for r in tx
-            .query("SELECT run, key, value FROM tags WHERE run = ANY($1) ORDER BY run, key", &[&chunk])
+            .query(
+                "SELECT run, key, value FROM tags WHERE run = ANY($1) ORDER BY run, key",
+                &[&chunk],
+            )
             .await?
         {
             let (id, k, v) = kv(&r)?;
@@ -175,7 +193,10 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
             }
         }
         for r in tx
-            .query("SELECT run, model_id FROM model_inputs WHERE run = ANY($1) ORDER BY id", &[&chunk])
+            .query(
+                "SELECT run, model_id FROM model_inputs WHERE run = ANY($1) ORDER BY id",
+                &[&chunk],
+            )
             .await?
         {
             let id: i64 = r.try_get(0)?;
@@ -227,7 +248,10 @@ pub(super) async fn input_tags(
 
 pub(super) async fn load_run(tx: &Transaction<'_>, run_uuid: &str) -> StoreResult<Run> {
     let run = require_run(tx, run_uuid, false).await?;
-    load_runs(tx, &[run.id]).await?.pop().ok_or_else(|| no_run(run_uuid))
+    load_runs(tx, &[run.id])
+        .await?
+        .pop()
+        .ok_or_else(|| no_run(run_uuid))
 }
 
 pub(super) async fn upsert_run_tag(
@@ -300,7 +324,14 @@ pub(super) async fn create_run(store: &PostgresStore, req: CreateRun) -> Result<
                         "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, \
                          start_time, end_time, artifact_uri, lifecycle_stage) \
                          VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active') RETURNING id",
-                        &[&run_uuid, &exp_id, &run_name, &user_id, &start_time, &artifact_uri],
+                        &[
+                            &run_uuid,
+                            &exp_id,
+                            &run_name,
+                            &user_id,
+                            &start_time,
+                            &artifact_uri,
+                        ],
                     )
                     .await?
                     .try_get(0)?;
@@ -308,7 +339,10 @@ pub(super) async fn create_run(store: &PostgresStore, req: CreateRun) -> Result<
                     upsert_run_tag(tx, id, &t.key, &t.value).await?;
                 }
                 upsert_run_tag(tx, id, RUN_NAME_TAG, &run_name).await?;
-                load_runs(tx, &[id]).await?.pop().ok_or_else(|| no_run(&run_uuid))
+                load_runs(tx, &[id])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| no_run(&run_uuid))
             })
         })
         .await
@@ -339,8 +373,11 @@ pub(super) async fn update_run_info(
                     .await?;
                 }
                 if let Some(end) = update.end_time {
-                    tx.execute("UPDATE runs SET end_time = $2 WHERE id = $1", &[&run.id, &end])
-                        .await?;
+                    tx.execute(
+                        "UPDATE runs SET end_time = $2 WHERE id = $1",
+                        &[&run.id, &end],
+                    )
+                    .await?;
                 }
                 if let Some(name) = &update.run_name {
                     upsert_run_tag(tx, run.id, RUN_NAME_TAG, name).await?;
@@ -385,7 +422,10 @@ pub(super) async fn delete_tag(store: &PostgresStore, run_id: &str, key: &str) -
             Box::pin(async move {
                 let run = require_active_run(tx, &run_id, true).await?;
                 let n = tx
-                    .execute("DELETE FROM tags WHERE run = $1 AND key = $2", &[&run.id, &key])
+                    .execute(
+                        "DELETE FROM tags WHERE run = $1 AND key = $2",
+                        &[&run.id, &key],
+                    )
                     .await?;
                 if n == 0 {
                     return Err(not_found(format!(

@@ -40,11 +40,18 @@ fn experiment_ids(ids: &[String]) -> StoreResult<Vec<i64>> {
 
 /// The page query of a run search over experiments `exps` (fingerprint `fp`) and its number
 /// of sort keys.
-pub(crate) fn search_runs_query(req: &SearchRuns, exps: &[i64], fp: u64) -> StoreResult<(Sql, usize)> {
+pub(crate) fn search_runs_query(
+    req: &SearchRuns,
+    exps: &[i64],
+    fp: u64,
+) -> StoreResult<(Sql, usize)> {
     let mut sql = sql();
     let mut wheres = vec![
         format!("r.experiment_id IN {}", sql.bind_list(exps)),
-        format!("r.lifecycle_stage IN {}", sql.bind_list(&stages(req.view_type))),
+        format!(
+            "r.lifecycle_stage IN {}",
+            sql.bind_list(&stages(req.view_type))
+        ),
     ];
     let mut joins = search_sql::RunJoins::default();
     if let Some(f) = &req.filter {
@@ -175,7 +182,12 @@ pub(super) async fn search_logged_models(
         "m.lifecycle_stage = 'active'".to_string(),
     ];
     if let Some(f) = &req.filter {
-        wheres.push(search_sql::filter(&mut sql, Target::LoggedModels, f, &req.datasets)?);
+        wheres.push(search_sql::filter(
+            &mut sql,
+            Target::LoggedModels,
+            f,
+            &req.datasets,
+        )?);
     }
     if let Some(c) =
         search_sql::logged_model_dataset_condition(&mut sql, req.filter.as_ref(), &req.datasets)

@@ -13,7 +13,7 @@ pub(crate) fn run_page_query(
     page_size: usize,
 ) -> StoreResult<(Vec<i64>, Option<Vec<SortVal>>)> {
     let mut stmt = conn.prepare_cached(&sql.text)?;
-    let mut rows = stmt.query(search_sql::params(&sql))?;
+    let mut rows = stmt.query(search_sql::params(sql))?;
     let mut ids = Vec::new();
     let mut last_keys = None;
     let mut more = false;
