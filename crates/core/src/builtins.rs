@@ -99,20 +99,6 @@ pub const KNOWN: &[KnownBuiltin] = &[
         enabled: cfg!(feature = "store-postgres"),
     },
     KnownBuiltin {
-        kind: PluginKind::TrackingStore,
-        name: "postgresql+psycopg2",
-        package: "cairn-store-postgres",
-        feature: "store-postgres",
-        enabled: cfg!(feature = "store-postgres"),
-    },
-    KnownBuiltin {
-        kind: PluginKind::ModelRegistryStore,
-        name: "postgresql+psycopg2",
-        package: "cairn-store-postgres",
-        feature: "store-postgres",
-        enabled: cfg!(feature = "store-postgres"),
-    },
-    KnownBuiltin {
         kind: PluginKind::ArtifactRepository,
         name: "file",
         package: "cairn-artifacts-local",

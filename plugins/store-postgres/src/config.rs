@@ -1,5 +1,5 @@
-//! The store's settings: the `[settings.<scheme>]` section of `cairn.toml` (`postgresql`,
-//! `postgres` or `postgresql+psycopg2`, after the scheme of the store URI).
+//! The store's settings: `[settings.postgresql]` (also for `postgresql+psycopg2://` URIs) or
+//! `[settings.postgres]`, after the scheme of the store URI.
 
 use serde::Deserialize;
 

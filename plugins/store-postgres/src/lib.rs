@@ -3,8 +3,9 @@
 //! The store for deployments beyond one machine: several stateless `cairn server` replicas on
 //! one PostgreSQL database. It implements [`cairn_plugin_api::TrackingStore`] and
 //! [`cairn_plugin_api::ModelRegistryStore`] and registers itself for the URI schemes
-//! [`SCHEMES`]: `postgresql://`, `postgres://` and MLflow's SQLAlchemy spelling
-//! `postgresql+psycopg2://` (`user:password@host:port/database?options`). Settings come from
+//! `postgresql` and `postgres`; the host maps MLflow's SQLAlchemy spelling
+//! `postgresql+psycopg2://` to `postgresql` (URIs `user:password@host:port/database?options`,
+//! all three accepted by [`schema::parse_uri`]). Settings come from
 //! the `[settings.<scheme>]` section ([`PostgresSettings`]).
 //!
 //! Design:
@@ -80,4 +81,3 @@ macro_rules! register {
 
 register!("postgresql");
 register!("postgres");
-register!("postgresql+psycopg2");
