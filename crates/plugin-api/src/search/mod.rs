@@ -83,6 +83,10 @@ pub enum SearchKind {
     ModelVersions,
     /// `search_logged_models` (api.md §5.6).
     LoggedModels,
+    /// `traces/search` (api.md §5, MLflow's `SearchTraceUtils`): attributes `trace_id`,
+    /// `timestamp_ms`, `execution_time_ms`, `status`, `name`, `client_request_id`, `run_id`;
+    /// `tags.*`, `metadata.*` and `span.name|type|status`.
+    Traces,
 }
 
 /// A filter expression.
@@ -109,6 +113,10 @@ pub enum Entity {
     Tag,
     /// A dataset input of a run (`datasets.name|digest|context`).
     Dataset,
+    /// A trace's request metadata (`metadata.<key>`, `request_metadata.<key>`).
+    Metadata,
+    /// Any span of a trace (`span.name|type|status`): holds when some span satisfies it.
+    Span,
 }
 
 /// An identifier: an entity and a key. Attribute keys are canonical (`created` is `start_time`,
