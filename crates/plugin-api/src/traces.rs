@@ -260,7 +260,6 @@ impl SearchTraces {
 /// Which traces [`TraceStore::delete_traces`] deletes: the given ids, or the oldest traces
 /// with `request_time <= max_timestamp_millis` (at most `max_traces` of them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum DeleteTraces {
     /// These ids (unknown ids, or ids of another experiment, are ignored).
     Ids(Vec<String>),
