@@ -514,13 +514,12 @@ fn api_routes(serve_artifacts: bool) -> Routes {
                 .patch(tr::update_assessment)
                 .delete(tr::delete_assessment),
         );
+        // Not implemented yet: trace metrics, filter correlation, the V2 EndTrace.
+        for path in ["/traces/metrics", "/traces/calculate-filter-correlation"] {
+            r = mlflow(r, "3.0", path, not_implemented(TRACES_NOT_IMPLEMENTED));
+        }
+        r = mlflow(r, "2.0", "/traces/{trace_id}", not_implemented(TRACES_NOT_IMPLEMENTED));
         for version in ["2.0", "3.0"] {
-            r = mlflow(
-                r,
-                version,
-                "/traces/{*rest}",
-                not_implemented(TRACES_NOT_IMPLEMENTED),
-            );
             r = r.route(
                 &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),
                 not_implemented(TRACES_NOT_IMPLEMENTED),

@@ -198,11 +198,26 @@ pub fn rule(method: &Method, template: &str) -> Option<Rule> {
             Model(Delete)
         }
 
-        // Traces: 501 (404 for the Databricks-only ones) whoever asks.
+        // Traces (issue 18). NOT YET per-experiment: any logged-in user; MLflow's basic-auth
+        // app checks the trace's experiment (a `Locate::Trace` is still to be written). The
+        // 501 ones and the Databricks-only 404s are here too.
         (
             _,
             "/mlflow/traces"
-            | "/mlflow/traces/{*rest}"
+            | "/mlflow/traces/{trace_id}"
+            | "/mlflow/traces/{trace_id}/info"
+            | "/mlflow/traces/{trace_id}/tags"
+            | "/mlflow/traces/{trace_id}/assessments"
+            | "/mlflow/traces/{trace_id}/assessments/{assessment_id}"
+            | "/mlflow/traces/get"
+            | "/mlflow/traces/batchGet"
+            | "/mlflow/traces/batchGetInfos"
+            | "/mlflow/traces/search"
+            | "/mlflow/traces/delete-traces"
+            | "/mlflow/traces/link-to-run"
+            | "/mlflow/traces/link-prompts"
+            | "/mlflow/traces/metrics"
+            | "/mlflow/traces/calculate-filter-correlation"
             | "/mlflow/get-trace-artifact"
             | "/mlflow/unified-traces"
             | "/mlflow/get-online-trace-details"
