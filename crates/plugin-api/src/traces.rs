@@ -24,9 +24,9 @@
 //!   ids in one request) are made before a call reaches the store.
 //! - Every write is atomic; reads are bounded (spans come a page at a time).
 
+use crate::Result;
 use crate::search::{Expr, OrderBy};
 use crate::tracking::Page;
-use crate::Result;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -33,9 +33,9 @@ pub mod error;
 pub mod history;
 pub mod listen;
 pub mod logged_models;
-pub mod traces;
 pub mod registry;
 pub mod security;
+pub mod traces;
 pub mod tracking;
 pub mod wire;
 
@@ -484,8 +484,8 @@ fn api_routes(serve_artifacts: bool) -> Routes {
     // Traces (api.md §1.5, issue 18). Specific routes first; what is left under /traces
     // (traces/metrics, calculate-filter-correlation, the V2 StartTrace/EndTrace) answers 501.
     {
-        use traces as tr;
         use axum::routing::patch;
+        use traces as tr;
         for version in ["2.0", "3.0"] {
             r = mlflow(r, version, "/traces/delete-traces", post(tr::delete_traces));
             r = mlflow(
@@ -494,18 +494,43 @@ fn api_routes(serve_artifacts: bool) -> Routes {
                 "/traces/{trace_id}/tags",
                 patch(tr::set_trace_tag).delete(tr::delete_trace_tag),
             );
-            r = mlflow(r, version, "/traces/link-to-run", post(tr::link_traces_to_run));
+            r = mlflow(
+                r,
+                version,
+                "/traces/link-to-run",
+                post(tr::link_traces_to_run),
+            );
             r = mlflow(r, version, "/traces/link-prompts", post(tr::link_prompts));
         }
         r = mlflow(r, "3.0", "/traces", post(tr::start_trace_v3));
-        r = mlflow(r, "2.0", "/traces", get(tr::search_traces).post(not_implemented(TRACES_NOT_IMPLEMENTED)));
+        r = mlflow(
+            r,
+            "2.0",
+            "/traces",
+            get(tr::search_traces).post(not_implemented(TRACES_NOT_IMPLEMENTED)),
+        );
         r = mlflow(r, "3.0", "/traces/search", post(tr::search_traces));
         r = mlflow(r, "3.0", "/traces/get", get(tr::get_trace));
         r = mlflow(r, "3.0", "/traces/batchGet", get(tr::batch_get_traces));
-        r = mlflow(r, "3.0", "/traces/batchGetInfos", post(tr::batch_get_trace_infos));
+        r = mlflow(
+            r,
+            "3.0",
+            "/traces/batchGetInfos",
+            post(tr::batch_get_trace_infos),
+        );
         r = mlflow(r, "3.0", "/traces/{trace_id}", get(tr::get_trace_info_v3));
-        r = mlflow(r, "2.0", "/traces/{trace_id}/info", get(tr::get_trace_info_v2));
-        r = mlflow(r, "3.0", "/traces/{trace_id}/assessments", post(tr::create_assessment));
+        r = mlflow(
+            r,
+            "2.0",
+            "/traces/{trace_id}/info",
+            get(tr::get_trace_info_v2),
+        );
+        r = mlflow(
+            r,
+            "3.0",
+            "/traces/{trace_id}/assessments",
+            post(tr::create_assessment),
+        );
         r = mlflow(
             r,
             "3.0",
@@ -518,7 +543,12 @@ fn api_routes(serve_artifacts: bool) -> Routes {
         for path in ["/traces/metrics", "/traces/calculate-filter-correlation"] {
             r = mlflow(r, "3.0", path, not_implemented(TRACES_NOT_IMPLEMENTED));
         }
-        r = mlflow(r, "2.0", "/traces/{trace_id}", not_implemented(TRACES_NOT_IMPLEMENTED));
+        r = mlflow(
+            r,
+            "2.0",
+            "/traces/{trace_id}",
+            not_implemented(TRACES_NOT_IMPLEMENTED),
+        );
         for version in ["2.0", "3.0"] {
             r = r.route(
                 &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),

@@ -7,7 +7,9 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::wire::{RequestSpec, Wire, WirePath as Path, check_json_content_type, empty, json, read_body};
+use super::wire::{
+    RequestSpec, Wire, WirePath as Path, check_json_content_type, empty, json, read_body,
+};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -176,13 +178,19 @@ fn string_map(v: Option<&Value>, what: &str) -> ApiResult<BTreeMap<String, Strin
                 out.insert(k.clone(), v);
             }
         }
-        Some(_) => return Err(ApiError::invalid(format!("Invalid value for '{what}': expected an object"))),
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for '{what}': expected an object"
+            )));
+        }
     }
     Ok(out)
 }
 
 fn str_field<'a>(m: &'a Map<String, Value>, snake: &str, camel: &str) -> Option<&'a str> {
-    m.get(snake).or_else(|| m.get(camel)).and_then(Value::as_str)
+    m.get(snake)
+        .or_else(|| m.get(camel))
+        .and_then(Value::as_str)
 }
 
 fn get<'a>(m: &'a Map<String, Value>, snake: &str, camel: &str) -> Option<&'a Value> {
@@ -230,7 +238,14 @@ fn assessment_from_json(
     body.insert("create_time".into(), timestamp(create).into());
     body.insert("last_update_time".into(), timestamp(update).into());
     body.entry("valid").or_insert(Value::Bool(true));
-    Ok(Assessment::new(id, trace_id, name, create, update, Value::Object(body)))
+    Ok(Assessment::new(
+        id,
+        trace_id,
+        name,
+        create,
+        update,
+        Value::Object(body),
+    ))
 }
 
 /// A `TraceInfoV3` JSON object as the store's info.
@@ -263,7 +278,8 @@ fn info_from_json(m: &Map<String, Value>) -> ApiResult<TraceInfo> {
     info.client_request_id = str_field(m, "client_request_id", "clientRequestId").map(String::from);
     info.request_preview = str_field(m, "request_preview", "requestPreview").map(String::from);
     info.response_preview = str_field(m, "response_preview", "responsePreview").map(String::from);
-    info.execution_duration_ms = str_field(m, "execution_duration", "executionDuration").and_then(parse_duration);
+    info.execution_duration_ms =
+        str_field(m, "execution_duration", "executionDuration").and_then(parse_duration);
     info.trace_metadata = string_map(get(m, "trace_metadata", "traceMetadata"), "trace_metadata")?;
     info.tags = string_map(m.get("tags"), "tags")?;
     for (k, v) in info.tags.iter_mut() {
@@ -274,7 +290,8 @@ fn info_from_json(m: &Map<String, Value>) -> ApiResult<TraceInfo> {
     if let Some(Value::Array(items)) = m.get("assessments") {
         for a in items {
             if let Value::Object(a) = a {
-                info.assessments.push(assessment_from_json(a.clone(), &trace_id, now)?);
+                info.assessments
+                    .push(assessment_from_json(a.clone(), &trace_id, now)?);
             }
         }
     }
@@ -283,7 +300,9 @@ fn info_from_json(m: &Map<String, Value>) -> ApiResult<TraceInfo> {
 
 fn check_tag_key(key: &str) -> ApiResult<()> {
     if key.is_empty() {
-        return Err(ApiError::invalid("Missing value for required parameter 'key'."));
+        return Err(ApiError::invalid(
+            "Missing value for required parameter 'key'.",
+        ));
     }
     if key.chars().count() > MAX_TRACE_TAG_KEY_LENGTH {
         return Err(ApiError::invalid(format!(
@@ -394,7 +413,9 @@ pub async fn get_trace(
     let trace_id = super::wire::required(&req.trace_id, "trace_id")?;
     let info = store.get_trace_info(trace_id).await?;
     let spans = spans_json(store, trace_id).await?;
-    Ok(json(&json!({"trace": {"trace_info": info_json(&info), "spans": spans}})))
+    Ok(json(
+        &json!({"trace": {"trace_info": info_json(&info), "spans": spans}}),
+    ))
 }
 
 /// `traces/batchGet` and `traces/batchGetInfos`.
@@ -483,7 +504,9 @@ pub async fn search_traces(
             let n = v
                 .as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| ApiError::invalid(format!("Invalid value {v} for parameter 'max_results'")))?;
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("Invalid value {v} for parameter 'max_results'"))
+                })?;
             if n <= 0 {
                 return Err(ApiError::invalid(format!(
                     "Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer"
@@ -531,7 +554,9 @@ fn info_v2_json(i: &TraceInfo) -> Value {
         _ => "TRACE_STATUS_UNSPECIFIED",
     };
     let kv = |m: &BTreeMap<String, String>| -> Vec<Value> {
-        m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect()
+        m.iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect()
     };
     json!({
         "request_id": i.trace_id,
@@ -721,7 +746,9 @@ pub async fn link_prompts(State(state): State<AppState>, req: Request) -> ApiRes
         }
     }
     let text = serde_json::to_string(&linked).unwrap_or_else(|_| "[]".into());
-    store.set_trace_tag(&trace_id, "mlflow.linkedPrompts", &text).await?;
+    store
+        .set_trace_tag(&trace_id, "mlflow.linkedPrompts", &text)
+        .await?;
     Ok(empty())
 }
 
@@ -761,7 +788,9 @@ pub async fn get_assessment(
     State(state): State<AppState>,
     Path((trace_id, assessment_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let a = traces(&state)?.get_assessment(&trace_id, &assessment_id).await?;
+    let a = traces(&state)?
+        .get_assessment(&trace_id, &assessment_id)
+        .await?;
     Ok(json(&json!({"assessment": a.body})))
 }
 
@@ -780,7 +809,10 @@ pub async fn update_assessment(
         .cloned()
         .unwrap_or_default();
     let mask: Vec<String> = match get(&body, "update_mask", "updateMask") {
-        Some(Value::String(s)) => s.split(',').map(|p| super::wire::snake_case(p.trim())).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|p| super::wire::snake_case(p.trim()))
+            .collect(),
         Some(Value::Object(m)) => ids(m.get("paths")),
         _ => update.keys().map(|k| super::wire::snake_case(k)).collect(),
     };
@@ -1001,17 +1033,23 @@ fn span_record(s: &otlp::Span) -> ApiResult<SpanRecord> {
         2 => "ERROR",
         _ => "UNSET",
     };
-    let span_type = s.attributes.iter().find(|kv| kv.key == "mlflow.spanType").and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            otlp::Value::StringValue(v) => Some(
-                serde_json::from_str::<String>(v).unwrap_or_else(|_| v.clone()),
-            ),
+    let span_type = s
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "mlflow.spanType")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            otlp::Value::StringValue(v) => {
+                Some(serde_json::from_str::<String>(v).unwrap_or_else(|_| v.clone()))
+            }
             _ => None,
-        }
-    });
+        });
     let mut attributes = kvs_json(&s.attributes);
     // MLflow's spans carry their MLflow trace id as an attribute (a JSON string).
-    if !s.attributes.iter().any(|kv| kv.key == "mlflow.traceRequestId") {
+    if !s
+        .attributes
+        .iter()
+        .any(|kv| kv.key == "mlflow.traceRequestId")
+    {
         attributes.push(json!({"key": "mlflow.traceRequestId",
             "value": {"string_value": serde_json::to_string(&trace_id).unwrap_or_default()}}));
     }
@@ -1107,7 +1145,11 @@ fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
         items
             .iter()
             .map(|kv| otlp::KeyValue {
-                key: kv.get("key").and_then(Value::as_str).unwrap_or_default().into(),
+                key: kv
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
                 value: kv.get("value").map(any),
             })
             .collect()
@@ -1133,7 +1175,11 @@ fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
                         .unwrap_or_default()
                         .into(),
                     parent_span_id: id(g(s, "parentSpanId", "parent_span_id"))?,
-                    name: s.get("name").and_then(Value::as_str).unwrap_or_default().into(),
+                    name: s
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
                     kind: code(s.get("kind"), &SPAN_KINDS),
                     start_time_unix_nano: u64_of(g(s, "startTimeUnixNano", "start_time_unix_nano")),
                     end_time_unix_nano: u64_of(g(s, "endTimeUnixNano", "end_time_unix_nano")),
@@ -1143,12 +1189,20 @@ fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
                         .iter()
                         .map(|e| otlp::Event {
                             time_unix_nano: u64_of(g(e, "timeUnixNano", "time_unix_nano")),
-                            name: e.get("name").and_then(Value::as_str).unwrap_or_default().into(),
+                            name: e
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .into(),
                             attributes: kvs(arr(e.get("attributes"))),
                         })
                         .collect(),
                     status: s.get("status").map(|st| otlp::Status {
-                        message: st.get("message").and_then(Value::as_str).unwrap_or_default().into(),
+                        message: st
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
                         code: code(st.get("code"), &STATUS_CODES),
                     }),
                 });
@@ -1171,14 +1225,22 @@ fn otlp_error(status: StatusCode, detail: impl Into<String>) -> Response {
 
 /// `POST /v1/traces`: OTLP/HTTP span ingest, protobuf or JSON, optionally gzip-compressed;
 /// header `x-mlflow-experiment-id` names the experiment.
-pub async fn otlp_ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn otlp_ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match otlp_ingest_inner(&state, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn otlp_ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+async fn otlp_ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let Some(experiment_id) = headers
         .get("x-mlflow-experiment-id")
         .and_then(|v| v.to_str().ok())
@@ -1192,7 +1254,13 @@ async fn otlp_ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) ->
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     let is_json = match content_type.as_deref() {
         Some("application/x-protobuf") => false,
         Some("application/json") => true,
@@ -1219,7 +1287,10 @@ async fn otlp_ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) ->
             let mut out = Vec::new();
             let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(TRACE_BODY_LIMIT as u64 + 1);
             if dec.read_to_end(&mut out).is_err() {
-                return Ok(otlp_error(StatusCode::BAD_REQUEST, "Failed to decompress gzip payload"));
+                return Ok(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Failed to decompress gzip payload",
+                ));
             }
             if out.len() > TRACE_BODY_LIMIT {
                 return Err(super::wire::body_too_large(TRACE_BODY_LIMIT));
@@ -1237,7 +1308,10 @@ async fn otlp_ingest_inner(state: &AppState, headers: &HeaderMap, body: Body) ->
         let v: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(_) => {
-                return Ok(otlp_error(StatusCode::BAD_REQUEST, "Invalid OpenTelemetry JSON payload"));
+                return Ok(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid OpenTelemetry JSON payload",
+                ));
             }
         };
         otlp_from_json(&v)?

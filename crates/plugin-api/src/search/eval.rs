@@ -136,7 +136,9 @@ pub fn matches<T: Searchable + ?Sized>(expr: &Expr, item: &T) -> bool {
 /// Whether one comparison holds for `item`.
 pub fn comparison_holds<T: Searchable + ?Sized>(c: &Comparison, item: &T) -> bool {
     if c.key.entity == Entity::Span {
-        return item.any_span(&c.key.name, &mut |s| test(c.op, &c.value, Some(Field::Str(s))));
+        return item.any_span(&c.key.name, &mut |s| {
+            test(c.op, &c.value, Some(Field::Str(s)))
+        });
     }
     if c.key.entity == Entity::Dataset {
         return item.any_dataset(&c.key.name, &mut |s| {

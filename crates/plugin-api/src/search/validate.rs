@@ -767,3 +767,82 @@ pub(super) fn order_by(
     }
     Ok(order)
 }
+
+#[cfg(test)]
+mod trace_tests {
+    use crate::search::{Entity, Expr, Key, Op, SearchKind, Value, parse_filter, parse_order_by};
+
+    fn one(text: &str) -> crate::search::Comparison {
+        match parse_filter(SearchKind::Traces, text).unwrap().unwrap() {
+            Expr::Compare(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trace_filters_parse_to_canonical_keys() {
+        let c = one("trace.status = 'OK'");
+        assert_eq!(c.key, Key::attribute("status"));
+        let c = one("attributes.timestamp > 5");
+        assert_eq!(c.key, Key::attribute("timestamp_ms"));
+        assert_eq!(c.value, Value::Number(5.0));
+        let c = one("trace.execution_time_ms <= 10");
+        assert_eq!(c.key, Key::attribute("execution_time_ms"));
+        let c = one("request_metadata.`mlflow.sourceRun` = 'r'");
+        assert_eq!(c.key, Key::new(Entity::Metadata, "mlflow.sourceRun"));
+        let c = one("span.type IN ('LLM', 'TOOL')");
+        assert_eq!(c.key, Key::new(Entity::Span, "type"));
+        assert_eq!(c.op, Op::In);
+        let c = one("tags.mlflow.traceName LIKE 'pipe%'");
+        assert_eq!(c.key, Key::new(Entity::Tag, "mlflow.traceName"));
+        let e = parse_filter(
+            SearchKind::Traces,
+            "tags.a = 'x' OR (trace.status = 'ERROR' AND span.name = 'n')",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            matches!(e, Expr::Or(ref items) if items.len() == 2),
+            "{e:?}"
+        );
+        // Display parses back to the same tree.
+        assert_eq!(
+            parse_filter(SearchKind::Traces, &e.to_string())
+                .unwrap()
+                .unwrap(),
+            e
+        );
+    }
+
+    #[test]
+    fn trace_filter_errors_name_the_problem() {
+        for (text, needle) in [
+            ("trace.bogus = 'x'", "Invalid attribute key 'bogus'"),
+            ("span.attributes = 'x'", "Invalid span key 'attributes'"),
+            ("metrics.x > 1", "Invalid entity type 'metrics'"),
+            ("trace.timestamp_ms = 'x'", "Expected numeric value"),
+            ("trace.status > 'OK'", "Invalid comparator"),
+        ] {
+            let e = parse_filter(SearchKind::Traces, text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn trace_order_by_accepts_attributes_tags_and_metadata() {
+        let o = parse_order_by(
+            SearchKind::Traces,
+            &[
+                "timestamp DESC".into(),
+                "tags.team".into(),
+                "metadata.k ASC".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o[0].key, Key::attribute("timestamp_ms"));
+        assert!(!o[0].ascending);
+        assert_eq!(o[1].key.entity, Entity::Tag);
+        assert_eq!(o[2].key.entity, Entity::Metadata);
+        assert!(parse_order_by(SearchKind::Traces, &["span.name".into()]).is_err());
+    }
+}

@@ -47,7 +47,13 @@ fn active_experiment(conn: &Connection, experiment_id_text: &str) -> StoreResult
     }
 }
 
-fn upsert_kv(tx: &Transaction<'_>, table: &str, trace: i64, key: &str, value: &str) -> StoreResult<()> {
+fn upsert_kv(
+    tx: &Transaction<'_>,
+    table: &str,
+    trace: i64,
+    key: &str,
+    value: &str,
+) -> StoreResult<()> {
     tx.prepare_cached(&format!(
         "INSERT INTO {table} (trace, key, value) VALUES (?1, ?2, ?3) \
          ON CONFLICT (trace, key) DO UPDATE SET value = excluded.value"
@@ -145,7 +151,11 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
     Ok(rows.iter().filter_map(|id| infos.remove(id)).collect())
 }
 
-fn load_assessment(conn: &Connection, trace_id: &str, assessment_id: &str) -> StoreResult<Assessment> {
+fn load_assessment(
+    conn: &Connection,
+    trace_id: &str,
+    assessment_id: &str,
+) -> StoreResult<Assessment> {
     let row: Option<(String, i64, i64, String)> = conn
         .prepare_cached(
             "SELECT a.name, a.create_time, a.last_update_time, a.body FROM assessments a \
@@ -235,7 +245,13 @@ impl TraceStore for SqliteStore {
                 info.trace_id
             );
             upsert_kv(tx, "trace_tags", row, ARTIFACT_LOCATION_TAG, &artifacts)?;
-            upsert_kv(tx, "trace_tags", row, SPANS_LOCATION_TAG, SPANS_IN_TRACKING_STORE)?;
+            upsert_kv(
+                tx,
+                "trace_tags",
+                row,
+                SPANS_LOCATION_TAG,
+                SPANS_IN_TRACKING_STORE,
+            )?;
             for (k, v) in &info.trace_metadata {
                 upsert_kv(tx, "trace_metadata", row, k, v)?;
             }
@@ -277,7 +293,13 @@ impl TraceStore for SqliteStore {
                             location.trim_end_matches('/')
                         );
                         upsert_kv(tx, "trace_tags", row, ARTIFACT_LOCATION_TAG, &artifacts)?;
-                        upsert_kv(tx, "trace_tags", row, SPANS_LOCATION_TAG, SPANS_IN_TRACKING_STORE)?;
+                        upsert_kv(
+                            tx,
+                            "trace_tags",
+                            row,
+                            SPANS_LOCATION_TAG,
+                            SPANS_IN_TRACKING_STORE,
+                        )?;
                         row
                     }
                 };
@@ -333,7 +355,9 @@ impl TraceStore for SqliteStore {
         let trace_id = trace_id.to_string();
         self.read(move |tx| {
             let row = require_trace(tx, &trace_id)?;
-            Ok(load_infos(tx, &[row])?.pop().ok_or_else(|| no_trace(&trace_id))?)
+            Ok(load_infos(tx, &[row])?
+                .pop()
+                .ok_or_else(|| no_trace(&trace_id))?)
         })
         .await
     }
@@ -421,11 +445,13 @@ impl TraceStore for SqliteStore {
             return Ok(Page::last(vec![]));
         }
         self.read(move |tx| {
+            // By display text: the trace-only entities are outside serde (see `Entity`).
+            let order: Vec<String> = req.order_by.iter().map(|o| o.to_string()).collect();
             let query = search_sql::fingerprint(&(
                 "traces",
                 &req.experiment_ids,
-                &req.filter,
-                &req.order_by,
+                req.filter.as_ref().map(|f| f.to_string()),
+                order,
             ));
             let mut sql = Sql::default();
             let list = sql.bind_list(&exps);
@@ -570,7 +596,10 @@ impl TraceStore for SqliteStore {
     }
 
     async fn create_assessment(&self, assessment: Assessment) -> Result<Assessment> {
-        let (trace_id, id) = (assessment.trace_id.clone(), assessment.assessment_id.clone());
+        let (trace_id, id) = (
+            assessment.trace_id.clone(),
+            assessment.assessment_id.clone(),
+        );
         self.write(move |tx, _| {
             let row = require_trace(tx, &assessment.trace_id)?;
             put_assessment(tx, row, &assessment)
@@ -589,7 +618,10 @@ impl TraceStore for SqliteStore {
     }
 
     async fn update_assessment(&self, assessment: Assessment) -> Result<Assessment> {
-        let (trace_id, id) = (assessment.trace_id.clone(), assessment.assessment_id.clone());
+        let (trace_id, id) = (
+            assessment.trace_id.clone(),
+            assessment.assessment_id.clone(),
+        );
         self.write(move |tx, _| {
             let row = require_trace(tx, &assessment.trace_id)?;
             load_assessment(tx, &assessment.trace_id, &assessment.assessment_id)?;
