@@ -223,7 +223,25 @@ async fn every_route_is_mapped_and_guarded() {
         app.post(ADMIN, "registered-models/create", json!({"name": "m"}))
             .await
             .ok();
+        // A trace with an assessment in the experiment (traces are located by their experiment).
+        let trace = "tr-0123456789abcdef0123456789abcdef";
+        let start = json!({"trace": {"trace_info": {
+            "trace_id": trace,
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}},
+            "request_time": "2026-01-01T00:00:00Z", "state": "OK",
+            "assessments": [{"assessment_id": "a-1", "assessment_name": "q", "feedback": {"value": 1}}],
+        }}});
+        let reply = app
+            .send(
+                Method::POST,
+                "/api/3.0/mlflow/traces",
+                Some(ADMIN),
+                Some(&start),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         let params = json!({
+            "trace_id": trace, "trace_ids": [trace], "trace": start["trace"],
             "experiment_id": exp, "experiment_ids": [exp], "experiment_name": "e",
             "run_id": run, "run_ids": [run], "name": "m", "username": "admin",
             "resource_type": "experiment", "resource_id": exp, "path": format!("{exp}/x"),
@@ -231,7 +249,7 @@ async fn every_route_is_mapped_and_guarded() {
         let query = format!(
             "experiment_id={exp}&experiment_ids={exp}&experiment_name=e&run_id={run}\
              &run_ids={run}&name=m&username=admin&resource_type=experiment&resource_id={exp}\
-             &path={exp}/x"
+             &path={exp}/x&trace_id={trace}&trace_ids={trace}"
         );
         let mut info = cairn_core::server::ServerInfo {
             serve_artifacts,
@@ -251,6 +269,8 @@ async fn every_route_is_mapped_and_guarded() {
         for template in &paths {
             let path = template
                 .replace("{model_id}", &model)
+                .replace("{trace_id}", trace)
+                .replace("{assessment_id}", "a-1")
                 .replace("{*path}", &format!("{exp}/x"))
                 .replace("{*tag_key}", "k")
                 .replace("{*rest}", "x");
@@ -300,6 +320,8 @@ async fn every_route_is_mapped_and_guarded() {
         for template in &paths {
             let path = template
                 .replace("{model_id}", &model)
+                .replace("{trace_id}", trace)
+                .replace("{assessment_id}", "a-1")
                 .replace("{*path}", &format!("{exp}/x"))
                 .replace("{*tag_key}", "k")
                 .replace("{*rest}", "x");

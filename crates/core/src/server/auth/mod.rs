@@ -842,8 +842,8 @@ async fn experiments_of(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_owned();
-            // A missing header goes on to the handler's own error.
-            Ok((req, Some(if id.is_empty() { vec![] } else { vec![id] })))
+            // Without the header the request names no experiment: admins only (fail closed).
+            Ok((req, (!id.is_empty()).then(|| vec![id])))
         }
         Locate::TracePath => {
             let (mut parts, body) = req.into_parts();
