@@ -1094,7 +1094,7 @@ fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
     fn g<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
         v.get(camel).or_else(|| v.get(snake))
     }
-    fn arr<'a>(v: Option<&'a Value>) -> &'a [Value] {
+    fn arr(v: Option<&Value>) -> &[Value] {
         v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
     }
     fn u64_of(v: Option<&Value>) -> u64 {
@@ -1106,7 +1106,7 @@ fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
     }
     fn id(v: Option<&Value>) -> ApiResult<Vec<u8>> {
         let s = v.and_then(Value::as_str).unwrap_or_default();
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(ApiError::invalid(format!("Invalid OTLP JSON id '{s}'")));
         }
         (0..s.len())

@@ -355,9 +355,9 @@ impl TraceStore for SqliteStore {
         let trace_id = trace_id.to_string();
         self.read(move |tx| {
             let row = require_trace(tx, &trace_id)?;
-            Ok(load_infos(tx, &[row])?
+            load_infos(tx, &[row])?
                 .pop()
-                .ok_or_else(|| no_trace(&trace_id))?)
+                .ok_or_else(|| no_trace(&trace_id))
         })
         .await
     }
