@@ -12,13 +12,15 @@
 //! | [`tracking`] | experiments, runs, metrics, params, tags, searches, histories, datasets |
 //! | [`history`] | `get-history` streamed page by page |
 //! | [`logged_models`] | MLflow 3 LoggedModels |
+//! | [`traces`] | MLflow 3 traces, spans, assessments, and OTLP ingest at `/v1/traces` |
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
 //! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
-//! describes what this server supports. Trace endpoints, the tracking API's presigned-URL
+//! describes what this server supports. `traces/metrics`, `calculate-filter-correlation`, the
+//! V2 StartTrace/EndTrace, `get-trace-artifact` and the tracking API's presigned-URL
 //! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
 //! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
