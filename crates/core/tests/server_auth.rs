@@ -223,7 +223,25 @@ async fn every_route_is_mapped_and_guarded() {
         app.post(ADMIN, "registered-models/create", json!({"name": "m"}))
             .await
             .ok();
+        // A trace with an assessment in the experiment (traces are located by their experiment).
+        let trace = "tr-0123456789abcdef0123456789abcdef";
+        let start = json!({"trace": {"trace_info": {
+            "trace_id": trace,
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}},
+            "request_time": "2026-01-01T00:00:00Z", "state": "OK",
+            "assessments": [{"assessment_id": "a-1", "assessment_name": "q", "feedback": {"value": 1}}],
+        }}});
+        let reply = app
+            .send(
+                Method::POST,
+                "/api/3.0/mlflow/traces",
+                Some(ADMIN),
+                Some(&start),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         let params = json!({
+            "trace_id": trace, "trace_ids": [trace], "trace": start["trace"],
             "experiment_id": exp, "experiment_ids": [exp], "experiment_name": "e",
             "run_id": run, "run_ids": [run], "name": "m", "username": "admin",
             "resource_type": "experiment", "resource_id": exp, "path": format!("{exp}/x"),
@@ -231,7 +249,7 @@ async fn every_route_is_mapped_and_guarded() {
         let query = format!(
             "experiment_id={exp}&experiment_ids={exp}&experiment_name=e&run_id={run}\
              &run_ids={run}&name=m&username=admin&resource_type=experiment&resource_id={exp}\
-             &path={exp}/x"
+             &path={exp}/x&trace_id={trace}&trace_ids={trace}"
         );
         let mut info = cairn_core::server::ServerInfo {
             serve_artifacts,
@@ -251,6 +269,8 @@ async fn every_route_is_mapped_and_guarded() {
         for template in &paths {
             let path = template
                 .replace("{model_id}", &model)
+                .replace("{trace_id}", trace)
+                .replace("{assessment_id}", "a-1")
                 .replace("{*path}", &format!("{exp}/x"))
                 .replace("{*tag_key}", "k")
                 .replace("{*rest}", "x");
@@ -300,6 +320,8 @@ async fn every_route_is_mapped_and_guarded() {
         for template in &paths {
             let path = template
                 .replace("{model_id}", &model)
+                .replace("{trace_id}", trace)
+                .replace("{assessment_id}", "a-1")
                 .replace("{*path}", &format!("{exp}/x"))
                 .replace("{*tag_key}", "k")
                 .replace("{*rest}", "x");
@@ -1274,4 +1296,90 @@ async fn the_first_admin_needs_a_real_password_and_is_created_once() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("auth.default_permission"), "{e}");
+}
+
+/// Trace routes follow the permission on the trace's experiment: READ reads the trace and
+/// searches find it, but tags need EDIT; another experiment's traces stay hidden.
+#[tokio::test]
+async fn traces_follow_their_experiments_permission() {
+    let app = App::new(&[("auth.default_permission", json!("NO_PERMISSIONS"))]).await;
+    app.user(ALICE.0, ALICE.1).await;
+    let exp = app.experiment(ADMIN, "traced").await;
+    let other = app.experiment(ADMIN, "hidden").await;
+    let start = |id: &str, exp: &str| {
+        json!({"trace": {"trace_info": {
+            "trace_id": id,
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}},
+            "request_time": "2026-01-01T00:00:00Z", "state": "OK",
+        }}})
+    };
+    let (t1, t2) = (
+        "tr-00000000000000000000000000000001",
+        "tr-00000000000000000000000000000002",
+    );
+    for (t, e) in [(t1, &exp), (t2, &other)] {
+        let r = app
+            .send(
+                Method::POST,
+                "/api/3.0/mlflow/traces",
+                Some(ADMIN),
+                Some(&start(t, e)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    app.grant(ALICE.0, "experiment", &exp, "READ").await;
+    let get = |t: &str| format!("/api/3.0/mlflow/traces/{t}");
+    let r = app.send(Method::GET, &get(t1), Some(ALICE), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.send(Method::GET, &get(t2), Some(ALICE), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let tag = json!({"key": "k", "value": "v"});
+    let r = app
+        .send(
+            Method::PATCH,
+            &format!("{}/tags", get(t1)),
+            Some(ALICE),
+            Some(&tag),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let search = json!({"locations": [
+        {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}},
+        {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": other}},
+    ]});
+    let r = app
+        .send(
+            Method::POST,
+            "/api/3.0/mlflow/traces/search",
+            Some(ALICE),
+            Some(&search),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let body = r.ok();
+    let found: Vec<&str> = body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, vec![t1]);
+    app.send(
+        Method::PATCH,
+        &api("experiments/permissions/update"),
+        Some(ADMIN),
+        Some(&json!({"experiment_id": exp, "username": ALICE.0, "permission": "EDIT"})),
+    )
+    .await
+    .ok();
+    let r = app
+        .send(
+            Method::PATCH,
+            &format!("{}/tags", get(t1)),
+            Some(ALICE),
+            Some(&tag),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -98,6 +98,7 @@ pub mod names;
 pub mod paths;
 pub mod projects;
 pub mod search;
+pub mod traces;
 pub mod tracking;
 pub mod validated;
 pub mod validation;
@@ -117,6 +118,7 @@ pub use factory::{Build, BuildContext, PluginFactory, PluginKind};
 pub use flavor::{LoadedModel, ModelFlavor};
 pub use model_registry::ModelRegistryStore;
 pub use projects::{ProjectBackend, SubmittedRun};
+pub use traces::TraceStore;
 pub use tracking::{Page, TrackingCapabilities, TrackingStore};
 pub use validated::Validated;
 

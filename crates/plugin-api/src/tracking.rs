@@ -221,6 +221,13 @@ pub trait TrackingStore: Send + Sync + 'static {
     /// What this store supports beyond experiments and runs.
     fn capabilities(&self) -> TrackingCapabilities;
 
+    /// The store's traces (MLflow 3 tracing, [`crate::traces`]); `None` (the default) means
+    /// this store keeps no traces and the host answers trace endpoints `NOT_IMPLEMENTED`.
+    /// Host-side only: it does not cross the plugin ABI, so a dynamic plugin has no traces.
+    fn trace_store(&self) -> Option<&dyn crate::traces::TraceStore> {
+        None
+    }
+
     // ----- experiments -----
 
     /// Creates an experiment and returns its id. A duplicate name (active or deleted) is

@@ -61,6 +61,11 @@ impl<S: TrackingStore + ?Sized> TrackingStore for Validated<S> {
         self.0.capabilities()
     }
 
+    // Trace requests are checked by the host's trace handlers (tag limits, immutable keys).
+    fn trace_store(&self) -> Option<&dyn crate::traces::TraceStore> {
+        self.0.trace_store()
+    }
+
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {
         validation::validate_experiment_name(&req.name)?;
         for (i, t) in req.tags.iter().enumerate() {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub const APPLICATION_ID: i32 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -301,6 +301,66 @@ CREATE TABLE auth_role_users (
     UNIQUE (role_id, user_id)
 );
 CREATE INDEX auth_role_users_by_user ON auth_role_users (user_id);
+"#;
+
+/// MLflow 3 traces (issue 18): trace infos, their tags, request metadata, spans and
+/// assessments. Spans live here, not in the artifact store (MLflow's SQL store does the same and
+/// tags the trace `mlflow.trace.spansLocation = TRACKING_STORE`): one row per span, the span's
+/// OTel JSON in `content`, name/type/status/times indexed for `span.*` filters and paging.
+/// Child rows are deleted explicitly with their trace (no reliance on `foreign_keys`).
+const MIGRATION_4: &str = r#"
+CREATE TABLE traces (
+    id                INTEGER PRIMARY KEY,
+    trace_id          TEXT NOT NULL UNIQUE,
+    experiment_id     INTEGER NOT NULL REFERENCES experiments (experiment_id),
+    client_request_id TEXT,
+    request_time      INTEGER NOT NULL,
+    execution_time    INTEGER,
+    state             TEXT NOT NULL,
+    request_preview   TEXT,
+    response_preview  TEXT
+);
+CREATE INDEX traces_by_experiment_time ON traces (experiment_id, request_time DESC, trace_id);
+
+CREATE TABLE trace_tags (
+    trace INTEGER NOT NULL REFERENCES traces (id) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (trace, key)
+) WITHOUT ROWID;
+CREATE INDEX trace_tags_by_key_value ON trace_tags (key, value);
+
+CREATE TABLE trace_metadata (
+    trace INTEGER NOT NULL REFERENCES traces (id) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (trace, key)
+) WITHOUT ROWID;
+CREATE INDEX trace_metadata_by_key_value ON trace_metadata (key, value);
+
+CREATE TABLE spans (
+    trace          INTEGER NOT NULL REFERENCES traces (id) ON DELETE CASCADE,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    type           TEXT,
+    status         TEXT NOT NULL,
+    start_ns       INTEGER NOT NULL,
+    end_ns         INTEGER,
+    content        TEXT NOT NULL,
+    PRIMARY KEY (trace, span_id)
+) WITHOUT ROWID;
+CREATE INDEX spans_by_trace_start ON spans (trace, start_ns, span_id);
+
+CREATE TABLE assessments (
+    assessment_id    TEXT PRIMARY KEY,
+    trace            INTEGER NOT NULL REFERENCES traces (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,
+    create_time      INTEGER NOT NULL,
+    last_update_time INTEGER NOT NULL,
+    body             TEXT NOT NULL
+);
+CREATE INDEX assessments_by_trace ON assessments (trace, create_time);
 "#;
 
 /// Where the database lives.

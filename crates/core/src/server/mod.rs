@@ -12,13 +12,15 @@
 //! | [`tracking`] | experiments, runs, metrics, params, tags, searches, histories, datasets |
 //! | [`history`] | `get-history` streamed page by page |
 //! | [`logged_models`] | MLflow 3 LoggedModels |
+//! | [`traces`] | MLflow 3 traces, spans, assessments, and OTLP ingest at `/v1/traces` |
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
 //! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
-//! describes what this server supports. Trace endpoints, the tracking API's presigned-URL
+//! describes what this server supports. `traces/metrics`, `calculate-filter-correlation`, the
+//! V2 StartTrace/EndTrace, `get-trace-artifact` and the tracking API's presigned-URL
 //! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
 //! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
@@ -35,6 +37,7 @@ pub mod listen;
 pub mod logged_models;
 pub mod registry;
 pub mod security;
+pub mod traces;
 pub mod tracking;
 pub mod wire;
 
@@ -480,30 +483,86 @@ fn api_routes(serve_artifacts: bool) -> Routes {
         }
     }
 
-    // Traces (api.md §1.5): every route answers 501 until traces are implemented.
-    for version in ["2.0", "3.0"] {
+    // Traces (api.md §1.5, issue 18). Specific routes first; what is left under /traces
+    // (traces/metrics, calculate-filter-correlation, the V2 StartTrace/EndTrace) answers 501.
+    {
+        use axum::routing::patch;
+        use traces as tr;
+        for version in ["2.0", "3.0"] {
+            r = mlflow(r, version, "/traces/delete-traces", post(tr::delete_traces));
+            r = mlflow(
+                r,
+                version,
+                "/traces/{trace_id}/tags",
+                patch(tr::set_trace_tag).delete(tr::delete_trace_tag),
+            );
+            r = mlflow(
+                r,
+                version,
+                "/traces/link-to-run",
+                post(tr::link_traces_to_run),
+            );
+            r = mlflow(r, version, "/traces/link-prompts", post(tr::link_prompts));
+        }
+        r = mlflow(r, "3.0", "/traces", post(tr::start_trace_v3));
         r = mlflow(
             r,
-            version,
+            "2.0",
             "/traces",
-            not_implemented(TRACES_NOT_IMPLEMENTED),
+            get(tr::search_traces).post(not_implemented(TRACES_NOT_IMPLEMENTED)),
+        );
+        r = mlflow(r, "3.0", "/traces/search", post(tr::search_traces));
+        r = mlflow(r, "3.0", "/traces/get", get(tr::get_trace));
+        r = mlflow(r, "3.0", "/traces/batchGet", get(tr::batch_get_traces));
+        r = mlflow(
+            r,
+            "3.0",
+            "/traces/batchGetInfos",
+            post(tr::batch_get_trace_infos),
+        );
+        r = mlflow(r, "3.0", "/traces/{trace_id}", get(tr::get_trace_info_v3));
+        r = mlflow(
+            r,
+            "2.0",
+            "/traces/{trace_id}/info",
+            get(tr::get_trace_info_v2),
         );
         r = mlflow(
             r,
-            version,
-            "/traces/{*rest}",
+            "3.0",
+            "/traces/{trace_id}/assessments",
+            post(tr::create_assessment),
+        );
+        r = mlflow(
+            r,
+            "3.0",
+            "/traces/{trace_id}/assessments/{assessment_id}",
+            get(tr::get_assessment)
+                .patch(tr::update_assessment)
+                .delete(tr::delete_assessment),
+        );
+        // Not implemented yet: trace metrics, filter correlation, the V2 EndTrace.
+        for path in ["/traces/metrics", "/traces/calculate-filter-correlation"] {
+            r = mlflow(r, "3.0", path, not_implemented(TRACES_NOT_IMPLEMENTED));
+        }
+        r = mlflow(
+            r,
+            "2.0",
+            "/traces/{trace_id}",
             not_implemented(TRACES_NOT_IMPLEMENTED),
         );
-        r = r.route(
-            &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),
-            not_implemented(TRACES_NOT_IMPLEMENTED),
-        );
+        for version in ["2.0", "3.0"] {
+            r = r.route(
+                &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),
+                not_implemented(TRACES_NOT_IMPLEMENTED),
+            );
+        }
     }
     // Databricks-only trace endpoints have no handler in MLflow: 404 with an empty body.
     for path in ["/unified-traces", "/get-online-trace-details"] {
         r = mlflow(r, "2.0", path, any(|| async { StatusCode::NOT_FOUND }));
     }
-    r = r.route("/v1/traces", not_implemented(TRACES_NOT_IMPLEMENTED));
+    r = r.route("/v1/traces", post(traces::otlp_ingest));
 
     // server-info (MLflow 3 route).
     r = mlflow(r, "3.0", "/server-info", get(get_server_info));

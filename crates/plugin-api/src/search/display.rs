@@ -55,6 +55,8 @@ impl Display for Key {
             Entity::Param => "params",
             Entity::Tag => "tags",
             Entity::Dataset => "datasets",
+            Entity::Metadata => "metadata",
+            Entity::Span => "span",
         };
         write!(f, "{prefix}.")?;
         if is_plain(&self.name) {

@@ -83,6 +83,17 @@ pub trait Searchable {
         None
     }
 
+    /// A trace's request-metadata value.
+    fn metadata_value(&self, key: &str) -> Option<&str> {
+        let _ = key;
+        None
+    }
+    /// Whether some span's `field` (`name`, `type`, `status`) satisfies `pred` (traces).
+    fn any_span(&self, field: &str, pred: &mut dyn FnMut(&str) -> bool) -> bool {
+        let _ = (field, pred);
+        false
+    }
+
     /// Whether `pred` holds for the `field` (`name`, `digest` or `context`) of any dataset
     /// input; inputs lacking the field are skipped.
     fn any_dataset(&self, field: &str, pred: &mut dyn FnMut(&str) -> bool) -> bool {
@@ -105,7 +116,8 @@ fn field<'a, T: Searchable + ?Sized>(
         Entity::Metric => item.metric_value(name).map(Field::Num),
         Entity::Param => item.param_value(name).map(Field::Str),
         Entity::Tag => item.tag_value(name).map(Field::Str),
-        Entity::Dataset => None,
+        Entity::Metadata => item.metadata_value(name).map(Field::Str),
+        Entity::Dataset | Entity::Span => None,
     };
     // NaN never satisfies a comparison, but it sorts (after every number, before missing).
     value.filter(|v| sort || !matches!(v, Field::Num(n) if n.is_nan()))
@@ -123,6 +135,11 @@ pub fn matches<T: Searchable + ?Sized>(expr: &Expr, item: &T) -> bool {
 
 /// Whether one comparison holds for `item`.
 pub fn comparison_holds<T: Searchable + ?Sized>(c: &Comparison, item: &T) -> bool {
+    if c.key.entity == Entity::Span {
+        return item.any_span(&c.key.name, &mut |s| {
+            test(c.op, &c.value, Some(Field::Str(s)))
+        });
+    }
     if c.key.entity == Entity::Dataset {
         return item.any_dataset(&c.key.name, &mut |s| {
             test(c.op, &c.value, Some(Field::Str(s)))

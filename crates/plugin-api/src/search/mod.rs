@@ -84,6 +84,14 @@ pub enum SearchKind {
     ModelVersions,
     /// `search_logged_models` (api.md §5.6).
     LoggedModels,
+    /// `traces/search` (api.md §5, MLflow's `SearchTraceUtils`): attributes `trace_id`,
+    /// `timestamp_ms`, `execution_time_ms`, `status`, `name`, `client_request_id`, `run_id`;
+    /// `tags.*`, `metadata.*` and `span.name|type|status`.
+    ///
+    /// Host-side only, like the trace contract: outside the plugin ABI's wire form (so the
+    /// schema hash, and every plugin built before it, are unchanged); serialising it fails.
+    #[serde(skip)]
+    Traces,
 }
 
 /// A filter expression.
@@ -110,6 +118,14 @@ pub enum Entity {
     Tag,
     /// A dataset input of a run (`datasets.name|digest|context`).
     Dataset,
+    /// A trace's request metadata (`metadata.<key>`, `request_metadata.<key>`). Host-side
+    /// only (trace searches do not cross the plugin ABI): serialising it fails.
+    #[serde(skip)]
+    Metadata,
+    /// Any span of a trace (`span.name|type|status`): holds when some span satisfies it.
+    /// Host-side only, as [`Entity::Metadata`].
+    #[serde(skip)]
+    Span,
 }
 
 /// An identifier: an entity and a key. Attribute keys are canonical (`created` is `start_time`,

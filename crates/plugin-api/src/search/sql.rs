@@ -220,6 +220,8 @@ pub enum Target {
     RegisteredModels,
     /// `model_versions mv JOIN registered_models rm`.
     ModelVersions,
+    /// `traces t`.
+    Traces,
 }
 
 /// One ORDER BY key: a SQL expression (possibly `NULL`) and its direction.
@@ -255,6 +257,7 @@ impl Target {
             Target::LoggedModels => "m.id",
             Target::RegisteredModels => "rm.id",
             Target::ModelVersions => "mv.id",
+            Target::Traces => "t.id",
         }
     }
 
@@ -305,6 +308,18 @@ impl Target {
             (Target::ModelVersions, "version_number") => "mv.version",
             (Target::ModelVersions, "creation_timestamp") => "mv.creation_timestamp",
             (Target::ModelVersions, "last_updated_timestamp") => "mv.last_updated_timestamp",
+            (Target::Traces, "trace_id" | "request_id") => "t.trace_id",
+            (Target::Traces, "timestamp_ms") => "t.request_time",
+            (Target::Traces, "execution_time_ms") => "t.execution_time",
+            (Target::Traces, "status") => "t.state",
+            (Target::Traces, "client_request_id") => "t.client_request_id",
+            (Target::Traces, "experiment_id") => "CAST(t.experiment_id AS TEXT)",
+            (Target::Traces, "name") => {
+                "(SELECT x.value FROM trace_tags x WHERE x.trace = t.id AND x.key = 'mlflow.traceName')"
+            }
+            (Target::Traces, "run_id") => {
+                "(SELECT x.value FROM trace_metadata x WHERE x.trace = t.id AND x.key = 'mlflow.sourceRun')"
+            }
             _ => {
                 return Err(invalid(format!(
                     "Invalid attribute key '{name}' specified for this search"
@@ -322,6 +337,7 @@ impl Target {
             Target::LoggedModels => ("logged_model_tags", "model"),
             Target::RegisteredModels => ("registered_model_tags", "model"),
             Target::ModelVersions => ("model_version_tags", "version"),
+            Target::Traces => ("trace_tags", "trace"),
         }
     }
 
@@ -339,6 +355,7 @@ impl Target {
             }
             Target::RegisteredModels => vec![k("rm.name", true)],
             Target::ModelVersions => vec![k("rm.name", true), k("mv.version", false)],
+            Target::Traces => vec![k("t.request_time", false), k("t.trace_id", true)],
         }
     }
 }
@@ -544,6 +561,27 @@ fn comparison(
             }
             _ => Err(invalid("Invalid entity type 'metrics' for this search")),
         },
+        Entity::Metadata => {
+            if target != Target::Traces {
+                return Err(invalid("Invalid entity type 'metadata' for this search"));
+            }
+            key_value_condition(sql, "trace_metadata", "trace", id, name, "", cmp)
+        }
+        Entity::Span => {
+            if target != Target::Traces {
+                return Err(invalid("Invalid entity type 'span' for this search"));
+            }
+            let col = match name {
+                "name" => "s.name",
+                "type" => "s.type",
+                "status" => "s.status",
+                other => return Err(invalid(format!("Invalid span key '{other}'"))),
+            };
+            let c = condition(sql, col, cmp.op, &cmp.value)?;
+            Ok(format!(
+                "EXISTS (SELECT 1 FROM spans s WHERE s.trace = {id} AND {c})"
+            ))
+        }
         Entity::Dataset => {
             if target != Target::Runs {
                 return Err(invalid("Invalid entity type 'datasets' for this search"));
@@ -676,7 +714,15 @@ fn order_expr(
                 },
             ])
         }
+        Entity::Metadata if target == Target::Traces => {
+            let k = sql.bind(name.to_string());
+            one(format!(
+                "(SELECT x.value FROM trace_metadata x WHERE x.trace = {id} AND x.key = {k})"
+            ))
+        }
+        Entity::Metadata => Err(invalid("only traces are ordered by metadata")),
         Entity::Dataset => Err(invalid("cannot order by datasets")),
+        Entity::Span => Err(invalid("cannot order by spans")),
     }
 }
 

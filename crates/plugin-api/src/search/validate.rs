@@ -116,6 +116,30 @@ const LOGGED_MODEL_ATTRS: &[Attr] = &[
     },
 ];
 
+const TRACE_ATTRS: &[Attr] = &[
+    Attr {
+        aliases: &["request_id"],
+        list: true,
+        ..attr("trace_id", AttrType::Str)
+    },
+    Attr {
+        aliases: &["timestamp", "request_time"],
+        ..attr("timestamp_ms", AttrType::Num)
+    },
+    Attr {
+        aliases: &["execution_time", "execution_duration"],
+        ..attr("execution_time_ms", AttrType::Num)
+    },
+    Attr {
+        aliases: &["state"],
+        list: true,
+        ..attr("status", AttrType::Str)
+    },
+    attr("name", AttrType::Str),
+    attr("client_request_id", AttrType::Str),
+    attr("run_id", AttrType::Str),
+];
+
 /// `order_by` spellings and the canonical attribute each names.
 const RUN_ORDER: &[(&str, &str)] = &[
     ("run_id", "run_id"),
@@ -164,6 +188,35 @@ const LOGGED_MODEL_ORDER: &[(&str, &str)] = &[
     ("last_updated_timestamp", "last_updated_timestamp"),
     ("last_updated_time", "last_updated_timestamp"),
 ];
+
+const TRACE_ORDER: &[(&str, &str)] = &[
+    ("trace_id", "trace_id"),
+    ("request_id", "trace_id"),
+    ("timestamp_ms", "timestamp_ms"),
+    ("timestamp", "timestamp_ms"),
+    ("request_time", "timestamp_ms"),
+    ("execution_time_ms", "execution_time_ms"),
+    ("execution_time", "execution_time_ms"),
+    ("status", "status"),
+    ("state", "status"),
+    ("name", "name"),
+    ("client_request_id", "client_request_id"),
+];
+
+const TRACE_ENTITIES: &[(&str, Entity)] = &[
+    ("trace", Entity::Attribute),
+    ("attribute", Entity::Attribute),
+    ("attributes", Entity::Attribute),
+    ("attr", Entity::Attribute),
+    ("tag", Entity::Tag),
+    ("tags", Entity::Tag),
+    ("metadata", Entity::Metadata),
+    ("request_metadata", Entity::Metadata),
+    ("span", Entity::Span),
+    ("spans", Entity::Span),
+];
+
+const SPAN_KEYS: &[&str] = &["name", "type", "status"];
 
 const RUN_ENTITIES: &[(&str, Entity)] = &[
     ("metric", Entity::Metric),
@@ -299,7 +352,22 @@ fn spec(kind: SearchKind) -> &'static Spec {
         order: LOGGED_MODEL_ORDER,
         order_entities: &[Entity::Attribute, Entity::Metric],
     };
+    fn trace_entity(e: &str) -> String {
+        format!(
+            "Invalid entity type '{e}'. Valid values are ['trace', 'attribute', 'tag', 'metadata', 'span']"
+        )
+    }
+    static TRACES: Spec = Spec {
+        entities: TRACE_ENTITIES,
+        invalid_entity: trace_entity,
+        attrs: TRACE_ATTRS,
+        kv_ops: NULLABLE_OPS,
+        null_unsupported: None,
+        order: TRACE_ORDER,
+        order_entities: &[Entity::Attribute, Entity::Tag, Entity::Metadata],
+    };
     match kind {
+        SearchKind::Traces => &TRACES,
         SearchKind::Runs => &RUNS,
         SearchKind::Experiments => &EXPERIMENTS,
         SearchKind::RegisteredModels => &REGISTERED_MODELS,
@@ -335,6 +403,8 @@ fn entity_name(entity: Entity) -> &'static str {
         Entity::Param => "parameter",
         Entity::Tag => "tag",
         Entity::Dataset => "dataset",
+        Entity::Metadata => "metadata",
+        Entity::Span => "span",
     }
 }
 
@@ -484,7 +554,22 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
             }
             (raw_key, Expect::Number, "metric".into())
         }
-        Entity::Param | Entity::Tag => {
+        Entity::Span => {
+            if !SPAN_KEYS.contains(&raw_key.as_str()) {
+                return fail(
+                    key_span,
+                    format!(
+                        "Invalid span key '{raw_key}' specified. Valid keys are '{}'",
+                        py_list(SPAN_KEYS.iter().copied())
+                    ),
+                );
+            }
+            if !STRING_LIST_OPS.contains(&op) {
+                return invalid_op(STRING_LIST_OPS);
+            }
+            (raw_key, Expect::String, "span attributes".into())
+        }
+        Entity::Param | Entity::Tag | Entity::Metadata => {
             if !spec.kv_ops.contains(&op) {
                 return invalid_op(spec.kv_ops);
             }
@@ -681,4 +766,83 @@ pub(super) fn order_by(
         );
     }
     Ok(order)
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use crate::search::{Entity, Expr, Key, Op, SearchKind, Value, parse_filter, parse_order_by};
+
+    fn one(text: &str) -> crate::search::Comparison {
+        match parse_filter(SearchKind::Traces, text).unwrap().unwrap() {
+            Expr::Compare(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trace_filters_parse_to_canonical_keys() {
+        let c = one("trace.status = 'OK'");
+        assert_eq!(c.key, Key::attribute("status"));
+        let c = one("attributes.timestamp > 5");
+        assert_eq!(c.key, Key::attribute("timestamp_ms"));
+        assert_eq!(c.value, Value::Number(5.0));
+        let c = one("trace.execution_time_ms <= 10");
+        assert_eq!(c.key, Key::attribute("execution_time_ms"));
+        let c = one("request_metadata.`mlflow.sourceRun` = 'r'");
+        assert_eq!(c.key, Key::new(Entity::Metadata, "mlflow.sourceRun"));
+        let c = one("span.type IN ('LLM', 'TOOL')");
+        assert_eq!(c.key, Key::new(Entity::Span, "type"));
+        assert_eq!(c.op, Op::In);
+        let c = one("tags.mlflow.traceName LIKE 'pipe%'");
+        assert_eq!(c.key, Key::new(Entity::Tag, "mlflow.traceName"));
+        let e = parse_filter(
+            SearchKind::Traces,
+            "tags.a = 'x' OR (trace.status = 'ERROR' AND span.name = 'n')",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            matches!(e, Expr::Or(ref items) if items.len() == 2),
+            "{e:?}"
+        );
+        // Display parses back to the same tree.
+        assert_eq!(
+            parse_filter(SearchKind::Traces, &e.to_string())
+                .unwrap()
+                .unwrap(),
+            e
+        );
+    }
+
+    #[test]
+    fn trace_filter_errors_name_the_problem() {
+        for (text, needle) in [
+            ("trace.bogus = 'x'", "Invalid attribute key 'bogus'"),
+            ("span.attributes = 'x'", "Invalid span key 'attributes'"),
+            ("metrics.x > 1", "Invalid entity type 'metrics'"),
+            ("trace.timestamp_ms = 'x'", "Expected numeric value"),
+            ("trace.status > 'OK'", "Invalid comparator"),
+        ] {
+            let e = parse_filter(SearchKind::Traces, text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn trace_order_by_accepts_attributes_tags_and_metadata() {
+        let o = parse_order_by(
+            SearchKind::Traces,
+            &[
+                "timestamp DESC".into(),
+                "tags.team".into(),
+                "metadata.k ASC".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o[0].key, Key::attribute("timestamp_ms"));
+        assert!(!o[0].ascending);
+        assert_eq!(o[1].key.entity, Entity::Tag);
+        assert_eq!(o[2].key.entity, Entity::Metadata);
+        assert!(parse_order_by(SearchKind::Traces, &["span.name".into()]).is_err());
+    }
 }

@@ -569,6 +569,14 @@ macro_rules! __cairn_tracking_cases {
             logged_model_log_outputs_links_run if logged_models,
             // legacy log-model
             record_logged_model_appends_history,
+            // traces: not a `TrackingCapabilities` flag (traces do not cross the ABI), so
+            // not in `skips = [...]`; each case skips itself, saying so, when
+            // `trace_store()` is `None` (`support::Capability::Traces`).
+            traces_spans_then_info_round_trip,
+            traces_search_filter_order_pages,
+            traces_tags_metadata_and_assessments,
+            traces_delete_by_ids_and_by_age,
+            traces_unknown_is_not_found,
         }
     };
 }

@@ -94,6 +94,8 @@ pub enum Capability {
     Datasets,
     /// [`TrackingCapabilities::logged_models`].
     LoggedModels,
+    /// Traces: [`TrackingStore::trace_store`] is `Some`.
+    Traces,
 }
 
 /// Whether `store` has `capability`; when it does not, prints that `case` was skipped.
@@ -102,6 +104,7 @@ pub fn supports(store: &dyn TrackingStore, capability: Capability, case: &str) -
     let (has, name) = match capability {
         Capability::Datasets => (caps.datasets, "datasets"),
         Capability::LoggedModels => (caps.logged_models, "logged_models"),
+        Capability::Traces => (store.trace_store().is_some(), "traces"),
     };
     if !has {
         skipped(case, &format!("the store lacks the `{name}` capability"));

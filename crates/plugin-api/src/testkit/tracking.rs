@@ -16,6 +16,7 @@ mod logged_models;
 mod logging;
 mod runs;
 mod search;
+mod traces;
 
 pub use batch::*;
 pub use datasets::*;
@@ -24,6 +25,7 @@ pub use logged_models::*;
 pub use logging::*;
 pub use runs::*;
 pub use search::*;
+pub use traces::*;
 
 /// The name of every tracking case, in suite order; the same list the macro stamps tests from.
 pub const TRACKING_CASES: &[&str] = crate::__cairn_tracking_cases!(names);

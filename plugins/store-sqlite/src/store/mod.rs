@@ -30,6 +30,7 @@ mod logged_models;
 mod metrics;
 mod runs;
 mod search;
+mod traces;
 
 use experiments::*;
 use logged_models::*;
@@ -267,6 +268,10 @@ impl SqliteStore {
 impl TrackingStore for SqliteStore {
     fn capabilities(&self) -> TrackingCapabilities {
         TrackingCapabilities::ALL
+    }
+
+    fn trace_store(&self) -> Option<&dyn cairn_plugin_api::TraceStore> {
+        Some(self)
     }
 
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {

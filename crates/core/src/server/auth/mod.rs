@@ -828,7 +828,78 @@ async fn experiments_of(
     let run_experiment = |run_id: String| async move {
         Ok::<_, ApiError>(store.get_run(&run_id).await?.info.experiment_id)
     };
+    let trace_experiment = |trace_id: String| async move {
+        let traces = store.trace_store().ok_or_else(|| {
+            ApiError::not_implemented("Traces are not supported by this server's tracking store.")
+        })?;
+        Ok::<_, ApiError>(traces.get_trace_info(&trace_id).await?.experiment_id)
+    };
     match locate {
+        Locate::ExperimentHeader => {
+            let id = req
+                .headers()
+                .get("x-mlflow-experiment-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            // Without the header the request names no experiment: admins only (fail closed).
+            Ok((req, (!id.is_empty()).then(|| vec![id])))
+        }
+        Locate::TracePath => {
+            let (mut parts, body) = req.into_parts();
+            let raw = RawPathParams::from_request_parts(&mut parts, &())
+                .await
+                .map_err(|e| {
+                    ApiError::invalid(format!("Invalid request path: {}", e.body_text()))
+                })?;
+            let id = raw
+                .iter()
+                .find(|(k, _)| *k == "trace_id")
+                .map(|(_, v)| v.to_owned())
+                .unwrap_or_default();
+            let req = Request::from_parts(parts, body);
+            Ok((req, Some(vec![trace_experiment(id).await?])))
+        }
+        Locate::TraceParam | Locate::TraceIds | Locate::TraceLocation => {
+            let (req, params) = with_params(req, false).await?;
+            let ids = match locate {
+                Locate::TraceParam => {
+                    let id = param(&params, "trace_id")
+                        .or_else(|| param(&params, "request_id"))
+                        .ok_or_else(|| ApiError::missing("trace_id"))?;
+                    vec![trace_experiment(id).await?]
+                }
+                Locate::TraceIds => {
+                    let traces = store.trace_store().ok_or_else(|| {
+                        ApiError::not_implemented(
+                            "Traces are not supported by this server's tracking store.",
+                        )
+                    })?;
+                    let ids = param_list(&params, "trace_ids");
+                    let mut exps: Vec<String> = traces
+                        .batch_get_trace_infos(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|i| i.experiment_id)
+                        .collect();
+                    exps.sort();
+                    exps.dedup();
+                    exps
+                }
+                _ => {
+                    let id = params
+                        .get("trace")
+                        .and_then(|t| t.get("trace_info"))
+                        .and_then(|i| i.get("trace_location"))
+                        .and_then(|l| l.get("mlflow_experiment"))
+                        .and_then(|e| e.get("experiment_id"))
+                        .and_then(|e| e.as_str())
+                        .ok_or_else(|| ApiError::missing("trace_location"))?;
+                    vec![id.to_owned()]
+                }
+            };
+            Ok((req, Some(ids)))
+        }
         Locate::LoggedModel | Locate::ArtifactPath => {
             let (mut parts, body) = req.into_parts();
             let raw = RawPathParams::from_request_parts(&mut parts, &())

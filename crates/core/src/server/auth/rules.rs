@@ -44,6 +44,16 @@ pub enum Locate {
     ArtifactPath,
     /// Query parameter `path` of the proxy's listing: its first segment is the experiment id.
     ArtifactQuery,
+    /// Path parameter `trace_id`: the trace's experiment.
+    TracePath,
+    /// Parameter `trace_id` (or `request_id`): the trace's experiment.
+    TraceParam,
+    /// Every trace of the list parameter `trace_ids`: their experiments (unknown ones skipped).
+    TraceIds,
+    /// `trace.trace_info.trace_location.mlflow_experiment.experiment_id` of StartTraceV3.
+    TraceLocation,
+    /// Header `x-mlflow-experiment-id` (OTLP ingest).
+    ExperimentHeader,
 }
 
 /// What a route requires.
@@ -198,15 +208,39 @@ pub fn rule(method: &Method, template: &str) -> Option<Rule> {
             Model(Delete)
         }
 
-        // Traces: 501 (404 for the Databricks-only ones) whoever asks.
+        // Traces (issue 18): permission on the trace's experiment, as MLflow's basic-auth app
+        // (`validate_can_read_trace` / `..._update_trace` / `..._delete_trace`): reads need
+        // READ, writes (tags, assessments, links, spans) EDIT, deletion DELETE.
+        ("POST", "/mlflow/traces") => exp(Update, TraceLocation),
+        ("POST", "/v1/traces") => exp(Update, ExperimentHeader),
+        ("GET", "/mlflow/traces/{trace_id}" | "/mlflow/traces/{trace_id}/info") => {
+            exp(Read, TracePath)
+        }
+        ("GET", "/mlflow/traces/{trace_id}/assessments/{assessment_id}") => exp(Read, TracePath),
+        ("PATCH" | "DELETE", "/mlflow/traces/{trace_id}/tags")
+        | ("POST", "/mlflow/traces/{trace_id}/assessments")
+        | ("PATCH" | "DELETE", "/mlflow/traces/{trace_id}/assessments/{assessment_id}") => {
+            exp(Update, TracePath)
+        }
+        ("GET", "/mlflow/traces/get") => exp(Read, TraceParam),
+        ("POST", "/mlflow/traces/link-prompts") => exp(Update, TraceParam),
+        ("GET", "/mlflow/traces/batchGet") | ("POST", "/mlflow/traces/batchGetInfos") => {
+            exp(Read, TraceIds)
+        }
+        ("POST", "/mlflow/traces/link-to-run") => exp(Update, Run),
+        ("POST", "/mlflow/traces/delete-traces") => exp(Delete, ExperimentId),
+        // Searches filter by the experiments the caller may read.
+        ("POST", "/mlflow/traces/search") | ("GET", "/mlflow/traces") => Authenticated,
+        // 501 (404 for the Databricks-only ones) whoever asks.
         (
             _,
             "/mlflow/traces"
-            | "/mlflow/traces/{*rest}"
+            | "/mlflow/traces/{trace_id}"
+            | "/mlflow/traces/metrics"
+            | "/mlflow/traces/calculate-filter-correlation"
             | "/mlflow/get-trace-artifact"
             | "/mlflow/unified-traces"
-            | "/mlflow/get-online-trace-details"
-            | "/v1/traces",
+            | "/mlflow/get-online-trace-details",
         ) => Authenticated,
 
         // The auth app's own API.

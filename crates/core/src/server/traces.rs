@@ -1,0 +1,1368 @@
+//! Handlers of the MLflow 3 trace endpoints (api.md §1.5) and OTLP span ingest (`POST
+//! /v1/traces`). The store's [`TraceStore`] does the work; a tracking store without traces
+//! answers `NOT_IMPLEMENTED`.
+//!
+//! Bodies carrying maps (tags, metadata) are read as plain JSON, not through [`Wire`]'s
+//! camelCase normalisation, which would rename map keys such as `mlflow.traceName`.
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::wire::{
+    RequestSpec, Wire, WirePath as Path, check_json_content_type, empty, json, read_body,
+};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
+use cairn_plugin_api::traces::*;
+use cairn_plugin_api::validation::{SEARCH_MAX_RESULTS_THRESHOLD, validate_max_results};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// `max_results` of trace searches when absent (`SEARCH_TRACES_DEFAULT_MAX_RESULTS`).
+pub const SEARCH_TRACES_DEFAULT: usize = 100;
+/// Most trace ids in one `link-to-run` (`MAX_TRACE_LINKS_PER_REQUEST`).
+pub const MAX_TRACE_LINKS_PER_REQUEST: usize = 100;
+/// Longest trace tag key (`MAX_TRACE_TAG_KEY_LENGTH`).
+pub const MAX_TRACE_TAG_KEY_LENGTH: usize = 250;
+/// Longest trace tag value; longer values are truncated (`MAX_TRACE_TAG_VAL_LENGTH`).
+pub const MAX_TRACE_TAG_VAL_LENGTH: usize = 8000;
+/// Largest trace request body (StartTraceV3, OTLP), bytes.
+const TRACE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Spans read from the store per page when assembling a trace.
+const SPAN_PAGE: usize = 1000;
+
+/// Tags no client may set (or delete) on a trace (`_HANDLER_BLOCKED_TRACE_TAGS`).
+const BLOCKED_TAGS: &[&str] = &[
+    ARTIFACT_LOCATION_TAG,
+    SPANS_LOCATION_TAG,
+    "mlflow.trace.archiveLocation",
+    "mlflow.trace.archivalFailure",
+];
+
+fn traces(state: &AppState) -> ApiResult<&dyn TraceStore> {
+    state.store().trace_store().ok_or_else(|| {
+        ApiError::not_implemented("Traces are not supported by this server's tracking store.")
+    })
+}
+
+// ----- time formats --------------------------------------------------------------------------
+
+/// ms since the epoch as protobuf JSON's RFC 3339 timestamp (`2024-01-02T03:04:05.678Z`).
+pub fn timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// An RFC 3339 timestamp (UTC `Z` or a `±hh:mm` offset) as ms since the epoch.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let frac = &s[start..i];
+        let padded: String = frac.chars().chain("000".chars()).take(3).collect();
+        millis = padded.parse().ok()?;
+    }
+    let offset = match s.get(i..)? {
+        "Z" | "z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?) * 60
+        }
+        _ => return None,
+    };
+    // days_from_civil.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset) * 1000 + millis)
+}
+
+/// A protobuf JSON duration (`"1.5s"`) as ms.
+fn parse_duration(s: &str) -> Option<i64> {
+    let secs: f64 = s.strip_suffix('s')?.parse().ok()?;
+    Some((secs * 1000.0).round() as i64)
+}
+
+fn duration(ms: i64) -> String {
+    format!("{}.{:03}s", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// ----- JSON forms ----------------------------------------------------------------------------
+
+/// A `TraceInfoV3` message as JSON.
+pub fn info_json(i: &TraceInfo) -> Value {
+    let mut m = Map::new();
+    m.insert("trace_id".into(), i.trace_id.clone().into());
+    if let Some(c) = &i.client_request_id {
+        m.insert("client_request_id".into(), c.clone().into());
+    }
+    m.insert(
+        "trace_location".into(),
+        json!({"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": i.experiment_id}}),
+    );
+    if let Some(p) = &i.request_preview {
+        m.insert("request_preview".into(), p.clone().into());
+    }
+    if let Some(p) = &i.response_preview {
+        m.insert("response_preview".into(), p.clone().into());
+    }
+    m.insert("request_time".into(), timestamp(i.request_time_ms).into());
+    if let Some(d) = i.execution_duration_ms {
+        m.insert("execution_duration".into(), duration(d).into());
+    }
+    m.insert("state".into(), i.state.as_str().into());
+    m.insert("trace_metadata".into(), json!(i.trace_metadata));
+    m.insert(
+        "assessments".into(),
+        Value::Array(i.assessments.iter().map(|a| a.body.clone()).collect()),
+    );
+    m.insert("tags".into(), json!(i.tags));
+    Value::Object(m)
+}
+
+/// A string map (`trace_metadata`, `tags`) of a JSON object.
+fn string_map(v: Option<&Value>, what: &str) -> ApiResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.insert(k.clone(), v);
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for '{what}': expected an object"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn str_field<'a>(m: &'a Map<String, Value>, snake: &str, camel: &str) -> Option<&'a str> {
+    m.get(snake)
+        .or_else(|| m.get(camel))
+        .and_then(Value::as_str)
+}
+
+fn get<'a>(m: &'a Map<String, Value>, snake: &str, camel: &str) -> Option<&'a Value> {
+    m.get(snake).or_else(|| m.get(camel))
+}
+
+/// An assessment message, completed with its ids and times.
+fn assessment_from_json(
+    mut body: Map<String, Value>,
+    trace_id: &str,
+    now: i64,
+) -> ApiResult<Assessment> {
+    // snake_case the top-level names only (the values' maps are the user's).
+    let keys: Vec<String> = body.keys().cloned().collect();
+    for k in keys {
+        let snake = super::wire::snake_case(&k);
+        if snake != k
+            && let Some(v) = body.remove(&k)
+        {
+            body.insert(snake, v);
+        }
+    }
+    let name = body
+        .get("assessment_name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("assessment_name"))?
+        .to_string();
+    let id = match body.get("assessment_id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => format!("a-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let create = body
+        .get("create_time")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+        .unwrap_or(now);
+    let update = body
+        .get("last_update_time")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+        .unwrap_or(create);
+    body.insert("assessment_id".into(), id.clone().into());
+    body.insert("trace_id".into(), trace_id.into());
+    body.insert("create_time".into(), timestamp(create).into());
+    body.insert("last_update_time".into(), timestamp(update).into());
+    body.entry("valid").or_insert(Value::Bool(true));
+    Ok(Assessment::new(
+        id,
+        trace_id,
+        name,
+        create,
+        update,
+        Value::Object(body),
+    ))
+}
+
+/// A `TraceInfoV3` JSON object as the store's info.
+fn info_from_json(m: &Map<String, Value>) -> ApiResult<TraceInfo> {
+    let trace_id = str_field(m, "trace_id", "traceId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("trace_id"))?
+        .to_string();
+    let experiment_id = get(m, "trace_location", "traceLocation")
+        .and_then(Value::as_object)
+        .and_then(|l| get(l, "mlflow_experiment", "mlflowExperiment"))
+        .and_then(Value::as_object)
+        .and_then(|e| str_field(e, "experiment_id", "experimentId"))
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid("The trace location must be an MLflow experiment (trace_location.mlflow_experiment.experiment_id)")
+        })?
+        .to_string();
+    let request_time = match get(m, "request_time", "requestTime") {
+        Some(Value::String(s)) => parse_timestamp(s)
+            .ok_or_else(|| ApiError::invalid(format!("Invalid request_time '{s}'")))?,
+        _ => now_ms(),
+    };
+    let state = match str_field(m, "state", "state") {
+        Some(s) => TraceState::parse(s)
+            .ok_or_else(|| ApiError::invalid(format!("Invalid trace state '{s}'")))?,
+        None => TraceState::StateUnspecified,
+    };
+    let mut info = TraceInfo::new(trace_id.clone(), experiment_id, request_time, state);
+    info.client_request_id = str_field(m, "client_request_id", "clientRequestId").map(String::from);
+    info.request_preview = str_field(m, "request_preview", "requestPreview").map(String::from);
+    info.response_preview = str_field(m, "response_preview", "responsePreview").map(String::from);
+    info.execution_duration_ms =
+        str_field(m, "execution_duration", "executionDuration").and_then(parse_duration);
+    info.trace_metadata = string_map(get(m, "trace_metadata", "traceMetadata"), "trace_metadata")?;
+    info.tags = string_map(m.get("tags"), "tags")?;
+    for (k, v) in info.tags.iter_mut() {
+        check_tag_key(k)?;
+        truncate(v);
+    }
+    let now = now_ms();
+    if let Some(Value::Array(items)) = m.get("assessments") {
+        for a in items {
+            if let Value::Object(a) = a {
+                info.assessments
+                    .push(assessment_from_json(a.clone(), &trace_id, now)?);
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn check_tag_key(key: &str) -> ApiResult<()> {
+    if key.is_empty() {
+        return Err(ApiError::invalid(
+            "Missing value for required parameter 'key'.",
+        ));
+    }
+    if key.chars().count() > MAX_TRACE_TAG_KEY_LENGTH {
+        return Err(ApiError::invalid(format!(
+            "'key' exceeds the maximum length of {MAX_TRACE_TAG_KEY_LENGTH} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn truncate(v: &mut String) {
+    if let Some((i, _)) = v.char_indices().nth(MAX_TRACE_TAG_VAL_LENGTH) {
+        v.truncate(i);
+    }
+}
+
+/// Reads a JSON object body (Content-Type checked for POST) without renaming keys.
+async fn json_body(req: Request) -> ApiResult<Map<String, Value>> {
+    if req.method() == axum::http::Method::POST {
+        check_json_content_type(req.headers())?;
+    }
+    let bytes = read_body(req.into_body(), TRACE_BODY_LIMIT).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!("Malformed JSON body: {e}"))),
+    }
+}
+
+fn ids(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(String::from))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+// ----- handlers ------------------------------------------------------------------------------
+
+/// `POST /api/3.0/mlflow/traces` (StartTraceV3): `{"trace": {"trace_info", "spans"}}`.
+pub async fn start_trace_v3(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let trace = body
+        .get("trace")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::missing("trace"))?;
+    let info = trace
+        .get("trace_info")
+        .or_else(|| trace.get("traceInfo"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::missing("trace_info"))?;
+    let info = info_from_json(info)?;
+    let stored = store.start_trace(info).await?;
+    Ok(json(&json!({"trace": {"trace_info": info_json(&stored)}})))
+}
+
+/// `GET /api/3.0/mlflow/traces/{trace_id}` (GetTraceInfoV3).
+pub async fn get_trace_info_v3(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> ApiResult<Response> {
+    let info = traces(&state)?.get_trace_info(&trace_id).await?;
+    Ok(json(&json!({"trace": {"trace_info": info_json(&info)}})))
+}
+
+/// The spans of a trace, as stored JSON, a page at a time.
+async fn spans_json(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store.get_spans(trace_id, SPAN_PAGE, token).await?;
+        for s in page.items {
+            out.push(
+                serde_json::from_str(&s.content)
+                    .map_err(|e| ApiError::internal(format!("stored span is not JSON: {e}")))?,
+            );
+        }
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// `GET traces/get?trace_id=`.
+#[derive(Deserialize)]
+pub struct GetTraceRequest {
+    trace_id: Option<String>,
+    #[allow(dead_code)]
+    allow_partial: Option<bool>,
+}
+impl RequestSpec for GetTraceRequest {
+    const BOOLS: &'static [&'static str] = &["allow_partial"];
+}
+
+/// `GET /api/3.0/mlflow/traces/get` (GetTrace): info and spans.
+pub async fn get_trace(
+    State(state): State<AppState>,
+    Wire(req): Wire<GetTraceRequest>,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let trace_id = super::wire::required(&req.trace_id, "trace_id")?;
+    let info = store.get_trace_info(trace_id).await?;
+    let spans = spans_json(store, trace_id).await?;
+    Ok(json(
+        &json!({"trace": {"trace_info": info_json(&info), "spans": spans}}),
+    ))
+}
+
+/// `traces/batchGet` and `traces/batchGetInfos`.
+#[derive(Deserialize)]
+pub struct BatchGetRequest {
+    #[serde(default)]
+    trace_ids: Vec<String>,
+    #[serde(default)]
+    experiment_ids: Option<Vec<String>>,
+}
+impl RequestSpec for BatchGetRequest {
+    const REPEATED: &'static [&'static str] = &["trace_ids", "experiment_ids"];
+}
+
+async fn batch_infos(state: &AppState, req: &BatchGetRequest) -> ApiResult<Vec<TraceInfo>> {
+    if req.trace_ids.len() > MAX_TRACE_LINKS_PER_REQUEST {
+        return Err(ApiError::invalid(format!(
+            "At most {MAX_TRACE_LINKS_PER_REQUEST} trace ids may be fetched at once, got {}",
+            req.trace_ids.len()
+        )));
+    }
+    let mut infos = traces(state)?.batch_get_trace_infos(&req.trace_ids).await?;
+    if let Some(exps) = &req.experiment_ids {
+        infos.retain(|i| exps.contains(&i.experiment_id));
+    }
+    Ok(infos)
+}
+
+/// `GET /api/3.0/mlflow/traces/batchGet` → `{"traces": [Trace]}`.
+pub async fn batch_get_traces(
+    State(state): State<AppState>,
+    Wire(req): Wire<BatchGetRequest>,
+) -> ApiResult<Response> {
+    let infos = batch_infos(&state, &req).await?;
+    let store = traces(&state)?;
+    let mut out = Vec::with_capacity(infos.len());
+    for info in &infos {
+        let spans = spans_json(store, &info.trace_id).await?;
+        out.push(json!({"trace_info": info_json(info), "spans": spans}));
+    }
+    Ok(json(&json!({"traces": out})))
+}
+
+/// `POST /api/3.0/mlflow/traces/batchGetInfos` → `{"trace_infos": [TraceInfoV3]}`.
+pub async fn batch_get_trace_infos(
+    State(state): State<AppState>,
+    Wire(req): Wire<BatchGetRequest>,
+) -> ApiResult<Response> {
+    let infos = batch_infos(&state, &req).await?;
+    let out: Vec<Value> = infos.iter().map(info_json).collect();
+    Ok(json(&json!({"trace_infos": out})))
+}
+
+/// `POST /api/3.0/mlflow/traces/search` (SearchTracesV3) and `GET /api/2.0/mlflow/traces`.
+pub async fn search_traces(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let v2 = req.method() == axum::http::Method::GET;
+    let body = if v2 {
+        super::wire::decode_request(req, &["experiment_ids", "order_by"], &[]).await?
+    } else {
+        json_body(req).await?
+    };
+    let mut experiment_ids = ids(body.get("experiment_ids"));
+    if let Some(Value::Array(locations)) = body.get("locations") {
+        for l in locations {
+            if let Some(id) = l
+                .get("mlflow_experiment")
+                .or_else(|| l.get("mlflowExperiment"))
+                .and_then(|e| e.get("experiment_id").or_else(|| e.get("experimentId")))
+                .and_then(Value::as_str)
+            {
+                experiment_ids.push(id.to_string());
+            }
+        }
+    }
+    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    let experiment_ids =
+        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+    let max_results = match get(&body, "max_results", "maxResults") {
+        None => SEARCH_TRACES_DEFAULT,
+        Some(v) => {
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("Invalid value {v} for parameter 'max_results'"))
+                })?;
+            if n <= 0 {
+                return Err(ApiError::invalid(format!(
+                    "Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer"
+                )));
+            }
+            n as usize
+        }
+    };
+    validate_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)?;
+    let filter = match body.get("filter").and_then(Value::as_str) {
+        Some(f) => parse_filter(SearchKind::Traces, f)?,
+        None => None,
+    };
+    let order_by = parse_order_by(SearchKind::Traces, &ids(get(&body, "order_by", "orderBy")))?;
+    let page_token = str_field(&body, "page_token", "pageToken")
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    let page = store
+        .search_traces(SearchTraces::new(
+            experiment_ids,
+            filter,
+            order_by,
+            max_results,
+            page_token,
+        ))
+        .await?;
+    let traces: Vec<Value> = page
+        .items
+        .iter()
+        .map(|i| if v2 { info_v2_json(i) } else { info_json(i) })
+        .collect();
+    let mut out = json!({"traces": traces});
+    if let Some(t) = page.next_page_token {
+        out["next_page_token"] = t.into();
+    }
+    Ok(json(&out))
+}
+
+/// A deprecated V2 `TraceInfo` as JSON.
+fn info_v2_json(i: &TraceInfo) -> Value {
+    let status = match i.state {
+        TraceState::Ok => "OK",
+        TraceState::Error => "ERROR",
+        TraceState::InProgress => "IN_PROGRESS",
+        _ => "TRACE_STATUS_UNSPECIFIED",
+    };
+    let kv = |m: &BTreeMap<String, String>| -> Vec<Value> {
+        m.iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect()
+    };
+    json!({
+        "request_id": i.trace_id,
+        "experiment_id": i.experiment_id,
+        "timestamp_ms": i.request_time_ms,
+        "execution_time_ms": i.execution_duration_ms,
+        "status": status,
+        "request_metadata": kv(&i.trace_metadata),
+        "tags": kv(&i.tags),
+    })
+}
+
+/// `GET /api/2.0/mlflow/traces/{request_id}/info` (deprecated GetTraceInfo).
+pub async fn get_trace_info_v2(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> ApiResult<Response> {
+    let info = traces(&state)?.get_trace_info(&trace_id).await?;
+    Ok(json(&json!({"trace_info": info_v2_json(&info)})))
+}
+
+/// `POST traces/delete-traces`: by `request_ids`, or by `max_timestamp_millis` (+ `max_traces`).
+pub async fn delete_traces(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let experiment_id = str_field(&body, "experiment_id", "experimentId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("experiment_id"))?
+        .to_string();
+    let int = |v: Option<&Value>| -> ApiResult<Option<i64>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid(format!("Invalid integer value {v}"))),
+        }
+    };
+    let max_ts = int(get(&body, "max_timestamp_millis", "maxTimestampMillis"))?;
+    let max_traces = int(get(&body, "max_traces", "maxTraces"))?;
+    let mut request_ids = ids(get(&body, "request_ids", "requestIds"));
+    request_ids.extend(ids(get(&body, "trace_ids", "traceIds")));
+    let which = match (max_ts, request_ids.is_empty()) {
+        (None, true) => {
+            return Err(ApiError::invalid(
+                "Either `max_timestamp_millis` or `trace_ids` must be specified.",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(ApiError::invalid(
+                "Only one of `max_timestamp_millis` and `trace_ids` can be specified.",
+            ));
+        }
+        (None, false) => {
+            if max_traces.is_some() {
+                return Err(ApiError::invalid(
+                    "`max_traces` can't be specified if `trace_ids` is specified.",
+                ));
+            }
+            DeleteTraces::Ids(request_ids)
+        }
+        (Some(ts), true) => {
+            if let Some(n) = max_traces
+                && n <= 0
+            {
+                return Err(ApiError::invalid(format!(
+                    "`max_traces` must be a positive integer, received {n}."
+                )));
+            }
+            DeleteTraces::OlderThan {
+                max_timestamp_millis: ts,
+                max_traces: max_traces.map(|n| n as usize),
+            }
+        }
+    };
+    let n = store.delete_traces(&experiment_id, which).await?;
+    Ok(json(&json!({"traces_deleted": n})))
+}
+
+/// `PATCH traces/{trace_id}/tags` with `{"key", "value"}`.
+pub async fn set_trace_tag(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let key = body.get("key").and_then(Value::as_str).unwrap_or_default();
+    check_tag_key(key)?;
+    if BLOCKED_TAGS.contains(&key) {
+        return Err(ApiError::invalid(format!(
+            "Tag '{key}' is immutable and cannot be set on a trace."
+        )));
+    }
+    let mut value = match body.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => return Err(ApiError::missing("value")),
+        Some(other) => other.to_string(),
+    };
+    truncate(&mut value);
+    store.set_trace_tag(&trace_id, key, &value).await?;
+    Ok(empty())
+}
+
+/// `DELETE traces/{trace_id}/tags?key=`.
+#[derive(Deserialize)]
+pub struct DeleteTagRequest {
+    key: Option<String>,
+}
+impl RequestSpec for DeleteTagRequest {}
+
+/// `DELETE traces/{trace_id}/tags`.
+pub async fn delete_trace_tag(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+    Wire(req): Wire<DeleteTagRequest>,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let key = super::wire::required(&req.key, "key")?;
+    if BLOCKED_TAGS.contains(&key) && key != "mlflow.trace.archivalFailure" {
+        return Err(ApiError::invalid(format!(
+            "Tag '{key}' is immutable and cannot be deleted on a trace."
+        )));
+    }
+    store.delete_trace_tag(&trace_id, key).await?;
+    Ok(empty())
+}
+
+/// `POST traces/link-to-run` with `{"trace_ids", "run_id"}`.
+#[derive(Deserialize)]
+pub struct LinkToRunRequest {
+    #[serde(default)]
+    trace_ids: Vec<String>,
+    run_id: Option<String>,
+}
+impl RequestSpec for LinkToRunRequest {
+    const REPEATED: &'static [&'static str] = &["trace_ids"];
+}
+
+/// `POST /api/2.0/mlflow/traces/link-to-run`.
+pub async fn link_traces_to_run(
+    State(state): State<AppState>,
+    Wire(req): Wire<LinkToRunRequest>,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let run_id = super::wire::required(&req.run_id, "run_id")?;
+    if req.trace_ids.len() > MAX_TRACE_LINKS_PER_REQUEST {
+        return Err(ApiError::invalid(format!(
+            "Cannot link more than {MAX_TRACE_LINKS_PER_REQUEST} traces to a run in a single \
+             request. Provided {} traces.",
+            req.trace_ids.len()
+        )));
+    }
+    // The run must exist.
+    state.store().get_run(run_id).await?;
+    store.link_traces_to_run(&req.trace_ids, run_id).await?;
+    Ok(empty())
+}
+
+/// `POST traces/link-prompts`: the trace must exist; the links are recorded as the trace tag
+/// `mlflow.linkedPrompts` (a JSON list of `{name, version}`), as MLflow does.
+pub async fn link_prompts(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let trace_id = str_field(&body, "trace_id", "traceId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("trace_id"))?
+        .to_string();
+    let info = store.get_trace_info(&trace_id).await?;
+    let mut linked: Vec<Value> = info
+        .tags
+        .get("mlflow.linkedPrompts")
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    if let Some(Value::Array(items)) = get(&body, "prompt_versions", "promptVersions") {
+        for p in items {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+            let version = p.get("version").map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let entry = json!({"name": name, "version": version.unwrap_or_default()});
+            if !linked.contains(&entry) {
+                linked.push(entry);
+            }
+        }
+    }
+    let text = serde_json::to_string(&linked).unwrap_or_else(|_| "[]".into());
+    store
+        .set_trace_tag(&trace_id, "mlflow.linkedPrompts", &text)
+        .await?;
+    Ok(empty())
+}
+
+/// `POST /api/3.0/mlflow/traces/{trace_id}/assessments` with `{"assessment"}`.
+pub async fn create_assessment(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let a = body
+        .get("assessment")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::missing("assessment"))?;
+    let mut a = a.clone();
+    // A new assessment: the server assigns its id unless the client did.
+    let now = now_ms();
+    a.remove("create_time");
+    a.remove("last_update_time");
+    let assessment = assessment_from_json(a, &trace_id, now)?;
+    // An assessment overriding another marks that one invalid (MLflow's `overrides`).
+    if let Some(old) = assessment.body.get("overrides").and_then(Value::as_str)
+        && let Ok(mut prev) = store.get_assessment(&trace_id, old).await
+    {
+        if let Value::Object(m) = &mut prev.body {
+            m.insert("valid".into(), Value::Bool(false));
+        }
+        store.update_assessment(prev).await?;
+    }
+    let stored = store.create_assessment(assessment).await?;
+    Ok(json(&json!({"assessment": stored.body})))
+}
+
+/// `GET .../traces/{trace_id}/assessments/{assessment_id}`.
+pub async fn get_assessment(
+    State(state): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let a = traces(&state)?
+        .get_assessment(&trace_id, &assessment_id)
+        .await?;
+    Ok(json(&json!({"assessment": a.body})))
+}
+
+/// `PATCH .../assessments/{assessment_id}` with `{"assessment", "update_mask"}`: the fields the
+/// mask names (all given ones when there is no mask) replace the stored ones.
+pub async fn update_assessment(
+    State(state): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let update = body
+        .get("assessment")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mask: Vec<String> = match get(&body, "update_mask", "updateMask") {
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(|p| super::wire::snake_case(p.trim()))
+            .collect(),
+        Some(Value::Object(m)) => ids(m.get("paths")),
+        _ => update.keys().map(|k| super::wire::snake_case(k)).collect(),
+    };
+    let mut current = store.get_assessment(&trace_id, &assessment_id).await?;
+    let Value::Object(stored) = &mut current.body else {
+        return Err(ApiError::internal("stored assessment is not an object"));
+    };
+    for path in &mask {
+        let value = update
+            .iter()
+            .find(|(k, _)| super::wire::snake_case(k) == *path)
+            .map(|(_, v)| v.clone());
+        match value {
+            Some(v) => {
+                // A new value replaces the other kind (feedback vs expectation).
+                if path == "feedback" {
+                    stored.remove("expectation");
+                } else if path == "expectation" {
+                    stored.remove("feedback");
+                }
+                stored.insert(path.clone(), v);
+            }
+            None => {
+                stored.remove(path);
+            }
+        }
+    }
+    let now = now_ms();
+    stored.insert("last_update_time".into(), timestamp(now).into());
+    if let Some(name) = stored.get("assessment_name").and_then(Value::as_str) {
+        current.name = name.to_string();
+    }
+    current.last_update_time_ms = now;
+    let stored = store.update_assessment(current).await?;
+    Ok(json(&json!({"assessment": stored.body})))
+}
+
+/// `DELETE .../assessments/{assessment_id}`.
+pub async fn delete_assessment(
+    State(state): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    traces(&state)?
+        .delete_assessment(&trace_id, &assessment_id)
+        .await?;
+    Ok(empty())
+}
+
+// ----- OTLP ingest ----------------------------------------------------------------------------
+
+/// OTLP protobuf messages (opentelemetry-proto `collector/trace/v1`, `trace/v1`, `common/v1`),
+/// declared by hand: only what ingest reads.
+pub mod otlp {
+    #![allow(missing_docs)]
+    use prost::Message;
+
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ExportTraceServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ResourceSpans {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Resource {
+        #[prost(message, repeated, tag = "1")]
+        pub attributes: Vec<KeyValue>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ScopeSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub spans: Vec<Span>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Span {
+        #[prost(bytes = "vec", tag = "1")]
+        pub trace_id: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub span_id: Vec<u8>,
+        #[prost(string, tag = "3")]
+        pub trace_state: String,
+        #[prost(bytes = "vec", tag = "4")]
+        pub parent_span_id: Vec<u8>,
+        #[prost(string, tag = "5")]
+        pub name: String,
+        #[prost(int32, tag = "6")]
+        pub kind: i32,
+        #[prost(fixed64, tag = "7")]
+        pub start_time_unix_nano: u64,
+        #[prost(fixed64, tag = "8")]
+        pub end_time_unix_nano: u64,
+        #[prost(message, repeated, tag = "9")]
+        pub attributes: Vec<KeyValue>,
+        #[prost(uint32, tag = "10")]
+        pub dropped_attributes_count: u32,
+        #[prost(message, repeated, tag = "11")]
+        pub events: Vec<Event>,
+        #[prost(message, optional, tag = "15")]
+        pub status: Option<Status>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Event {
+        #[prost(fixed64, tag = "1")]
+        pub time_unix_nano: u64,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(message, repeated, tag = "3")]
+        pub attributes: Vec<KeyValue>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Status {
+        #[prost(string, tag = "2")]
+        pub message: String,
+        #[prost(int32, tag = "3")]
+        pub code: i32,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct KeyValue {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<AnyValue>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct AnyValue {
+        #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]
+        pub value: Option<Value>,
+    }
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Value {
+        #[prost(string, tag = "1")]
+        StringValue(String),
+        #[prost(bool, tag = "2")]
+        BoolValue(bool),
+        #[prost(int64, tag = "3")]
+        IntValue(i64),
+        #[prost(double, tag = "4")]
+        DoubleValue(f64),
+        #[prost(message, tag = "5")]
+        ArrayValue(ArrayValue),
+        #[prost(message, tag = "6")]
+        KvlistValue(KeyValueList),
+        #[prost(bytes = "vec", tag = "7")]
+        BytesValue(Vec<u8>),
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ArrayValue {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<AnyValue>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    pub struct KeyValueList {
+        #[prost(message, repeated, tag = "1")]
+        pub values: Vec<KeyValue>,
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An AnyValue in protobuf JSON (snake_case oneof names).
+fn any_json(v: &otlp::AnyValue) -> Value {
+    use otlp::Value as V;
+    match &v.value {
+        None => json!({}),
+        Some(V::StringValue(s)) => json!({"string_value": s}),
+        Some(V::BoolValue(b)) => json!({"bool_value": b}),
+        Some(V::IntValue(i)) => json!({"int_value": i.to_string()}),
+        Some(V::DoubleValue(d)) => json!({"double_value": d}),
+        Some(V::ArrayValue(a)) => {
+            json!({"array_value": {"values": a.values.iter().map(any_json).collect::<Vec<_>>()}})
+        }
+        Some(V::KvlistValue(l)) => json!({"kvlist_value": {"values": kvs_json(&l.values)}}),
+        Some(V::BytesValue(b)) => json!({"bytes_value": b64(b)}),
+    }
+}
+
+fn kvs_json(kvs: &[otlp::KeyValue]) -> Vec<Value> {
+    kvs.iter()
+        .map(|kv| {
+            json!({"key": kv.key, "value": kv.value.as_ref().map(any_json).unwrap_or(json!({}))})
+        })
+        .collect()
+}
+
+const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+const SPAN_KINDS: [&str; 6] = [
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+];
+
+/// One OTLP span as the store's record (its content: the span in protobuf JSON).
+fn span_record(s: &otlp::Span) -> ApiResult<SpanRecord> {
+    if s.trace_id.len() != 16 || s.span_id.len() != 8 {
+        return Err(ApiError::invalid(
+            "Invalid OTLP span: trace_id must be 16 bytes and span_id 8 bytes",
+        ));
+    }
+    let trace_id = format!("tr-{}", hex(&s.trace_id));
+    let code = s.status.as_ref().map_or(0, |st| st.code);
+    let status = match code {
+        1 => "OK",
+        2 => "ERROR",
+        _ => "UNSET",
+    };
+    let span_type = s
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "mlflow.spanType")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            otlp::Value::StringValue(v) => {
+                Some(serde_json::from_str::<String>(v).unwrap_or_else(|_| v.clone()))
+            }
+            _ => None,
+        });
+    let mut attributes = kvs_json(&s.attributes);
+    // MLflow's spans carry their MLflow trace id as an attribute (a JSON string).
+    if !s
+        .attributes
+        .iter()
+        .any(|kv| kv.key == "mlflow.traceRequestId")
+    {
+        attributes.push(json!({"key": "mlflow.traceRequestId",
+            "value": {"string_value": serde_json::to_string(&trace_id).unwrap_or_default()}}));
+    }
+    let mut content = json!({
+        "trace_id": b64(&s.trace_id),
+        "span_id": b64(&s.span_id),
+        "trace_state": s.trace_state,
+        "name": s.name,
+        "kind": SPAN_KINDS.get(s.kind as usize).copied().unwrap_or("SPAN_KIND_UNSPECIFIED"),
+        "start_time_unix_nano": s.start_time_unix_nano.to_string(),
+        "end_time_unix_nano": s.end_time_unix_nano.to_string(),
+        "attributes": attributes,
+        "events": s.events.iter().map(|e| json!({
+            "time_unix_nano": e.time_unix_nano.to_string(),
+            "name": e.name,
+            "attributes": kvs_json(&e.attributes),
+        })).collect::<Vec<_>>(),
+        "status": {
+            "code": STATUS_CODES.get(code as usize).copied().unwrap_or("STATUS_CODE_UNSET"),
+            "message": s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default(),
+        },
+    });
+    if !s.parent_span_id.is_empty() {
+        content["parent_span_id"] = b64(&s.parent_span_id).into();
+    }
+    let end = (s.end_time_unix_nano > 0).then_some(s.end_time_unix_nano as i64);
+    Ok(SpanRecord::new(
+        trace_id,
+        hex(&s.span_id),
+        (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id)),
+        s.name.clone(),
+        span_type,
+        status,
+        s.start_time_unix_nano as i64,
+        end,
+        content.to_string(),
+    ))
+}
+
+/// OTLP/JSON (camelCase or snake_case names, hex ids, int64 as strings) as the protobuf message.
+fn otlp_from_json(v: &Value) -> ApiResult<otlp::ExportTraceServiceRequest> {
+    fn g<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+        v.get(camel).or_else(|| v.get(snake))
+    }
+    fn arr(v: Option<&Value>) -> &[Value] {
+        v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    }
+    fn u64_of(v: Option<&Value>) -> u64 {
+        match v {
+            Some(Value::String(s)) => s.parse().unwrap_or(0),
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    fn id(v: Option<&Value>) -> ApiResult<Vec<u8>> {
+        let s = v.and_then(Value::as_str).unwrap_or_default();
+        if !s.len().is_multiple_of(2) {
+            return Err(ApiError::invalid(format!("Invalid OTLP JSON id '{s}'")));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ApiError::invalid(format!("Invalid OTLP JSON id '{s}'")))
+    }
+    fn any(v: &Value) -> otlp::AnyValue {
+        use otlp::Value as V;
+        let value = if let Some(s) = g(v, "stringValue", "string_value").and_then(Value::as_str) {
+            Some(V::StringValue(s.into()))
+        } else if let Some(b) = g(v, "boolValue", "bool_value").and_then(Value::as_bool) {
+            Some(V::BoolValue(b))
+        } else if let Some(i) = g(v, "intValue", "int_value") {
+            Some(V::IntValue(match i {
+                Value::String(s) => s.parse().unwrap_or(0),
+                other => other.as_i64().unwrap_or(0),
+            }))
+        } else if let Some(d) = g(v, "doubleValue", "double_value").and_then(Value::as_f64) {
+            Some(V::DoubleValue(d))
+        } else if let Some(a) = g(v, "arrayValue", "array_value") {
+            Some(V::ArrayValue(otlp::ArrayValue {
+                values: arr(a.get("values")).iter().map(any).collect(),
+            }))
+        } else {
+            g(v, "kvlistValue", "kvlist_value").map(|l| {
+                V::KvlistValue(otlp::KeyValueList {
+                    values: kvs(arr(l.get("values"))),
+                })
+            })
+        };
+        otlp::AnyValue { value }
+    }
+    fn kvs(items: &[Value]) -> Vec<otlp::KeyValue> {
+        items
+            .iter()
+            .map(|kv| otlp::KeyValue {
+                key: kv
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+                value: kv.get("value").map(any),
+            })
+            .collect()
+    }
+    fn code(v: Option<&Value>, names: &[&str]) -> i32 {
+        match v {
+            Some(Value::Number(n)) => n.as_i64().unwrap_or(0) as i32,
+            Some(Value::String(s)) => names.iter().position(|n| n == s).unwrap_or(0) as i32,
+            _ => 0,
+        }
+    }
+    let mut out = otlp::ExportTraceServiceRequest::default();
+    for rs in arr(g(v, "resourceSpans", "resource_spans")) {
+        let mut scope_spans = Vec::new();
+        for ss in arr(g(rs, "scopeSpans", "scope_spans")) {
+            let mut spans = Vec::new();
+            for s in arr(ss.get("spans")) {
+                spans.push(otlp::Span {
+                    trace_id: id(g(s, "traceId", "trace_id"))?,
+                    span_id: id(g(s, "spanId", "span_id"))?,
+                    trace_state: g(s, "traceState", "trace_state")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    parent_span_id: id(g(s, "parentSpanId", "parent_span_id"))?,
+                    name: s
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .into(),
+                    kind: code(s.get("kind"), &SPAN_KINDS),
+                    start_time_unix_nano: u64_of(g(s, "startTimeUnixNano", "start_time_unix_nano")),
+                    end_time_unix_nano: u64_of(g(s, "endTimeUnixNano", "end_time_unix_nano")),
+                    attributes: kvs(arr(s.get("attributes"))),
+                    dropped_attributes_count: 0,
+                    events: arr(s.get("events"))
+                        .iter()
+                        .map(|e| otlp::Event {
+                            time_unix_nano: u64_of(g(e, "timeUnixNano", "time_unix_nano")),
+                            name: e
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .into(),
+                            attributes: kvs(arr(e.get("attributes"))),
+                        })
+                        .collect(),
+                    status: s.get("status").map(|st| otlp::Status {
+                        message: st
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .into(),
+                        code: code(st.get("code"), &STATUS_CODES),
+                    }),
+                });
+            }
+            scope_spans.push(otlp::ScopeSpans { spans });
+        }
+        out.resource_spans.push(otlp::ResourceSpans {
+            resource: None,
+            scope_spans,
+        });
+    }
+    Ok(out)
+}
+
+fn otlp_error(status: StatusCode, detail: impl Into<String>) -> Response {
+    // MLflow's OTLP route is FastAPI: errors are `{"detail": ...}`.
+    let body = json!({"detail": detail.into()}).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /v1/traces`: OTLP/HTTP span ingest, protobuf or JSON, optionally gzip-compressed;
+/// header `x-mlflow-experiment-id` names the experiment.
+pub async fn otlp_ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match otlp_ingest_inner(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn otlp_ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let Some(experiment_id) = headers
+        .get("x-mlflow-experiment-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(otlp_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Missing required header: x-mlflow-experiment-id",
+        ));
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let is_json = match content_type.as_deref() {
+        Some("application/x-protobuf") => false,
+        Some("application/json") => true,
+        other => {
+            return Ok(otlp_error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Invalid Content-Type: {}. Expected: application/x-protobuf or application/json",
+                    other.unwrap_or("None")
+                ),
+            ));
+        }
+    };
+    let store = traces(state)?;
+    let raw = read_body(body, TRACE_BODY_LIMIT).await?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let bytes: Vec<u8> = match encoding.as_deref() {
+        None | Some("") | Some("identity") => raw.to_vec(),
+        Some("gzip") => {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(TRACE_BODY_LIMIT as u64 + 1);
+            if dec.read_to_end(&mut out).is_err() {
+                return Ok(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Failed to decompress gzip payload",
+                ));
+            }
+            if out.len() > TRACE_BODY_LIMIT {
+                return Err(super::wire::body_too_large(TRACE_BODY_LIMIT));
+            }
+            out
+        }
+        Some(other) => {
+            return Ok(otlp_error(
+                StatusCode::BAD_REQUEST,
+                format!("Unsupported Content-Encoding: {other}"),
+            ));
+        }
+    };
+    let request = if is_json {
+        let v: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => {
+                return Ok(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid OpenTelemetry JSON payload",
+                ));
+            }
+        };
+        otlp_from_json(&v)?
+    } else {
+        match <otlp::ExportTraceServiceRequest as prost::Message>::decode(&bytes[..]) {
+            Ok(r) => r,
+            Err(_) => {
+                return Ok(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid OpenTelemetry protobuf format",
+                ));
+            }
+        }
+    };
+    let mut spans = Vec::new();
+    for rs in &request.resource_spans {
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                spans.push(span_record(s)?);
+            }
+        }
+    }
+    if !spans.is_empty() {
+        store.log_spans(experiment_id, spans).await?;
+    }
+    // An empty ExportTraceServiceResponse, in the request's encoding.
+    let (ct, body): (&str, Vec<u8>) = if is_json {
+        ("application/json", b"{}".to_vec())
+    } else {
+        ("application/x-protobuf", Vec::new())
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for ms in [0, 1, 999, 1_700_000_000_123, 951_782_400_000, -1] {
+            let s = timestamp(ms);
+            assert_eq!(parse_timestamp(&s), Some(ms), "{s}");
+        }
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            parse_timestamp("2023-11-14T23:13:20.123456+01:00"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_timestamp("2023-11-14"), None);
+        assert_eq!(parse_duration("1.5s"), Some(1500));
+        assert_eq!(duration(1500), "1.500s");
+    }
+}

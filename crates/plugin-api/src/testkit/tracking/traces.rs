@@ -1,0 +1,398 @@
+//! Traces ([`TraceStore`]): spans and infos, search, tags, metadata, assessments, deletion.
+//! Every case is skipped for a store whose [`TrackingStore::trace_store`] is `None`.
+
+use crate::ErrorKind;
+use crate::search::SearchKind;
+use crate::testkit::support::*;
+use crate::traces::*;
+use crate::tracking::*;
+
+fn hex_id(n: usize) -> String {
+    let u = unique_name("t");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in u.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}{n:016x}")
+}
+
+fn span(
+    trace_id: &str,
+    span_id: &str,
+    parent: Option<&str>,
+    name: &str,
+    start_ms: i64,
+) -> SpanRecord {
+    SpanRecord::new(
+        trace_id,
+        span_id,
+        parent.map(String::from),
+        name,
+        Some("CHAIN".into()),
+        "OK",
+        start_ms * 1_000_000,
+        Some((start_ms + 10) * 1_000_000),
+        format!("{{\"name\":\"{name}\"}}"),
+    )
+}
+
+fn store_of(store: &dyn TrackingStore) -> &dyn TraceStore {
+    store.trace_store().expect("checked by supports()")
+}
+
+/// A finished trace written by `start_trace` at `time_ms`, with one root span.
+async fn new_trace(store: &dyn TraceStore, exp: &str, time_ms: i64, state: TraceState) -> String {
+    let id = format!("tr-{}", hex_id(time_ms as usize));
+    ok(
+        store
+            .log_spans(
+                exp,
+                vec![span(&id, "00000000000000aa", None, "root", time_ms)],
+            )
+            .await,
+        "log_spans",
+    );
+    let mut info = TraceInfo::new(id.clone(), exp, time_ms, state);
+    info.execution_duration_ms = Some(10);
+    ok(store.start_trace(info).await, "start_trace");
+    id
+}
+
+/// Spans logged first create an in-progress trace; `start_trace` completes it, keeps the spans
+/// (paged in start order) and sets the spans-location and artifact-location tags.
+pub async fn traces_spans_then_info_round_trip(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_spans_then_info_round_trip",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-rt").await;
+    let id = format!("tr-{}", hex_id(1));
+    ok(
+        traces
+            .log_spans(
+                &exp,
+                vec![span(
+                    &id,
+                    "0000000000000002",
+                    Some("0000000000000001"),
+                    "child",
+                    1005,
+                )],
+            )
+            .await,
+        "log_spans child",
+    );
+    let partial = ok(traces.get_trace_info(&id).await, "get_trace_info");
+    assert_eq!(partial.state, TraceState::InProgress);
+    assert_eq!(partial.experiment_id, exp);
+    ok(
+        traces
+            .log_spans(
+                &exp,
+                vec![span(&id, "0000000000000001", None, "root", 1000)],
+            )
+            .await,
+        "log_spans root",
+    );
+    let mut info = TraceInfo::new(id.clone(), exp.clone(), 1000, TraceState::Ok);
+    info.execution_duration_ms = Some(15);
+    info.request_preview = Some("{\"x\": 1}".into());
+    info.trace_metadata
+        .insert("mlflow.user".into(), "alice".into());
+    info.tags.insert("mlflow.traceName".into(), "root".into());
+    let stored = ok(traces.start_trace(info).await, "start_trace");
+    assert_eq!(stored.state, TraceState::Ok);
+    assert_eq!(stored.execution_duration_ms, Some(15));
+    assert_eq!(stored.request_preview.as_deref(), Some("{\"x\": 1}"));
+    assert_eq!(
+        stored.trace_metadata.get("mlflow.user").map(String::as_str),
+        Some("alice")
+    );
+    assert_eq!(
+        stored.tags.get(SPANS_LOCATION_TAG).map(String::as_str),
+        Some(SPANS_IN_TRACKING_STORE)
+    );
+    assert!(
+        stored.tags.contains_key(ARTIFACT_LOCATION_TAG),
+        "{:?}",
+        stored.tags
+    );
+    let page = ok(traces.get_spans(&id, 1, None).await, "get_spans page 1");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].name, "root");
+    let token = page.next_page_token.expect("a second page");
+    let page = ok(
+        traces.get_spans(&id, 1, Some(token)).await,
+        "get_spans page 2",
+    );
+    assert_eq!(page.items[0].name, "child");
+    assert_eq!(
+        page.items[0].parent_span_id.as_deref(),
+        Some("0000000000000001")
+    );
+    assert_eq!(page.items[0].content, "{\"name\":\"child\"}");
+    assert!(page.next_page_token.is_none());
+    let infos = ok(
+        traces
+            .batch_get_trace_infos(&[id.clone(), "tr-0".into()])
+            .await,
+        "batch_get_trace_infos",
+    );
+    assert_eq!(infos.len(), 1);
+}
+
+/// Filters on attributes, tags, metadata and spans (with OR), ordering and complete pages.
+pub async fn traces_search_filter_order_pages(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_search_filter_order_pages",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-search").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Error).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Ok).await;
+    ok(traces.set_trace_tag(&a, "team", "red").await, "tag");
+    ok(traces.set_trace_tag(&b, "team", "blue").await, "tag");
+    let search = |f: &str, order: &[&str], max: usize, token: Option<String>| {
+        SearchTraces::new(
+            vec![exp.clone()],
+            filter(SearchKind::Traces, f),
+            order_by(SearchKind::Traces, order),
+            max,
+            token,
+        )
+    };
+    let ids = |p: Page<TraceInfo>| p.items.into_iter().map(|i| i.trace_id).collect::<Vec<_>>();
+    let all = ok(
+        traces.search_traces(search("", &[], 100, None)).await,
+        "search",
+    );
+    assert_eq!(
+        ids(all),
+        vec![c.clone(), b.clone(), a.clone()],
+        "newest first"
+    );
+    let asc = ok(
+        traces
+            .search_traces(search("", &["timestamp_ms ASC"], 100, None))
+            .await,
+        "asc",
+    );
+    assert_eq!(ids(asc), vec![a.clone(), b.clone(), c.clone()]);
+    let errors = ok(
+        traces
+            .search_traces(search("trace.status = 'ERROR'", &[], 100, None))
+            .await,
+        "status",
+    );
+    assert_eq!(ids(errors), vec![b.clone()]);
+    let or = ok(
+        traces
+            .search_traces(search(
+                "tags.team = 'red' OR (trace.timestamp_ms >= 3000 AND span.name = 'root')",
+                &[],
+                100,
+                None,
+            ))
+            .await,
+        "or",
+    );
+    assert_eq!(ids(or), vec![c.clone(), a.clone()]);
+    let none = ok(
+        traces
+            .search_traces(search("span.name = 'nope'", &[], 100, None))
+            .await,
+        "span",
+    );
+    assert!(none.items.is_empty());
+    let p1 = ok(
+        traces.search_traces(search("", &[], 2, None)).await,
+        "page 1",
+    );
+    let token = p1.next_page_token.clone().expect("more");
+    assert_eq!(ids(p1), vec![c.clone(), b.clone()]);
+    let p2 = ok(
+        traces.search_traces(search("", &[], 2, Some(token))).await,
+        "page 2",
+    );
+    assert!(p2.next_page_token.is_none());
+    assert_eq!(ids(p2), vec![a.clone()]);
+    expect_err(
+        traces
+            .search_traces(search("", &[], 2, Some("garbage".into())))
+            .await,
+        ErrorKind::InvalidArgument,
+        "bad token",
+    );
+    ok(
+        traces
+            .link_traces_to_run(std::slice::from_ref(&a), "r1")
+            .await,
+        "link",
+    );
+    let linked = ok(
+        traces
+            .search_traces(search("trace.run_id = 'r1'", &[], 10, None))
+            .await,
+        "run_id",
+    );
+    assert_eq!(ids(linked), vec![a.clone()]);
+    let md = ok(
+        traces
+            .search_traces(search("metadata.`mlflow.sourceRun` = 'r1'", &[], 10, None))
+            .await,
+        "metadata",
+    );
+    assert_eq!(ids(md), vec![a]);
+}
+
+/// Tags overwrite and delete; assessments are created, read, replaced and deleted, and come
+/// with the trace's info.
+pub async fn traces_tags_metadata_and_assessments(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_tags_metadata_and_assessments",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-tags").await;
+    let id = new_trace(traces, &exp, 5000, TraceState::Ok).await;
+    ok(traces.set_trace_tag(&id, "k", "v1").await, "set");
+    ok(traces.set_trace_tag(&id, "k", "v2").await, "overwrite");
+    let info = ok(traces.get_trace_info(&id).await, "get");
+    assert_eq!(info.tags.get("k").map(String::as_str), Some("v2"));
+    ok(traces.delete_trace_tag(&id, "k").await, "delete");
+    expect_err(
+        traces.delete_trace_tag(&id, "k").await,
+        ErrorKind::NotFound,
+        "delete again",
+    );
+    let body = serde_json::json!({"assessment_name": "quality", "feedback": {"value": 1}});
+    let a = Assessment::new("a-1", id.clone(), "quality", 10, 10, body);
+    ok(traces.create_assessment(a.clone()).await, "create");
+    let got = ok(traces.get_assessment(&id, "a-1").await, "get assessment");
+    assert_eq!(got, a);
+    let mut b = a.clone();
+    b.body = serde_json::json!({"assessment_name": "quality", "feedback": {"value": 0}});
+    b.last_update_time_ms = 20;
+    ok(traces.update_assessment(b.clone()).await, "update");
+    let info = ok(traces.get_trace_info(&id).await, "get");
+    assert_eq!(info.assessments, vec![b]);
+    ok(
+        traces.delete_assessment(&id, "a-1").await,
+        "delete assessment",
+    );
+    expect_err(
+        traces.get_assessment(&id, "a-1").await,
+        ErrorKind::NotFound,
+        "deleted",
+    );
+}
+
+/// Deleting by ids ignores unknown ids; by age deletes the oldest first, capped by the count.
+pub async fn traces_delete_by_ids_and_by_age(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_delete_by_ids_and_by_age") {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-del").await;
+    let a = new_trace(traces, &exp, 100, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 200, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 300, TraceState::Ok).await;
+    let d = new_trace(traces, &exp, 400, TraceState::Ok).await;
+    let n = ok(
+        traces
+            .delete_traces(
+                &exp,
+                DeleteTraces::Ids(vec![a.clone(), "tr-unknown".into()]),
+            )
+            .await,
+        "by ids",
+    );
+    assert_eq!(n, 1);
+    expect_err(
+        traces.get_trace_info(&a).await,
+        ErrorKind::NotFound,
+        "deleted",
+    );
+    let n = ok(
+        traces
+            .delete_traces(
+                &exp,
+                DeleteTraces::OlderThan {
+                    max_timestamp_millis: 350,
+                    max_traces: Some(1),
+                },
+            )
+            .await,
+        "by age, capped",
+    );
+    assert_eq!(n, 1);
+    expect_err(
+        traces.get_trace_info(&b).await,
+        ErrorKind::NotFound,
+        "oldest first",
+    );
+    ok(traces.get_trace_info(&c).await, "younger kept");
+    let n = ok(
+        traces
+            .delete_traces(
+                &exp,
+                DeleteTraces::OlderThan {
+                    max_timestamp_millis: 350,
+                    max_traces: None,
+                },
+            )
+            .await,
+        "by age",
+    );
+    assert_eq!(n, 1);
+    ok(traces.get_trace_info(&d).await, "newer than the cut-off");
+    let page = ok(traces.get_spans(&d, 10, None).await, "spans kept");
+    assert_eq!(page.items.len(), 1);
+}
+
+/// Unknown traces are `NotFound`; spans into an unknown experiment are refused.
+pub async fn traces_unknown_is_not_found(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_unknown_is_not_found") {
+        return;
+    }
+    let traces = store_of(store);
+    let missing = format!("tr-{}", hex_id(9));
+    expect_err(
+        traces.get_trace_info(&missing).await,
+        ErrorKind::NotFound,
+        "info",
+    );
+    expect_err(
+        traces.get_spans(&missing, 10, None).await,
+        ErrorKind::NotFound,
+        "spans",
+    );
+    expect_err(
+        traces.set_trace_tag(&missing, "k", "v").await,
+        ErrorKind::NotFound,
+        "tag",
+    );
+    expect_err(
+        traces
+            .log_spans(
+                "987654321",
+                vec![span(&missing, "0000000000000001", None, "r", 1)],
+            )
+            .await,
+        ErrorKind::NotFound,
+        "unknown experiment",
+    );
+}

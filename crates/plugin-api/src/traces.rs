@@ -1,0 +1,335 @@
+//! The trace part of the tracking-store contract (MLflow 3 tracing, api.md §1.5).
+//!
+//! MLflow counterpart: the trace methods of `mlflow.store.tracking.abstract_store.AbstractStore`
+//! (`start_trace`, `log_spans`, `get_trace_info`, `get_trace`, `search_traces`,
+//! `delete_traces`, `set_trace_tag`, `delete_trace_tag`, `link_traces_to_run`, assessments).
+//!
+//! A tracking store that keeps traces answers [`TrackingStore::trace_store`](crate::TrackingStore::trace_store)
+//! with `Some`; the default is `None` and the host then answers every trace endpoint with
+//! `NOT_IMPLEMENTED`. The trace methods do not cross the plugin ABI (yet): a dynamic plugin's
+//! store is always without traces, and plugins built before traces existed keep loading (the
+//! ABI's schema hash is unchanged).
+//!
+//! Rules every implementation follows (the conformance suite in `testkit` checks them):
+//! - Trace ids are `tr-` and 32 lowercase hex characters (the OTel trace id); span ids are 16
+//!   lowercase hex characters.
+//! - Spans are stored with the trace (as MLflow's SQL store does with
+//!   `mlflow.trace.spansLocation = TRACKING_STORE`): [`TraceStore::start_trace`] sets that tag
+//!   and the client then never uploads span data to the artifact store.
+//! - [`TraceStore::log_spans`] creates the trace if it does not exist yet (state
+//!   `IN_PROGRESS` until a root span arrives, then the root span's status), and replaces a span
+//!   logged again with the same id; [`TraceStore::start_trace`] then writes the final info over
+//!   it, keeping the spans, and merges tags, metadata and assessments.
+//! - Host-side checks (tag key/value limits, immutable `mlflow.trace.*` keys, the number of
+//!   ids in one request) are made before a call reaches the store.
+//! - Every write is atomic; reads are bounded (spans come a page at a time).
+
+use crate::Result;
+use crate::search::{Expr, OrderBy};
+use crate::tracking::Page;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Tag set by the store on every trace: where the spans are (`TRACKING_STORE`).
+pub const SPANS_LOCATION_TAG: &str = "mlflow.trace.spansLocation";
+/// The value of [`SPANS_LOCATION_TAG`] for spans kept in the store.
+pub const SPANS_IN_TRACKING_STORE: &str = "TRACKING_STORE";
+/// Tag holding the trace's artifact location (attachments go there).
+pub const ARTIFACT_LOCATION_TAG: &str = "mlflow.artifactLocation";
+/// Tag holding the trace's name.
+pub const TRACE_NAME_TAG: &str = "mlflow.traceName";
+/// Metadata key naming the run a trace belongs to.
+pub const SOURCE_RUN_METADATA: &str = "mlflow.sourceRun";
+
+/// The state of a trace (`TraceInfoV3.State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum TraceState {
+    /// Not given.
+    #[default]
+    StateUnspecified,
+    /// Finished without error.
+    Ok,
+    /// Finished with an error.
+    Error,
+    /// Still running (spans logged, no root span yet).
+    InProgress,
+}
+
+impl TraceState {
+    /// The wire name (`OK`, `ERROR`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceState::StateUnspecified => "STATE_UNSPECIFIED",
+            TraceState::Ok => "OK",
+            TraceState::Error => "ERROR",
+            TraceState::InProgress => "IN_PROGRESS",
+        }
+    }
+
+    /// Parses a wire name; `None` if unknown.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "STATE_UNSPECIFIED" => TraceState::StateUnspecified,
+            "OK" => TraceState::Ok,
+            "ERROR" => TraceState::Error,
+            "IN_PROGRESS" => TraceState::InProgress,
+            _ => return None,
+        })
+    }
+}
+
+/// An assessment (feedback or expectation) of a trace. The store keeps its whole body (the
+/// `mlflow.assessments.Assessment` message as JSON: source, feedback/expectation, rationale,
+/// metadata, span_id, overrides, valid, times) and indexes the fields below.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Assessment {
+    /// `a-` and 32 hex characters.
+    pub assessment_id: String,
+    /// The trace it belongs to.
+    pub trace_id: String,
+    /// Its name.
+    pub name: String,
+    /// ms since the epoch.
+    pub create_time_ms: i64,
+    /// ms since the epoch.
+    pub last_update_time_ms: i64,
+    /// The whole message, JSON (snake_case field names).
+    pub body: serde_json::Value,
+}
+
+impl Assessment {
+    /// An assessment with every field given.
+    pub fn new(
+        assessment_id: impl Into<String>,
+        trace_id: impl Into<String>,
+        name: impl Into<String>,
+        create_time_ms: i64,
+        last_update_time_ms: i64,
+        body: serde_json::Value,
+    ) -> Self {
+        Assessment {
+            assessment_id: assessment_id.into(),
+            trace_id: trace_id.into(),
+            name: name.into(),
+            create_time_ms,
+            last_update_time_ms,
+            body,
+        }
+    }
+}
+
+/// A trace's metadata (`TraceInfoV3`), without its spans.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TraceInfo {
+    /// `tr-<32 hex>`.
+    pub trace_id: String,
+    /// The client's own id for the request, if any.
+    pub client_request_id: Option<String>,
+    /// The experiment the trace belongs to.
+    pub experiment_id: String,
+    /// Start, ms since the epoch.
+    pub request_time_ms: i64,
+    /// Duration in ms, when known.
+    pub execution_duration_ms: Option<i64>,
+    /// State.
+    pub state: TraceState,
+    /// Preview of the request (truncated by the client).
+    pub request_preview: Option<String>,
+    /// Preview of the response.
+    pub response_preview: Option<String>,
+    /// Request metadata (immutable after the trace is written).
+    pub trace_metadata: BTreeMap<String, String>,
+    /// Tags (mutable).
+    pub tags: BTreeMap<String, String>,
+    /// Assessments, by creation time.
+    pub assessments: Vec<Assessment>,
+}
+
+impl TraceInfo {
+    /// An info for `trace_id` in `experiment_id` starting at `request_time_ms`.
+    pub fn new(
+        trace_id: impl Into<String>,
+        experiment_id: impl Into<String>,
+        request_time_ms: i64,
+        state: TraceState,
+    ) -> Self {
+        TraceInfo {
+            trace_id: trace_id.into(),
+            experiment_id: experiment_id.into(),
+            request_time_ms,
+            state,
+            ..Default::default()
+        }
+    }
+}
+
+/// One span as stored. `content` is the span as an OpenTelemetry `Span` message in protobuf
+/// JSON form with snake_case names (what `traces/get` returns, ids base64); the other fields
+/// are indexed copies of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SpanRecord {
+    /// `tr-<32 hex>`.
+    pub trace_id: String,
+    /// 16 hex characters.
+    pub span_id: String,
+    /// `None` for a root span.
+    pub parent_span_id: Option<String>,
+    /// Span name.
+    pub name: String,
+    /// `mlflow.spanType` (`LLM`, `CHAIN`, ...), unquoted; `None` if absent.
+    pub span_type: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: String,
+    /// Start, ns since the epoch.
+    pub start_time_unix_nano: i64,
+    /// End, ns since the epoch; `None` while running.
+    pub end_time_unix_nano: Option<i64>,
+    /// The whole span, JSON text.
+    pub content: String,
+}
+
+impl SpanRecord {
+    /// A span record with every field given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        trace_id: impl Into<String>,
+        span_id: impl Into<String>,
+        parent_span_id: Option<String>,
+        name: impl Into<String>,
+        span_type: Option<String>,
+        status: impl Into<String>,
+        start_time_unix_nano: i64,
+        end_time_unix_nano: Option<i64>,
+        content: impl Into<String>,
+    ) -> Self {
+        SpanRecord {
+            trace_id: trace_id.into(),
+            span_id: span_id.into(),
+            parent_span_id,
+            name: name.into(),
+            span_type,
+            status: status.into(),
+            start_time_unix_nano,
+            end_time_unix_nano,
+            content: content.into(),
+        }
+    }
+}
+
+/// Arguments of [`TraceStore::search_traces`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SearchTraces {
+    /// Experiments to search; empty matches nothing.
+    pub experiment_ids: Vec<String>,
+    /// Parsed filter ([`SearchKind::Traces`](crate::search::SearchKind::Traces)).
+    pub filter: Option<Expr>,
+    /// Order keys; the store appends `timestamp_ms DESC, trace_id ASC` as tie-breakers.
+    pub order_by: Vec<OrderBy>,
+    /// Page size, 1 to 50000 (the host enforces the range).
+    pub max_results: usize,
+    /// Token from the previous page.
+    pub page_token: Option<String>,
+}
+
+impl SearchTraces {
+    /// A search of `experiment_ids`.
+    pub fn new(
+        experiment_ids: Vec<String>,
+        filter: Option<Expr>,
+        order_by: Vec<OrderBy>,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Self {
+        SearchTraces {
+            experiment_ids,
+            filter,
+            order_by,
+            max_results,
+            page_token,
+        }
+    }
+}
+
+/// Which traces [`TraceStore::delete_traces`] deletes: the given ids, or the oldest traces
+/// with `request_time <= max_timestamp_millis` (at most `max_traces` of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeleteTraces {
+    /// These ids (unknown ids, or ids of another experiment, are ignored).
+    Ids(Vec<String>),
+    /// By age.
+    OlderThan {
+        /// Inclusive upper bound on `request_time`, ms.
+        max_timestamp_millis: i64,
+        /// Most traces to delete; `None` means all that match.
+        max_traces: Option<usize>,
+    },
+}
+
+/// The trace store: MLflow 3 traces, spans, tags, metadata and assessments.
+///
+/// Errors: an unknown trace is `NotFound` "Trace with ID '{id}' not found."; an unknown
+/// assessment `NotFound` "Assessment with ID '{id}' not found for trace '{trace_id}'.".
+#[async_trait]
+pub trait TraceStore: Send + Sync {
+    /// Writes a finished trace's info (upsert: a trace created by [`TraceStore::log_spans`]
+    /// is completed, its spans kept; tags, metadata and assessments merged, the given ones
+    /// winning) and returns the stored info, with the tags [`SPANS_LOCATION_TAG`] and
+    /// [`ARTIFACT_LOCATION_TAG`] set. The experiment must exist and be active.
+    async fn start_trace(&self, info: TraceInfo) -> Result<TraceInfo>;
+
+    /// Stores spans of traces of `experiment_id` (all-or-nothing); see the module rules.
+    async fn log_spans(&self, experiment_id: &str, spans: Vec<SpanRecord>) -> Result<()>;
+
+    /// The trace's info with its tags, metadata and assessments.
+    async fn get_trace_info(&self, trace_id: &str) -> Result<TraceInfo>;
+
+    /// Infos of the given traces that exist (unknown ids skipped), in the order given.
+    async fn batch_get_trace_infos(&self, trace_ids: &[String]) -> Result<Vec<TraceInfo>>;
+
+    /// One page of the trace's spans ordered by `(start_time_unix_nano, span_id)`; the token
+    /// is opaque. An unknown trace is `NotFound`.
+    async fn get_spans(
+        &self,
+        trace_id: &str,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Result<Page<SpanRecord>>;
+
+    /// One page of trace infos matching the filter (assessments included).
+    async fn search_traces(&self, req: SearchTraces) -> Result<Page<TraceInfo>>;
+
+    /// Deletes traces of `experiment_id` with everything they hold and returns how many were
+    /// deleted. Deleting by age works in bounded batches (each its own transaction), so it
+    /// never holds the store for long.
+    async fn delete_traces(&self, experiment_id: &str, which: DeleteTraces) -> Result<usize>;
+
+    /// Sets (overwrites) a tag.
+    async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> Result<()>;
+
+    /// Deletes a tag; a missing one is `NotFound` "No trace tag with key '{key}' for trace
+    /// with ID '{id}'".
+    async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()>;
+
+    /// Records `run_id` as the source run of the traces (metadata [`SOURCE_RUN_METADATA`]).
+    /// Unknown traces are `NotFound`.
+    async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()>;
+
+    /// Stores a new assessment (or replaces one with the same id) and returns it.
+    async fn create_assessment(&self, assessment: Assessment) -> Result<Assessment>;
+
+    /// One assessment.
+    async fn get_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<Assessment>;
+
+    /// Replaces an existing assessment (the caller merged the update) and returns it.
+    async fn update_assessment(&self, assessment: Assessment) -> Result<Assessment>;
+
+    /// Deletes an assessment; deleting a missing one succeeds (MLflow is idempotent here).
+    async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()>;
+}

@@ -1,0 +1,644 @@
+//! MLflow 3 traces: infos, tags, request metadata, spans (kept in the store) and assessments.
+
+use super::*;
+use cairn_plugin_api::traces::*;
+use std::collections::BTreeMap;
+
+/// Traces deleted per transaction when deleting by age.
+const DELETE_BATCH: usize = 500;
+
+fn no_trace(id: &str) -> StoreError {
+    not_found(format!("Trace with ID '{id}' not found."))
+}
+
+fn no_assessment(trace_id: &str, id: &str) -> StoreError {
+    not_found(format!(
+        "Assessment with ID '{id}' not found for trace '{trace_id}'."
+    ))
+}
+
+/// The row id of a trace.
+fn trace_row(conn: &Connection, trace_id: &str) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM traces WHERE trace_id = ?1")?
+        .query_row([trace_id], |r| r.get(0))
+        .optional()?)
+}
+
+fn require_trace(conn: &Connection, trace_id: &str) -> StoreResult<i64> {
+    trace_row(conn, trace_id)?.ok_or_else(|| no_trace(trace_id))
+}
+
+/// The experiment's artifact location; it must exist and be active.
+fn active_experiment(conn: &Connection, experiment_id_text: &str) -> StoreResult<(i64, String)> {
+    let id = experiment_id(experiment_id_text)?;
+    let row: Option<(String, String)> = conn
+        .prepare_cached(
+            "SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match row {
+        None => Err(no_experiment(id)),
+        Some((_, s)) if s != "active" => Err(invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is {s}."
+        ))),
+        Some((loc, _)) => Ok((id, loc)),
+    }
+}
+
+fn upsert_kv(
+    tx: &Transaction<'_>,
+    table: &str,
+    trace: i64,
+    key: &str,
+    value: &str,
+) -> StoreResult<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO {table} (trace, key, value) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (trace, key) DO UPDATE SET value = excluded.value"
+    ))?
+    .execute(params![trace, key, value])?;
+    Ok(())
+}
+
+fn put_assessment(tx: &Transaction<'_>, trace: i64, a: &Assessment) -> StoreResult<()> {
+    let body = serde_json::to_string(&a.body)
+        .map_err(|e| StoreError::Corrupt(format!("assessment body: {e}")))?;
+    tx.prepare_cached(
+        "INSERT INTO assessments (assessment_id, trace, name, create_time, last_update_time, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (assessment_id) DO UPDATE SET \
+         name = excluded.name, last_update_time = excluded.last_update_time, body = excluded.body",
+    )?
+    .execute(params![
+        a.assessment_id,
+        trace,
+        a.name,
+        a.create_time_ms,
+        a.last_update_time_ms,
+        body
+    ])?;
+    Ok(())
+}
+
+fn state_of(s: &str) -> StoreResult<TraceState> {
+    TraceState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("trace state {s:?}")))
+}
+
+/// Loads full infos (tags, metadata, assessments) of trace rows, in the order given.
+fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
+    let mut infos: HashMap<i64, TraceInfo> = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(IN_CHUNK) {
+        let mut sql = Sql::default();
+        let list = sql.bind_list(chunk);
+        let p = || search_sql::params(&sql);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, trace_id, experiment_id, client_request_id, request_time, execution_time, \
+             state, request_preview, response_preview FROM traces WHERE id IN {list}"
+        ))?;
+        let mut q = stmt.query(p())?;
+        while let Some(r) = q.next()? {
+            let mut info = TraceInfo::new(
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?.to_string(),
+                r.get(4)?,
+                state_of(&r.get::<_, String>(6)?)?,
+            );
+            info.client_request_id = r.get(3)?;
+            info.execution_duration_ms = r.get(5)?;
+            info.request_preview = r.get(7)?;
+            info.response_preview = r.get(8)?;
+            infos.insert(r.get(0)?, info);
+        }
+        for (table, is_tags) in [("trace_tags", true), ("trace_metadata", false)] {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT trace, key, value FROM {table} WHERE trace IN {list}"
+            ))?;
+            let mut q = stmt.query(p())?;
+            while let Some(r) = q.next()? {
+                if let Some(info) = infos.get_mut(&r.get::<_, i64>(0)?) {
+                    let map = if is_tags {
+                        &mut info.tags
+                    } else {
+                        &mut info.trace_metadata
+                    };
+                    map.insert(r.get(1)?, r.get(2)?);
+                }
+            }
+        }
+        let mut stmt = conn.prepare(&format!(
+            "SELECT a.trace, a.assessment_id, t.trace_id, a.name, a.create_time, \
+             a.last_update_time, a.body FROM assessments a JOIN traces t ON t.id = a.trace \
+             WHERE a.trace IN {list} ORDER BY a.create_time, a.assessment_id"
+        ))?;
+        let mut q = stmt.query(p())?;
+        while let Some(r) = q.next()? {
+            let body: String = r.get(6)?;
+            let body = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("assessment body: {e}")))?;
+            if let Some(info) = infos.get_mut(&r.get::<_, i64>(0)?) {
+                info.assessments.push(Assessment::new(
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    body,
+                ));
+            }
+        }
+    }
+    Ok(rows.iter().filter_map(|id| infos.remove(id)).collect())
+}
+
+fn load_assessment(
+    conn: &Connection,
+    trace_id: &str,
+    assessment_id: &str,
+) -> StoreResult<Assessment> {
+    let row: Option<(String, i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT a.name, a.create_time, a.last_update_time, a.body FROM assessments a \
+             JOIN traces t ON t.id = a.trace WHERE t.trace_id = ?1 AND a.assessment_id = ?2",
+        )?
+        .query_row([trace_id, assessment_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let (name, c, u, body) = row.ok_or_else(|| no_assessment(trace_id, assessment_id))?;
+    let body = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("assessment body: {e}")))?;
+    Ok(Assessment::new(assessment_id, trace_id, name, c, u, body))
+}
+
+/// Deletes traces by row id, with everything they hold.
+fn delete_rows(tx: &Transaction<'_>, rows: &[i64]) -> StoreResult<usize> {
+    let mut n = 0;
+    for chunk in rows.chunks(IN_CHUNK) {
+        let mut sql = Sql::default();
+        let list = sql.bind_list(chunk);
+        for table in ["trace_tags", "trace_metadata", "spans", "assessments"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE trace IN {list}"),
+                search_sql::params(&sql),
+            )?;
+        }
+        n += tx.execute(
+            &format!("DELETE FROM traces WHERE id IN {list}"),
+            search_sql::params(&sql),
+        )?;
+    }
+    Ok(n)
+}
+
+#[cairn_plugin_api::async_trait]
+impl TraceStore for SqliteStore {
+    async fn start_trace(&self, info: TraceInfo) -> Result<TraceInfo> {
+        let trace_id = info.trace_id.clone();
+        self.write(move |tx, _| {
+            let (exp, location) = active_experiment(tx, &info.experiment_id)?;
+            let existing = trace_row(tx, &info.trace_id)?;
+            let row = match existing {
+                Some(row) => {
+                    tx.prepare_cached(
+                        "UPDATE traces SET experiment_id = ?2, client_request_id = ?3, \
+                         request_time = ?4, execution_time = ?5, state = ?6, \
+                         request_preview = ?7, response_preview = ?8 WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        row,
+                        exp,
+                        info.client_request_id,
+                        info.request_time_ms,
+                        info.execution_duration_ms,
+                        info.state.as_str(),
+                        info.request_preview,
+                        info.response_preview
+                    ])?;
+                    row
+                }
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO traces (trace_id, experiment_id, client_request_id, \
+                         request_time, execution_time, state, request_preview, response_preview) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        info.trace_id,
+                        exp,
+                        info.client_request_id,
+                        info.request_time_ms,
+                        info.execution_duration_ms,
+                        info.state.as_str(),
+                        info.request_preview,
+                        info.response_preview
+                    ])?;
+                    tx.last_insert_rowid()
+                }
+            };
+            for (k, v) in &info.tags {
+                upsert_kv(tx, "trace_tags", row, k, v)?;
+            }
+            let artifacts = format!(
+                "{}/traces/{}/artifacts",
+                location.trim_end_matches('/'),
+                info.trace_id
+            );
+            upsert_kv(tx, "trace_tags", row, ARTIFACT_LOCATION_TAG, &artifacts)?;
+            upsert_kv(
+                tx,
+                "trace_tags",
+                row,
+                SPANS_LOCATION_TAG,
+                SPANS_IN_TRACKING_STORE,
+            )?;
+            for (k, v) in &info.trace_metadata {
+                upsert_kv(tx, "trace_metadata", row, k, v)?;
+            }
+            for a in &info.assessments {
+                put_assessment(tx, row, a)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.get_trace_info(&trace_id).await
+    }
+
+    async fn log_spans(&self, experiment_id_text: &str, spans: Vec<SpanRecord>) -> Result<()> {
+        let experiment_id_text = experiment_id_text.to_string();
+        self.write(move |tx, _| {
+            let (exp, location) = active_experiment(tx, &experiment_id_text)?;
+            let mut by_trace: BTreeMap<String, Vec<SpanRecord>> = BTreeMap::new();
+            for s in spans {
+                by_trace.entry(s.trace_id.clone()).or_default().push(s);
+            }
+            for (trace_id, spans) in by_trace {
+                let start_ms = spans
+                    .iter()
+                    .map(|s| s.start_time_unix_nano / 1_000_000)
+                    .min()
+                    .unwrap_or(0);
+                let root = spans.iter().find(|s| s.parent_span_id.is_none());
+                let row = match trace_row(tx, &trace_id)? {
+                    Some(row) => row,
+                    None => {
+                        tx.prepare_cached(
+                            "INSERT INTO traces (trace_id, experiment_id, request_time, state) \
+                             VALUES (?1, ?2, ?3, 'IN_PROGRESS')",
+                        )?
+                        .execute(params![trace_id, exp, start_ms])?;
+                        let row = tx.last_insert_rowid();
+                        let artifacts = format!(
+                            "{}/traces/{trace_id}/artifacts",
+                            location.trim_end_matches('/')
+                        );
+                        upsert_kv(tx, "trace_tags", row, ARTIFACT_LOCATION_TAG, &artifacts)?;
+                        upsert_kv(
+                            tx,
+                            "trace_tags",
+                            row,
+                            SPANS_LOCATION_TAG,
+                            SPANS_IN_TRACKING_STORE,
+                        )?;
+                        row
+                    }
+                };
+                if let Some(root) = root {
+                    // The root span decides the trace's time, duration and state unless
+                    // start_trace already wrote them (then state is no longer IN_PROGRESS).
+                    let state = match root.status.as_str() {
+                        "ERROR" => "ERROR",
+                        _ => "OK",
+                    };
+                    let duration = root
+                        .end_time_unix_nano
+                        .map(|e| (e - root.start_time_unix_nano) / 1_000_000);
+                    tx.prepare_cached(
+                        "UPDATE traces SET request_time = ?2, execution_time = ?3, state = ?4 \
+                         WHERE id = ?1 AND state = 'IN_PROGRESS'",
+                    )?
+                    .execute(params![
+                        row,
+                        root.start_time_unix_nano / 1_000_000,
+                        duration,
+                        state
+                    ])?;
+                }
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO spans (trace, span_id, parent_span_id, name, type, status, \
+                     start_ns, end_ns, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (trace, span_id) DO UPDATE SET parent_span_id = \
+                     excluded.parent_span_id, name = excluded.name, type = excluded.type, \
+                     status = excluded.status, start_ns = excluded.start_ns, \
+                     end_ns = excluded.end_ns, content = excluded.content",
+                )?;
+                for s in &spans {
+                    stmt.execute(params![
+                        row,
+                        s.span_id,
+                        s.parent_span_id,
+                        s.name,
+                        s.span_type,
+                        s.status,
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        s.content
+                    ])?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_trace_info(&self, trace_id: &str) -> Result<TraceInfo> {
+        let trace_id = trace_id.to_string();
+        self.read(move |tx| {
+            let row = require_trace(tx, &trace_id)?;
+            load_infos(tx, &[row])?
+                .pop()
+                .ok_or_else(|| no_trace(&trace_id))
+        })
+        .await
+    }
+
+    async fn batch_get_trace_infos(&self, trace_ids: &[String]) -> Result<Vec<TraceInfo>> {
+        let trace_ids = trace_ids.to_vec();
+        self.read(move |tx| {
+            let mut rows = Vec::with_capacity(trace_ids.len());
+            for id in &trace_ids {
+                if let Some(row) = trace_row(tx, id)? {
+                    rows.push(row);
+                }
+            }
+            load_infos(tx, &rows)
+        })
+        .await
+    }
+
+    async fn get_spans(
+        &self,
+        trace_id: &str,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Result<Page<SpanRecord>> {
+        let trace_id = trace_id.to_string();
+        self.read(move |tx| {
+            let row = require_trace(tx, &trace_id)?;
+            let query = search_sql::fingerprint(&("spans", &trace_id));
+            let last = match &page_token {
+                Some(t) => Some(search_sql::decode_token(t, query, 2)?),
+                None => None,
+            };
+            let (after_start, after_id) = match last.as_deref() {
+                Some([SortVal::I(s), SortVal::S(id)]) => (*s, id.clone()),
+                Some(_) => return Err(invalid("Invalid page token")),
+                None => (i64::MIN, String::new()),
+            };
+            let mut stmt = tx.prepare_cached(
+                "SELECT span_id, parent_span_id, name, type, status, start_ns, end_ns, content \
+                 FROM spans WHERE trace = ?1 AND (start_ns > ?2 OR (start_ns = ?2 AND span_id > ?3)) \
+                 ORDER BY start_ns, span_id LIMIT ?4",
+            )?;
+            let mut items = Vec::new();
+            let mut q = stmt.query(params![row, after_start, after_id, max_results as i64 + 1])?;
+            while let Some(r) = q.next()? {
+                items.push(SpanRecord::new(
+                    trace_id.clone(),
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get::<_, String>(7)?,
+                ));
+            }
+            let next_page_token = if items.len() > max_results {
+                items.truncate(max_results);
+                let last = items.last().expect("non-empty");
+                Some(search_sql::encode_token(
+                    query,
+                    vec![
+                        SortVal::I(last.start_time_unix_nano),
+                        SortVal::S(last.span_id.clone()),
+                    ],
+                ))
+            } else {
+                None
+            };
+            Ok(Page {
+                items,
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn search_traces(&self, req: SearchTraces) -> Result<Page<TraceInfo>> {
+        let mut exps = Vec::with_capacity(req.experiment_ids.len());
+        for id in &req.experiment_ids {
+            exps.push(experiment_id(id)?);
+        }
+        if exps.is_empty() {
+            return Ok(Page::last(vec![]));
+        }
+        self.read(move |tx| {
+            // By display text: the trace-only entities are outside serde (see `Entity`).
+            let order: Vec<String> = req.order_by.iter().map(|o| o.to_string()).collect();
+            let query = search_sql::fingerprint(&(
+                "traces",
+                &req.experiment_ids,
+                req.filter.as_ref().map(|f| f.to_string()),
+                order,
+            ));
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&exps);
+            let mut wheres = vec![format!("t.experiment_id IN {list}")];
+            if let Some(f) = &req.filter {
+                wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
+            }
+            let keys = search_sql::order_keys(&mut sql, Target::Traces, &req.order_by)?;
+            let last = match &req.page_token {
+                Some(t) => Some(search_sql::decode_token(t, query, keys.len())?),
+                None => None,
+            };
+            search_sql::page_query(
+                &mut sql,
+                Target::Traces,
+                "traces t",
+                wheres,
+                &keys,
+                last.as_deref(),
+                req.max_results + 1,
+            );
+            let mut rows: Vec<(i64, Vec<SortVal>)> = Vec::new();
+            {
+                let mut stmt = tx.prepare(&sql.text)?;
+                let mut q = stmt.query(search_sql::params(&sql))?;
+                while let Some(r) = q.next()? {
+                    let mut k = Vec::with_capacity(keys.len());
+                    for i in 0..keys.len() {
+                        k.push(search_sql::sort_val(r, i + 1)?);
+                    }
+                    rows.push((r.get(0)?, k));
+                }
+            }
+            let next_page_token = if rows.len() > req.max_results {
+                rows.truncate(req.max_results);
+                rows.last()
+                    .map(|(_, k)| search_sql::encode_token(query, k.clone()))
+            } else {
+                None
+            };
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            Ok(Page {
+                items: load_infos(tx, &ids)?,
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn delete_traces(&self, experiment_id_text: &str, which: DeleteTraces) -> Result<usize> {
+        let exp = experiment_id(experiment_id_text)?;
+        match which {
+            DeleteTraces::Ids(ids) => {
+                self.write(move |tx, _| {
+                    let mut rows = Vec::new();
+                    for chunk in ids.chunks(IN_CHUNK) {
+                        let mut sql = Sql::default();
+                        let e = sql.bind(exp);
+                        let list = sql.bind_list(chunk);
+                        let mut stmt = tx.prepare(&format!(
+                            "SELECT id FROM traces WHERE experiment_id = {e} AND trace_id IN {list}"
+                        ))?;
+                        let found = stmt
+                            .query_map(search_sql::params(&sql), |r| r.get(0))?
+                            .collect::<rusqlite::Result<Vec<i64>>>()?;
+                        rows.extend(found);
+                    }
+                    delete_rows(tx, &rows)
+                })
+                .await
+            }
+            DeleteTraces::OlderThan {
+                max_timestamp_millis,
+                max_traces,
+            } => {
+                // Oldest first, one bounded transaction per batch: other requests run between.
+                let mut remaining = max_traces.unwrap_or(usize::MAX);
+                let mut total = 0;
+                while remaining > 0 {
+                    let batch = remaining.min(DELETE_BATCH);
+                    let n = self
+                        .write(move |tx, _| {
+                            let rows = tx
+                                .prepare_cached(
+                                    "SELECT id FROM traces WHERE experiment_id = ?1 AND \
+                                     request_time <= ?2 ORDER BY request_time, trace_id LIMIT ?3",
+                                )?
+                                .query_map(params![exp, max_timestamp_millis, batch as i64], |r| {
+                                    r.get(0)
+                                })?
+                                .collect::<rusqlite::Result<Vec<i64>>>()?;
+                            delete_rows(tx, &rows)
+                        })
+                        .await?;
+                    total += n;
+                    remaining -= n;
+                    if n < batch {
+                        break;
+                    }
+                }
+                Ok(total)
+            }
+        }
+    }
+
+    async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> Result<()> {
+        let (trace_id, key, value) = (trace_id.to_string(), key.to_string(), value.to_string());
+        self.write(move |tx, _| {
+            let row = require_trace(tx, &trace_id)?;
+            upsert_kv(tx, "trace_tags", row, &key, &value)
+        })
+        .await
+    }
+
+    async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()> {
+        let (trace_id, key) = (trace_id.to_string(), key.to_string());
+        self.write(move |tx, _| {
+            let row = require_trace(tx, &trace_id)?;
+            let n = tx
+                .prepare_cached("DELETE FROM trace_tags WHERE trace = ?1 AND key = ?2")?
+                .execute(params![row, key])?;
+            if n == 0 {
+                return Err(not_found(format!(
+                    "No trace tag with key '{key}' for trace with ID '{trace_id}'"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()> {
+        let (trace_ids, run_id) = (trace_ids.to_vec(), run_id.to_string());
+        self.write(move |tx, _| {
+            for id in &trace_ids {
+                let row = require_trace(tx, id)?;
+                upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run_id)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_assessment(&self, assessment: Assessment) -> Result<Assessment> {
+        let (trace_id, id) = (
+            assessment.trace_id.clone(),
+            assessment.assessment_id.clone(),
+        );
+        self.write(move |tx, _| {
+            let row = require_trace(tx, &assessment.trace_id)?;
+            put_assessment(tx, row, &assessment)
+        })
+        .await?;
+        self.get_assessment(&trace_id, &id).await
+    }
+
+    async fn get_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<Assessment> {
+        let (trace_id, id) = (trace_id.to_string(), assessment_id.to_string());
+        self.read(move |tx| {
+            require_trace(tx, &trace_id)?;
+            load_assessment(tx, &trace_id, &id)
+        })
+        .await
+    }
+
+    async fn update_assessment(&self, assessment: Assessment) -> Result<Assessment> {
+        let (trace_id, id) = (
+            assessment.trace_id.clone(),
+            assessment.assessment_id.clone(),
+        );
+        self.write(move |tx, _| {
+            let row = require_trace(tx, &assessment.trace_id)?;
+            load_assessment(tx, &assessment.trace_id, &assessment.assessment_id)?;
+            put_assessment(tx, row, &assessment)
+        })
+        .await?;
+        self.get_assessment(&trace_id, &id).await
+    }
+
+    async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()> {
+        let (trace_id, id) = (trace_id.to_string(), assessment_id.to_string());
+        self.write(move |tx, _| {
+            let row = require_trace(tx, &trace_id)?;
+            tx.prepare_cached("DELETE FROM assessments WHERE trace = ?1 AND assessment_id = ?2")?
+                .execute(params![row, id])?;
+            Ok(())
+        })
+        .await
+    }
+}

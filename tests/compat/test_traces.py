@@ -1,0 +1,271 @@
+"""MLflow 3 tracing through the official client: spans, traces, search, tags, assessments,
+links, deletion, and OTLP ingest with the OpenTelemetry exporter (issue 18)."""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from mlflow.entities import AssessmentSource, AssessmentSourceType, SpanType
+from mlflow.tracking import MlflowClient
+
+from helpers import unique
+
+
+def flush():
+    """Waits until the client has sent every finished trace."""
+    mlflow.flush_trace_async_logging(terminate=False)
+
+
+@pytest.fixture
+def experiment(client):
+    exp_id = client.create_experiment(unique("traces"))
+    mlflow.set_experiment(experiment_id=exp_id)
+    yield exp_id
+    mlflow.set_experiment("Default")
+
+
+@mlflow.trace(span_type=SpanType.TOOL)
+def add(a, b):
+    return a + b
+
+
+@mlflow.trace(name="pipeline")
+def pipeline(x):
+    return add(x, 1) * 2
+
+
+def traced_call(x):
+    pipeline(x)
+    trace_id = mlflow.get_last_active_trace_id()
+    flush()
+    return trace_id
+
+
+def test_trace_decorator_nested_spans(experiment, client):
+    trace_id = traced_call(3)
+    trace = client.get_trace(trace_id)
+    assert trace.info.trace_id == trace_id
+    assert trace.info.experiment_id == experiment
+    assert trace.info.state.value == "OK"
+    assert trace.info.execution_duration is not None
+    names = sorted(s.name for s in trace.data.spans)
+    assert names == ["add", "pipeline"]
+    root = next(s for s in trace.data.spans if s.name == "pipeline")
+    child = next(s for s in trace.data.spans if s.name == "add")
+    assert child.parent_id == root.span_id
+    assert root.parent_id is None
+    assert root.inputs == {"x": 3}
+    assert root.outputs == 8
+    assert child.inputs == {"a": 3, "b": 1}
+    assert child.span_type == SpanType.TOOL
+    assert trace.info.tags.get("mlflow.trace.spansLocation") == "TRACKING_STORE"
+    assert trace.info.tags.get("mlflow.traceName") == "pipeline"
+
+
+def test_start_span_attributes_events_and_error(experiment, client):
+    with mlflow.start_span(name="outer", span_type=SpanType.CHAIN) as span:
+        span.set_attributes({"k": "v", "n": 3})
+        span.add_event(mlflow.entities.SpanEvent("checkpoint", attributes={"step": 1}))
+        span.set_inputs({"q": "hello"})
+        span.set_outputs({"a": "world"})
+    ok_id = mlflow.get_last_active_trace_id()
+
+    with pytest.raises(ValueError):
+        with mlflow.start_span(name="failing"):
+            raise ValueError("boom")
+    error_id = mlflow.get_last_active_trace_id()
+    flush()
+
+    ok = client.get_trace(ok_id)
+    (outer,) = ok.data.spans
+    assert outer.get_attribute("k") == "v"
+    assert outer.get_attribute("n") == 3
+    assert [e.name for e in outer.events] == ["checkpoint"]
+    assert outer.events[0].attributes == {"step": 1}
+    assert outer.inputs == {"q": "hello"}
+    assert outer.outputs == {"a": "world"}
+
+    bad = client.get_trace(error_id)
+    assert bad.info.state.value == "ERROR"
+    (failing,) = bad.data.spans
+    assert failing.status.status_code.value == "ERROR"
+    assert any(e.name == "exception" for e in failing.events)
+
+
+def test_search_traces_filters_order_and_pages(experiment, client):
+    ids = [traced_call(i) for i in range(4)]
+    client.set_trace_tag(ids[0], "team", "red")
+    client.set_trace_tag(ids[1], "team", "blue")
+
+    df = mlflow.search_traces(locations=[experiment])
+    assert isinstance(df, pd.DataFrame)
+    assert set(df["trace_id"]) == set(ids)
+
+    found = mlflow.search_traces(locations=[experiment], return_type="list")
+    assert [t.info.trace_id for t in found] == list(reversed(ids))  # newest first
+    assert all(len(t.data.spans) == 2 for t in found)
+
+    oldest_first = mlflow.search_traces(
+        locations=[experiment], order_by=["timestamp_ms ASC"], return_type="list"
+    )
+    assert [t.info.trace_id for t in oldest_first] == ids
+
+    red = mlflow.search_traces(
+        locations=[experiment], filter_string="tags.team = 'red'", return_type="list"
+    )
+    assert [t.info.trace_id for t in red] == [ids[0]]
+    ok = mlflow.search_traces(
+        locations=[experiment],
+        filter_string="trace.status = 'OK' AND trace.timestamp_ms > 0",
+        return_type="list",
+    )
+    assert len(ok) == 4
+    by_span = mlflow.search_traces(
+        locations=[experiment], filter_string="span.name = 'add'", return_type="list"
+    )
+    assert len(by_span) == 4
+    assert mlflow.search_traces(
+        locations=[experiment], filter_string="span.name = 'nope'", return_type="list"
+    ) == []
+
+    page1 = client.search_traces(locations=[experiment], max_results=3)
+    assert len(page1) == 3 and page1.token
+    page2 = client.search_traces(locations=[experiment], max_results=3, page_token=page1.token)
+    assert len(page2) == 1 and not page2.token
+    seen = [t.info.trace_id for t in page1] + [t.info.trace_id for t in page2]
+    assert seen == list(reversed(ids))
+
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Invalid"):
+        client.search_traces(locations=[experiment], filter_string="trace.bogus = 'x'")
+
+
+def test_tags_limits_and_immutable_keys(experiment, client, server):
+    trace_id = traced_call(1)
+    client.set_trace_tag(trace_id, "k", "x" * 9000)
+    info = client.get_trace(trace_id).info
+    # Truncated: Cairn keeps MAX_TRACE_TAG_VAL_LENGTH (8000) characters; MLflow 3.18's server
+    # keeps fewer in this path (seen against `mlflow server`, not yet explained).
+    assert 0 < len(info.tags["k"]) <= 8000
+    assert info.tags["k"] == "x" * len(info.tags["k"])
+    client.delete_trace_tag(trace_id, "k")
+    assert "k" not in client.get_trace(trace_id).info.tags
+    # The client drops immutable keys itself; the server refuses them too.
+    r = requests.patch(
+        f"{server.url}/api/3.0/mlflow/traces/{trace_id}/tags",
+        json={"key": "mlflow.trace.spansLocation", "value": "elsewhere"},
+    )
+    assert r.status_code == 400
+    assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "immutable" in r.json()["message"]
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.set_trace_tag(trace_id, "k" * 251, "v")
+    with pytest.raises(mlflow.exceptions.MlflowException) as e:
+        client.get_trace("tr-" + "0" * 32)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_assessments(experiment, client):
+    trace_id = traced_call(2)
+    source = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="alice")
+    fb = mlflow.log_feedback(
+        trace_id=trace_id, name="quality", value=0.8, source=source, rationale="fine"
+    )
+    ex = mlflow.log_expectation(
+        trace_id=trace_id, name="expected", value={"answer": 8}, source=source
+    )
+    assert fb.assessment_id and ex.assessment_id
+    got = mlflow.get_assessment(trace_id, fb.assessment_id)
+    assert got.name == "quality" and got.value == 0.8 and got.rationale == "fine"
+    assert got.source.source_id == "alice"
+
+    updated = mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=fb.assessment_id,
+        assessment=mlflow.entities.Feedback(name="quality", value=0.3),
+    )
+    assert updated.value == 0.3
+
+    info = client.get_trace(trace_id).info
+    by_name = {a.name: a for a in info.assessments}
+    assert by_name["quality"].value == 0.3
+    assert by_name["expected"].value == {"answer": 8}
+
+    mlflow.delete_assessment(trace_id=trace_id, assessment_id=ex.assessment_id)
+    names = [a.name for a in client.get_trace(trace_id).info.assessments]
+    assert names == ["quality"]
+
+
+def test_link_to_run_and_run_filter(experiment, client):
+    trace_id = traced_call(5)
+    with mlflow.start_run() as run:
+        pass
+    client.link_traces_to_run([trace_id], run.info.run_id)
+    linked = mlflow.search_traces(
+        locations=[experiment], run_id=run.info.run_id, return_type="list"
+    )
+    assert [t.info.trace_id for t in linked] == [trace_id]
+
+
+def test_delete_traces_by_ids_and_age(experiment, client):
+    ids = [traced_call(i) for i in range(3)]
+    assert client.delete_traces(experiment, trace_ids=[ids[0]]) == 1
+    remaining = {t.info.trace_id for t in client.search_traces(locations=[experiment])}
+    assert remaining == {ids[1], ids[2]}
+    cutoff = int(time.time() * 1000) + 1000
+    assert client.delete_traces(experiment, max_timestamp_millis=cutoff, max_traces=1) == 1
+    remaining = [t.info.trace_id for t in client.search_traces(locations=[experiment])]
+    assert remaining == [ids[2]]  # the oldest went first
+    assert client.delete_traces(experiment, max_timestamp_millis=cutoff) == 1
+    assert len(client.search_traces(locations=[experiment])) == 0
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.delete_traces(experiment)
+
+
+def test_otlp_exporter_ingest(experiment, client, server):
+    """Spans from a plain OpenTelemetry SDK, sent by the OTLP/HTTP protobuf exporter."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    for compression in ("none", "gzip"):
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        exporter = OTLPSpanExporter(
+            endpoint=f"{server.url}/v1/traces",
+            headers={"x-mlflow-experiment-id": experiment},
+            compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression,
+        )
+        provider = TracerProvider(resource=Resource.create({"service.name": "otel-test"}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("compat")
+        with tracer.start_as_current_span(f"root-{compression}") as root:
+            root.set_attribute("user.kind", "otel")
+            with tracer.start_as_current_span("child") as child:
+                child.set_status(Status(StatusCode.ERROR, "bad"))
+        provider.shutdown()
+        otel_trace_id = format(root.get_span_context().trace_id, "032x")
+        trace = client.get_trace(f"tr-{otel_trace_id}")
+        assert sorted(s.name for s in trace.data.spans) == ["child", f"root-{compression}"]
+        assert trace.info.experiment_id == experiment
+        assert trace.info.state.value == "OK"
+        root_span = next(s for s in trace.data.spans if s.parent_id is None)
+        assert root_span.get_attribute("user.kind") == "otel"
+
+
+@pytest.mark.cairn_only  # OR and parentheses are Cairn's extension of the search language
+def test_search_traces_or_and_parentheses(experiment, client):
+    ids = [traced_call(i) for i in range(3)]
+    client.set_trace_tag(ids[0], "team", "red")
+    client.set_trace_tag(ids[1], "team", "blue")
+    either = mlflow.search_traces(
+        locations=[experiment],
+        filter_string="tags.team = 'red' OR (tags.team = 'blue' AND trace.status = 'OK')",
+        return_type="list",
+    )
+    assert {t.info.trace_id for t in either} == {ids[0], ids[1]}
