@@ -41,6 +41,10 @@ pub enum Command {
     /// Run the MLflow-compatible tracking server (accepts `mlflow server`'s options).
     #[command(disable_help_flag = true)]
     Server(ServerArgs),
+    /// Run the tracking server with its web UI, as `mlflow ui` (the same server and options
+    /// as `cairn server`, with its local defaults: 127.0.0.1:5000).
+    #[command(disable_help_flag = true)]
+    Ui(ServerArgs),
     /// List, download and upload artifacts by URI (runs:/, mlflow-artifacts:/, s3://, paths);
     /// honours MLFLOW_TRACKING_URI.
     #[command(subcommand)]
@@ -352,7 +356,7 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .load()?;
             crate::models::run(command, &loaded, dir, out)
         }
-        Command::Server(args) => {
+        Command::Server(args) | Command::Ui(args) => {
             for note in args.ignored_options() {
                 tracing::warn!("{note}");
             }

@@ -15,6 +15,7 @@
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
 //! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
+//! | [`ui`] | the web UI (crate `cairn-ui`): `/` and `/static-files/<hashed name>` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
@@ -36,6 +37,7 @@ pub mod logged_models;
 pub mod registry;
 pub mod security;
 pub mod tracking;
+pub mod ui;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};
@@ -650,7 +652,10 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
             .merge(auth::api::router(Arc::clone(&auth)))
             .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize));
     }
+    // The web UI: added after the auth layer (its page and bundle hold no data; the API calls
+    // it makes are authorised as any client's).
     app = app
+        .merge(ui::routes(info.static_prefix.as_deref().unwrap_or_default()))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(prefix) = info.static_prefix.as_deref() {
