@@ -79,7 +79,9 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
 
   const load = async () => {
     try {
-      const width = Math.max(200, Math.min(MAX_POINTS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1))));
+      // The sample keeps the first and last steps besides `max_results` evenly spaced ones: one
+      // less than the chart's width in device pixels keeps it within a point per pixel.
+      const width = Math.max(2, Math.min(MAX_POINTS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1)) - 1));
       const r = await api.get("metrics/get-history-bulk-interval", { run_ids: runs.map((r) => r.id), metric_key: metric, max_results: width });
       const byRun = new Map<string, api.Metric[]>();
       for (const m of r.metrics || []) {

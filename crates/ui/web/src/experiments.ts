@@ -173,9 +173,10 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
   const table = h("table", { class: "runs", tabindex: "0" });
   const status = h("div", { class: "pager" });
   const picker = h("div", { class: "picker", hidden: true });
-  const compareBtn = h("button", { disabled: true }, "Compare");
-  const deleteBtn = h("button", { disabled: true }, "Delete");
-  const restoreBtn = h("button", { disabled: true, hidden: !state.deleted }, "Restore");
+  // type=button: inside the filter's form, a plain button would submit it.
+  const compareBtn = h("button", { type: "button", disabled: true }, "Compare");
+  const deleteBtn = h("button", { type: "button", disabled: true }, "Delete");
+  const restoreBtn = h("button", { type: "button", disabled: true, hidden: !state.deleted }, "Restore");
   const deletedToggle = h("label", { class: "small" }, h("input", { type: "checkbox", checked: state.deleted }), " deleted runs");
   const selected = new Set<string>();
   let runs: Run[] = [];

@@ -28,12 +28,13 @@ export async function runPage(root: HTMLElement, experimentId: string, runId: st
       .catch(() => []),
   ]);
   const parent = tag(run, "mlflow.parentRunId");
-  const expLink = link(`#/experiments/${enc(info.experiment_id)}`, experiment ? experiment.name : `Experiment ${info.experiment_id}`);
+  // A node lives in one place: the breadcrumb and the overview each get their own link.
+  const expLink = () => link(`#/experiments/${enc(info.experiment_id)}`, experiment ? experiment.name : `Experiment ${info.experiment_id}`);
   const overview = h(
     "table",
     { class: "kv" },
     row("Run ID", h("code", null, info.run_id)),
-    row("Experiment", expLink),
+    row("Experiment", expLink()),
     row("Status", h("span", { class: `status ${info.status}` }, info.status)),
     row("Started", fmtTime(info.start_time)),
     row("Ended", fmtTime(info.end_time)),
@@ -53,7 +54,7 @@ export async function runPage(root: HTMLElement, experimentId: string, runId: st
   const charts = h("div", { class: "charts" });
   clear(
     root,
-    h("nav", { class: "crumbs" }, expLink, " › ", name),
+    h("nav", { class: "crumbs" }, expLink(), " › ", name),
     h("h1", null, name),
     overview,
     section("Description", descriptionEditor(run)),
