@@ -51,7 +51,8 @@ fn run() -> Result<(), String> {
         if !status.success() {
             return Err(format!("`{npm} ci` in {} failed ({status})", dir.display()));
         }
-        std::fs::write(&stamp, &want).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+        std::fs::write(&stamp, &want)
+            .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
     }
 
     let ui = out.join("ui");
@@ -62,7 +63,9 @@ fn run() -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run `{node} build.mjs`: {e}"))?;
     if !status.success() {
-        return Err(format!("bundling the web UI (`{node} build.mjs`) failed ({status})"));
+        return Err(format!(
+            "bundling the web UI (`{node} build.mjs`) failed ({status})"
+        ));
     }
     let manifest = std::fs::read_to_string(ui.join("manifest.json"))
         .map_err(|e| format!("esbuild wrote no manifest: {e}"))?;
@@ -126,4 +129,3 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
-

@@ -655,7 +655,9 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
     // The web UI: added after the auth layer (its page and bundle hold no data; the API calls
     // it makes are authorised as any client's).
     app = app
-        .merge(ui::routes(info.static_prefix.as_deref().unwrap_or_default()))
+        .merge(ui::routes(
+            info.static_prefix.as_deref().unwrap_or_default(),
+        ))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(prefix) = info.static_prefix.as_deref() {
@@ -667,10 +669,9 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
     ));
     let prefix = info.static_prefix.as_deref().unwrap_or_default();
     let hosts = Arc::new(security::HostCheck::new(info.allowed_hosts.clone(), prefix));
-    let origins = Arc::new(security::OriginCheck::new(
-        info.allowed_origins.clone(),
-        prefix,
-    ));
+    let mut origin_check = security::OriginCheck::new(info.allowed_origins.clone(), prefix);
+    origin_check.same_origin = info.allowed_hosts != AllowedHosts::Any;
+    let origins = Arc::new(origin_check);
     // Outermost first at run time: the `Host` check, then the cross-origin check.
     let mut app = app
         .layer(axum::middleware::from_fn_with_state(

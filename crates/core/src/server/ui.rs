@@ -57,7 +57,11 @@ pub fn routes(prefix: &str) -> Router {
 
 fn serve_index(page: &Page, headers: &HeaderMap) -> Response {
     if not_modified(headers, &page.etag) {
-        return with_common(StatusCode::NOT_MODIFIED.into_response(), &page.etag, "no-cache");
+        return with_common(
+            StatusCode::NOT_MODIFIED.into_response(),
+            &page.etag,
+            "no-cache",
+        );
     }
     let response = (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -116,7 +120,8 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 fn etag_of(bytes: &[u8]) -> HeaderValue {
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+    HeaderValue::from_str(&format!("\"{hex}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 /// `text` safe inside a double-quoted HTML attribute.
@@ -159,8 +164,15 @@ mod tests {
         let h = res.headers().clone();
         assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(h[header::CACHE_CONTROL], "no-cache");
-        assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert!(
+            h[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let html = String::from_utf8(body.to_vec()).unwrap();
         assert!(html.contains(r#"<base href="/mlflow/">"#), "{html}");
         for (name, content_type, _) in cairn_ui::ASSETS {
@@ -168,13 +180,21 @@ mod tests {
             let res = get(&app, &format!("/static-files/{name}"), None).await;
             assert_eq!(res.status(), StatusCode::OK);
             assert_eq!(res.headers()[header::CONTENT_TYPE], *content_type);
-            assert!(res.headers()[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+            assert!(
+                res.headers()[header::CACHE_CONTROL]
+                    .to_str()
+                    .unwrap()
+                    .contains("immutable")
+            );
             let etag = res.headers()[header::ETAG].to_str().unwrap().to_owned();
             let again = get(&app, &format!("/static-files/{name}"), Some(&etag)).await;
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         }
         let etag = h[header::ETAG].to_str().unwrap();
-        assert_eq!(get(&app, "/", Some(etag)).await.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            get(&app, "/", Some(etag)).await.status(),
+            StatusCode::NOT_MODIFIED
+        );
         assert_eq!(
             get(&app, "/static-files/nope.js", None).await.status(),
             StatusCode::NOT_FOUND
