@@ -188,7 +188,8 @@ async fn unknown_routes_are_json_404_and_unimplemented_ones_501() {
     let app = App::new();
     let msg = app.get("nope").await.error(404, "ENDPOINT_NOT_FOUND");
     assert!(msg.contains("/api/2.0/mlflow/nope"), "{msg}");
-    app.get("/").await.error(404, "ENDPOINT_NOT_FOUND");
+    // `/` is the web UI (see the_web_ui_is_served_at_the_root_and_under_the_static_prefix).
+    app.get("/nope").await.error(404, "ENDPOINT_NOT_FOUND");
     // The broken proto path of search-datasets is not served, as in MLflow.
     app.post("/api/2.0mlflow/experiments/search-datasets", json!({}))
         .await

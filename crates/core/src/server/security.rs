@@ -614,6 +614,9 @@ mod tests {
             ("http://10.0.0.5:5000", "10.0.0.5:5000"),
             ("http://mlflow.corp", "mlflow.corp"),
             ("https://mlflow.corp", "mlflow.corp:443"),
+            // Behind a TLS-terminating proxy the server cannot know the scheme: the Host
+            // header names no port.
+            ("https://mlflow.corp", "mlflow.corp"),
             ("http://MLflow.corp:80", "mlflow.corp"),
         ] {
             assert!(c.is_same_origin(origin, Some(host)), "{origin} {host}");
@@ -621,7 +624,7 @@ mod tests {
         for (origin, host) in [
             ("http://evil.example", "10.0.0.5:5000"),
             ("http://10.0.0.5:5001", "10.0.0.5:5000"),
-            ("https://mlflow.corp", "mlflow.corp"),
+            ("https://mlflow.corp", "mlflow.corp:80"),
             ("null", "mlflow.corp"),
             ("http://u@mlflow.corp", "mlflow.corp"),
             ("file://mlflow.corp", "mlflow.corp"),
