@@ -261,3 +261,28 @@ def test_deep_links_the_client_prints_open_their_pages(page, data):
     expect(page.locator("h1")).to_have_text(data.model)
     page.goto(f"{data.url}/#/nowhere")
     expect(page.locator("h1")).to_have_text("Not found")
+
+
+def test_the_ui_works_under_a_static_prefix(browser, data, tmp_path):
+    from helpers import ServerProcess
+
+    process = ServerProcess(tmp_path, name="prefixed", extra_args=["--static-prefix", "/mlflow"])
+    process.url += "/mlflow"  # /health, like every route, lives under the prefix
+    try:
+        process.wait_healthy()
+        client = MlflowClient(process.url)
+        exp = client.create_experiment("under-prefix")
+        client.create_run(exp, run_name="prefixed-run")
+        context = browser.new_context(viewport={"width": 1366, "height": 768})
+        page = context.new_page()
+        page.goto(f"{process.url}/#/experiments/{exp}")
+        expect(page.locator("h1")).to_have_text("under-prefix")
+        expect(page.locator("table.runs")).to_contain_text("prefixed-run")
+        # A state change from the page goes through the prefixed API and its checks.
+        page.on("dialog", lambda d: d.accept("made-in-prefixed-ui"))
+        page.click("button:has-text('+ New')")
+        expect(page.locator("h1")).to_have_text("made-in-prefixed-ui")
+        assert client.get_experiment_by_name("made-in-prefixed-ui") is not None
+        context.close()
+    finally:
+        assert process.terminate() == 0

@@ -2009,9 +2009,11 @@ async fn the_web_ui_is_served_at_the_root_and_under_the_static_prefix() {
         static_prefix: Some("/mlflow".into()),
         ..ServerInfo::default()
     });
-    let r = app.get("/mlflow").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.text.contains(r#"<base href="/mlflow/">"#), "{}", r.text);
+    for page in ["/mlflow", "/mlflow/"] {
+        let r = app.get(page).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}");
+        assert!(r.text.contains(r#"<base href="/mlflow/">"#), "{}", r.text);
+    }
     assert_eq!(
         app.get(&format!("/mlflow/static-files/{js}")).await.status,
         StatusCode::OK

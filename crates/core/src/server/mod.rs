@@ -661,7 +661,10 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(prefix) = info.static_prefix.as_deref() {
-        app = Router::new().nest(prefix, app).fallback(endpoint_not_found);
+        app = Router::new()
+            .nest(prefix, app)
+            .merge(ui::prefixed_index(prefix))
+            .fallback(endpoint_not_found);
     }
     // A panicking handler is a 500 in MLflow's shape (detail logged), not a dropped connection.
     app = app.layer(tower_http::catch_panic::CatchPanicLayer::custom(

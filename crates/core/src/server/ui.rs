@@ -34,25 +34,31 @@ struct Page {
     etag: HeaderValue,
 }
 
-/// The UI's routes, for a server whose routes live under `prefix` (`""` for none).
+/// The UI's routes, for a server whose routes live under `prefix` (`""` for none). Nested
+/// under the prefix, `/` answers `<prefix>` only; [`prefixed_index`] adds `<prefix>/`.
 pub fn routes(prefix: &str) -> Router {
+    let index = index_handler(prefix);
+    Router::new()
+        .route("/", get(index.clone()))
+        .route("/index.html", get(index))
+        .route("/static-files/{name}", get(serve_asset))
+}
+
+/// The page at `<prefix>/` (with its trailing slash), for the outer router of a prefixed server.
+pub fn prefixed_index(prefix: &str) -> Router {
+    Router::new().route(&format!("{prefix}/"), get(index_handler(prefix)))
+}
+
+fn index_handler(
+    prefix: &str,
+) -> impl Fn(HeaderMap) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
     let base = format!("{}/", escape_attribute(prefix));
     let html = cairn_ui::INDEX_HTML.replace("{{base}}", &base);
     let page = Arc::new(Page {
         etag: etag_of(html.as_bytes()),
         html,
     });
-    let index = {
-        let page = Arc::clone(&page);
-        move |headers: HeaderMap| {
-            let page = Arc::clone(&page);
-            async move { serve_index(&page, &headers) }
-        }
-    };
-    Router::new()
-        .route("/", get(index.clone()))
-        .route("/index.html", get(index))
-        .route("/static-files/{name}", get(serve_asset))
+    move |headers: HeaderMap| std::future::ready(serve_index(&page, &headers))
 }
 
 fn serve_index(page: &Page, headers: &HeaderMap) -> Response {

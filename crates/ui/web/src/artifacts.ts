@@ -35,14 +35,16 @@ async function listInto(ul: HTMLElement, runId: string, path: string, preview: H
       if (f.is_dir) {
         const sub = h("ul", { hidden: true });
         let loaded = false;
+        const arrow = h("span", { class: "muted" }, "▸ ");
         const btn = h("button", { class: "tree-item dir", "aria-expanded": "false", onclick: () => {
           sub.hidden = !sub.hidden;
           btn.setAttribute("aria-expanded", String(!sub.hidden));
+          arrow.textContent = sub.hidden ? "▸ " : "▾ ";
           if (!loaded) {
             loaded = true;
             listInto(sub, runId, f.path, preview);
           }
-        } }, "📁 ", name);
+        } }, arrow, name, "/");
         return h("li", { role: "treeitem" }, btn, sub);
       }
       return h(

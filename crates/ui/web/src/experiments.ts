@@ -96,7 +96,7 @@ function renderSidebar(side: HTMLElement, experiments: any[], selected: string |
               h("button", { class: "icon", title: "Rename", "aria-label": `Rename ${e.name}`, onclick: () => renameExperiment(e) }, "✎"),
               deleted
                 ? h("button", { class: "icon", title: "Restore", onclick: () => act("experiments/restore", e.experiment_id) }, "↺")
-                : h("button", { class: "icon", title: "Delete", "aria-label": `Delete ${e.name}`, onclick: () => deleteExperiment(e) }, "🗑"),
+                : h("button", { class: "icon", title: "Delete", "aria-label": `Delete ${e.name}`, onclick: () => deleteExperiment(e) }, "✕"),
             ),
           );
         }),
