@@ -148,6 +148,22 @@ def test_a_long_history_reaches_the_browser_sampled_by_the_server(page, data):
     assert drawn_pixels(page, '.chart[data-metric="signal"] canvas') > 100
     page.locator('.chart[data-metric="signal"]').scroll_into_view_if_needed()
     shot(page, "chart-long-history")
+    # Zooming (a drag over the plot) asks the server for a sample of the zoomed steps only.
+    over = page.locator('.chart[data-metric="signal"] .u-over').bounding_box()
+    y = over["y"] + over["height"] / 2
+    with page.expect_request(lambda r: "get-history-bulk-interval" in r.url and "start_step=" in r.url):
+        page.mouse.move(over["x"] + over["width"] * 0.2, y)
+        page.mouse.down()
+        page.mouse.move(over["x"] + over["width"] * 0.3, y, steps=5)
+        page.mouse.up()
+    expect(status).to_contain_text("steps ")
+    zoomed = re.search(r"steps (\d+)–(\d+)", status.inner_text())
+    lo, hi = int(zoomed.group(1)), int(zoomed.group(2))
+    assert 0 < lo < hi < BIG_HISTORY - 1, (lo, hi)
+    assert drawn_pixels(page, '.chart[data-metric="signal"] canvas') > 100
+    # Double-click goes back to the whole history.
+    page.dblclick('.chart[data-metric="signal"] .u-over')
+    expect(status).not_to_contain_text("steps ")
 
 
 def test_compare_highlights_differences_and_draws_plots(page, data):

@@ -32,6 +32,9 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
   );
   let series: { run: ChartRun; points: api.Metric[] }[] | null = null;
   let plot: uPlot | null = null;
+  // The step range zoomed into (x = step): refetched, so the server samples only that range
+  // and the detail between the points of the whole-history sample appears.
+  let range: [number, number] | null = null;
 
   const draw = () => {
     if (!series) return;
@@ -70,6 +73,19 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
           ...series.map((s, i) => ({ label: s.run.name, stroke: color(i), width: 1.5, spanGaps: true, points: { show: false }, value: (_u: uPlot, v: number | null) => (v === null ? "–" : fmtNum(v)) })),
         ],
         cursor: { drag: { x: true, y: false } },
+        hooks: {
+          setSelect: [
+            (u: uPlot) => {
+              if (x !== "step" || u.select.width < 2) return;
+              const lo = Math.floor(u.posToVal(u.select.left, "x"));
+              const hi = Math.ceil(u.posToVal(u.select.left + u.select.width, "x"));
+              if (hi > lo) {
+                range = [lo, hi];
+                load();
+              }
+            },
+          ],
+        },
         legend: { live: true },
       },
       data as uPlot.AlignedData,
@@ -82,7 +98,13 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
       // The sample keeps the first and last steps besides `max_results` evenly spaced ones: one
       // less than the chart's width in device pixels keeps it within a point per pixel.
       const width = Math.max(2, Math.min(MAX_POINTS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1)) - 1));
-      const r = await api.get("metrics/get-history-bulk-interval", { run_ids: runs.map((r) => r.id), metric_key: metric, max_results: width });
+      const r = await api.get("metrics/get-history-bulk-interval", {
+        run_ids: runs.map((r) => r.id),
+        metric_key: metric,
+        max_results: width,
+        start_step: range?.[0],
+        end_step: range?.[1],
+      });
       const byRun = new Map<string, api.Metric[]>();
       for (const m of r.metrics || []) {
         if (!byRun.has(m.run_id)) byRun.set(m.run_id, []);
@@ -94,12 +116,18 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
         clear(status, "No values logged.");
         return;
       }
-      clear(status, `${n} points shown (sampled by the server); drag to zoom, double-click to reset.`);
+      clear(status, `${n} points shown (sampled by the server)${range ? `, steps ${range[0]}–${range[1]}` : ""}; drag to zoom, double-click to reset.`);
       draw();
     } catch (e) {
       clear(status, errorBox(e));
     }
   };
+  plotEl.addEventListener("dblclick", () => {
+    if (range) {
+      range = null;
+      load();
+    }
+  });
   xSel.addEventListener("change", draw);
   smooth.addEventListener("input", draw);
   logBox.addEventListener("change", draw);
