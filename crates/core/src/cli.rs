@@ -606,6 +606,14 @@ mod tests {
             );
             Ok(())
         });
+        // `cairn ui` takes the same options (it is `mlflow ui`: the same server).
+        let cli =
+            Cli::try_parse_from(["cairn", "ui", "-p", "5001", "--static-prefix", "/x"]).unwrap();
+        let Command::Ui(args) = &cli.command else {
+            panic!("expected ui: {cli:?}");
+        };
+        assert_eq!(args.port, Some(5001));
+        assert_eq!(args.static_prefix.as_deref(), Some("/x"));
         // --app-name basic-auth turns the auth app on; no other app exists.
         let cli = Cli::try_parse_from(["cairn", "server", "--app-name", "basic-auth"]).unwrap();
         let Command::Server(args) = &cli.command else {
