@@ -62,12 +62,13 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
     });
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
     const width = Math.max(200, plotEl.clientWidth || box.clientWidth || 600);
+    const fg = textColor(box);
     plot = new uPlot(
       {
         width,
         height: opts.height ?? 220,
         scales: { x: { time: x === "time" }, y: { distr: logBox.checked ? 3 : 1 } },
-        axes: [{ stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" } }, { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,.2)" }, size: 60, values: (_u, vals) => vals.map((v) => fmtNum(v)) }],
+        axes: [{ stroke: fg, grid: { stroke: "rgba(128,128,128,.2)" }, ticks: { stroke: "rgba(128,128,128,.4)" } }, { stroke: fg, grid: { stroke: "rgba(128,128,128,.2)" }, ticks: { stroke: "rgba(128,128,128,.4)" }, size: 60, values: (_u, vals) => vals.map((v) => fmtNum(v)) }],
         series: [
           { label: x === "step" ? "step" : x === "time" ? "time" : "seconds" },
           ...series.map((s, i) => ({ label: s.run.name, stroke: color(i), width: 1.5, spanGaps: true, points: { show: false }, value: (_u: uPlot, v: number | null) => (v === null ? "–" : fmtNum(v)) })),
@@ -134,4 +135,9 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
   // Drawn once the box is in the page (its width is known).
   requestAnimationFrame(() => load());
   return box;
+}
+
+/** The text colour of `el` (light or dark theme): canvas strokes cannot use `currentColor`. */
+export function textColor(el: Element): string {
+  return getComputedStyle(el).color || "#333";
 }

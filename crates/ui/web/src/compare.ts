@@ -4,7 +4,7 @@ import uPlot from "uplot";
 import * as api from "./api";
 import { Run } from "./api";
 import { h, clear, errorBox, fmtNum, enc, link } from "./dom";
-import { metricChart, color } from "./chart";
+import { metricChart, color, textColor } from "./chart";
 import { section } from "./run";
 
 const MAX_COMPARE = 100;
@@ -98,7 +98,7 @@ export async function comparePage(root: HTMLElement, query: URLSearchParams) {
         width: Math.max(300, Math.min(700, scatterBox.clientWidth || 600)),
         height: 300,
         scales: { x: { time: false } },
-        axes: [{ stroke: "currentColor", label: dx.label }, { stroke: "currentColor", label: dy.label, size: 60 }],
+        axes: [{ stroke: textColor(scatterBox), label: dx.label }, { stroke: textColor(scatterBox), label: dy.label, size: 60 }],
         series: [{ label: dx.label }, { label: dy.label, stroke: color(0), fill: color(0), paths: () => null, points: { show: true, size: 8, fill: color(0) } }],
         legend: { live: true },
       },
