@@ -41,6 +41,10 @@ pub enum Command {
     /// Run the MLflow-compatible tracking server (accepts `mlflow server`'s options).
     #[command(disable_help_flag = true)]
     Server(ServerArgs),
+    /// Run the tracking server with its web UI, as `mlflow ui` (the same server and options
+    /// as `cairn server`, with its local defaults: 127.0.0.1:5000).
+    #[command(disable_help_flag = true)]
+    Ui(ServerArgs),
     /// List, download and upload artifacts by URI (runs:/, mlflow-artifacts:/, s3://, paths);
     /// honours MLFLOW_TRACKING_URI.
     #[command(subcommand)]
@@ -352,7 +356,7 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .load()?;
             crate::models::run(command, &loaded, dir, out)
         }
-        Command::Server(args) => {
+        Command::Server(args) | Command::Ui(args) => {
             for note in args.ignored_options() {
                 tracing::warn!("{note}");
             }
@@ -602,6 +606,14 @@ mod tests {
             );
             Ok(())
         });
+        // `cairn ui` takes the same options (it is `mlflow ui`: the same server).
+        let cli =
+            Cli::try_parse_from(["cairn", "ui", "-p", "5001", "--static-prefix", "/x"]).unwrap();
+        let Command::Ui(args) = &cli.command else {
+            panic!("expected ui: {cli:?}");
+        };
+        assert_eq!(args.port, Some(5001));
+        assert_eq!(args.static_prefix.as_deref(), Some("/x"));
         // --app-name basic-auth turns the auth app on; no other app exists.
         let cli = Cli::try_parse_from(["cairn", "server", "--app-name", "basic-auth"]).unwrap();
         let Command::Server(args) = &cli.command else {

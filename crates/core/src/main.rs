@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs each request at `info`; the other commands only warnings.
     let default_filter = match cli.command {
-        cli::Command::Server(_) => "info",
+        cli::Command::Server(_) | cli::Command::Ui(_) => "info",
         _ => "warn",
     };
     init_logging(default_filter);

@@ -188,7 +188,8 @@ async fn unknown_routes_are_json_404_and_unimplemented_ones_501() {
     let app = App::new();
     let msg = app.get("nope").await.error(404, "ENDPOINT_NOT_FOUND");
     assert!(msg.contains("/api/2.0/mlflow/nope"), "{msg}");
-    app.get("/").await.error(404, "ENDPOINT_NOT_FOUND");
+    // `/` is the web UI (see the_web_ui_is_served_at_the_root_and_under_the_static_prefix).
+    app.get("/nope").await.error(404, "ENDPOINT_NOT_FOUND");
     // The broken proto path of search-datasets is not served, as in MLflow.
     app.post("/api/2.0mlflow/experiments/search-datasets", json!({}))
         .await
@@ -1977,4 +1978,73 @@ async fn json_bodies_beyond_the_buffer_budget_wait_for_room() {
     for h in holders {
         let _ = h.await;
     }
+}
+
+// ----- the web UI (issue 13) --------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_web_ui_is_served_at_the_root_and_under_the_static_prefix() {
+    let app = App::new();
+    let r = app.get("/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(r.text.contains(r#"<base href="/">"#), "{}", r.text);
+    let js = r
+        .text
+        .split("static-files/")
+        .nth(2)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let asset = app.get(&format!("/static-files/{js}")).await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(
+        asset.headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(asset.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+
+    let app = App::with(ServerInfo {
+        static_prefix: Some("/mlflow".into()),
+        ..ServerInfo::default()
+    });
+    for page in ["/mlflow", "/mlflow/"] {
+        let r = app.get(page).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}");
+        assert!(r.text.contains(r#"<base href="/mlflow/">"#), "{}", r.text);
+    }
+    assert_eq!(
+        app.get(&format!("/mlflow/static-files/{js}")).await.status,
+        StatusCode::OK
+    );
+    app.get("/").await.error(404, "ENDPOINT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_same_origin_state_change_passes_at_a_non_local_address_unless_every_host_is_allowed() {
+    let lan = |hosts: AllowedHosts| {
+        App::with(ServerInfo {
+            allowed_hosts: hosts,
+            ..ServerInfo::default()
+        })
+    };
+    let request = |origin: &str, name: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/ajax-api/2.0/mlflow/experiments/create")
+            .header(header::HOST, "10.0.0.5:5000")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "name": name }).to_string()))
+            .unwrap()
+    };
+    let app = lan(AllowedHosts::LoopbackAndPrivate { bind: None });
+    app.send(request("http://10.0.0.5:5000", "from the UI"))
+        .await
+        .ok();
+    assert_cross_origin_blocked(&app.send(request("http://10.0.0.6:5000", "other")).await);
+    // With every Host allowed, the Host header proves nothing: only the origin policy counts.
+    let app = lan(AllowedHosts::Any);
+    assert_cross_origin_blocked(&app.send(request("http://10.0.0.5:5000", "any")).await);
 }

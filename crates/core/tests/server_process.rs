@@ -436,3 +436,41 @@ fn basic_auth_needs_an_admin_password_and_keeps_credentials_out_of_the_log() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// `cairn ui`, as `mlflow ui`: the same server, with the web UI at `/`.
+#[test]
+fn cairn_ui_serves_the_web_ui_and_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.current_dir(dir.path())
+        .args(["ui", "-p", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd.spawn().expect("start cairn ui");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Cairn is listening on http://127.0.0.1:")
+        .map(|port| format!("127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let page = http_get(&addr, "/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("text/html"), "{page}");
+    assert!(page.contains("content-security-policy"), "{page}");
+    assert!(page.contains("static-files/app-"), "{page}");
+    let api = http_get(
+        &addr,
+        "/ajax-api/2.0/mlflow/experiments/get?experiment_id=0",
+    );
+    assert!(api.contains("\"name\":\"Default\""), "{api}");
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

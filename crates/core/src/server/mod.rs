@@ -16,6 +16,7 @@
 //! | [`registry`] | the model registry: registered models, versions, tags, stages, aliases, and model-version source validation |
 //! | [`listen`] | the accept loop: connection cap, idle timeout, shutdown deadline |
 //! | [`artifacts`] | the `mlflow-artifacts` proxy (streamed both ways), artifact listing and downloads of runs and logged models, `upload-artifact` |
+//! | [`ui`] | the web UI (crate `cairn-ui`): `/` and `/static-files/<hashed name>` |
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
@@ -39,6 +40,7 @@ pub mod registry;
 pub mod security;
 pub mod traces;
 pub mod tracking;
+pub mod ui;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};
@@ -709,11 +711,19 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
             .merge(auth::api::router(Arc::clone(&auth)))
             .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize));
     }
+    // The web UI: added after the auth layer (its page and bundle hold no data; the API calls
+    // it makes are authorised as any client's).
     app = app
+        .merge(ui::routes(
+            info.static_prefix.as_deref().unwrap_or_default(),
+        ))
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(prefix) = info.static_prefix.as_deref() {
-        app = Router::new().nest(prefix, app).fallback(endpoint_not_found);
+        app = Router::new()
+            .nest(prefix, app)
+            .merge(ui::prefixed_index(prefix))
+            .fallback(endpoint_not_found);
     }
     // A panicking handler is a 500 in MLflow's shape (detail logged), not a dropped connection.
     app = app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -721,10 +731,9 @@ fn router_with_state(state: AppState, info: &ServerInfo, auth: Option<Arc<auth::
     ));
     let prefix = info.static_prefix.as_deref().unwrap_or_default();
     let hosts = Arc::new(security::HostCheck::new(info.allowed_hosts.clone(), prefix));
-    let origins = Arc::new(security::OriginCheck::new(
-        info.allowed_origins.clone(),
-        prefix,
-    ));
+    let mut origin_check = security::OriginCheck::new(info.allowed_origins.clone(), prefix);
+    origin_check.same_origin = info.allowed_hosts != AllowedHosts::Any;
+    let origins = Arc::new(origin_check);
     // Outermost first at run time: the `Host` check, then the cross-origin check.
     let mut app = app
         .layer(axum::middleware::from_fn_with_state(

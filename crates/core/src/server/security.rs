@@ -25,7 +25,10 @@
 //! site cannot drive the server from a user's browser. An origin is allowed when its host is
 //! local — `localhost`, `127.0.0.1` or `[::1]`, any scheme and port, as MLflow's
 //! `is_localhost_origin` — or when it is listed in `server.cors_allowed_origins` (MLflow's
-//! `--cors-allowed-origins`): exactly, or as a pattern if the entry has a `*`. `Origin: null`
+//! `--cors-allowed-origins`): exactly, or as a pattern if the entry has a `*`. A same-origin
+//! request — its `Origin` is the scheme, host and port its `Host` header names — is not
+//! cross-origin and passes (the web UI opened at a LAN address or an allowed DNS name), unless
+//! `allowed_hosts` is `*` (the `Host` header then proves nothing). `Origin: null`
 //! (sandboxed frames, `file:` pages) is not allowed. Reads are never refused. A lone `*` allows
 //! every origin: nothing is refused and responses carry `Access-Control-Allow-Origin: *`
 //! without credentials, as MLflow's wildcard mode.
@@ -338,15 +341,45 @@ pub struct OriginCheck {
     pub policy: AllowedOrigins,
     /// Path prefixes of the API (`/api/`, `/ajax-api/`, with the static prefix).
     pub api_prefixes: [String; 2],
+    /// Whether a same-origin request (its `Origin` names the very host and port of its `Host`
+    /// header) passes whatever the policy: the server's own web UI, opened at an address that
+    /// is not local (a LAN IP, a DNS name in `allowed_hosts`). Only when the `Host` header is
+    /// checked: with `allowed_hosts = ["*"]` a DNS-rebinding page would be "same-origin" too.
+    pub same_origin: bool,
 }
 
 impl OriginCheck {
-    /// The check for `policy`, on the API under `prefix` (`""` for none).
+    /// The check for `policy`, on the API under `prefix` (`""` for none); same-origin requests
+    /// pass (see [`OriginCheck::same_origin`]).
     pub fn new(policy: AllowedOrigins, prefix: &str) -> Self {
         OriginCheck {
             policy,
             api_prefixes: [format!("{prefix}/api/"), format!("{prefix}/ajax-api/")],
+            same_origin: true,
         }
+    }
+
+    /// Whether `origin` is the origin of a request to `host` (the `Host` header).
+    fn is_same_origin(&self, origin: &str, host: Option<&str>) -> bool {
+        let Some(host) = host else { return false };
+        if !self.same_origin {
+            return false;
+        }
+        let Some((scheme, rest)) = origin.split_once("://") else {
+            return false;
+        };
+        let authority = rest.to_ascii_lowercase();
+        let host = host.trim().to_ascii_lowercase();
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => ":80",
+            "https" => ":443",
+            _ => return false,
+        };
+        !authority.is_empty()
+            && !authority.contains(['/', '@', '?', '#'])
+            && (authority == host
+                || format!("{authority}{default_port}") == host
+                || authority == format!("{host}{default_port}"))
     }
 
     fn is_api(&self, path: &str) -> bool {
@@ -370,7 +403,11 @@ pub async fn check_origin(
         .as_ref()
         .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
         .unwrap_or_default();
-    if policy.blocks(&origin_text, req.method()) {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if policy.blocks(&origin_text, req.method()) && !check.is_same_origin(&origin_text, host) {
         tracing::warn!(origin = %origin_text, "blocked a cross-origin request");
         return forbidden(CORS_BLOCKED_MESSAGE);
     }
@@ -568,6 +605,38 @@ mod tests {
         let any = AllowedOrigins::new(&["*".into()]);
         assert!(!any.blocks("http://evil.example.com", &Method::POST));
         assert!(!any.blocks("null", &Method::DELETE));
+    }
+
+    #[test]
+    fn same_origin_is_the_host_header_with_the_scheme_default_port() {
+        let c = OriginCheck::new(AllowedOrigins::default(), "");
+        for (origin, host) in [
+            ("http://10.0.0.5:5000", "10.0.0.5:5000"),
+            ("http://mlflow.corp", "mlflow.corp"),
+            ("https://mlflow.corp", "mlflow.corp:443"),
+            // Behind a TLS-terminating proxy the server cannot know the scheme: the Host
+            // header names no port.
+            ("https://mlflow.corp", "mlflow.corp"),
+            ("http://MLflow.corp:80", "mlflow.corp"),
+        ] {
+            assert!(c.is_same_origin(origin, Some(host)), "{origin} {host}");
+        }
+        for (origin, host) in [
+            ("http://evil.example", "10.0.0.5:5000"),
+            ("http://10.0.0.5:5001", "10.0.0.5:5000"),
+            ("https://mlflow.corp", "mlflow.corp:80"),
+            ("null", "mlflow.corp"),
+            ("http://u@mlflow.corp", "mlflow.corp"),
+            ("file://mlflow.corp", "mlflow.corp"),
+        ] {
+            assert!(!c.is_same_origin(origin, Some(host)), "{origin} {host}");
+        }
+        assert!(!c.is_same_origin("http://a", None));
+        let off = OriginCheck {
+            same_origin: false,
+            ..c
+        };
+        assert!(!off.is_same_origin("http://10.0.0.5:5000", Some("10.0.0.5:5000")));
     }
 
     #[test]
