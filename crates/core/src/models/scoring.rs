@@ -208,15 +208,33 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
         return Ok(Value::Array(vec![]));
     }
     let table_input = matches!(input, ModelData::Table(_));
+    let python = batcher.model().capabilities().python_function;
     match batcher.predict(input, params).await {
+        // A Python model's error, worded and coded by MLflow's own code in the worker.
+        Err(e) if mlflow_code(&e).is_some() => Err(Failure::Json(
+            mlflow_code(&e).unwrap_or("BAD_REQUEST"),
+            e.message,
+        )),
         Err(e) if e.kind == ErrorKind::InvalidArgument => Err(invalid(e.message)),
         Err(e) => Err(bad(format!(
             "Encountered an unexpected error while evaluating the model. Verify that the \
              serialized input Dataframe is compatible with the model for inference. {}",
             e.message
         ))),
+        Ok(out) if python => Ok(python_predictions(out)),
         Ok(out) => Ok(predictions(out, table_input)),
     }
+}
+
+/// The MLflow error code a model put in its error's context, if it is one answered with 400.
+fn mlflow_code(e: &cairn_plugin_api::Error) -> Option<&'static str> {
+    let code = e
+        .context
+        .iter()
+        .find(|(k, _)| k == cairn_plugin_api::flavor::MLFLOW_ERROR_CODE)?;
+    ["BAD_REQUEST", "INVALID_PARAMETER_VALUE"]
+        .into_iter()
+        .find(|c| *c == code.1)
 }
 
 fn json_ok(predictions: Value) -> Response {
@@ -330,7 +348,7 @@ fn dataframe_split(value: Value, signature: &Signature) -> Result<ModelData, Fai
             c.1.push(v);
         }
     }
-    table(columns, signature)
+    json_table(columns, signature)
 }
 
 fn columns_of_records(items: Vec<Value>) -> Result<Vec<(String, Vec<Value>)>, Failure> {
@@ -362,10 +380,38 @@ fn dataframe_records(value: Value, signature: &Signature) -> Result<ModelData, F
     let Value::Array(items) = value else {
         return Err(bad("dataframe_records must be a list of records"));
     };
-    table(columns_of_records(items)?, signature)
+    json_table(columns_of_records(items)?, signature)
 }
 
 /// A table of JSON columns typed by the column signature (or inferred), missing values kept.
+/// A JSON DataFrame's table: as [`table`], but a model whose signature is one tensor gets
+/// every column as that tensor's type, as MLflow's `cast_df_types_according_to_schema` does.
+fn json_table(
+    columns: Vec<(String, Vec<Value>)>,
+    signature: &Signature,
+) -> Result<ModelData, Failure> {
+    let dtype = match &signature.inputs {
+        Some(Schema::Tensors(t)) if t.len() == 1 => Some(t[0].dtype),
+        _ => return table(columns, signature),
+    };
+    let columns = columns
+        .into_iter()
+        .map(|(name, values)| {
+            let data = convert(&values, dtype.unwrap_or(DType::Float64)).map_err(|v| {
+                bad(format!(
+                    "Incompatible input types for column {name}. Can not safely convert {v} \
+                     to {dtype:?}."
+                ))
+            })?;
+            let missing = values.iter().map(Value::is_null).collect();
+            Column::new(name, data, Some(missing)).map_err(|e| bad(e.message))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Table::new(columns)
+        .map(ModelData::Table)
+        .map_err(|e| bad(e.message))
+}
+
 fn table(columns: Vec<(String, Vec<Value>)>, signature: &Signature) -> Result<ModelData, Failure> {
     let specs = match &signature.inputs {
         Some(Schema::Columns(specs)) if specs.iter().all(|s| s.name.is_some()) => Some(specs),
@@ -716,6 +762,19 @@ fn nested(data: &TensorData, shape: &[usize], start: usize) -> Value {
                     .collect(),
             )
         }
+    }
+}
+
+/// The `predictions` value of a Python model's output, as MLflow's `predictions_to_json`
+/// renders the return value: a DataFrame (table) as records, the unnamed tensor (an ndarray,
+/// list or scalar) as its nested list, a dict (named tensors) as an object of nested lists.
+pub fn python_predictions(out: ModelData) -> Value {
+    match out {
+        ModelData::Tensors(m) if m.len() == 1 && m.contains_key("") => {
+            let t = &m[""];
+            nested(t.data(), t.shape(), 0)
+        }
+        other => predictions(other, false),
     }
 }
 
