@@ -620,6 +620,11 @@ impl ModelData {
 /// message unchanged with that code.
 pub const MLFLOW_ERROR_CODE: &str = "mlflow_error_code";
 
+/// The [`Error::context`] key under which such a model may give MLflow's whole error body (a
+/// JSON object: `error_code`, `message`, `sqlstate`, `error_class`, ...); the scoring server
+/// then answers it as it is, with 400.
+pub const MLFLOW_ERROR_BODY: &str = "mlflow_error_body";
+
 /// Inference parameters (MLflow's `params`), after [`Signature::validate_params`].
 pub type Params = BTreeMap<String, serde_json::Value>;
 

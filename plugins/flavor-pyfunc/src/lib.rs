@@ -22,12 +22,8 @@ pub mod pool;
 pub mod protocol;
 
 use async_trait::async_trait;
-use cairn_plugin_api::flavor::{
-    MlModel, ModelCapabilities, ModelData, Params, Signature,
-};
-use cairn_plugin_api::{
-    Build, BuildContext, LoadedModel, ModelFlavor, PluginFactory, Result,
-};
+use cairn_plugin_api::flavor::{MlModel, ModelCapabilities, ModelData, Params, Signature};
+use cairn_plugin_api::{Build, BuildContext, LoadedModel, ModelFlavor, PluginFactory, Result};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;

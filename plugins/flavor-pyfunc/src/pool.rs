@@ -7,7 +7,7 @@
 //! structured error (the model raised) leaves the worker in the pool.
 
 use crate::protocol::{self, PROTOCOL};
-use cairn_plugin_api::flavor::{MLFLOW_ERROR_CODE, ModelData, Params};
+use cairn_plugin_api::flavor::{MLFLOW_ERROR_BODY, MLFLOW_ERROR_CODE, ModelData, Params};
 use cairn_plugin_api::{Error, ErrorKind, Result};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -78,16 +78,18 @@ fn reported(header: &serde_json::Value) -> Error {
         "INTERNAL_ERROR" => ErrorKind::Internal,
         _ => ErrorKind::InvalidArgument,
     };
-    Error::new(kind, message).with_context(MLFLOW_ERROR_CODE, code)
+    let e = Error::new(kind, message).with_context(MLFLOW_ERROR_CODE, code);
+    match header.get("body") {
+        Some(body @ serde_json::Value::Object(_)) => e.with_context(MLFLOW_ERROR_BODY, body),
+        _ => e,
+    }
 }
 
 impl Worker {
     /// Starts a worker and waits until it has loaded the model.
     pub async fn start(spawn: &Spawn) -> std::result::Result<Worker, StartError> {
-        let dir = std::env::temp_dir().join(format!(
-            "cairn-pyfunc-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("cairn-pyfunc-{}", uuid::Uuid::new_v4().simple()));
         let died = |m: String| StartError::Died(m);
         std::fs::create_dir_all(&dir).map_err(|e| died(format!("{}: {e}", dir.display())))?;
         let socket = dir.join("w.sock");
@@ -283,7 +285,8 @@ impl Pool {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         header["op"] = "predict".into();
         header["id"] = id.into();
-        header["params"] = serde_json::to_value(params).map_err(|e| Error::internal(e.to_string()))?;
+        header["params"] =
+            serde_json::to_value(params).map_err(|e| Error::internal(e.to_string()))?;
         let worker = {
             let mut rx = self.inner.idle_rx.lock().await;
             rx.recv()
@@ -303,11 +306,11 @@ impl Pool {
             }
             Ok(Err(e)) => {
                 // The socket broke: the process died (or is dying) mid-call.
-                let status = match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await
-                {
-                    Ok(Ok(s)) => s.to_string(),
-                    _ => e.to_string(),
-                };
+                let status =
+                    match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await {
+                        Ok(Ok(s)) => s.to_string(),
+                        _ => e.to_string(),
+                    };
                 drop(checkout);
                 Err(Error::new(
                     ErrorKind::Unavailable,

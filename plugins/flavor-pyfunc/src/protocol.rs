@@ -16,8 +16,7 @@ use arrow_array::types::{
     UInt32Type, UInt64Type,
 };
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, ListArray, PrimitiveArray, RecordBatch,
-    StringArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, ListArray, PrimitiveArray, RecordBatch, StringArray,
 };
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
@@ -107,16 +106,16 @@ fn to_array(data: &TensorData, missing: Option<&[bool]>) -> Result<ArrayRef> {
         TensorData::UInt64(v) => prim::<UInt64Type>(v, n),
         TensorData::Float32(v) => prim::<Float32Type>(v, n),
         TensorData::Float64(v) => prim::<Float64Type>(v, n),
-        TensorData::Str(v) => Arc::new(StringArray::from_iter(
-            v.iter()
-                .enumerate()
-                .map(|(i, s)| (!missing.is_some_and(|m| m[i])).then_some(s.as_str())),
-        )),
-        TensorData::Bytes(v) => Arc::new(BinaryArray::from_iter(
-            v.iter()
-                .enumerate()
-                .map(|(i, b)| (!missing.is_some_and(|m| m[i])).then_some(b.as_slice())),
-        )),
+        TensorData::Str(v) => {
+            Arc::new(StringArray::from_iter(v.iter().enumerate().map(
+                |(i, s)| (!missing.is_some_and(|m| m[i])).then_some(s.as_str()),
+            )))
+        }
+        TensorData::Bytes(v) => {
+            Arc::new(BinaryArray::from_iter(v.iter().enumerate().map(
+                |(i, b)| (!missing.is_some_and(|m| m[i])).then_some(b.as_slice()),
+            )))
+        }
         other => {
             return Err(Error::invalid(format!(
                 "a python_function model cannot take {:?} elements",
@@ -340,8 +339,7 @@ mod tests {
             [
                 (
                     "".to_string(),
-                    Tensor::new(vec![2, 2], TensorData::Float32(vec![1.0, 2.0, 3.0, 4.0]))
-                        .unwrap(),
+                    Tensor::new(vec![2, 2], TensorData::Float32(vec![1.0, 2.0, 3.0, 4.0])).unwrap(),
                 ),
                 (
                     "s".to_string(),

@@ -160,17 +160,25 @@ def encode_output(out):
 
 
 def mlflow_error(e, data):
-    """The MlflowException that MLflow's scoring server answers for `e`, raised by predict."""
+    """The error body MLflow's scoring server answers when predict raised `e` (as its
+    `invocations` words it), without the stack trace: (error code, message, body)."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
     if isinstance(e, MlflowException):
-        return e.error_code, f"Failed to predict data '{data}'. \nError: {e.message}"
-    return (
-        "BAD_REQUEST",
-        "Encountered an unexpected error while evaluating the model. Verify that the "
-        "serialized input Dataframe is compatible with the model for inference.",
-    )
+        e.message = f"Failed to predict data '{data}'. \nError: {e.message}"
+        err = e
+    else:
+        err = MlflowException(
+            message=(
+                "Encountered an unexpected error while evaluating the model. Verify that the "
+                "serialized input Dataframe is compatible with the model for inference."
+            ),
+            error_code=BAD_REQUEST,
+        )
+    body = json.loads(err.serialize_as_json())
+    body.pop("stack_trace", None)
+    return body["error_code"], body["message"], body
 
 
 def main():
@@ -232,9 +240,10 @@ def main():
             else:
                 out = model.predict(data)
         except Exception as e:
-            code, message = mlflow_error(e, data)
+            code, message, error_body = mlflow_error(e, data)
             traceback.print_exc()
-            write_frame(wfile, {**reply, "op": "error", "error_code": code, "message": message})
+            write_frame(wfile, {**reply, "op": "error", "error_code": code, "message": message,
+                                "body": error_body})
             continue
         try:
             fields, out_body = encode_output(out)

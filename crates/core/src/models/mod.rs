@@ -221,9 +221,18 @@ impl ModelsCommand {
                 python: a.python.clone(),
                 workers: match &a.workers {
                     None => None,
-                    Some(w) => Some(w.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(
-                        || model_error(&a.model_uri, format!("--workers must be a positive number, got '{w}'")),
-                    )?),
+                    Some(w) => Some(
+                        w.trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                model_error(
+                                    &a.model_uri,
+                                    format!("--workers must be a positive number, got '{w}'"),
+                                )
+                            })?,
+                    ),
                 },
                 timeout_secs: Some(a.timeout),
             },
@@ -273,7 +282,10 @@ pub fn python_command(
         "conda" => {
             let file = env_file("conda", "conda.yaml");
             let content = std::fs::read_to_string(&file).map_err(|e| {
-                model_error(&uri, format!("--env-manager conda needs {}: {e}", file.display()))
+                model_error(
+                    &uri,
+                    format!("--env-manager conda needs {}: {e}", file.display()),
+                )
             })?;
             let mut argv = environment::conda_env(&storage, &content)
                 .map_err(|e| model_error(&uri, e.message))?;
@@ -284,8 +296,12 @@ pub fn python_command(
         _ => PythonEnvManager::Virtualenv,
     };
     let file = env_file("virtualenv", "python_env.yaml");
-    let mut spec = crate::projects::spec::read_python_env(&file)
-        .map_err(|e| model_error(&uri, format!("--env-manager needs the model's python_env.yaml: {e}")))?;
+    let mut spec = crate::projects::spec::read_python_env(&file).map_err(|e| {
+        model_error(
+            &uri,
+            format!("--env-manager needs the model's python_env.yaml: {e}"),
+        )
+    })?;
     // `-r requirements.txt` is relative to the model directory: read it here, since the
     // environment builder installs from a copy elsewhere.
     let mut deps = Vec::new();

@@ -92,6 +92,8 @@ pub enum Failure {
     Json(&'static str, String),
     /// A plain-text body with a status.
     Text(StatusCode, String),
+    /// A whole MLflow JSON error body (a Python model's, as MLflow words it) with 400.
+    Body(String),
 }
 
 fn bad(message: impl Into<String>) -> Failure {
@@ -106,7 +108,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Json(code, message) => write!(f, "{code}: {message}"),
-            Failure::Text(_, text) => f.write_str(text),
+            Failure::Text(_, text) | Failure::Body(text) => f.write_str(text),
         }
     }
 }
@@ -118,6 +120,12 @@ impl IntoResponse for Failure {
                 StatusCode::BAD_REQUEST,
                 [(header::CONTENT_TYPE, "application/json")],
                 serde_json::json!({"error_code": code, "message": message}).to_string(),
+            )
+                .into_response(),
+            Failure::Body(body) => (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
             )
                 .into_response(),
             Failure::Text(status, text) => (
@@ -211,6 +219,9 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
     let python = batcher.model().capabilities().python_function;
     match batcher.predict(input, params).await {
         // A Python model's error, worded and coded by MLflow's own code in the worker.
+        Err(e) if mlflow_body(&e).is_some() && mlflow_code(&e).is_some() => {
+            Err(Failure::Body(mlflow_body(&e).unwrap_or_default()))
+        }
         Err(e) if mlflow_code(&e).is_some() => Err(Failure::Json(
             mlflow_code(&e).unwrap_or("BAD_REQUEST"),
             e.message,
@@ -224,6 +235,17 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
         Ok(out) if python => Ok(python_predictions(out)),
         Ok(out) => Ok(predictions(out, table_input)),
     }
+}
+
+/// The MLflow error body (a JSON object) a model put in its error's context.
+fn mlflow_body(e: &cairn_plugin_api::Error) -> Option<String> {
+    let (_, body) = e
+        .context
+        .iter()
+        .find(|(k, _)| k == cairn_plugin_api::flavor::MLFLOW_ERROR_BODY)?;
+    serde_json::from_str::<Map<String, Value>>(body)
+        .ok()
+        .map(|_| body.clone())
 }
 
 /// The MLflow error code a model put in its error's context, if it is one answered with 400.
