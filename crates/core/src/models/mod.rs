@@ -511,3 +511,76 @@ async fn predict(
             .map_err(Error::Output),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(dir: &Path) -> MlModel {
+        let text = "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n    env:\n      \
+                    conda: conda.yaml\n      virtualenv: python_env.yaml\n";
+        std::fs::write(dir.join("MLmodel"), text).unwrap();
+        MlModel::read_dir(dir).unwrap()
+    }
+
+    #[test]
+    fn local_python_is_the_flag_then_the_settings_then_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let local = |python: Option<&str>, configured: Option<Vec<String>>| {
+            let options = PythonOptions {
+                python: python.map(str::to_owned),
+                ..PythonOptions::default()
+            };
+            python_command(&options, dir.path(), &m, configured).unwrap()
+        };
+        assert_eq!(
+            local(Some("/x/python"), Some(vec!["y".into()])),
+            ["/x/python"]
+        );
+        assert_eq!(
+            local(None, Some(vec!["y".into(), "-E".into()])),
+            ["y", "-E"]
+        );
+        let default = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        assert_eq!(local(None, None), [default]);
+    }
+
+    #[test]
+    fn virtualenv_builds_the_models_python_env_with_its_requirements_inlined() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let options = PythonOptions {
+            env_manager: Some("virtualenv".into()),
+            ..PythonOptions::default()
+        };
+        // No python_env.yaml: the error names the file.
+        let err = python_command(&options, dir.path(), &m, None).unwrap_err();
+        assert!(err.to_string().contains("python_env.yaml"), "{err}");
+        std::fs::write(
+            dir.path().join("python_env.yaml"),
+            "python: 3.11.7\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("requirements.txt"),
+            "# comment\nmlflow==3.18.0\n\nscikit-learn==1.9.1\n",
+        )
+        .unwrap();
+        let argv = python_command(&options, dir.path(), &m, None).unwrap();
+        // The environment builder's argv (as `cairn run` uses it), then `python`.
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert_eq!(argv.last().unwrap(), "python");
+        assert_eq!(argv[5], "virtualenv");
+        assert_eq!(argv[6], "3.11.7");
+        let reqs = std::fs::read_to_string(&argv[8]).unwrap();
+        assert_eq!(reqs, "mlflow==3.18.0\nscikit-learn==1.9.1\n");
+        // conda without conda.yaml names the file.
+        let conda = PythonOptions {
+            env_manager: Some("conda".into()),
+            ..PythonOptions::default()
+        };
+        let err = python_command(&conda, dir.path(), &m, None).unwrap_err();
+        assert!(err.to_string().contains("conda.yaml"), "{err}");
+    }
+}
