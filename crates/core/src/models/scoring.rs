@@ -204,7 +204,15 @@ async fn invocations(
 /// Scores a request body of `format` (`json`, `csv` or `parquet`): the `predictions` value,
 /// or the failure MLflow answers.
 pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value, Failure> {
-    let signature = batcher.model().signature();
+    let python = batcher.model().capabilities().python_function;
+    let mut signature = batcher.model().signature();
+    if python && let Some(Schema::Columns(specs)) = &mut signature.inputs {
+        // A Python model enforces its schema itself (MLflow's `_enforce_schema`, with MLflow's
+        // words): a missing column is left for it to refuse.
+        for spec in specs {
+            spec.required = false;
+        }
+    }
     let (input, params) = match format {
         "json" => parse_json(body, &signature)?,
         "csv" => (parse_csv(body, &signature)?, Params::new()),
@@ -216,7 +224,6 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
         return Ok(Value::Array(vec![]));
     }
     let table_input = matches!(input, ModelData::Table(_));
-    let python = batcher.model().capabilities().python_function;
     match batcher.predict(input, params).await {
         // A Python model's error, worded and coded by MLflow's own code in the worker.
         Err(e) if mlflow_body(&e).is_some() && mlflow_code(&e).is_some() => {
