@@ -196,6 +196,9 @@ MODEL_CODE = textwrap.dedent('''
         def predict(self, context, model_input, params=None):
             params = params or {}
             if params.get("sleep"):
+                if params.get("pidfile"):
+                    with open(params["pidfile"], "w") as f:
+                        f.write(str(os.getpid()))
                 time.sleep(params["sleep"])
             if (model_input["x"] < 0).any():
                 raise ValueError("negative x is not allowed")
@@ -220,7 +223,7 @@ def custom(tmp_path_factory):
     signature = ModelSignature(
         inputs=Schema([ColSpec("double", "x"), ColSpec("string", "name")]),
         params=ParamSchema([ParamSpec("k", "double", 1.0), ParamSpec("tag", "string", "t"),
-                            ParamSpec("sleep", "double", 0.0)]),
+                            ParamSpec("sleep", "double", 0.0), ParamSpec("pidfile", "string", "")]),
     )
     path = str(root / "model")
     mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
@@ -270,19 +273,21 @@ def _workers(proc) -> set[int]:
     return {int(p) for p in out.stdout.split()}
 
 
-def test_a_worker_killed_mid_request_is_replaced(custom):
+def test_a_worker_killed_mid_request_is_replaced(custom, tmp_path):
     path, url, proc = custom
     before = _workers(proc)
     assert len(before) == 2, before
-    # A slow request occupies one worker; SIGKILL it mid-call.
-    slow = {"dataframe_records": [{"x": 1.0, "name": "a"}], "params": {"sleep": 15.0}}
+    # A slow request occupies one worker, which writes its pid; SIGKILL it mid-call.
+    pidfile = tmp_path / "pid"
+    slow = {"dataframe_records": [{"x": 1.0, "name": "a"}],
+            "params": {"sleep": 15.0, "pidfile": str(pidfile)}}
     result = {}
     t = threading.Thread(target=lambda: result.update(r=_post(url, slow)))
     t.start()
-    time.sleep(2)  # the slow call reaches its worker; a quick one then lands on the other
-    free = _post(url, {"dataframe_records": [{"x": 1.0, "name": "a"}]}).json()["predictions"][0]["pid"]
-    assert t.is_alive()
-    (victim,) = before - {free}
+    while not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.1)
+    victim = int(pidfile.read_text())
+    assert victim in before and t.is_alive()
     os.kill(victim, signal.SIGKILL)
     t.join()
     # The in-flight request is answered with an error, not left hanging.
