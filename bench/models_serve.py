@@ -4,7 +4,11 @@ local` on the same ONNX models, same machine, same run. Run it through `bench/ru
 Models (saved once with `mlflow.onnx.save_model` into a temporary directory both servers load):
 - `logreg`: skl2onnx's LogisticRegression of 4 features (zipmap off): almost no compute, so it
   measures the serving overhead;
-- `mlp`: a 64-256-256-10 perceptron built with `onnx.helper` (MatMul, Add, Relu, Softmax).
+- `mlp`: a 64-256-256-10 perceptron built with `onnx.helper` (MatMul, Add, Relu, Softmax);
+- `sklearn`: the same LogisticRegression saved with `mlflow.sklearn.save_model` (only the
+  `python_function` flavor servable): Cairn's pool of Python workers (`--env-manager local`,
+  this interpreter) against MLflow's uvicorn workers, both `--workers 2`; Python's `predict`
+  runs on both sides, the difference is parsing, scheduling and micro-batching.
 
 Per model, rounds in ABBA order (cairn, mlflow, mlflow, cairn, ...), each server started fresh:
 - cold start: spawn to the first `GET /ping` answering 200 (polled every millisecond);
@@ -76,6 +80,8 @@ def make_models(root: Path) -> dict[str, tuple[Path, np.ndarray]]:
     onx = to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}})
     mlflow.onnx.save_model(onx, root / "logreg")
     models["logreg"] = (root / "logreg", x)
+    mlflow.sklearn.save_model(clf, root / "sklearn", signature=mlflow.models.infer_signature(x, clf.predict(x)))
+    models["sklearn"] = (root / "sklearn", x)
 
     rng = np.random.default_rng(0)
     sizes = [64, 256, 256, 10]
@@ -117,10 +123,13 @@ def _ping(port: int) -> bool:
 def start(flavor: Flavor, args, model: Path, root: Path) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix=f"{flavor.name}-", dir=root))
     port = _free_port()
+    python_workers = ["--workers", "2"] if (model / "python_model.pkl").exists() or model.name == "sklearn" else []
     if flavor.kind == "mlflow":
-        cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "-p", str(port), "--env-manager", "local"]
+        cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "-p", str(port), "--env-manager", "local", *python_workers]
     else:
         cmd = [args.cairn_bin, "models", "serve", "-m", str(model), "-p", str(port)]
+        if python_workers:
+            cmd += ["--env-manager", "local", "--python", sys.executable, *python_workers]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
     # mlflow models serve runs `uvicorn` from PATH: the venv's.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -202,6 +211,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="batch-1 requests per phase")
     p.add_argument("--big-requests", type=int, default=40, help="batch-1000 requests per phase")
     p.add_argument("--quick", action="store_true", help="1 round, 200 / 10 requests")
+    p.add_argument("--only", action="append", help="run only this model (logreg, mlp, sklearn); repeatable")
     args = p.parse_args()
     if args.quick:
         args.rounds, args.requests, args.big_requests = 1, 200, 10
@@ -221,6 +231,8 @@ def main() -> None:
     }
     try:
         for name, (path, x) in make_models(root).items():
+            if args.only and name not in args.only:
+                continue
             one = json.dumps({"inputs": x[:1].tolist()}).encode()
             big = json.dumps({"inputs": x.tolist()}).encode()
             per: dict[str, list[dict]] = {f.name: [] for f in flavors}
@@ -245,7 +257,8 @@ def main() -> None:
                         })
                     finally:
                         stop_server_proc(server.proc)
-            results["models"][name] = {"rounds": per, "ort_b1000": ort_floor(path, x, args.big_requests)}
+            onnx_model = (path / "model.onnx").exists()
+            results["models"][name] = {"rounds": per, "ort_b1000": ort_floor(path, x, args.big_requests) if onnx_model else None}
             print(f"{name}: done", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -298,6 +311,8 @@ def render(results: dict) -> str:
         if merged:
             lines.append(f"| {name} | batch 1, conc. 8: requests per inference call (micro-batching) | {statistics.median(merged):.2f} | 1 | |")
         ort = m["ort_b1000"]
+        if ort is None:
+            continue
         b1000 = _median(c, "b1000_c1", "p50_ms")
         lines.append(
             f"| {name} | onnxruntime `InferenceSession.run`, batch 1000: p50 ms | {b1000:.2f} (cairn, over HTTP) | "

@@ -25,6 +25,9 @@ use cairn_flavor_onnx as _;
 #[cfg(feature = "backend-k8s")]
 use cairn_backend_k8s as _;
 
+#[cfg(feature = "flavor-pyfunc")]
+use cairn_flavor_pyfunc as _;
+
 use cairn_plugin_api::{PluginFactory, PluginKind};
 
 /// Every built-in plugin's factory: those the linked plugin crates registered with
@@ -125,6 +128,13 @@ pub const KNOWN: &[KnownBuiltin] = &[
         package: "cairn-backend-k8s",
         feature: "backend-k8s",
         enabled: cfg!(feature = "backend-k8s"),
+    },
+    KnownBuiltin {
+        kind: PluginKind::ModelFlavor,
+        name: "python_function",
+        package: "cairn-flavor-pyfunc",
+        feature: "flavor-pyfunc",
+        enabled: cfg!(feature = "flavor-pyfunc"),
     },
 ];
 

@@ -252,7 +252,7 @@ fn a_model_without_a_served_flavor_is_refused_in_one_line() {
     std::fs::create_dir_all(&model).unwrap();
     std::fs::write(
         model.join("MLmodel"),
-        "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n  sklearn:\n    pickled_model: model.pkl\n",
+        "flavors:\n  sklearn:\n    pickled_model: model.pkl\n",
     )
     .unwrap();
     let out = cairn(dir.path(), &["models", "serve", "-m", "model", "-p", "0"])
@@ -262,7 +262,7 @@ fn a_model_without_a_served_flavor_is_refused_in_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "its flavors are [python_function, sklearn]; this build serves the flavors [onnx]"
+            "its flavors are [sklearn]; this build serves the flavors [onnx, python_function]"
         ),
         "{stderr}"
     );

@@ -614,6 +614,17 @@ impl ModelData {
     }
 }
 
+/// The [`Error::context`] key under which a model that knows MLflow's exact error (a Python
+/// model, whose worker words it as MLflow's scoring server does) gives MLflow's error code
+/// (`BAD_REQUEST`, `INVALID_PARAMETER_VALUE`); the scoring server then answers the error's
+/// message unchanged with that code.
+pub const MLFLOW_ERROR_CODE: &str = "mlflow_error_code";
+
+/// The [`Error::context`] key under which such a model may give MLflow's whole error body (a
+/// JSON object: `error_code`, `message`, `sqlstate`, `error_class`, ...); the scoring server
+/// then answers it as it is, with 400.
+pub const MLFLOW_ERROR_BODY: &str = "mlflow_error_body";
+
 /// Inference parameters (MLflow's `params`), after [`Signature::validate_params`].
 pub type Params = BTreeMap<String, serde_json::Value>;
 
@@ -630,6 +641,11 @@ pub struct ModelCapabilities {
     pub tensor_input: bool,
     /// It accepts [`ModelData::Table`].
     pub table_input: bool,
+    /// Its outputs are a Python `python_function` model's return values, rendered as MLflow's
+    /// scoring server renders them whatever the input: a [`ModelData::Table`] (a DataFrame or
+    /// Series) as records, the single unnamed tensor `""` (an ndarray, list or scalar) as its
+    /// nested list, named tensors (a dict) as an object of nested lists.
+    pub python_function: bool,
 }
 
 impl ModelCapabilities {
@@ -639,6 +655,7 @@ impl ModelCapabilities {
             batchable,
             tensor_input,
             table_input,
+            python_function: false,
         }
     }
 }

@@ -4,8 +4,16 @@
 //! The model URI (`runs:/`, `models:/`, `mlflow-artifacts:/`, `s3://`, `file:`, a path) is
 //! resolved as `cairn artifacts download` resolves it ([`crate::artifacts_cli`]): a local
 //! directory is used in place, anything else is downloaded to a temporary directory first.
-//! The flavor is the first flavor of `MLmodel` (besides `python_function`) that a plugin of
-//! this build serves; a model with none is refused with one line naming both lists.
+//! The flavor is the first flavor of `MLmodel` besides `python_function` that a plugin of this
+//! build serves natively, else `python_function` (a pool of Python workers, plugin
+//! `cairn-flavor-pyfunc`) when the model has it; a model with neither is refused with one line
+//! naming both lists.
+//!
+//! A `python_function` model runs in the Python environment `--env-manager` names
+//! ([`python_command`]): `local` (the default: `--python`, else `$PYTHON`, else `python3`, which
+//! must have mlflow and the model's libraries), `virtualenv` / `uv` (built from the model's
+//! `python_env.yaml` and `requirements.txt`) or `conda` (from its `conda.yaml`), with the same
+//! environment code and cache as `cairn run` ([`crate::projects::environment`]).
 
 pub mod batch;
 pub mod metrics;
@@ -47,9 +55,13 @@ pub struct PredictArgs {
     /// The input's format.
     #[arg(long, short = 't', value_name = "TYPE", default_value = "json", value_parser = ["json", "csv"])]
     pub content_type: String,
-    /// Accepted for compatibility and ignored: Cairn runs models natively, without Python.
-    #[arg(long, value_name = "MANAGER")]
+    /// The Python environment of a `python_function` model: local (default), virtualenv, uv
+    /// or conda; ignored for models Cairn runs natively.
+    #[arg(long, value_name = "MANAGER", value_parser = ENV_MANAGERS)]
     pub env_manager: Option<String>,
+    /// The Python interpreter of `--env-manager local`; default `$PYTHON`, else `python3`.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
     /// Accepted for compatibility and ignored.
     #[arg(long)]
     pub install_mlflow: bool,
@@ -91,16 +103,21 @@ pub struct ServeArgs {
     /// Port to bind; default 5000 (0 picks a free port).
     #[arg(long, short = 'p', value_name = "PORT", default_value_t = 5000)]
     pub port: u16,
-    /// Accepted for compatibility and ignored: Cairn serves from one multi-threaded process.
+    /// Python worker processes of a `python_function` model (default: the number of cores);
+    /// ignored for models Cairn runs natively, in one multi-threaded process.
     #[arg(long, short = 'w', value_name = "N", env = "MLFLOW_MODELS_WORKERS")]
     pub workers: Option<String>,
     /// Request timeout in seconds (MLflow's default 60); a slower request answers 504.
     #[arg(long, short = 't', value_name = "S", default_value_t = 60)]
     pub timeout: u64,
-    /// Accepted for compatibility and ignored: Cairn runs models natively, without Python.
-    #[arg(long, value_name = "MANAGER")]
+    /// The Python environment of a `python_function` model: local (default), virtualenv, uv
+    /// or conda; ignored for models Cairn runs natively.
+    #[arg(long, value_name = "MANAGER", value_parser = ENV_MANAGERS)]
     pub env_manager: Option<String>,
-    /// Accepted for compatibility and ignored: there is no Python environment to build.
+    /// The Python interpreter of `--env-manager local`; default `$PYTHON`, else `python3`.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
+    /// `--env-manager local`, as MLflow's deprecated flag.
     #[arg(long)]
     pub no_conda: bool,
     /// Accepted for compatibility and ignored.
@@ -118,15 +135,28 @@ pub struct ServeArgs {
     pub help: Option<bool>,
 }
 
+/// `--env-manager`'s values.
+const ENV_MANAGERS: [&str; 4] = ["local", "virtualenv", "uv", "conda"];
+
 impl ServeArgs {
-    /// One note per given option that does not apply to Cairn.
-    pub fn ignored_options(&self) -> Vec<String> {
+    /// One note per given option that does not apply to Cairn (`python`: whether the model is
+    /// served by Python workers, which take `--workers` and `--env-manager`).
+    pub fn ignored_options(&self, python: bool) -> Vec<String> {
         crate::cli::ignored_notes(&[
-            (self.workers.is_some(), "--workers", crate::cli::ONE_PROCESS),
             (
-                self.env_manager.is_some() || self.no_conda || self.install_mlflow,
-                "--env-manager/--no-conda/--install-mlflow",
-                "Cairn runs models natively, without a Python environment",
+                self.workers.is_some() && !python,
+                "--workers",
+                crate::cli::ONE_PROCESS,
+            ),
+            (
+                (self.env_manager.is_some() || self.no_conda) && !python,
+                "--env-manager/--no-conda",
+                "Cairn runs this model natively, without a Python environment",
+            ),
+            (
+                self.install_mlflow,
+                "--install-mlflow",
+                "the model's environment is built from its own requirements",
             ),
             (
                 self.enable_mlserver,
@@ -165,9 +195,148 @@ fn model_error(uri: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// How a `python_function` model's workers run: from `cairn models serve|predict`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct PythonOptions {
+    /// `--env-manager` (`None`: local).
+    pub env_manager: Option<String>,
+    /// `--python`.
+    pub python: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--timeout`, in seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+impl ModelsCommand {
+    /// The `python_function` options of the command.
+    pub fn python_options(&self) -> Result<PythonOptions> {
+        Ok(match self {
+            ModelsCommand::Serve(a) => PythonOptions {
+                env_manager: if a.no_conda && a.env_manager.is_none() {
+                    Some("local".into())
+                } else {
+                    a.env_manager.clone()
+                },
+                python: a.python.clone(),
+                workers: match &a.workers {
+                    None => None,
+                    Some(w) => Some(
+                        w.trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                model_error(
+                                    &a.model_uri,
+                                    format!("--workers must be a positive number, got '{w}'"),
+                                )
+                            })?,
+                    ),
+                },
+                timeout_secs: Some(a.timeout),
+            },
+            ModelsCommand::Predict(a) => PythonOptions {
+                env_manager: a.env_manager.clone(),
+                python: a.python.clone(),
+                workers: Some(1),
+                timeout_secs: None,
+            },
+        })
+    }
+}
+
+/// The argv that runs Python for the model in `model_dir` under `--env-manager`: `local` is the
+/// interpreter itself (`--python`, the settings' `python`, `$PYTHON`, `python3`); `virtualenv`
+/// and `uv` build the model's `python_env.yaml` (its `-r requirements.txt` read from the model
+/// directory), `conda` its `conda.yaml`, as `cairn run` builds a project's, in the same cache.
+pub fn python_command(
+    options: &PythonOptions,
+    model_dir: &Path,
+    mlmodel: &MlModel,
+    configured: Option<Vec<String>>,
+) -> Result<Vec<String>> {
+    use crate::projects::environment;
+    use cairn_plugin_api::projects::PythonEnvManager;
+    let uri = model_dir.display().to_string();
+    let env_file = |key: &str, default: &str| -> PathBuf {
+        let name = mlmodel
+            .flavors
+            .get("python_function")
+            .and_then(|f| f.get("env"))
+            .and_then(|e| e.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or(default)
+            .to_owned();
+        model_dir.join(name)
+    };
+    let storage = crate::projects::local::default_storage_dir();
+    let manager = match options.env_manager.as_deref().unwrap_or("local") {
+        "local" => {
+            return Ok(match (&options.python, configured) {
+                (Some(p), _) => vec![p.clone()],
+                (None, Some(argv)) if !argv.is_empty() => argv,
+                _ => vec![std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())],
+            });
+        }
+        "conda" => {
+            let file = env_file("conda", "conda.yaml");
+            let content = std::fs::read_to_string(&file).map_err(|e| {
+                model_error(
+                    &uri,
+                    format!("--env-manager conda needs {}: {e}", file.display()),
+                )
+            })?;
+            let mut argv = environment::conda_env(&storage, &content)
+                .map_err(|e| model_error(&uri, e.message))?;
+            argv.push("python".into());
+            return Ok(argv);
+        }
+        "uv" => PythonEnvManager::Uv,
+        _ => PythonEnvManager::Virtualenv,
+    };
+    let file = env_file("virtualenv", "python_env.yaml");
+    let mut spec = crate::projects::spec::read_python_env(&file).map_err(|e| {
+        model_error(
+            &uri,
+            format!("--env-manager needs the model's python_env.yaml: {e}"),
+        )
+    })?;
+    // `-r requirements.txt` is relative to the model directory: read it here, since the
+    // environment builder installs from a copy elsewhere.
+    let mut deps = Vec::new();
+    for dep in std::mem::take(&mut spec.dependencies) {
+        match dep.strip_prefix("-r").map(str::trim) {
+            Some(name) => {
+                let path = model_dir.join(name);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    model_error(&uri, format!("cannot read {}: {e}", path.display()))
+                })?;
+                deps.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            None => deps.push(dep),
+        }
+    }
+    spec.dependencies = deps;
+    let mut argv = environment::python_env(&storage, &spec, manager)
+        .map_err(|e| model_error(&uri, e.message))?;
+    argv.push("python".into());
+    Ok(argv)
+}
+
 /// Resolves the command's model URI, downloads it if it is not local, and loads it with its
-/// flavor.
-pub async fn load(command: &ModelsCommand, loaded: &LoadedConfig, dir: &Path) -> Result<Served> {
+/// flavor (a `python_function` model in the environment `python` describes).
+pub async fn load(
+    command: &ModelsCommand,
+    loaded: &LoadedConfig,
+    dir: &Path,
+    python: &PythonOptions,
+) -> Result<Served> {
     let target = command.target();
     let uri = target.uri.as_deref().unwrap_or_default();
     let local = uri
@@ -195,7 +364,15 @@ pub async fn load(command: &ModelsCommand, loaded: &LoadedConfig, dir: &Path) ->
     let mlmodel = MlModel::read_dir(&model_dir).map_err(|e| model_error(uri, e.message))?;
     let assembly = Assembly::new(loaded)?;
     let served = assembly.registry().names(PluginKind::ModelFlavor);
-    let Some(flavor) = mlmodel.flavors.keys().find(|f| served.contains(f)).cloned() else {
+    // Native flavors first; python_function (Python workers) only when none serves it.
+    let native = mlmodel
+        .flavors
+        .keys()
+        .find(|f| f.as_str() != PYTHON_FUNCTION && served.contains(f));
+    let pyfunc = (mlmodel.flavors.contains_key(PYTHON_FUNCTION)
+        && served.iter().any(|s| s == PYTHON_FUNCTION))
+    .then(|| PYTHON_FUNCTION.to_owned());
+    let Some(flavor) = native.cloned().or(pyfunc) else {
         return Err(model_error(
             uri,
             format!(
@@ -210,7 +387,25 @@ pub async fn load(command: &ModelsCommand, loaded: &LoadedConfig, dir: &Path) ->
             ),
         ));
     };
-    let ctx = assembly.repositories().contexts().for_plugin(&flavor, None);
+    let mut ctx = assembly.repositories().contexts().for_plugin(&flavor, None);
+    if flavor == PYTHON_FUNCTION {
+        let configured = ctx
+            .settings
+            .get("python")
+            .and_then(|p| serde_json::from_value::<Vec<String>>(p.clone()).ok());
+        let argv = python_command(python, &model_dir, &mlmodel, configured)?;
+        let settings = ctx
+            .settings
+            .as_object_mut()
+            .ok_or_else(|| model_error(uri, "[settings.python_function] must be a table"))?;
+        settings.insert("python".into(), argv.into());
+        if let Some(n) = python.workers {
+            settings.insert("workers".into(), n.into());
+        }
+        if let Some(t) = python.timeout_secs {
+            settings.insert("timeout_secs".into(), t.into());
+        }
+    }
     let plugin = assembly.registry().model_flavor(&flavor, ctx)?;
     let model = plugin
         .load(&model_dir, &mlmodel)
@@ -223,6 +418,9 @@ pub async fn load(command: &ModelsCommand, loaded: &LoadedConfig, dir: &Path) ->
         _download: download_dir,
     })
 }
+
+/// The flavor served by Python workers.
+pub const PYTHON_FUNCTION: &str = "python_function";
 
 /// Runs `command` with the configuration `loaded`, resolving relative paths against `dir`.
 pub fn run(
@@ -238,11 +436,13 @@ pub fn run(
             return runtime.block_on(predict(command, args, loaded, dir, out));
         }
     };
-    for note in args.ignored_options() {
-        tracing::warn!("{note}");
-    }
+    let python = command.python_options()?;
     runtime.block_on(async {
-        let served = load(command, loaded, dir).await?;
+        let served = load(command, loaded, dir, &python).await?;
+        let is_python = served.flavor == PYTHON_FUNCTION;
+        for note in args.ignored_options(is_python) {
+            tracing::warn!("{note}");
+        }
         tracing::info!(flavor = %served.flavor, uri = %args.model_uri, "model loaded");
         let host = args.host.trim_start_matches('[').trim_end_matches(']');
         let listener = tokio::net::TcpListener::bind((host, args.port))
@@ -253,8 +453,13 @@ pub fn run(
             })?;
         let address = listener.local_addr().map_err(Error::Output)?;
         let metrics = Arc::new(metrics::Metrics::default());
-        // One inference call per core at once, as the flavors' pools run them.
-        let slots = std::thread::available_parallelism().map_or(2, usize::from);
+        // One inference call per core at once, as the flavors' pools run them; one per worker
+        // for Python workers.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let slots = match python.workers {
+            Some(n) if is_python => n,
+            _ => cores,
+        };
         let batcher = batch::Batcher::new(served.model.clone(), metrics.clone(), slots);
         let app = scoring::router(
             Arc::new(batcher),
@@ -279,7 +484,7 @@ async fn predict(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let served = load(command, loaded, dir).await?;
+    let served = load(command, loaded, dir, &command.python_options()?).await?;
     let body = match &args.input_path {
         Some(p) => std::fs::read(dir.join(p)).map_err(|e| {
             model_error(&args.model_uri, format!("cannot read {}: {e}", p.display()))
@@ -304,5 +509,78 @@ async fn predict(
             .write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(Error::Output),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(dir: &Path) -> MlModel {
+        let text = "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n    env:\n      \
+                    conda: conda.yaml\n      virtualenv: python_env.yaml\n";
+        std::fs::write(dir.join("MLmodel"), text).unwrap();
+        MlModel::read_dir(dir).unwrap()
+    }
+
+    #[test]
+    fn local_python_is_the_flag_then_the_settings_then_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let local = |python: Option<&str>, configured: Option<Vec<String>>| {
+            let options = PythonOptions {
+                python: python.map(str::to_owned),
+                ..PythonOptions::default()
+            };
+            python_command(&options, dir.path(), &m, configured).unwrap()
+        };
+        assert_eq!(
+            local(Some("/x/python"), Some(vec!["y".into()])),
+            ["/x/python"]
+        );
+        assert_eq!(
+            local(None, Some(vec!["y".into(), "-E".into()])),
+            ["y", "-E"]
+        );
+        let default = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        assert_eq!(local(None, None), [default]);
+    }
+
+    #[test]
+    fn virtualenv_builds_the_models_python_env_with_its_requirements_inlined() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model(dir.path());
+        let options = PythonOptions {
+            env_manager: Some("virtualenv".into()),
+            ..PythonOptions::default()
+        };
+        // No python_env.yaml: the error names the file.
+        let err = python_command(&options, dir.path(), &m, None).unwrap_err();
+        assert!(err.to_string().contains("python_env.yaml"), "{err}");
+        std::fs::write(
+            dir.path().join("python_env.yaml"),
+            "python: 3.11.7\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("requirements.txt"),
+            "# comment\nmlflow==3.18.0\n\nscikit-learn==1.9.1\n",
+        )
+        .unwrap();
+        let argv = python_command(&options, dir.path(), &m, None).unwrap();
+        // The environment builder's argv (as `cairn run` uses it), then `python`.
+        assert_eq!(argv[..2], ["sh", "-c"]);
+        assert_eq!(argv.last().unwrap(), "python");
+        assert_eq!(argv[5], "virtualenv");
+        assert_eq!(argv[6], "3.11.7");
+        let reqs = std::fs::read_to_string(&argv[8]).unwrap();
+        assert_eq!(reqs, "mlflow==3.18.0\nscikit-learn==1.9.1\n");
+        // conda without conda.yaml names the file.
+        let conda = PythonOptions {
+            env_manager: Some("conda".into()),
+            ..PythonOptions::default()
+        };
+        let err = python_command(&conda, dir.path(), &m, None).unwrap_err();
+        assert!(err.to_string().contains("conda.yaml"), "{err}");
     }
 }

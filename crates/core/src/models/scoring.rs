@@ -92,6 +92,8 @@ pub enum Failure {
     Json(&'static str, String),
     /// A plain-text body with a status.
     Text(StatusCode, String),
+    /// A whole MLflow JSON error body (a Python model's, as MLflow words it) with 400.
+    Body(String),
 }
 
 fn bad(message: impl Into<String>) -> Failure {
@@ -106,7 +108,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Json(code, message) => write!(f, "{code}: {message}"),
-            Failure::Text(_, text) => f.write_str(text),
+            Failure::Text(_, text) | Failure::Body(text) => f.write_str(text),
         }
     }
 }
@@ -118,6 +120,12 @@ impl IntoResponse for Failure {
                 StatusCode::BAD_REQUEST,
                 [(header::CONTENT_TYPE, "application/json")],
                 serde_json::json!({"error_code": code, "message": message}).to_string(),
+            )
+                .into_response(),
+            Failure::Body(body) => (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
             )
                 .into_response(),
             Failure::Text(status, text) => (
@@ -196,7 +204,15 @@ async fn invocations(
 /// Scores a request body of `format` (`json`, `csv` or `parquet`): the `predictions` value,
 /// or the failure MLflow answers.
 pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value, Failure> {
-    let signature = batcher.model().signature();
+    let python = batcher.model().capabilities().python_function;
+    let mut signature = batcher.model().signature();
+    if python && let Some(Schema::Columns(specs)) = &mut signature.inputs {
+        // A Python model enforces its schema itself (MLflow's `_enforce_schema`, with MLflow's
+        // words): a missing column is left for it to refuse.
+        for spec in specs {
+            spec.required = false;
+        }
+    }
     let (input, params) = match format {
         "json" => parse_json(body, &signature)?,
         "csv" => (parse_csv(body, &signature)?, Params::new()),
@@ -209,14 +225,45 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
     }
     let table_input = matches!(input, ModelData::Table(_));
     match batcher.predict(input, params).await {
+        // A Python model's error, worded and coded by MLflow's own code in the worker.
+        Err(e) if mlflow_body(&e).is_some() && mlflow_code(&e).is_some() => {
+            Err(Failure::Body(mlflow_body(&e).unwrap_or_default()))
+        }
+        Err(e) if mlflow_code(&e).is_some() => Err(Failure::Json(
+            mlflow_code(&e).unwrap_or("BAD_REQUEST"),
+            e.message,
+        )),
         Err(e) if e.kind == ErrorKind::InvalidArgument => Err(invalid(e.message)),
         Err(e) => Err(bad(format!(
             "Encountered an unexpected error while evaluating the model. Verify that the \
              serialized input Dataframe is compatible with the model for inference. {}",
             e.message
         ))),
+        Ok(out) if python => Ok(python_predictions(out)),
         Ok(out) => Ok(predictions(out, table_input)),
     }
+}
+
+/// The MLflow error body (a JSON object) a model put in its error's context.
+fn mlflow_body(e: &cairn_plugin_api::Error) -> Option<String> {
+    let (_, body) = e
+        .context
+        .iter()
+        .find(|(k, _)| k == cairn_plugin_api::flavor::MLFLOW_ERROR_BODY)?;
+    serde_json::from_str::<Map<String, Value>>(body)
+        .ok()
+        .map(|_| body.clone())
+}
+
+/// The MLflow error code a model put in its error's context, if it is one answered with 400.
+fn mlflow_code(e: &cairn_plugin_api::Error) -> Option<&'static str> {
+    let code = e
+        .context
+        .iter()
+        .find(|(k, _)| k == cairn_plugin_api::flavor::MLFLOW_ERROR_CODE)?;
+    ["BAD_REQUEST", "INVALID_PARAMETER_VALUE"]
+        .into_iter()
+        .find(|c| *c == code.1)
 }
 
 fn json_ok(predictions: Value) -> Response {
@@ -330,7 +377,7 @@ fn dataframe_split(value: Value, signature: &Signature) -> Result<ModelData, Fai
             c.1.push(v);
         }
     }
-    table(columns, signature)
+    json_table(columns, signature)
 }
 
 fn columns_of_records(items: Vec<Value>) -> Result<Vec<(String, Vec<Value>)>, Failure> {
@@ -362,10 +409,38 @@ fn dataframe_records(value: Value, signature: &Signature) -> Result<ModelData, F
     let Value::Array(items) = value else {
         return Err(bad("dataframe_records must be a list of records"));
     };
-    table(columns_of_records(items)?, signature)
+    json_table(columns_of_records(items)?, signature)
 }
 
 /// A table of JSON columns typed by the column signature (or inferred), missing values kept.
+/// A JSON DataFrame's table: as [`table`], but a model whose signature is one tensor gets
+/// every column as that tensor's type, as MLflow's `cast_df_types_according_to_schema` does.
+fn json_table(
+    columns: Vec<(String, Vec<Value>)>,
+    signature: &Signature,
+) -> Result<ModelData, Failure> {
+    let dtype = match &signature.inputs {
+        Some(Schema::Tensors(t)) if t.len() == 1 => Some(t[0].dtype),
+        _ => return table(columns, signature),
+    };
+    let columns = columns
+        .into_iter()
+        .map(|(name, values)| {
+            let data = convert(&values, dtype.unwrap_or(DType::Float64)).map_err(|v| {
+                bad(format!(
+                    "Incompatible input types for column {name}. Can not safely convert {v} \
+                     to {dtype:?}."
+                ))
+            })?;
+            let missing = values.iter().map(Value::is_null).collect();
+            Column::new(name, data, Some(missing)).map_err(|e| bad(e.message))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Table::new(columns)
+        .map(ModelData::Table)
+        .map_err(|e| bad(e.message))
+}
+
 fn table(columns: Vec<(String, Vec<Value>)>, signature: &Signature) -> Result<ModelData, Failure> {
     let specs = match &signature.inputs {
         Some(Schema::Columns(specs)) if specs.iter().all(|s| s.name.is_some()) => Some(specs),
@@ -716,6 +791,19 @@ fn nested(data: &TensorData, shape: &[usize], start: usize) -> Value {
                     .collect(),
             )
         }
+    }
+}
+
+/// The `predictions` value of a Python model's output, as MLflow's `predictions_to_json`
+/// renders the return value: a DataFrame (table) as records, the unnamed tensor (an ndarray,
+/// list or scalar) as its nested list, a dict (named tensors) as an object of nested lists.
+pub fn python_predictions(out: ModelData) -> Value {
+    match out {
+        ModelData::Tensors(m) if m.len() == 1 && m.contains_key("") => {
+            let t = &m[""];
+            nested(t.data(), t.shape(), 0)
+        }
+        other => predictions(other, false),
     }
 }
 

@@ -1,0 +1,258 @@
+"""Cairn's python_function worker, protocol version 1 (shipped inside the cairn binary).
+
+Started as `python -c <this file> <model dir>` with CAIRN_PYFUNC_SOCKET naming a Unix socket
+that Cairn listens on. It connects, loads the model once with `mlflow.pyfunc.load_model`, says
+"ready", then answers predict calls one at a time until the socket closes.
+
+Frames, both ways: u32 LE header length, the header (UTF-8 JSON), u64 LE body length, the
+body (an Arrow IPC stream, or nothing). Data crosses as Arrow, never as per-row JSON:
+  * a table is one record batch, one column per column (nulls are missing values);
+  * tensors are one record batch of one row, one list column per tensor holding its elements
+    row-major; the header's "tensors" gives each one's name and shape.
+Header fields: "op" (ready | predict | result | error), "protocol", "id", "input"/"output"
+(table | tensors), "tensors", "params"; an error has "error_code" and "message" (MLflow's).
+Anything the model prints goes to stderr, never into the protocol.
+"""
+
+import json
+import os
+import socket
+import struct
+import sys
+import traceback
+
+PROTOCOL = 1
+
+
+def read_exact(stream, n):
+    data = stream.read(n)
+    if data is None or len(data) < n:
+        raise EOFError
+    return data
+
+
+def read_frame(stream):
+    (hlen,) = struct.unpack("<I", read_exact(stream, 4))
+    header = json.loads(read_exact(stream, hlen))
+    (blen,) = struct.unpack("<Q", read_exact(stream, 8))
+    body = read_exact(stream, blen) if blen else b""
+    return header, body
+
+
+def write_frame(stream, header, body=b""):
+    h = json.dumps(header).encode()
+    stream.write(struct.pack("<I", len(h)) + h + struct.pack("<Q", len(body)))
+    if body:
+        stream.write(body)
+    stream.flush()
+
+
+def ipc(batch):
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_input(header, body):
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(body).read_all()
+    if header["input"] == "table":
+        return table.to_pandas()
+    out = {}
+    for spec, column in zip(header["tensors"], table.columns):
+        values = column[0].values
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            arr = np.array(values.to_pylist(), dtype=object)
+        elif pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            arr = np.array(values.to_pylist(), dtype=object)
+        else:
+            arr = values.to_numpy(zero_copy_only=False)
+        out[spec["name"]] = arr.reshape(spec["shape"])
+    if list(out) == [""]:
+        return out[""]
+    return out
+
+
+class Unsupported(Exception):
+    pass
+
+
+def _flat_array(arr):
+    """A flat numpy array as an Arrow array of a type Cairn reads."""
+    import numpy as np
+    import pyarrow as pa
+
+    if arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8 and arr.dtype != np.float16:
+        return pa.array(arr)
+    if arr.dtype.kind in "OUS":
+        values = arr.tolist()
+        if all(isinstance(v, str) for v in values):
+            return pa.array(values, type=pa.string())
+        if all(isinstance(v, (bytes, bytearray)) for v in values):
+            return pa.array(values, type=pa.binary())
+        if all(isinstance(v, bool) for v in values):
+            return pa.array(values, type=pa.bool_())
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return pa.array(values, type=pa.int64())
+        if all(isinstance(v, float) for v in values):
+            return pa.array(values, type=pa.float64())
+    raise Unsupported(f"an array of dtype {arr.dtype}")
+
+
+def encode_output(out):
+    """The header fields and Arrow body of a prediction, in the forms MLflow's scoring server
+    renders: a DataFrame (or Series, as a one-column DataFrame) as records, an ndarray (or
+    list, or scalar) as a nested list, a dict as an object of them."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(out, pd.Series):
+        out = pd.DataFrame(out)
+    if isinstance(out, pd.DataFrame):
+        names = [str(c) for c in out.columns]
+        if len(set(names)) != len(names):
+            raise Unsupported("a DataFrame with repeated column names")
+        arrays = []
+        for name in out.columns:
+            col = out[name]
+            mask = col.isna().to_numpy()
+            if col.dtype.kind in "biuf":
+                values = col.to_numpy()
+            else:
+                values = col.to_numpy(dtype=object)
+                values = np.array([v if not m else None for v, m in zip(values, mask)], dtype=object)
+            try:
+                if col.dtype.kind in "biuf":
+                    arrays.append(pa.array(values, mask=mask if mask.any() else None))
+                else:
+                    present = values[~mask]
+                    kind = _flat_array(present).type if len(present) else pa.string()
+                    arrays.append(pa.array(values.tolist(), type=kind))
+            except Unsupported:
+                raise Unsupported(f"a DataFrame column '{name}' of dtype {col.dtype}")
+        batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        return {"output": "table"}, ipc(batch)
+    if isinstance(out, dict):
+        items = list(out.items())
+        if not all(isinstance(k, str) and k for k in out):
+            raise Unsupported("a dict whose keys are not non-empty strings")
+    else:
+        items = [("", out)]
+    specs, arrays = [], []
+    for name, value in items:
+        arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        if isinstance(value, (list, tuple)) and arr.dtype.kind == "f":
+            # json.dumps writes Python ints in a list as ints: keep them exact.
+            flat = [v for v in np.asarray(value, dtype=object).reshape(-1).tolist()]
+            if any(isinstance(v, int) and not isinstance(v, bool) for v in flat):
+                raise Unsupported("a list mixing integers and floats")
+        flat = _flat_array(arr.reshape(-1))
+        specs.append({"name": name, "shape": list(arr.shape)})
+        arrays.append(pa.ListArray.from_arrays(pa.array([0, len(flat)], type=pa.int32()), flat))
+    batch = pa.RecordBatch.from_arrays(arrays, names=[s["name"] or "_" for s in specs])
+    return {"output": "tensors", "tensors": specs}, ipc(batch)
+
+
+def mlflow_error(e, data):
+    """The error body MLflow's scoring server answers when predict raised `e` (as its
+    `invocations` words it), without the stack trace: (error code, message, body)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+    if isinstance(e, MlflowException):
+        e.message = f"Failed to predict data '{data}'. \nError: {e.message}"
+        err = e
+    else:
+        err = MlflowException(
+            message=(
+                "Encountered an unexpected error while evaluating the model. Verify that the "
+                "serialized input Dataframe is compatible with the model for inference."
+            ),
+            error_code=BAD_REQUEST,
+        )
+    body = json.loads(err.serialize_as_json())
+    body.pop("stack_trace", None)
+    return body["error_code"], body["message"], body
+
+
+def main():
+    model_dir = sys.argv[1]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["CAIRN_PYFUNC_SOCKET"])
+    rfile, wfile = sock.makefile("rb"), sock.makefile("wb")
+    sys.stdout = sys.stderr
+    missing = []
+    for module in ("mlflow", "pyarrow", "pandas", "numpy"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE", "message": (
+            f"the Python interpreter {sys.executable} cannot import {', '.join(missing)}: "
+            "install them there (pip install mlflow), or choose another interpreter "
+            "(--python or PYTHON), or use --env-manager virtualenv|uv")})
+        return
+    import inspect
+
+    import mlflow.pyfunc
+
+    try:
+        model = mlflow.pyfunc.load_model(model_dir)
+    except ImportError as e:
+        write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE", "message": (
+            f"the model needs the Python module '{e.name}', which {sys.executable} cannot "
+            f"import ({e}): install the model's requirements there (requirements.txt next to "
+            "MLmodel), or use --env-manager virtualenv|uv")})
+        return
+    except Exception as e:
+        write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE",
+                            "message": f"mlflow.pyfunc.load_model failed: {type(e).__name__}: {e}"})
+        return
+    takes_params = "params" in inspect.signature(model.predict).parameters
+    write_frame(wfile, {"op": "ready", "protocol": PROTOCOL, "pid": os.getpid(),
+                        "python": sys.version.split()[0], "mlflow": mlflow.__version__})
+    while True:
+        try:
+            header, body = read_frame(rfile)
+        except EOFError:
+            return
+        if header.get("op") != "predict":
+            write_frame(wfile, {"op": "error", "id": header.get("id"), "error_code": "INTERNAL_ERROR",
+                                "message": f"unknown operation {header.get('op')!r}"})
+            continue
+        reply = {"id": header.get("id")}
+        try:
+            data = decode_input(header, body)
+        except Exception as e:
+            write_frame(wfile, {**reply, "op": "error", "error_code": "BAD_REQUEST",
+                                "message": f"cannot read the batch: {e}"})
+            continue
+        try:
+            if takes_params:
+                out = model.predict(data, params=header.get("params") or None)
+            else:
+                out = model.predict(data)
+        except Exception as e:
+            code, message, error_body = mlflow_error(e, data)
+            traceback.print_exc()
+            write_frame(wfile, {**reply, "op": "error", "error_code": code, "message": message,
+                                "body": error_body})
+            continue
+        try:
+            fields, out_body = encode_output(out)
+        except Exception as e:
+            write_frame(wfile, {**reply, "op": "error", "error_code": "INTERNAL_ERROR", "message": (
+                f"Cairn cannot carry this model's prediction of type {type(out).__name__}: {e}")})
+            continue
+        write_frame(wfile, {**reply, "op": "result", **fields}, out_body)
+
+
+if __name__ == "__main__":
+    main()

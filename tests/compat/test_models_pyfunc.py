@@ -1,0 +1,334 @@
+"""`cairn models serve` on `python_function` models (issue 16): models the official client saves
+(a scikit-learn classifier, a scikit-learn pipeline with a DataFrame signature, a custom
+`mlflow.pyfunc.PythonModel` taking `params`) served by Cairn's pool of Python workers
+(`--env-manager local`, the suite's own interpreter). Every answer is compared with what
+MLflow's own scoring server code (`mlflow.pyfunc.scoring_server.invocations`, run in this
+process on `mlflow.pyfunc.load_model(...)`) answers for the same request body: same status,
+same JSON (errors: same `error_code` and `message`; Cairn leaves out the `stack_trace`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+pytestmark = pytest.mark.cairn_only
+
+BATCHES = [1, 7, 200]
+
+
+def _serve(model_dir: str, *extra: str, workers: int = 2) -> tuple[subprocess.Popen, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env["PYTHON"] = sys.executable
+    cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", model_dir, "-p", "0",
+           "--env-manager", "local", "--workers", str(workers), *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    prefix = "Cairn is serving the model on "
+    if not line.startswith(prefix):
+        proc.kill()
+        raise AssertionError(f"unexpected first line {line!r}: {proc.stderr.read()}")
+    # Drain stderr (the workers' output) so that a chatty model never blocks on a full pipe.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    return proc, line[len(prefix):].strip()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def _post(url: str, body, content_type: str = "application/json") -> requests.Response:
+    if not isinstance(body, (str, bytes)):
+        body = json.dumps(body)
+    return requests.post(f"{url}/invocations", data=body, headers={"Content-Type": content_type},
+                         timeout=120)
+
+
+def _mlflow_answer(model, body, content_type: str) -> tuple[int, dict]:
+    """What MLflow's scoring server answers for `body`: its status and JSON."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        r = scoring_server.invocations(body, content_type, model, model.metadata.get_input_schema())
+    except MlflowException as e:
+        return e.get_http_status_code(), json.loads(e.serialize_as_json())
+    return r.status, json.loads(r.response)
+
+
+def _same_as_mlflow(url: str, model, body, content_type: str = "application/json", label="") -> dict:
+    if not isinstance(body, (str, bytes)):
+        body = json.dumps(body)
+    want_status, want = _mlflow_answer(model, body, content_type)
+    r = _post(url, body, content_type)
+    got = r.json()
+    want.pop("stack_trace", None)
+    assert (r.status_code, got) == (want_status, want), label
+    return got
+
+
+def _table_bodies(df: pd.DataFrame):
+    yield "dataframe_split", '{"dataframe_split": ' + df.to_json(orient="split") + "}", "application/json"
+    yield "dataframe_records", '{"dataframe_records": ' + df.to_json(orient="records") + "}", "application/json"
+    yield "csv", df.to_csv(), "text/csv"
+    buf = io.BytesIO()
+    df.to_parquet(buf)
+    yield "parquet", buf.getvalue(), "application/vnd.apache.parquet"
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    model = LogisticRegression().fit(x, y)
+    path = str(tmp_path_factory.mktemp("sk") / "model")
+    mlflow.sklearn.save_model(model, path, signature=mlflow.models.infer_signature(x, model.predict(x)))
+    proc, url = _serve(path)
+    yield x, path, url, proc
+    _stop(proc)
+
+
+def test_a_sklearn_classifier_answers_every_format_as_mlflow(classifier):
+    x, path, url, _ = classifier
+    model = mlflow.pyfunc.load_model(path)
+    for n in BATCHES:
+        batch = x[:n]
+        for label, body in [("inputs", {"inputs": batch.tolist()}), ("instances", {"instances": batch.tolist()})]:
+            got = _same_as_mlflow(url, model, body, label=f"{label} {n}")
+            assert got["predictions"] == model.predict(batch).tolist()
+        df = pd.DataFrame(batch, columns=["a", "b", "c", "d"])
+        for label, body, ct in _table_bodies(df):
+            if ct == "application/json":
+                _same_as_mlflow(url, model, body, ct, label=f"{label} {n}")
+            else:
+                # MLflow refuses a CSV or Parquet table for a tensor signature (it casts only
+                # JSON DataFrames); Cairn answers the model's predictions.
+                r = _post(url, body, ct)
+                assert r.status_code == 200, (label, n, r.text)
+                assert r.json()["predictions"] == model.predict(batch).tolist()
+    # Input the signature refuses: MLflow's own error, worded by MLflow.
+    _same_as_mlflow(url, model, {"inputs": [[1, 2, 3]]}, label="wrong width")
+
+
+def test_concurrent_requests_get_their_own_predictions(classifier):
+    x, path, url, _ = classifier
+    want = mlflow.pyfunc.load_model(path).predict(x).tolist()
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        return _post(url, {"inputs": [x[i].tolist()]}).json()["predictions"]
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(one, range(len(x))))
+    assert got == [[w] for w in want]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({
+        "age": rng.integers(18, 90, n).astype("int64"),
+        "income": rng.normal(50_000, 15_000, n),
+        "city": rng.choice(["paris", "lyon", "nice"], n),
+    })
+    y = ((df["age"] > 40) ^ (df["city"] == "nice")).astype(int).map({0: "no", 1: "yes"})
+    pipe = Pipeline([
+        ("prep", ColumnTransformer([("num", StandardScaler(), ["age", "income"]),
+                                    ("cat", OneHotEncoder(), ["city"])])),
+        ("lr", LogisticRegression()),
+    ]).fit(df, y)
+    path = str(tmp_path_factory.mktemp("pipe") / "model")
+    mlflow.sklearn.save_model(pipe, path, signature=mlflow.models.infer_signature(df, pipe.predict(df)),
+                              pyfunc_predict_fn="predict_proba")
+    proc, url = _serve(path)
+    yield df, path, url
+    _stop(proc)
+
+
+def test_a_sklearn_pipeline_with_a_dataframe_signature(pipeline):
+    df, path, url = pipeline
+    model = mlflow.pyfunc.load_model(path)
+    for n in BATCHES:
+        batch = df[:n]
+        for label, body, ct in _table_bodies(batch):
+            r = _post(url, body, ct)
+            assert r.status_code == 200, (label, n, r.text)
+            np.testing.assert_allclose(np.asarray(r.json()["predictions"]), model.predict(batch),
+                                       err_msg=label)
+            if ct == "application/json":
+                _same_as_mlflow(url, model, body, ct, label=f"{label} {n}")
+    # A missing required column: MLflow's own schema enforcement refuses it, in its words.
+    _same_as_mlflow(url, model, {"dataframe_records": [{"age": 30, "income": 1.0}]}, label="missing")
+
+
+MODEL_CODE = textwrap.dedent('''
+    import os
+    import time
+
+    import mlflow
+    import pandas as pd
+
+
+    class Scaled(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            params = params or {}
+            if params.get("sleep"):
+                if params.get("pidfile"):
+                    with open(params["pidfile"], "w") as f:
+                        f.write(str(os.getpid()))
+                time.sleep(params["sleep"])
+            if (model_input["x"] < 0).any():
+                raise ValueError("negative x is not allowed")
+            out = pd.DataFrame({"y": model_input["x"] * params.get("k", 1.0)})
+            out["tag"] = params.get("tag", "t") + model_input["name"]
+            out["pid"] = os.getpid()
+            return out
+
+
+    mlflow.models.set_model(Scaled())
+''')
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    root = tmp_path_factory.mktemp("custom")
+    code = root / "scaled.py"
+    code.write_text(MODEL_CODE)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "x"), ColSpec("string", "name")]),
+        params=ParamSchema([ParamSpec("k", "double", 1.0), ParamSpec("tag", "string", "t"),
+                            ParamSpec("sleep", "double", 0.0), ParamSpec("pidfile", "string", "")]),
+    )
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+    proc, url = _serve(path, "--timeout", "20")
+    yield path, url, proc
+    _stop(proc)
+
+
+def _no_pid(predictions):
+    return [{k: v for k, v in r.items() if k != "pid"} for r in predictions]
+
+
+def test_a_custom_python_model_takes_params(custom):
+    path, url, _ = custom
+    model = mlflow.pyfunc.load_model(path)
+    df = pd.DataFrame({"x": [1.0, 2.5, 4.0], "name": ["a", "b", "c"]})
+    for params in [None, {"k": 2.0}, {"k": 0.5, "tag": "z"}]:
+        want = model.predict(df, params=params)
+        for label, body, ct in _table_bodies(df):
+            if ct != "application/json":
+                continue
+            body = json.loads(body)
+            if params:
+                body["params"] = params
+            r = _post(url, body)
+            assert r.status_code == 200, (label, params, r.text)
+            assert _no_pid(r.json()["predictions"]) == _no_pid(want.to_dict(orient="records"))
+    # A parameter of the wrong type: MLflow's own message.
+    got = _post(url, {"dataframe_records": [{"x": 1.0, "name": "a"}], "params": {"k": "big"}})
+    assert got.status_code == 400, got.text
+    assert got.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "k" in got.json()["message"]
+
+
+def test_a_model_whose_predict_raises_answers_400_with_mlflows_message(custom):
+    path, url, _ = custom
+    model = mlflow.pyfunc.load_model(path)
+    body = {"dataframe_records": [{"x": -1.0, "name": "a"}]}
+    got = _same_as_mlflow(url, model, body, label="raises")
+    assert got["error_code"] == "BAD_REQUEST"
+    # The worker survived its model's exception.
+    assert _post(url, {"dataframe_records": [{"x": 1.0, "name": "a"}]}).status_code == 200
+
+
+def _workers(proc) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_a_worker_killed_mid_request_is_replaced(custom, tmp_path):
+    path, url, proc = custom
+    before = _workers(proc)
+    assert len(before) == 2, before
+    # A slow request occupies one worker, which writes its pid; SIGKILL it mid-call.
+    pidfile = tmp_path / "pid"
+    slow = {"dataframe_records": [{"x": 1.0, "name": "a"}],
+            "params": {"sleep": 15.0, "pidfile": str(pidfile)}}
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=_post(url, slow)))
+    t.start()
+    while not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.1)
+    victim = int(pidfile.read_text())
+    assert victim in before and t.is_alive()
+    os.kill(victim, signal.SIGKILL)
+    t.join()
+    # The in-flight request is answered with an error, not left hanging.
+    assert result["r"].status_code >= 400, result["r"].text
+    assert "exited while predicting" in result["r"].json()["message"]
+    # A replacement starts; later requests succeed, on a new process.
+    while len(_workers(proc) - {victim}) < 2:
+        time.sleep(0.5)
+    pids = set()
+    for _ in range(20):
+        r = _post(url, {"dataframe_records": [{"x": 2.0, "name": "b"}]})
+        assert r.status_code == 200, r.text
+        pids.add(r.json()["predictions"][0]["pid"])
+    assert victim not in pids
+
+
+def test_a_worker_slower_than_the_timeout_answers_504_and_is_replaced(tmp_path, custom):
+    path, _, _ = custom
+    proc, url = _serve(path, "--timeout", "2", workers=1)
+    try:
+        slow = {"dataframe_records": [{"x": 1.0, "name": "a"}], "params": {"sleep": 30.0}}
+        r = _post(url, slow)
+        assert r.status_code == 504
+        assert r.text == "Request processing time exceeded limit"
+        # The stopped worker's replacement loads the model; until then requests time out too.
+        for _ in range(100):
+            r = _post(url, {"dataframe_records": [{"x": 1.0, "name": "a"}]})
+            if r.status_code != 504:
+                break
+        assert r.status_code == 200, r.text
+    finally:
+        _stop(proc)
+
+
+def test_a_python_without_the_models_libraries_is_named(tmp_path, classifier):
+    _, path, _, _ = classifier
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    # The interpreter the suite's venv was made from has no mlflow.
+    cmd = [os.environ["CAIRN_BIN"], "models", "predict", "-m", path, "--env-manager", "local",
+           "--python", sys._base_executable]
+    r = subprocess.run(cmd, env=env, input='{"inputs": [[1, 2, 3, 4]]}', capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0
+    assert "cannot import mlflow" in r.stderr, r.stderr
