@@ -1221,7 +1221,9 @@ impl<'de> Visitor<'de> for DataframeSplit<'_> {
             }
         }
         if let Some(k) = unknown.iter().min() {
-            return Ok(Err(bad(format!("dataframe_split has an unknown field '{k}'"))));
+            return Ok(Err(bad(format!(
+                "dataframe_split has an unknown field '{k}'"
+            ))));
         }
         let Some((rows, true)) = data else {
             return Ok(Err(bad("dataframe_split needs a 'data' list")));
@@ -1231,9 +1233,7 @@ impl<'de> Visitor<'de> for DataframeSplit<'_> {
             Some(Ok(Some(names))) => Some(names),
             None | Some(Ok(None)) => None,
         };
-        let width = names
-            .as_ref()
-            .map_or(rows.cols.len(), Vec::len);
+        let width = names.as_ref().map_or(rows.cols.len(), Vec::len);
         if rows.uneven || (rows.rows > 0 && rows.width.is_some_and(|w| w != width)) {
             return Ok(Err(bad(format!(
                 "dataframe_split rows must each have {width} values, one per column"
@@ -1437,8 +1437,8 @@ pub fn parse_parquet(body: &[u8], signature: &Signature) -> Result<ModelData, Fa
             "The request body is not a readable Parquet file: {e}"
         ))
     };
-    let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(body))
-        .map_err(unreadable)?;
+    let reader =
+        SerializedFileReader::new(bytes::Bytes::copy_from_slice(body)).map_err(unreadable)?;
     let specs = column_specs(signature);
     let mut columns: Vec<Option<Col>> = reader
         .metadata()
@@ -1536,11 +1536,13 @@ mod tests {
         let f = one_tensor(json!({"inputs": [["1.5", 2], [true, null]]}), &f32s).unwrap();
         assert_eq!(f.data(), &TensorData::Float32(vec![1.5, 2.0, 1.0, 0.0]));
         assert!(is_bad(one_tensor(json!({"inputs": [["abc"]]}), &f32s)));
-        let Err(Failure::Json(_, m)) = one_tensor(json!({"inputs": [[1, {"a": 1}]]}), &f32s)
-        else {
+        let Err(Failure::Json(_, m)) = one_tensor(json!({"inputs": [[1, {"a": 1}]]}), &f32s) else {
             panic!()
         };
-        assert_eq!(m, "Can not safely convert {\"a\":1} of input 'x' to Float32.");
+        assert_eq!(
+            m,
+            "Can not safely convert {\"a\":1} of input 'x' to Float32."
+        );
         // Inferred types: ints, then floats, then strings.
         let t = one_tensor(json!({"inputs": [1, 2.5]}), &none).unwrap();
         assert_eq!(t.data(), &TensorData::Float64(vec![1.0, 2.5]));
@@ -1558,8 +1560,11 @@ mod tests {
     #[test]
     fn named_inputs_and_instance_records() {
         let sig = tensor_sig(DType::Float64);
-        let t = one_tensor(json!({"inputs": {"x": [[1], [2]], "extra": "ignored"}}), &sig)
-            .unwrap();
+        let t = one_tensor(
+            json!({"inputs": {"x": [[1], [2]], "extra": "ignored"}}),
+            &sig,
+        )
+        .unwrap();
         assert_eq!(t.shape(), &[2, 1]);
         let t = one_tensor(
             json!({"instances": [{"x": [1, 2]}, {"x": [3, 4], "y": 1}]}),
@@ -1571,15 +1576,23 @@ mod tests {
         // A key missing from a record is null there.
         let none = Signature::default();
         let (data, _) = parse_json(
-            json!({"instances": [{"a": 1}, {"b": 2}]}).to_string().as_bytes(),
+            json!({"instances": [{"a": 1}, {"b": 2}]})
+                .to_string()
+                .as_bytes(),
             &none,
         )
         .unwrap();
         let ModelData::Tensors(m) = data else {
             panic!()
         };
-        assert_eq!(m["a"].data(), &TensorData::Str(vec!["1".into(), String::new()]));
-        assert_eq!(m["b"].data(), &TensorData::Str(vec![String::new(), "2".into()]));
+        assert_eq!(
+            m["a"].data(),
+            &TensorData::Str(vec!["1".into(), String::new()])
+        );
+        assert_eq!(
+            m["b"].data(),
+            &TensorData::Str(vec![String::new(), "2".into()])
+        );
         assert!(is_bad(parse_json(
             br#"{"instances": [{"a": 1}, 2]}"#,
             &none
@@ -1599,7 +1612,10 @@ mod tests {
         else {
             panic!()
         };
-        assert!(m.ends_with(r#"input fields: ["inputs", "instances"]."#), "{m}");
+        assert!(
+            m.ends_with(r#"input fields: ["inputs", "instances"]."#),
+            "{m}"
+        );
         // Invalid JSON wins over every other failure, wherever it is.
         assert!(matches!(
             parse_json(br#"{"inputs": [[1], [2, 3]], "x": }"#, &cols),

@@ -16,6 +16,7 @@
 
 use super::batch::Batcher;
 use super::metrics::Metrics;
+use super::request::{parse_csv, parse_json, parse_parquet};
 use crate::server::MLFLOW_COMPATIBLE_VERSION;
 use axum::Router;
 use axum::body::Bytes;
@@ -25,7 +26,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_plugin_api::ErrorKind;
-use super::request::{parse_csv, parse_json, parse_parquet};
 use cairn_plugin_api::flavor::{ModelData, Params, TensorData};
 use serde_json::Value;
 use std::sync::Arc;
