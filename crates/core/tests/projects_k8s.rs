@@ -162,6 +162,11 @@ impl Env {
 
     /// `cairn args...`, with no `CAIRN_*`/`MLFLOW_*` variables of the caller.
     fn cairn(&self, args: &[&str]) -> Output {
+        self.cairn_with(args, &[])
+    }
+
+    /// [`Env::cairn`] with extra environment variables.
+    fn cairn_with(&self, args: &[&str], vars: &[(&str, String)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.current_dir(self.dir.path()).args(args);
         for (key, _) in std::env::vars() {
@@ -173,6 +178,9 @@ impl Env {
             .env("KUBE_MLFLOW_TRACKING_URI", self.kube_uri())
             .env("KUBECONFIG", self.kubeconfig())
             .env("MLFLOW_TMP_DIR", self.dir.path().join("storage"));
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
         cmd.output().unwrap()
     }
 
@@ -190,7 +198,7 @@ impl Env {
     }
 }
 
-fn tag(run: &serde_json::Value, key: &str) -> Option<String> {
+fn tag_of(run: &serde_json::Value, key: &str) -> Option<String> {
     run["data"]["tags"]
         .as_array()?
         .iter()
@@ -245,16 +253,19 @@ fn no_wait_then_runs_logs_and_wait_reattach_from_new_processes() {
     assert_eq!(run["data"]["metrics"][0]["key"], "alpha");
     assert_eq!(run["data"]["metrics"][0]["value"], 0.25);
     assert_eq!(
-        tag(&run, "mlflow.project.backend").as_deref(),
+        tag_of(&run, "mlflow.project.backend").as_deref(),
         Some("kubernetes")
     );
-    assert_eq!(tag(&run, "mlflow.project.env").as_deref(), Some("docker"));
     assert_eq!(
-        tag(&run, "mlflow.docker.image.uri").as_deref(),
+        tag_of(&run, "mlflow.project.env").as_deref(),
+        Some("docker")
+    );
+    assert_eq!(
+        tag_of(&run, "mlflow.docker.image.uri").as_deref(),
         Some("python:3.12-slim")
     );
     assert_eq!(
-        tag(&run, "mlflow.source.git.commit"),
+        tag_of(&run, "mlflow.source.git.commit"),
         Some(env.commit.clone())
     );
     let jobs = env.cluster.jobs();
@@ -264,7 +275,7 @@ fn no_wait_then_runs_logs_and_wait_reattach_from_new_processes() {
     // repository (MLflow, which builds the image locally, uses the MLproject's name).
     assert!(job_name.starts_with("repo-"), "{job_name}");
     let handle: serde_json::Value =
-        serde_json::from_str(&tag(&run, "cairn.project.handle").unwrap()).unwrap();
+        serde_json::from_str(&tag_of(&run, "cairn.project.handle").unwrap()).unwrap();
     assert_eq!(handle["backend"], "kubernetes");
     assert_eq!(handle["id"], format!("mlflow/{job_name}@fake"));
     let init = &jobs[0]["spec"]["template"]["spec"]["initContainers"][0];
@@ -295,7 +306,7 @@ fn a_waiting_run_streams_the_pod_log_and_ends_failed_with_the_exit_code() {
         .unwrap_or_else(|| panic!("{stderr}"));
     let run = env.run(&run_id);
     assert_eq!(run["info"]["status"], "FAILED");
-    assert_eq!(tag(&run, "cairn.project.exitCode").as_deref(), Some("3"));
+    assert_eq!(tag_of(&run, "cairn.project.exitCode").as_deref(), Some("3"));
 }
 
 #[test]
@@ -379,16 +390,142 @@ fn misconfiguration_is_refused_naming_the_key_or_flag() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kube-contxt"));
+    assert!(env.cluster.jobs().is_empty());
+}
+
+/// `--build-image` needs a Docker daemon: with none (the real `docker` client pointed at a
+/// socket nobody serves), the error names the daemon and nothing is submitted; without the
+/// `docker` executable, it names the executable.
+#[test]
+fn build_image_without_a_docker_daemon_is_refused_naming_it() {
+    let env = Env::start();
+    let uri = env.project_uri();
+    let nowhere = env.dir.path().join("no-docker.sock");
+    let out = env.cairn_with(
+        &[
+            "run",
+            &uri,
+            "-b",
+            "kubernetes",
+            "-c",
+            "kubernetes_config.json",
+            "--build-image",
+        ],
+        &[("DOCKER_HOST", format!("unix://{}", nowhere.display()))],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let docker_installed = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .any(|d| d.join("docker").is_file());
+    let named = if docker_installed {
+        "no Docker daemon answers `docker version`"
+    } else {
+        "the `docker` executable is not on the PATH"
+    };
+    assert!(stderr.contains(named), "{stderr}");
+    assert!(env.cluster.jobs().is_empty());
+    // Without a repository-uri there is nowhere to push: refused naming the key.
     let out = env.cairn(&[
         "run",
         &uri,
         "-b",
         "kubernetes",
         "-c",
-        "kubernetes_config.json",
+        &serde_json::json!({
+            "kube-context": "fake",
+            "kube-job-template-path": env.dir.path().join("job.yaml"),
+        })
+        .to_string(),
         "--build-image",
     ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--build-image"));
-    assert!(env.cluster.jobs().is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("repository-uri"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `docker` client standing in for a daemon-backed one (no Docker daemon can run on these
+/// machines): it records each call's argv and the Dockerfile it is given, and answers
+/// `version`, `build`, `push` and `image inspect` as docker does.
+const FAKE_DOCKER: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$FAKE_DOCKER_DIR/calls"
+case "$1" in
+    version) echo 28.2.2 ;;
+    build) cat > "$FAKE_DOCKER_DIR/Dockerfile"; echo "built $3 from $6" ;;
+    push) echo "$2: digest: sha256:feed size: 1" ;;
+    image) echo '["example/k8s-example@sha256:feed"]' ;;
+    *) exit 1 ;;
+esac
+"#;
+
+#[test]
+fn build_image_builds_pushes_and_the_job_runs_the_pushed_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start();
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("docker"), FAKE_DOCKER).unwrap();
+    std::fs::set_permissions(bin.join("docker"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let out = env.cairn_with(
+        &[
+            "run",
+            &env.project_uri(),
+            "-b",
+            "kubernetes",
+            "-c",
+            "kubernetes_config.json",
+            "--build-image",
+            "--no-wait",
+        ],
+        &[
+            ("PATH", path.to_string_lossy().into_owned()),
+            ("FAKE_DOCKER_DIR", bin.to_string_lossy().into_owned()),
+        ],
+    );
+    check(&out);
+    let run_id = stdout(&out).trim().to_owned();
+    let tag = format!("example/k8s-example:{}", &env.commit[..7]);
+    let calls = std::fs::read_to_string(bin.join("calls")).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert_eq!(calls[0], "version --format {{.Server.Version}}");
+    assert!(
+        calls[1].starts_with(&format!("build -t {tag} -f - ")),
+        "{}",
+        calls[1]
+    );
+    assert_eq!(calls[2], format!("push {tag}"));
+    assert_eq!(
+        calls[3],
+        format!("image inspect --format {{{{json .RepoDigests}}}} {tag}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.join("Dockerfile")).unwrap(),
+        "FROM python:3.12-slim\nCOPY ./ /mlflow/projects/code/\nWORKDIR /mlflow/projects/code/\n"
+    );
+    // The build context is the project: the fetched checkout with its MLproject.
+    let context = calls[1].rsplit(' ').next().unwrap();
+    assert!(Path::new(context).join("MLproject").is_file(), "{context}");
+    let jobs = env.cluster.jobs();
+    assert_eq!(jobs.len(), 1);
+    let spec = &jobs[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"][0]["image"],
+        format!("{tag}@sha256:feed").as_str()
+    );
+    // The project is in the image: no init container fetches it.
+    assert!(spec["initContainers"].is_null(), "{spec}");
+    let run = env.run(&run_id);
+    assert_eq!(tag_of(&run, "mlflow.docker.image.uri"), Some(tag));
+    assert_eq!(
+        tag_of(&run, "mlflow.docker.image.id").as_deref(),
+        Some("sha256:feed")
+    );
 }

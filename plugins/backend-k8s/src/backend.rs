@@ -363,6 +363,9 @@ struct Snapshot {
     pods: BTreeMap<String, Pod>,
     /// The last error a list or watch request met.
     last_error: Option<String>,
+    /// Set while the API server does not answer (the latest list or watch request failed);
+    /// cleared by the next one that succeeds.
+    unreachable: bool,
 }
 
 fn condition<'a>(
@@ -520,14 +523,25 @@ fn state_of(s: &Snapshot, container: &str) -> RunState {
     if job.metadata.deletion_timestamp.is_some() {
         return state(RunStatus::Killed, Some("the Job was deleted".into()), None);
     }
-    if s.started_pod(container).is_some() {
-        return state(RunStatus::Running, None, None);
+    let (status, message) = if s.started_pod(container).is_some() {
+        (RunStatus::Running, None)
+    } else {
+        (
+            RunStatus::Scheduled,
+            newest.and_then(|p| pending_reason(p, container)),
+        )
+    };
+    // The last known state is only that while the API server does not answer: say so.
+    if s.unreachable {
+        let status_name = status.as_str();
+        let message = format!(
+            "the Kubernetes API server does not answer ({}); the Job's last known state is \
+             {status_name}",
+            s.last_error.as_deref().unwrap_or("no answer")
+        );
+        return state(status, Some(message), None);
     }
-    state(
-        RunStatus::Scheduled,
-        newest.and_then(|p| pending_reason(p, container)),
-        None,
-    )
+    state(status, message, None)
 }
 
 /// A submitted Job: its watches keep a [`Snapshot`] current until it ends.
@@ -710,13 +724,19 @@ async fn follow<K>(
         let list = match api.list(&lp).await {
             Ok(list) => list,
             Err(e) => {
-                snapshot.send_modify(|s| s.last_error = Some(e.to_string()));
+                snapshot.send_modify(|s| {
+                    s.last_error = Some(e.to_string());
+                    s.unreachable = true;
+                });
                 pause().await;
                 continue 'list;
             }
         };
         let mut version = list.metadata.resource_version.clone().unwrap_or_default();
-        snapshot.send_modify(|s| apply(s, Change::Listed(list.items)));
+        snapshot.send_modify(|s| {
+            s.unreachable = false;
+            apply(s, Change::Listed(list.items));
+        });
         loop {
             if done(&snapshot.borrow()) {
                 return;
@@ -725,7 +745,10 @@ async fn follow<K>(
                 Ok(stream) => stream,
                 Err(kube::Error::Api(status)) if status.code == 410 => continue 'list,
                 Err(e) => {
-                    snapshot.send_modify(|s| s.last_error = Some(e.to_string()));
+                    snapshot.send_modify(|s| {
+                        s.last_error = Some(e.to_string());
+                        s.unreachable = true;
+                    });
                     pause().await;
                     continue;
                 }

@@ -361,6 +361,26 @@ fn an_unreachable_api_server_is_unavailable() {
     assert_eq!(e.kind, cairn_plugin_api::ErrorKind::Unavailable, "{e}");
 }
 
+/// An API server that stops answering while the Job runs: the status says so (with the
+/// last known state), rather than a stale RUNNING with nothing else.
+#[test]
+fn an_api_server_lost_while_running_is_the_status_message() {
+    let env = Env::new();
+    let spec = env.run(&env.dir.path().join("job.yaml"), &["sleep", "600"]);
+    let run = block_on(env.backend.submit(spec)).unwrap();
+    let running = poll_until(&*run, |s| s.status == RunStatus::Running);
+    assert_eq!(running.message, None);
+    drop(env.cluster);
+    let state = poll_until(&*run, |s| s.message.is_some());
+    assert_eq!(state.status, RunStatus::Running, "{state:?}");
+    let message = state.message.unwrap();
+    assert!(
+        message.starts_with("the Kubernetes API server does not answer (")
+            && message.ends_with("); the Job's last known state is RUNNING"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_misspelt_fake_behaviour_fails_the_run_rather_than_passing_for_ordinary() {
     let env = Env::new();

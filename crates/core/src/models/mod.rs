@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod metrics;
+pub mod request;
 pub mod scoring;
 
 use crate::artifacts_cli::{Target, download, resolver_for};

@@ -332,7 +332,7 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
         ProjectEnv::Conda(_) => EnvManager::Conda,
         ProjectEnv::Docker(_) | ProjectEnv::None => EnvManager::Local,
     });
-    let environment = match (&project.env, manager) {
+    let mut environment = match (&project.env, manager) {
         (ProjectEnv::Docker(docker), _) => ProjectEnvironment::Docker {
             image: docker.image.clone(),
             volumes: docker.volumes.clone(),
@@ -400,20 +400,18 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
     // `<project name or docker-project>[:<commit[:7]>]`.
     let local_docker = matches!(environment, ProjectEnvironment::Docker { .. })
         && args.backend == super::local::NAME;
-    let built_image = (local_docker && args.build_image).then(|| {
-        let repository = project
-            .name
-            .clone()
-            .unwrap_or_else(|| "docker-project".into());
+    let image_tag = |repository: &str| {
         let commit = match &fetched.git {
             Some(g) => Some(g.commit.clone()),
             None => crate::run_context::git_info(&dir).and_then(|g| g.commit),
         };
         match commit {
             Some(c) => format!("{repository}:{}", c.get(..7).unwrap_or(&c)),
-            None => repository,
+            None => repository.to_owned(),
         }
-    });
+    };
+    let built_image = (local_docker && args.build_image)
+        .then(|| image_tag(project.name.as_deref().unwrap_or("docker-project")));
     if local_docker && (built_image.is_some() || !args.docker_args.is_empty()) {
         if backend_config.is_null() {
             backend_config = serde_json::json!({});
@@ -436,16 +434,37 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             config.insert("build_image".into(), tag.clone().into());
         }
     }
-    if args.build_image && args.backend == "kubernetes" {
-        // MLflow builds and pushes an image here; that needs a Docker daemon, which this cairn
-        // does not drive yet.
-        return Err(Error::Project(
-            "--build-image is not supported with -b kubernetes yet: push an image that \
-             contains the project and name it in docker_env.image, or run the project from Git \
-             (an init container fetches it at its commit)"
-                .into(),
-        ));
-    }
+    // `--build-image` on Kubernetes, as MLflow: the image is built `FROM docker_env.image`
+    // with the project in it, tagged `<repository-uri>[:<commit[:7]>]`, pushed, and the Job
+    // runs it by digest (the project is in the image: no init container fetches it).
+    let pushed = if args.build_image && args.backend == "kubernetes" {
+        let ProjectEnvironment::Docker { image, .. } = &mut environment else {
+            return Err(Error::Project(
+                "--build-image with -b kubernetes needs a docker_env project (the image is \
+                 built FROM its docker_env.image)"
+                    .into(),
+            ));
+        };
+        let repository = backend_config
+            .get("repository-uri")
+            .and_then(serde_json::Value::as_str)
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                Error::Project(
+                    "--build-image with -b kubernetes pushes the image to the backend config's \
+                     repository-uri, which is not set"
+                        .into(),
+                )
+            })?;
+        let tag = image_tag(repository);
+        eprintln!("=== Building and pushing docker image {tag} ===");
+        let pushed = super::environment::build_and_push(&tag, image, &dir.to_string_lossy())
+            .map_err(|e| Error::Project(e.message))?;
+        *image = pushed.reference();
+        Some(pushed)
+    } else {
+        None
+    };
     let backend = backend_for(&args.backend, Some(&storage_dir), loaded)?;
     let (tracking, tracking_uri) = args.tracking.connect(loaded)?;
 
@@ -541,8 +560,15 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             tags.push(tag("mlflow.project.env", env));
         }
         if let ProjectEnvironment::Docker { image, .. } = &environment {
-            let uri = built_image.as_deref().unwrap_or(image);
+            let uri = match &pushed {
+                Some(p) => &p.tag,
+                None => built_image.as_deref().unwrap_or(image),
+            };
             tags.push(tag("mlflow.docker.image.uri", uri));
+        }
+        if let Some(p) = &pushed {
+            // MLflow's `mlflow.docker.image.id` on Kubernetes: the registry digest.
+            tags.push(tag("mlflow.docker.image.id", &p.digest));
         }
         let launcher = Launcher {
             tracking: &tracking,
@@ -552,11 +578,13 @@ pub fn run(args: &RunArgs, loaded: &LoadedConfig, cwd: &Path, out: &mut dyn Writ
             tags: &tags,
             // The local backend runs the checkout; another backend fetches the commit itself.
             source: match &fetched.git {
-                Some(g) if args.backend != super::local::NAME => ProjectSource::Git {
-                    url: g.url.clone(),
-                    commit: g.commit.clone(),
-                    subdirectory: g.subdirectory.clone(),
-                },
+                Some(g) if args.backend != super::local::NAME && pushed.is_none() => {
+                    ProjectSource::Git {
+                        url: g.url.clone(),
+                        commit: g.commit.clone(),
+                        subdirectory: g.subdirectory.clone(),
+                    }
+                }
                 _ => ProjectSource::Local {
                     path: dir.to_string_lossy().into_owned(),
                 },

@@ -226,6 +226,148 @@ echo "=== Building docker image $tag ==="
 printf 'FROM %s\nCOPY ./ /mlflow/projects/code/\nWORKDIR /mlflow/projects/code/\n' "$base" | "$docker" build -t "$tag" -f - "$dir"
 exec "$@""#;
 
+/// The argv that builds MLflow's project image `tag` with `docker`: `FROM base`, the project
+/// directory copied to [`DOCKER_WORKDIR`], which is its working directory. A command appended
+/// to it runs after the build (`exec`); without one the argv only builds.
+pub fn image_build_argv(docker: &str, tag: &str, base: &str, project_dir: &str) -> Vec<String> {
+    [
+        "sh",
+        "-c",
+        DOCKER_BUILD,
+        "cairn-docker-build",
+        docker,
+        tag,
+        base,
+        project_dir,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `docker version` asking the daemon for its version: fails when no daemon answers.
+pub fn docker_daemon_argv(docker: &str) -> Vec<String> {
+    [docker, "version", "--format", "{{.Server.Version}}"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `docker push <tag>`.
+pub fn image_push_argv(docker: &str, tag: &str) -> Vec<String> {
+    [docker, "push", tag].map(str::to_owned).to_vec()
+}
+
+/// `docker image inspect` printing the registry digests of `tag` (set by a push) as JSON.
+pub fn image_digests_argv(docker: &str, tag: &str) -> Vec<String> {
+    [
+        docker,
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        tag,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// The repository of an image reference: without its `:tag` (a registry's `host:port/` kept).
+fn repository_of(reference: &str) -> &str {
+    match reference.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => reference,
+    }
+}
+
+/// The digest (`sha256:...`) of `tag`'s repository among `docker image inspect`'s
+/// `RepoDigests` (`["repo@sha256:...", ...]`).
+pub fn repo_digest(tag: &str, inspect_json: &str) -> Option<String> {
+    let repository = repository_of(tag);
+    let digests: Vec<String> = serde_json::from_str(inspect_json.trim()).ok()?;
+    digests.iter().find_map(|d| {
+        let (repo, digest) = d.split_once('@')?;
+        (repo == repository).then(|| digest.to_owned())
+    })
+}
+
+/// An image built and pushed to a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedImage {
+    /// The tag it was built and pushed as, `<repository>[:<commit[:7]>]`.
+    pub tag: String,
+    /// Its registry digest, `sha256:...`.
+    pub digest: String,
+}
+
+impl PushedImage {
+    /// The reference a cluster pulls: `<tag>@<digest>` (MLflow's `image_tag@image_digest`).
+    pub fn reference(&self) -> String {
+        format!("{}@{}", self.tag, self.digest)
+    }
+}
+
+/// MLflow's `--build-image` for a remote backend: builds the project image `tag` `FROM base`
+/// with the project directory in it (the same build as the local backend's), pushes it with
+/// `docker push`, and reads back its registry digest. The build and push output goes to this
+/// terminal. Needs the `docker` executable and a Docker daemon; either missing is an error
+/// naming it, before anything is built.
+pub fn build_and_push(tag: &str, base: &str, project_dir: &str) -> Result<PushedImage> {
+    use std::process::{Command, Stdio};
+    let docker = find_executable("docker").ok_or_else(|| {
+        Error::invalid(
+            "--build-image builds and pushes the project image with Docker, but the `docker` \
+             executable is not on the PATH: install Docker here, or push an image that \
+             contains the project and name it in docker_env.image",
+        )
+    })?;
+    let docker = docker.to_string_lossy().into_owned();
+    let run = |argv: &[String], capture: bool| -> Result<std::process::Output> {
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::null());
+        if capture {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        } else {
+            // The build and push progress, on this terminal's stderr (stdout carries results).
+            cmd.stdout(std::io::stderr()).stderr(Stdio::inherit());
+        }
+        cmd.output()
+            .map_err(|e| Error::invalid(format!("cannot run {}: {e}", argv.join(" "))))
+    };
+    let version = run(&docker_daemon_argv(&docker), true)?;
+    if !version.status.success() {
+        let why = String::from_utf8_lossy(&version.stderr);
+        return Err(Error::invalid(format!(
+            "--build-image builds and pushes the project image with Docker, but no Docker daemon \
+             answers `docker version`: {}. Start the Docker daemon (dockerd) or point DOCKER_HOST \
+             at one, or push an image that contains the project and name it in docker_env.image",
+            why.trim()
+        )));
+    }
+    let steps = [
+        (image_build_argv(&docker, tag, base, project_dir), "build"),
+        (image_push_argv(&docker, tag), "push"),
+    ];
+    for (argv, what) in steps {
+        if !run(&argv, false)?.status.success() {
+            return Err(Error::invalid(format!(
+                "docker {what} of the project image {tag} failed (its output is above)"
+            )));
+        }
+    }
+    let inspect = run(&image_digests_argv(&docker, tag), true)?;
+    let stdout = String::from_utf8_lossy(&inspect.stdout);
+    let digest = repo_digest(tag, &stdout).filter(|_| inspect.status.success());
+    let digest = digest.ok_or_else(|| {
+        Error::invalid(format!(
+            "docker pushed {tag} but `docker image inspect` shows no registry digest for it: {}",
+            String::from_utf8_lossy(&inspect.stderr).trim()
+        ))
+    })?;
+    Ok(PushedImage {
+        tag: tag.to_owned(),
+        digest,
+    })
+}
+
 /// The argv prefix of `run`: `docker run --rm --init ... <image>`, the command after it.
 pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
     // As MLflow: a variable to copy from this machine must be set here.
@@ -248,16 +390,7 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
     })?;
     let docker = docker.to_string_lossy().into_owned();
     let mut argv = match run.build {
-        Some(tag) => vec![
-            "sh".into(),
-            "-c".into(),
-            DOCKER_BUILD.into(),
-            "cairn-docker-build".into(),
-            docker.clone(),
-            tag.into(),
-            run.image.into(),
-            run.project_dir.into(),
-        ],
+        Some(tag) => image_build_argv(&docker, tag, run.image, run.project_dir),
         None => Vec::new(),
     };
     // `--init`: the command is not PID 1, so the SIGTERM of a cancel (which `docker run`
@@ -356,6 +489,63 @@ mod tests {
                 "python:3.11",
             ]
         );
+    }
+
+    #[test]
+    fn build_push_and_digest_argv_and_the_digest_read_back() {
+        assert_eq!(
+            image_build_argv(
+                "/usr/bin/docker",
+                "reg:5000/u/p:abc1234",
+                "python:3.11",
+                "/p"
+            ),
+            [
+                "sh",
+                "-c",
+                DOCKER_BUILD,
+                "cairn-docker-build",
+                "/usr/bin/docker",
+                "reg:5000/u/p:abc1234",
+                "python:3.11",
+                "/p"
+            ]
+        );
+        assert_eq!(
+            docker_daemon_argv("docker"),
+            ["docker", "version", "--format", "{{.Server.Version}}"]
+        );
+        assert_eq!(
+            image_push_argv("docker", "u/p:abc1234"),
+            ["docker", "push", "u/p:abc1234"]
+        );
+        assert_eq!(
+            image_digests_argv("docker", "u/p:abc1234"),
+            [
+                "docker",
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RepoDigests}}",
+                "u/p:abc1234"
+            ]
+        );
+        let inspected = r#"["other/x@sha256:00", "reg:5000/u/p@sha256:ab12"]"#;
+        assert_eq!(
+            repo_digest("reg:5000/u/p:abc1234", inspected).as_deref(),
+            Some("sha256:ab12")
+        );
+        assert_eq!(
+            repo_digest("reg:5000/u/p", inspected).as_deref(),
+            Some("sha256:ab12")
+        );
+        assert_eq!(repo_digest("u/p:abc1234", inspected), None);
+        assert_eq!(repo_digest("u/p", "[]\n"), None);
+        let pushed = PushedImage {
+            tag: "u/p:abc1234".into(),
+            digest: "sha256:ab12".into(),
+        };
+        assert_eq!(pushed.reference(), "u/p:abc1234@sha256:ab12");
     }
 
     #[test]
