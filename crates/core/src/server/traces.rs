@@ -1280,51 +1280,13 @@ async fn otlp_ingest_inner(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
-    let bytes: Vec<u8> = match encoding.as_deref() {
-        None | Some("") | Some("identity") => raw.to_vec(),
-        Some("gzip") => {
-            use std::io::Read as _;
-            let mut out = Vec::new();
-            let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(TRACE_BODY_LIMIT as u64 + 1);
-            if dec.read_to_end(&mut out).is_err() {
-                return Ok(otlp_error(
-                    StatusCode::BAD_REQUEST,
-                    "Failed to decompress gzip payload",
-                ));
-            }
-            if out.len() > TRACE_BODY_LIMIT {
-                return Err(super::wire::body_too_large(TRACE_BODY_LIMIT));
-            }
-            out
-        }
-        Some(other) => {
-            return Ok(otlp_error(
-                StatusCode::BAD_REQUEST,
-                format!("Unsupported Content-Encoding: {other}"),
-            ));
-        }
-    };
-    let request = if is_json {
-        let v: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(_) => {
-                return Ok(otlp_error(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid OpenTelemetry JSON payload",
-                ));
-            }
-        };
-        otlp_from_json(&v)?
-    } else {
-        match <otlp::ExportTraceServiceRequest as prost::Message>::decode(&bytes[..]) {
-            Ok(r) => r,
-            Err(_) => {
-                return Ok(otlp_error(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid OpenTelemetry protobuf format",
-                ));
-            }
-        }
+    let decoded =
+        tokio::task::spawn_blocking(move || decode_otlp(&raw, encoding.as_deref(), is_json))
+            .await
+            .map_err(ApiError::internal)??;
+    let request = match decoded {
+        Ok(request) => request,
+        Err(response) => return Ok(response),
     };
     let mut spans = Vec::new();
     for rs in &request.resource_spans {
@@ -1344,6 +1306,63 @@ async fn otlp_ingest_inner(
         ("application/x-protobuf", Vec::new())
     };
     Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
+/// An OTLP export request from its body: gunzipped (bounded) when `encoding` says so, then
+/// decoded as JSON or protobuf. CPU work on up to [`TRACE_BODY_LIMIT`] bytes, so it runs off
+/// the async executor. `Ok(Err(response))` is OTLP's own error answer.
+fn decode_otlp(
+    raw: &[u8],
+    encoding: Option<&str>,
+    is_json: bool,
+) -> ApiResult<Result<otlp::ExportTraceServiceRequest, Response>> {
+    let bytes: std::borrow::Cow<'_, [u8]> = match encoding {
+        None | Some("") | Some("identity") => std::borrow::Cow::Borrowed(raw),
+        Some("gzip") => {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(raw).take(TRACE_BODY_LIMIT as u64 + 1);
+            if dec.read_to_end(&mut out).is_err() {
+                return Ok(Err(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Failed to decompress gzip payload",
+                )));
+            }
+            if out.len() > TRACE_BODY_LIMIT {
+                return Err(super::wire::body_too_large(TRACE_BODY_LIMIT));
+            }
+            std::borrow::Cow::Owned(out)
+        }
+        Some(other) => {
+            return Ok(Err(otlp_error(
+                StatusCode::BAD_REQUEST,
+                format!("Unsupported Content-Encoding: {other}"),
+            )));
+        }
+    };
+    let request = if is_json {
+        let v: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => {
+                return Ok(Err(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid OpenTelemetry JSON payload",
+                )));
+            }
+        };
+        otlp_from_json(&v)?
+    } else {
+        match <otlp::ExportTraceServiceRequest as prost::Message>::decode(&bytes[..]) {
+            Ok(r) => r,
+            Err(_) => {
+                return Ok(Err(otlp_error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid OpenTelemetry protobuf format",
+                )));
+            }
+        }
+    };
+    Ok(Ok(request))
 }
 
 #[cfg(test)]
