@@ -332,3 +332,98 @@ def test_a_python_without_the_models_libraries_is_named(tmp_path, classifier):
                        text=True, timeout=300)
     assert r.returncode != 0
     assert "cannot import mlflow" in r.stderr, r.stderr
+
+
+HUNGRY_CODE = textwrap.dedent('''
+    import mmap
+    import os
+    import time
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+
+    class Hungry(mlflow.pyfunc.PythonModel):
+        """Allocates `mib` MiB per call: on the heap (numpy), or in a shared anonymous mapping
+        (resident, but not counted by RLIMIT_DATA), held for `hold` seconds."""
+
+        def predict(self, context, model_input, params=None):
+            params = params or {}
+            mib = int(params.get("mib", 0))
+            kept = None
+            if mib and params.get("how") == "mmap":
+                kept = mmap.mmap(-1, mib << 20)
+                for offset in range(0, mib << 20, 1 << 20):
+                    kept[offset:offset + (1 << 20)] = b"x" * (1 << 20)
+            elif mib:
+                kept = np.ones(mib << 17)  # 8-byte floats
+            time.sleep(float(params.get("hold", 0)))
+            return pd.DataFrame({"y": model_input["x"] * 2, "pid": os.getpid()})
+
+
+    mlflow.models.set_model(Hungry())
+''')
+
+
+@pytest.fixture(scope="module")
+def hungry(tmp_path_factory):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    root = tmp_path_factory.mktemp("hungry")
+    code = root / "hungry.py"
+    code.write_text(HUNGRY_CODE)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "x")]),
+        params=ParamSchema([ParamSpec("mib", "long", 0), ParamSpec("how", "string", "heap"),
+                            ParamSpec("hold", "double", 0.0)]),
+    )
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+    return path
+
+
+def test_a_worker_over_its_memory_limit_is_replaced_and_its_request_answers_an_error(hungry):
+    proc, url = _serve(hungry, "--worker-memory-limit", "700MiB", workers=1)
+    try:
+        def call(**params):
+            return _post(url, {"dataframe_records": [{"x": 1.5}], "params": params})
+
+        def pid_of(r):
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"][0]["y"] == 3.0
+            return r.json()["predictions"][0]["pid"]
+
+        first = pid_of(call(mib=64))
+        # A heap allocation past the limit fails at once (the worker's RLIMIT_DATA): MLflow's
+        # error shape, a message naming the limit, and a new worker for the next request.
+        r = call(mib=2048)
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "BAD_REQUEST"
+        assert "exceeded its memory limit of 700 MiB (--worker-memory-limit)" in r.json()["message"]
+        second = pid_of(call())
+        assert second != first
+        # Resident memory the data limit does not count (a shared mapping), held: Cairn's
+        # sampling of the worker's resident size stops it.
+        r = call(mib=1024, how="mmap", hold=60)
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "BAD_REQUEST"
+        message = r.json()["message"]
+        assert "exceeded its memory limit of 700 MiB" in message and "resident:" in message, message
+        third = pid_of(call())
+        assert third not in (first, second)
+        # Under the limit, the replacement works as the first worker did.
+        assert pid_of(call(mib=128)) == third
+    finally:
+        _stop(proc)
+
+
+def test_a_worker_memory_limit_that_is_not_a_size_is_named(hungry):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env["PYTHON"] = sys.executable
+    cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", hungry, "-p", "0",
+           "--env-manager", "local", "--worker-memory-limit", "lots"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "--worker-memory-limit" in r.stderr and "'lots' is not a size" in r.stderr, r.stderr

@@ -12,6 +12,10 @@ body (an Arrow IPC stream, or nothing). Data crosses as Arrow, never as per-row 
 Header fields: "op" (ready | predict | result | error), "protocol", "id", "input"/"output"
 (table | tensors), "tensors", "params"; an error has "error_code" and "message" (MLflow's).
 Anything the model prints goes to stderr, never into the protocol.
+
+CAIRN_PYFUNC_MEMORY_LIMIT (bytes), when set, becomes this process's RLIMIT_DATA before anything
+is imported: an allocation past it raises MemoryError, which is answered as an error frame with
+"memory": true (Cairn then stops this worker and starts another).
 """
 
 import json
@@ -181,7 +185,25 @@ def mlflow_error(e, data):
     return body["error_code"], body["message"], body
 
 
+def set_memory_limit():
+    limit = os.environ.get("CAIRN_PYFUNC_MEMORY_LIMIT")
+    if not limit:
+        return
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    soft = int(limit) if hard == resource.RLIM_INFINITY else min(int(limit), hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def memory_error(e):
+    limit = os.environ.get("CAIRN_PYFUNC_MEMORY_LIMIT")
+    return {"op": "error", "memory": True, "error_code": "BAD_REQUEST",
+            "message": f"MemoryError{': ' + str(e) if str(e) else ''} (limit {limit} bytes)"}
+
+
 def main():
+    set_memory_limit()
     model_dir = sys.argv[1]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["CAIRN_PYFUNC_SOCKET"])
@@ -205,6 +227,9 @@ def main():
 
     try:
         model = mlflow.pyfunc.load_model(model_dir)
+    except MemoryError as e:
+        write_frame(wfile, memory_error(e))
+        return
     except ImportError as e:
         write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE", "message": (
             f"the model needs the Python module '{e.name}', which {sys.executable} cannot "
@@ -239,6 +264,10 @@ def main():
                 out = model.predict(data, params=header.get("params") or None)
             else:
                 out = model.predict(data)
+        except MemoryError as e:
+            del data
+            write_frame(wfile, {**reply, **memory_error(e)})
+            continue
         except Exception as e:
             code, message, error_body = mlflow_error(e, data)
             traceback.print_exc()
@@ -247,6 +276,10 @@ def main():
             continue
         try:
             fields, out_body = encode_output(out)
+        except MemoryError as e:
+            del out
+            write_frame(wfile, {**reply, **memory_error(e)})
+            continue
         except Exception as e:
             write_frame(wfile, {**reply, "op": "error", "error_code": "INTERNAL_ERROR", "message": (
                 f"Cairn cannot carry this model's prediction of type {type(out).__name__}: {e}")})
