@@ -29,19 +29,24 @@ pytestmark = pytest.mark.cairn_only
 BATCHES = [1, 7, 200]
 
 
-def _serve(model_dir: str, *extra: str, workers: int = 2) -> tuple[subprocess.Popen, str]:
+def _serve(model_dir: str, *extra: str, workers: int = 2,
+           env_manager: str = "local") -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env["PYTHON"] = sys.executable
     cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", model_dir, "-p", "0",
-           "--env-manager", "local", "--workers", str(workers), *extra]
+           "--env-manager", env_manager, "--workers", str(workers), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Drain stderr (the workers' and an environment build's output) from the start, so that a
+    # chatty model or pip never blocks on a full pipe; kept for the failure message.
+    stderr: list[str] = []
+    drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
+    drain.start()
     line = proc.stdout.readline()
     prefix = "Cairn is serving the model on "
     if not line.startswith(prefix):
         proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}: {proc.stderr.read()}")
-    # Drain stderr (the workers' output) so that a chatty model never blocks on a full pipe.
-    threading.Thread(target=proc.stderr.read, daemon=True).start()
+        drain.join(10)
+        raise AssertionError(f"unexpected first line {line!r}: {''.join(stderr)}")
     return proc, line[len(prefix):].strip()
 
 
@@ -427,3 +432,56 @@ def test_a_worker_memory_limit_that_is_not_a_size_is_named(hungry):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "--worker-memory-limit" in r.stderr and "'lots' is not a size" in r.stderr, r.stderr
+
+
+def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_factory):
+    """`--env-manager virtualenv`: the model's python_env.yaml and requirements.txt, as the
+    official client wrote them, built into a venv (pip, from the package index) in the
+    environment cache shared with `cairn run` and reused by later runs; the workers run there.
+
+    The requirements name `mlflow-skinny` rather than `mlflow`: `mlflow==3.18.0` cannot be
+    installed from this package index (it requires mlflow-tracing==3.18.0, which the index does
+    not carry; mlflow-skinny 3.18.0, which holds `mlflow.pyfunc` and `mlflow.sklearn`, it does).
+    The list is otherwise the official client's own for a scikit-learn model
+    (`mlflow.sklearn.get_default_pip_requirements`) plus what its pyfunc loader and Cairn's
+    worker import (numpy, pandas, pyarrow: the full mlflow wheel would bring them)."""
+    import pyarrow
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=100, n_features=4, random_state=1)
+    model = LogisticRegression().fit(x, y)
+    requirements = [f"mlflow-skinny=={mlflow.__version__}",
+                    *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                    f"numpy=={np.__version__}", f"pandas=={pd.__version__}",
+                    f"pyarrow=={pyarrow.__version__}"]
+    path = str(tmp_path_factory.mktemp("venv") / "model")
+    mlflow.sklearn.save_model(model, path, signature=mlflow.models.infer_signature(x, model.predict(x)),
+                              pip_requirements=requirements)
+    proc, url = _serve(path, workers=1, env_manager="virtualenv")
+    try:
+        (worker,) = _workers(proc)
+        environ = open(f"/proc/{worker}/environ", "rb").read().split(b"\0")
+        venv = next(v for v in environ if v.startswith(b"VIRTUAL_ENV=")).decode()
+        assert "/envs/virtualenv-" in venv, venv
+        loaded = mlflow.pyfunc.load_model(path)
+        for body in [{"inputs": x[:7].tolist()},
+                     {"dataframe_split": pd.DataFrame(x[:7]).to_dict(orient="split")}]:
+            got = _same_as_mlflow(url, loaded, body)
+            assert got["predictions"] == model.predict(x[:7]).tolist()
+    finally:
+        _stop(proc)
+
+
+def test_conda_environments_name_the_missing_conda(classifier):
+    _, path, _, _ = classifier
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env.pop("MLFLOW_CONDA_HOME", None)
+    env.pop("CONDA_EXE", None)
+    # This machine has no conda; a PATH without any directory holding one makes sure of it.
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if not os.path.exists(os.path.join(p, "conda")))
+    cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", path, "-p", "0", "--env-manager", "conda"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "need the `conda` executable, which is not on the PATH" in r.stderr, r.stderr

@@ -57,6 +57,16 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The worker's argv for messages: an environment builder's script (a multi-line argument)
+/// shown as `<script>`.
+fn shown(python: &[String]) -> String {
+    python
+        .iter()
+        .map(|a| if a.contains('\n') { "<script>" } else { a.as_str() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The words for a worker stopped for its memory.
 fn over_limit(pid: u32, limit: u64, resident: Option<u64>) -> Error {
     let seen = resident.map_or(String::new(), |r| {
@@ -163,19 +173,25 @@ impl Worker {
                 .map_err(|e| {
                     StartError::Reported(Error::invalid(format!(
                         "cannot start the Python worker `{}`: {e}",
-                        spawn.python.join(" ")
+                        shown(&spawn.python)
                     )))
                 })?;
             let pid = child.id().unwrap_or_default();
             let mut stream = tokio::select! {
                 accepted = listener.accept() => accepted.map_err(|e| died(e.to_string()))?.0,
                 status = child.wait() => {
-                    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                    return Err(died(format!(
-                        "the Python worker `{}` exited before connecting ({status}); its \
-                         output is above",
-                        spawn.python.join(" ")
-                    )));
+                    let message = format!(
+                        "the Python worker `{}` exited before connecting ({}); its output is \
+                         above",
+                        shown(&spawn.python),
+                        status.as_ref().map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    );
+                    // An exit code is the worker's (or its environment build's) own verdict,
+                    // which a retry would repeat; a signal (killed) is worth another try.
+                    return Err(match status {
+                        Ok(s) if s.code().is_some() => StartError::Reported(Error::invalid(message)),
+                        _ => died(message),
+                    });
                 }
             };
             match protocol::read_frame(&mut stream).await {

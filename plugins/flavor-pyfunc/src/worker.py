@@ -234,7 +234,7 @@ def main():
         write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE", "message": (
             f"the model needs the Python module '{e.name}', which {sys.executable} cannot "
             f"import ({e}): install the model's requirements there (requirements.txt next to "
-            "MLmodel), or use --env-manager virtualenv|uv")})
+            "MLmodel; --env-manager virtualenv|uv builds an environment from it)")})
         return
     except Exception as e:
         write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE",
