@@ -4,7 +4,9 @@
 (`--env-manager local`, the suite's own interpreter). Every answer is compared with what
 MLflow's own scoring server code (`mlflow.pyfunc.scoring_server.invocations`, run in this
 process on `mlflow.pyfunc.load_model(...)`) answers for the same request body: same status,
-same JSON (errors: same `error_code` and `message`; Cairn leaves out the `stack_trace`)."""
+predictions byte for byte, errors the same JSON (same `error_code` and `message`; Cairn leaves
+out the `stack_trace`); one test runs the real `mlflow models serve` next to Cairn and compares
+the response bytes of every output form."""
 
 from __future__ import annotations
 
@@ -62,8 +64,8 @@ def _post(url: str, body, content_type: str = "application/json") -> requests.Re
                          timeout=120)
 
 
-def _mlflow_answer(model, body, content_type: str) -> tuple[int, dict]:
-    """What MLflow's scoring server answers for `body`: its status and JSON."""
+def _mlflow_answer(model, body, content_type: str) -> tuple[int, str]:
+    """What MLflow's scoring server answers for `body`: its status and body."""
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
@@ -72,16 +74,19 @@ def _mlflow_answer(model, body, content_type: str) -> tuple[int, dict]:
     try:
         r = scoring_server.invocations(body, content_type, model, model.metadata.get_input_schema())
     except MlflowException as e:
-        return e.get_http_status_code(), json.loads(e.serialize_as_json())
-    return r.status, json.loads(r.response)
+        return e.get_http_status_code(), e.serialize_as_json()
+    return r.status, r.response
 
 
 def _same_as_mlflow(url: str, model, body, content_type: str = "application/json", label="") -> dict:
+    """Predictions: the same bytes; errors: the same JSON but the stack trace."""
     if not isinstance(body, (str, bytes)):
         body = json.dumps(body)
-    want_status, want = _mlflow_answer(model, body, content_type)
+    want_status, want_text = _mlflow_answer(model, body, content_type)
     r = _post(url, body, content_type)
-    got = r.json()
+    if want_status == 200:
+        assert (r.status_code, r.text) == (want_status, want_text), label
+    got, want = r.json(), json.loads(want_text)
     want.pop("stack_trace", None)
     assert (r.status_code, got) == (want_status, want), label
     return got
@@ -485,3 +490,123 @@ def test_conda_environments_name_the_missing_conda(classifier):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "need the `conda` executable, which is not on the PATH" in r.stderr, r.stderr
+
+
+SHAPES_CODE = textwrap.dedent('''
+    import datetime
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+
+    class Shapes(mlflow.pyfunc.PythonModel):
+        """Returns the output form the `kind` param names, built from the input column x."""
+
+        def predict(self, context, model_input, params=None):
+            kind = (params or {}).get("kind", "frame")
+            x = model_input["x"].to_numpy()
+            n = len(x)
+            if kind == "frame":
+                return pd.DataFrame({
+                    "y": x * 1e-5,
+                    "big": x * 1e16,
+                    "third": x / 3,
+                    "f32": (x / 10).astype(np.float32),
+                    "nan": np.where(x > 1, np.nan, x),
+                    "inf": np.where(x > 1, np.inf, -np.inf),
+                    "n": np.arange(n, dtype=np.int64) - 2,
+                    "u8": np.arange(n, dtype=np.uint8),
+                    "ok": x > 1,
+                    "s": [f'r\\u00e9sum\\u00e9 "{i}" \\\\ \\u20ac\\U0001F600\\t' for i in range(n)],
+                    "when": pd.Timestamp("2024-02-29 13:45:01.5") + pd.to_timedelta(np.arange(n), unit="h"),
+                    "day": [datetime.date(2024, 1, 1 + i) for i in range(n)],
+                    # object dtype: None stays None (pandas 3's default str dtype turns it
+                    # into NaN, which MLflow writes as NaN and Cairn as null).
+                    "maybe": pd.Series(["a" if i % 2 else None for i in range(n)], dtype=object),
+                    "half": (x / 7).astype(np.float16),
+                })
+            if kind == "series":
+                return pd.Series(x * 0.1, name="score")
+            if kind == "unnamed_series":
+                return pd.Series(x.astype(np.int32))
+            if kind == "matrix":
+                return np.stack([x / 7, x * 1e20, x * 1e-7]).T
+            if kind == "ints":
+                return (x * 3).astype(np.int64).reshape(n, 1)
+            if kind == "half":
+                return (x / 3).astype(np.float16)
+            if kind == "strings":
+                return np.array([f"\\u00fc{i}" for i in range(n)])
+            if kind == "list":
+                return [float(v) / 3 for v in x]
+            if kind == "scalar":
+                return float(x.sum()) / 3
+            if kind == "dict":
+                return {"a": x * 2, "b": (x > 1).reshape(n, 1)}
+            raise ValueError(kind)
+
+
+    mlflow.models.set_model(Shapes())
+''')
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
+    """The real `mlflow models serve --env-manager local` and `cairn models serve` on the same
+    model, the same requests: the same status and the same response bytes, for DataFrames
+    (floats in every notation, NaN, infinities, ints, bools, non-ASCII strings, timestamps,
+    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    root = tmp_path_factory.mktemp("shapes")
+    code = root / "shapes.py"
+    code.write_text(SHAPES_CODE)
+    signature = ModelSignature(inputs=Schema([ColSpec("double", "x")]),
+                               params=ParamSchema([ParamSpec("kind", "string", "frame")]))
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    # MLflow's scoring server runs `uvicorn` from the PATH: this venv's first.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    real = subprocess.Popen([mlflow_cli, "models", "serve", "-m", path, "-p", str(port),
+                             "--env-manager", "local"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, url = _serve(path, workers=1)
+    try:
+        real_url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if requests.get(f"{real_url}/ping", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert real.poll() is None, "mlflow models serve exited"
+            time.sleep(0.2)
+        rows = [{"x": 1.0}, {"x": 2.5}, {"x": 0.3}]
+        for kind in ["frame", "series", "unnamed_series", "matrix", "ints", "half", "strings",
+                     "list", "scalar", "dict"]:
+            for body in [{"dataframe_records": rows, "params": {"kind": kind}},
+                         {"dataframe_records": rows[:1], "params": {"kind": kind}}]:
+                body = json.dumps(body)
+                want = requests.post(f"{real_url}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"}, timeout=60)
+                got = _post(url, body)
+                assert (got.status_code, got.content) == (want.status_code, want.content), \
+                    f"{kind}:\ncairn:  {got.text}\nmlflow: {want.text}"
+                assert want.status_code == 200, want.text
+    finally:
+        real.terminate()
+        real.wait(timeout=60)
+        _stop(proc)

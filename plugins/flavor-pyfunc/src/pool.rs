@@ -62,7 +62,13 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
 fn shown(python: &[String]) -> String {
     python
         .iter()
-        .map(|a| if a.contains('\n') { "<script>" } else { a.as_str() })
+        .map(|a| {
+            if a.contains('\n') {
+                "<script>"
+            } else {
+                a.as_str()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

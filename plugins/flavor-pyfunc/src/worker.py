@@ -86,15 +86,34 @@ class Unsupported(Exception):
     pass
 
 
+def _iso(v):
+    """A date, time or timestamp as MLflow's NumpyEncoder writes it (isoformat); anything else
+    as it is."""
+    import datetime
+
+    import pandas as pd
+
+    if isinstance(v, (pd.Timestamp, datetime.date, datetime.datetime, datetime.time)):
+        return v.isoformat()
+    return v
+
+
 def _flat_array(arr):
     """A flat numpy array as an Arrow array of a type Cairn reads."""
     import numpy as np
     import pyarrow as pa
 
-    if arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8 and arr.dtype != np.float16:
+    if arr.dtype == np.float16:
+        # MLflow writes float(x) of each half float: exactly the float32's value.
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8:
         return pa.array(arr)
+    if arr.dtype.kind == "M":
+        # What MLflow writes is what .tolist() gives: ints for datetime64[ns], datetimes
+        # (written with isoformat) for coarser units.
+        arr = np.array(arr.tolist(), dtype=object)
     if arr.dtype.kind in "OUS":
-        values = arr.tolist()
+        values = [_iso(v) for v in arr.tolist()]
         if all(isinstance(v, str) for v in values):
             return pa.array(values, type=pa.string())
         if all(isinstance(v, (bytes, bytearray)) for v in values):
@@ -125,19 +144,28 @@ def encode_output(out):
         arrays = []
         for name in out.columns:
             col = out[name]
-            mask = col.isna().to_numpy()
-            if col.dtype.kind in "biuf":
+            if col.dtype.kind == "f" and isinstance(col.dtype, np.dtype):
+                # NaN stays NaN (MLflow writes it as NaN, not null).
+                arrays.append(_flat_array(col.to_numpy()))
+                continue
+            if col.dtype.kind == "M":
+                # to_dict gives Timestamps (NaT too), which MLflow writes with isoformat.
+                col = col.astype(object)
+            mask = col.isna().to_numpy() if col.dtype.kind != "O" else np.array(
+                [v is None or (isinstance(v, float) and v != v) for v in col.to_numpy(dtype=object)],
+                dtype=bool)
+            if col.dtype.kind in "biu":
                 values = col.to_numpy()
             else:
                 values = col.to_numpy(dtype=object)
                 values = np.array([v if not m else None for v, m in zip(values, mask)], dtype=object)
             try:
-                if col.dtype.kind in "biuf":
+                if col.dtype.kind in "biu":
                     arrays.append(pa.array(values, mask=mask if mask.any() else None))
                 else:
                     present = values[~mask]
                     kind = _flat_array(present).type if len(present) else pa.string()
-                    arrays.append(pa.array(values.tolist(), type=kind))
+                    arrays.append(pa.array([_iso(v) for v in values.tolist()], type=kind))
             except Unsupported:
                 raise Unsupported(f"a DataFrame column '{name}' of dtype {col.dtype}")
         batch = pa.RecordBatch.from_arrays(arrays, names=names)

@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod metrics;
+pub mod pyjson;
 pub mod request;
 pub mod scoring;
 
@@ -520,7 +521,7 @@ async fn predict(
             uri: args.model_uri.clone(),
             message: format!("the prediction failed: {f}"),
         })?;
-    let text = serde_json::json!({ "predictions": predictions }).to_string() + "\n";
+    let text = predictions.into_body() + "\n";
     match &args.output_path {
         Some(p) => std::fs::write(dir.join(p), text).map_err(Error::Output),
         None => out
