@@ -173,7 +173,12 @@ impl ModelFlavor for PyFuncFlavor {
                 .map_err(|e| cairn_plugin_api::Error::invalid(e.to_string()))?,
             memory_limit: self.settings.memory_limit()?,
         };
-        let timeout = Duration::from_secs(self.settings.timeout_secs.unwrap_or(60).max(1));
+        // A second past the request timeout: the scoring server's own timer (its 504, which
+        // abandons the call and so replaces the worker) must win over the pool's, which only
+        // backs up callers without one (`cairn models predict`, merged calls). Equal timers
+        // expiring in the same tick let the inner one answer first (a 400).
+        let timeout = Duration::from_secs(self.settings.timeout_secs.unwrap_or(60).max(1))
+            + Duration::from_secs(1);
         let pool = pool::Pool::start(spawn, self.settings.workers(), timeout).await?;
         Ok(Arc::new(PyFuncModel {
             pool,
