@@ -4,7 +4,9 @@
 (`--env-manager local`, the suite's own interpreter). Every answer is compared with what
 MLflow's own scoring server code (`mlflow.pyfunc.scoring_server.invocations`, run in this
 process on `mlflow.pyfunc.load_model(...)`) answers for the same request body: same status,
-same JSON (errors: same `error_code` and `message`; Cairn leaves out the `stack_trace`)."""
+predictions byte for byte, errors the same JSON (same `error_code` and `message`; Cairn leaves
+out the `stack_trace`); one test runs the real `mlflow models serve` next to Cairn and compares
+the response bytes of every output form."""
 
 from __future__ import annotations
 
@@ -29,19 +31,24 @@ pytestmark = pytest.mark.cairn_only
 BATCHES = [1, 7, 200]
 
 
-def _serve(model_dir: str, *extra: str, workers: int = 2) -> tuple[subprocess.Popen, str]:
+def _serve(model_dir: str, *extra: str, workers: int = 2,
+           env_manager: str = "local") -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env["PYTHON"] = sys.executable
     cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", model_dir, "-p", "0",
-           "--env-manager", "local", "--workers", str(workers), *extra]
+           "--env-manager", env_manager, "--workers", str(workers), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Drain stderr (the workers' and an environment build's output) from the start, so that a
+    # chatty model or pip never blocks on a full pipe; kept for the failure message.
+    stderr: list[str] = []
+    drain = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)
+    drain.start()
     line = proc.stdout.readline()
     prefix = "Cairn is serving the model on "
     if not line.startswith(prefix):
         proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}: {proc.stderr.read()}")
-    # Drain stderr (the workers' output) so that a chatty model never blocks on a full pipe.
-    threading.Thread(target=proc.stderr.read, daemon=True).start()
+        drain.join(10)
+        raise AssertionError(f"unexpected first line {line!r}: {''.join(stderr)}")
     return proc, line[len(prefix):].strip()
 
 
@@ -57,8 +64,8 @@ def _post(url: str, body, content_type: str = "application/json") -> requests.Re
                          timeout=120)
 
 
-def _mlflow_answer(model, body, content_type: str) -> tuple[int, dict]:
-    """What MLflow's scoring server answers for `body`: its status and JSON."""
+def _mlflow_answer(model, body, content_type: str) -> tuple[int, str]:
+    """What MLflow's scoring server answers for `body`: its status and body."""
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
@@ -67,16 +74,19 @@ def _mlflow_answer(model, body, content_type: str) -> tuple[int, dict]:
     try:
         r = scoring_server.invocations(body, content_type, model, model.metadata.get_input_schema())
     except MlflowException as e:
-        return e.get_http_status_code(), json.loads(e.serialize_as_json())
-    return r.status, json.loads(r.response)
+        return e.get_http_status_code(), e.serialize_as_json()
+    return r.status, r.response
 
 
 def _same_as_mlflow(url: str, model, body, content_type: str = "application/json", label="") -> dict:
+    """Predictions: the same bytes; errors: the same JSON but the stack trace."""
     if not isinstance(body, (str, bytes)):
         body = json.dumps(body)
-    want_status, want = _mlflow_answer(model, body, content_type)
+    want_status, want_text = _mlflow_answer(model, body, content_type)
     r = _post(url, body, content_type)
-    got = r.json()
+    if want_status == 200:
+        assert (r.status_code, r.text) == (want_status, want_text), label
+    got, want = r.json(), json.loads(want_text)
     want.pop("stack_trace", None)
     assert (r.status_code, got) == (want_status, want), label
     return got
@@ -332,3 +342,281 @@ def test_a_python_without_the_models_libraries_is_named(tmp_path, classifier):
                        text=True, timeout=300)
     assert r.returncode != 0
     assert "cannot import mlflow" in r.stderr, r.stderr
+
+
+HUNGRY_CODE = textwrap.dedent('''
+    import mmap
+    import os
+    import time
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+
+    class Hungry(mlflow.pyfunc.PythonModel):
+        """Allocates `mib` MiB per call: on the heap (numpy), or in a shared anonymous mapping
+        (resident, but not counted by RLIMIT_DATA), held for `hold` seconds."""
+
+        def predict(self, context, model_input, params=None):
+            params = params or {}
+            mib = int(params.get("mib", 0))
+            kept = None
+            if mib and params.get("how") == "mmap":
+                kept = mmap.mmap(-1, mib << 20)
+                for offset in range(0, mib << 20, 1 << 20):
+                    kept[offset:offset + (1 << 20)] = b"x" * (1 << 20)
+            elif mib:
+                kept = np.ones(mib << 17)  # 8-byte floats
+            time.sleep(float(params.get("hold", 0)))
+            return pd.DataFrame({"y": model_input["x"] * 2, "pid": os.getpid()})
+
+
+    mlflow.models.set_model(Hungry())
+''')
+
+
+@pytest.fixture(scope="module")
+def hungry(tmp_path_factory):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    root = tmp_path_factory.mktemp("hungry")
+    code = root / "hungry.py"
+    code.write_text(HUNGRY_CODE)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "x")]),
+        params=ParamSchema([ParamSpec("mib", "long", 0), ParamSpec("how", "string", "heap"),
+                            ParamSpec("hold", "double", 0.0)]),
+    )
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+    return path
+
+
+def test_a_worker_over_its_memory_limit_is_replaced_and_its_request_answers_an_error(hungry):
+    proc, url = _serve(hungry, "--worker-memory-limit", "700MiB", workers=1)
+    try:
+        def call(**params):
+            return _post(url, {"dataframe_records": [{"x": 1.5}], "params": params})
+
+        def pid_of(r):
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"][0]["y"] == 3.0
+            return r.json()["predictions"][0]["pid"]
+
+        first = pid_of(call(mib=64))
+        # A heap allocation past the limit fails at once (the worker's RLIMIT_DATA): MLflow's
+        # error shape, a message naming the limit, and a new worker for the next request.
+        r = call(mib=2048)
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "BAD_REQUEST"
+        assert "exceeded its memory limit of 700 MiB (--worker-memory-limit)" in r.json()["message"]
+        second = pid_of(call())
+        assert second != first
+        # Resident memory the data limit does not count (a shared mapping), held: Cairn's
+        # sampling of the worker's resident size stops it.
+        r = call(mib=1024, how="mmap", hold=60)
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "BAD_REQUEST"
+        message = r.json()["message"]
+        assert "exceeded its memory limit of 700 MiB" in message and "resident:" in message, message
+        third = pid_of(call())
+        assert third not in (first, second)
+        # Under the limit, the replacement works as the first worker did.
+        assert pid_of(call(mib=128)) == third
+    finally:
+        _stop(proc)
+
+
+def test_a_worker_memory_limit_that_is_not_a_size_is_named(hungry):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env["PYTHON"] = sys.executable
+    cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", hungry, "-p", "0",
+           "--env-manager", "local", "--worker-memory-limit", "lots"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "--worker-memory-limit" in r.stderr and "'lots' is not a size" in r.stderr, r.stderr
+
+
+def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_factory):
+    """`--env-manager virtualenv`: the model's python_env.yaml and requirements.txt, as the
+    official client wrote them, built into a venv (pip, from the package index) in the
+    environment cache shared with `cairn run` and reused by later runs; the workers run there.
+
+    The requirements name `mlflow-skinny` rather than `mlflow`: `mlflow==3.18.0` cannot be
+    installed from this package index (it requires mlflow-tracing==3.18.0, which the index does
+    not carry; mlflow-skinny 3.18.0, which holds `mlflow.pyfunc` and `mlflow.sklearn`, it does).
+    The list is otherwise the official client's own for a scikit-learn model
+    (`mlflow.sklearn.get_default_pip_requirements`) plus what its pyfunc loader and Cairn's
+    worker import (numpy, pandas, pyarrow: the full mlflow wheel would bring them)."""
+    import pyarrow
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = make_classification(n_samples=100, n_features=4, random_state=1)
+    model = LogisticRegression().fit(x, y)
+    requirements = [f"mlflow-skinny=={mlflow.__version__}",
+                    *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                    f"numpy=={np.__version__}", f"pandas=={pd.__version__}",
+                    f"pyarrow=={pyarrow.__version__}"]
+    path = str(tmp_path_factory.mktemp("venv") / "model")
+    mlflow.sklearn.save_model(model, path, signature=mlflow.models.infer_signature(x, model.predict(x)),
+                              pip_requirements=requirements)
+    proc, url = _serve(path, workers=1, env_manager="virtualenv")
+    try:
+        (worker,) = _workers(proc)
+        environ = open(f"/proc/{worker}/environ", "rb").read().split(b"\0")
+        venv = next(v for v in environ if v.startswith(b"VIRTUAL_ENV=")).decode()
+        assert "/envs/virtualenv-" in venv, venv
+        loaded = mlflow.pyfunc.load_model(path)
+        for body in [{"inputs": x[:7].tolist()},
+                     {"dataframe_split": pd.DataFrame(x[:7]).to_dict(orient="split")}]:
+            got = _same_as_mlflow(url, loaded, body)
+            assert got["predictions"] == model.predict(x[:7]).tolist()
+    finally:
+        _stop(proc)
+
+
+def test_conda_environments_name_the_missing_conda(classifier):
+    _, path, _, _ = classifier
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    env.pop("MLFLOW_CONDA_HOME", None)
+    env.pop("CONDA_EXE", None)
+    # This machine has no conda; a PATH without any directory holding one makes sure of it.
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if not os.path.exists(os.path.join(p, "conda")))
+    cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", path, "-p", "0", "--env-manager", "conda"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "need the `conda` executable, which is not on the PATH" in r.stderr, r.stderr
+
+
+SHAPES_CODE = textwrap.dedent('''
+    import datetime
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+
+    class Shapes(mlflow.pyfunc.PythonModel):
+        """Returns the output form the `kind` param names, built from the input column x."""
+
+        def predict(self, context, model_input, params=None):
+            kind = (params or {}).get("kind", "frame")
+            x = model_input["x"].to_numpy()
+            n = len(x)
+            if kind == "frame":
+                return pd.DataFrame({
+                    "y": x * 1e-5,
+                    "big": x * 1e16,
+                    "third": x / 3,
+                    "f32": (x / 10).astype(np.float32),
+                    "nan": np.where(x > 1, np.nan, x),
+                    "inf": np.where(x > 1, np.inf, -np.inf),
+                    "n": np.arange(n, dtype=np.int64) - 2,
+                    "u8": np.arange(n, dtype=np.uint8),
+                    "ok": x > 1,
+                    "s": [f'r\\u00e9sum\\u00e9 "{i}" \\\\ \\u20ac\\U0001F600\\t' for i in range(n)],
+                    "when": pd.Timestamp("2024-02-29 13:45:01.5") + pd.to_timedelta(np.arange(n), unit="h"),
+                    "day": [datetime.date(2024, 1, 1 + i) for i in range(n)],
+                    # object dtype: None stays None (pandas 3's default str dtype turns it
+                    # into NaN, which MLflow writes as NaN and Cairn as null).
+                    "maybe": pd.Series(["a" if i % 2 else None for i in range(n)], dtype=object),
+                    "half": (x / 7).astype(np.float16),
+                })
+            if kind == "series":
+                return pd.Series(x * 0.1, name="score")
+            if kind == "unnamed_series":
+                return pd.Series(x.astype(np.int32))
+            if kind == "matrix":
+                return np.stack([x / 7, x * 1e20, x * 1e-7]).T
+            if kind == "ints":
+                return (x * 3).astype(np.int64).reshape(n, 1)
+            if kind == "half":
+                return (x / 3).astype(np.float16)
+            if kind == "strings":
+                return np.array([f"\\u00fc{i}" for i in range(n)])
+            if kind == "list":
+                return [float(v) / 3 for v in x]
+            if kind == "scalar":
+                return float(x.sum()) / 3
+            if kind == "dict":
+                return {"a": x * 2, "b": (x > 1).reshape(n, 1)}
+            if kind == "datetimes":
+                return np.datetime64("2024-02-29T13:45:01") + np.arange(n).astype("timedelta64[h]")
+            if kind == "nanoseconds":
+                return np.datetime64("2024-02-29T13:45:01", "ns") + np.arange(n).astype("timedelta64[s]")
+            if kind == "mixed":
+                return [1, 2.5]
+            raise ValueError(kind)
+
+
+    mlflow.models.set_model(Shapes())
+''')
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
+    """The real `mlflow models serve --env-manager local` and `cairn models serve` on the same
+    model, the same requests: the same status and the same response bytes, for DataFrames
+    (floats in every notation, NaN, infinities, ints, bools, non-ASCII strings, timestamps,
+    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    root = tmp_path_factory.mktemp("shapes")
+    code = root / "shapes.py"
+    code.write_text(SHAPES_CODE)
+    signature = ModelSignature(inputs=Schema([ColSpec("double", "x")]),
+                               params=ParamSchema([ParamSpec("kind", "string", "frame")]))
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    # MLflow's scoring server runs `uvicorn` from the PATH: this venv's first.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    real = subprocess.Popen([mlflow_cli, "models", "serve", "-m", path, "-p", str(port),
+                             "--env-manager", "local"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, url = _serve(path, workers=1)
+    try:
+        real_url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if requests.get(f"{real_url}/ping", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert real.poll() is None, "mlflow models serve exited"
+            time.sleep(0.2)
+        rows = [{"x": 1.0}, {"x": 2.5}, {"x": 0.3}]
+        for kind in ["frame", "series", "unnamed_series", "matrix", "ints", "half", "strings",
+                     "list", "scalar", "dict", "datetimes", "nanoseconds"]:
+            for body in [{"dataframe_records": rows, "params": {"kind": kind}},
+                         {"dataframe_records": rows[:1], "params": {"kind": kind}}]:
+                body = json.dumps(body)
+                want = requests.post(f"{real_url}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"}, timeout=60)
+                got = _post(url, body)
+                assert (got.status_code, got.content) == (want.status_code, want.content), \
+                    f"{kind}:\ncairn:  {got.text}\nmlflow: {want.text}"
+                assert want.status_code == 200, want.text
+        # A list mixing ints and floats is not carried: an error naming it, never other bytes.
+        r = _post(url, {"dataframe_records": rows, "params": {"kind": "mixed"}})
+        assert r.status_code == 400, r.text
+        assert "a list mixing integers and floats" in r.json()["message"], r.text
+    finally:
+        real.terminate()
+        real.wait(timeout=60)
+        _stop(proc)

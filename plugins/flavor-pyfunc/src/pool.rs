@@ -5,6 +5,14 @@
 //! exceeds the timeout, or whose caller went away mid-call (the scoring server's 504) is
 //! killed and replaced in the background; the call answers an error, never hangs. A worker's
 //! structured error (the model raised) leaves the worker in the pool.
+//!
+//! A memory limit (`worker_memory_limit`) is enforced twice: the worker sets it as its own
+//! `RLIMIT_DATA` before importing anything (so an allocation past it fails at once, as a
+//! `MemoryError` that the worker reports, instead of growing until the machine's OOM killer
+//! picks a victim), and Cairn samples the resident size (`VmRSS`) of a busy worker every
+//! [`MEMORY_POLL`] (which also catches memory the data limit does not count, such as mapped
+//! files). Either way the worker is killed and replaced and its call answers an error naming
+//! the limit. The limit covers the worker process, not processes a model starts itself.
 
 use crate::protocol::{self, PROTOCOL};
 use cairn_plugin_api::flavor::{MLFLOW_ERROR_BODY, MLFLOW_ERROR_CODE, ModelData, Params};
@@ -21,6 +29,9 @@ use tokio::sync::{Mutex, mpsc};
 /// The worker script, shipped inside the binary.
 pub const WORKER_SCRIPT: &str = include_str!("worker.py");
 
+/// How often the resident size of a busy worker is checked against its memory limit.
+pub const MEMORY_POLL: Duration = Duration::from_millis(50);
+
 /// How to start a worker.
 #[derive(Debug, Clone)]
 pub struct Spawn {
@@ -28,6 +39,53 @@ pub struct Spawn {
     pub python: Vec<String>,
     /// The model directory.
     pub model_dir: PathBuf,
+    /// The most memory a worker may use, in bytes.
+    pub memory_limit: Option<u64>,
+}
+
+/// The resident size of process `pid` in bytes (`VmRSS` of `/proc/<pid>/status`).
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The worker's argv for messages: an environment builder's script (a multi-line argument)
+/// shown as `<script>`.
+fn shown(python: &[String]) -> String {
+    python
+        .iter()
+        .map(|a| {
+            if a.contains('\n') {
+                "<script>"
+            } else {
+                a.as_str()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The words for a worker stopped for its memory.
+fn over_limit(pid: u32, limit: u64, resident: Option<u64>) -> Error {
+    let seen = resident.map_or(String::new(), |r| {
+        format!(" (resident: {})", crate::human_size(r))
+    });
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the Python worker (pid {pid}) exceeded its memory limit of {} \
+             (--worker-memory-limit){seen}; it was stopped and is being restarted",
+            crate::human_size(limit)
+        ),
+    )
 }
 
 /// Why a worker did not start.
@@ -100,12 +158,18 @@ impl Worker {
                 .python
                 .split_first()
                 .ok_or_else(|| died("no Python command".into()))?;
-            let mut child = Command::new(program)
+            let mut command = Command::new(program);
+            command
                 .args(args)
                 .arg("-c")
                 .arg(WORKER_SCRIPT)
                 .arg(&spawn.model_dir)
-                .env("CAIRN_PYFUNC_SOCKET", &socket)
+                .env("CAIRN_PYFUNC_SOCKET", &socket);
+            match spawn.memory_limit {
+                Some(limit) => command.env("CAIRN_PYFUNC_MEMORY_LIMIT", limit.to_string()),
+                None => command.env_remove("CAIRN_PYFUNC_MEMORY_LIMIT"),
+            };
+            let mut child = command
                 .stdin(Stdio::null())
                 // The model's (and an environment build's) output goes to Cairn's stderr,
                 // never to its stdout.
@@ -115,19 +179,25 @@ impl Worker {
                 .map_err(|e| {
                     StartError::Reported(Error::invalid(format!(
                         "cannot start the Python worker `{}`: {e}",
-                        spawn.python.join(" ")
+                        shown(&spawn.python)
                     )))
                 })?;
             let pid = child.id().unwrap_or_default();
             let mut stream = tokio::select! {
                 accepted = listener.accept() => accepted.map_err(|e| died(e.to_string()))?.0,
                 status = child.wait() => {
-                    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                    return Err(died(format!(
-                        "the Python worker `{}` exited before connecting ({status}); its \
-                         output is above",
-                        spawn.python.join(" ")
-                    )));
+                    let message = format!(
+                        "the Python worker `{}` exited before connecting ({}); its output is \
+                         above",
+                        shown(&spawn.python),
+                        status.as_ref().map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    );
+                    // An exit code is the worker's (or its environment build's) own verdict,
+                    // which a retry would repeat; a signal (killed) is worth another try.
+                    return Err(match status {
+                        Ok(s) if s.code().is_some() => StartError::Reported(Error::invalid(message)),
+                        _ => died(message),
+                    });
                 }
             };
             match protocol::read_frame(&mut stream).await {
@@ -146,6 +216,15 @@ impl Worker {
                     );
                     Ok(Worker { child, stream, pid })
                 }
+                Ok((h, _)) if h["memory"] == true => {
+                    let limit = spawn.memory_limit.unwrap_or_default();
+                    Err(StartError::Reported(Error::invalid(format!(
+                        "the model does not load within the worker memory limit of {} \
+                         (--worker-memory-limit): {}",
+                        crate::human_size(limit),
+                        h["message"].as_str().unwrap_or("MemoryError")
+                    ))))
+                }
                 Ok((h, _)) => Err(StartError::Reported(reported(&h))),
                 Err(e) => {
                     let _ = child.wait().await;
@@ -161,20 +240,25 @@ impl Worker {
         result
     }
 
-    /// One predict call: `Ok(Err)` is the model's own error (the worker is fine); `Err` means
-    /// the worker is broken.
-    async fn call(
-        &mut self,
-        header: &serde_json::Value,
-        body: &[u8],
-    ) -> std::io::Result<Result<ModelData>> {
+    /// One predict call: `Ok(Answer::Done(Err))` is the model's own error (the worker is
+    /// fine); `Err` means the worker is broken.
+    async fn call(&mut self, header: &serde_json::Value, body: &[u8]) -> std::io::Result<Answer> {
         protocol::write_frame(&mut self.stream, header, body).await?;
         let (h, body) = protocol::read_frame(&mut self.stream).await?;
         Ok(match h["op"].as_str() {
-            Some("result") => protocol::decode(&h, &body),
-            _ => Err(reported(&h)),
+            Some("result") => Answer::Done(protocol::decode(&h, &body)),
+            _ if h["memory"] == true => Answer::OutOfMemory,
+            _ => Answer::Done(Err(reported(&h))),
         })
     }
+}
+
+/// A worker's answer to a predict call.
+enum Answer {
+    /// The prediction, or the model's own error.
+    Done(Result<ModelData>),
+    /// An allocation failed at the worker's memory limit (`MemoryError`).
+    OutOfMemory,
 }
 
 struct Inner {
@@ -182,6 +266,7 @@ struct Inner {
     idle_tx: mpsc::UnboundedSender<Worker>,
     idle_rx: Mutex<mpsc::UnboundedReceiver<Worker>>,
     timeout: Duration,
+    memory_limit: Option<u64>,
     next_id: AtomicU64,
     runtime: tokio::runtime::Handle,
 }
@@ -269,6 +354,7 @@ impl Pool {
         }
         Ok(Pool {
             inner: Arc::new(Inner {
+                memory_limit: spawn.memory_limit,
                 spawn,
                 idle_tx,
                 idle_rx: Mutex::new(idle_rx),
@@ -299,10 +385,37 @@ impl Pool {
         };
         let w = checkout.worker.as_mut().expect("just taken");
         let pid = w.pid;
-        match tokio::time::timeout(self.inner.timeout, w.call(&header, &body)).await {
-            Ok(Ok(answer)) => {
+        let limit = self.inner.memory_limit;
+        // Resolves (with the resident size seen) when a busy worker goes over its limit.
+        let over = async {
+            let Some(limit) = limit else {
+                return std::future::pending().await;
+            };
+            let mut tick = tokio::time::interval(MEMORY_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Some(rss) = resident_bytes(pid).filter(|r| *r > limit) {
+                    return rss;
+                }
+            }
+        };
+        let called = tokio::select! {
+            called = tokio::time::timeout(self.inner.timeout, w.call(&header, &body)) => called,
+            rss = over => {
+                drop(checkout);
+                return Err(over_limit(pid, limit.unwrap_or_default(), Some(rss)));
+            }
+        };
+        let w = checkout.worker.as_mut().expect("still held");
+        match called {
+            Ok(Ok(Answer::Done(answer))) => {
                 checkout.give_back();
                 answer
+            }
+            Ok(Ok(Answer::OutOfMemory)) => {
+                drop(checkout);
+                Err(over_limit(pid, limit.unwrap_or_default(), None))
             }
             Ok(Err(e)) => {
                 // The socket broke: the process died (or is dying) mid-call.

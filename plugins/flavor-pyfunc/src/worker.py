@@ -12,6 +12,10 @@ body (an Arrow IPC stream, or nothing). Data crosses as Arrow, never as per-row 
 Header fields: "op" (ready | predict | result | error), "protocol", "id", "input"/"output"
 (table | tensors), "tensors", "params"; an error has "error_code" and "message" (MLflow's).
 Anything the model prints goes to stderr, never into the protocol.
+
+CAIRN_PYFUNC_MEMORY_LIMIT (bytes), when set, becomes this process's RLIMIT_DATA before anything
+is imported: an allocation past it raises MemoryError, which is answered as an error frame with
+"memory": true (Cairn then stops this worker and starts another).
 """
 
 import json
@@ -82,15 +86,34 @@ class Unsupported(Exception):
     pass
 
 
+def _iso(v):
+    """A date, time or timestamp as MLflow's NumpyEncoder writes it (isoformat); anything else
+    as it is."""
+    import datetime
+
+    import pandas as pd
+
+    if isinstance(v, (pd.Timestamp, datetime.date, datetime.datetime, datetime.time)):
+        return v.isoformat()
+    return v
+
+
 def _flat_array(arr):
     """A flat numpy array as an Arrow array of a type Cairn reads."""
     import numpy as np
     import pyarrow as pa
 
-    if arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8 and arr.dtype != np.float16:
+    if arr.dtype == np.float16:
+        # MLflow writes float(x) of each half float: exactly the float32's value.
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind in "biuf" and arr.dtype.itemsize <= 8:
         return pa.array(arr)
+    if arr.dtype.kind == "M":
+        # What MLflow writes is what .tolist() gives: ints for datetime64[ns], datetimes
+        # (written with isoformat) for coarser units.
+        arr = np.array(arr.tolist(), dtype=object)
     if arr.dtype.kind in "OUS":
-        values = arr.tolist()
+        values = [_iso(v) for v in arr.tolist()]
         if all(isinstance(v, str) for v in values):
             return pa.array(values, type=pa.string())
         if all(isinstance(v, (bytes, bytearray)) for v in values):
@@ -121,19 +144,28 @@ def encode_output(out):
         arrays = []
         for name in out.columns:
             col = out[name]
-            mask = col.isna().to_numpy()
-            if col.dtype.kind in "biuf":
+            if col.dtype.kind == "f" and isinstance(col.dtype, np.dtype):
+                # NaN stays NaN (MLflow writes it as NaN, not null).
+                arrays.append(_flat_array(col.to_numpy()))
+                continue
+            if col.dtype.kind == "M":
+                # to_dict gives Timestamps (NaT too), which MLflow writes with isoformat.
+                col = col.astype(object)
+            mask = col.isna().to_numpy() if col.dtype.kind != "O" else np.array(
+                [v is None or (isinstance(v, float) and v != v) for v in col.to_numpy(dtype=object)],
+                dtype=bool)
+            if col.dtype.kind in "biu":
                 values = col.to_numpy()
             else:
                 values = col.to_numpy(dtype=object)
                 values = np.array([v if not m else None for v, m in zip(values, mask)], dtype=object)
             try:
-                if col.dtype.kind in "biuf":
+                if col.dtype.kind in "biu":
                     arrays.append(pa.array(values, mask=mask if mask.any() else None))
                 else:
                     present = values[~mask]
                     kind = _flat_array(present).type if len(present) else pa.string()
-                    arrays.append(pa.array(values.tolist(), type=kind))
+                    arrays.append(pa.array([_iso(v) for v in values.tolist()], type=kind))
             except Unsupported:
                 raise Unsupported(f"a DataFrame column '{name}' of dtype {col.dtype}")
         batch = pa.RecordBatch.from_arrays(arrays, names=names)
@@ -181,7 +213,25 @@ def mlflow_error(e, data):
     return body["error_code"], body["message"], body
 
 
+def set_memory_limit():
+    limit = os.environ.get("CAIRN_PYFUNC_MEMORY_LIMIT")
+    if not limit:
+        return
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    soft = int(limit) if hard == resource.RLIM_INFINITY else min(int(limit), hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def memory_error(e):
+    limit = os.environ.get("CAIRN_PYFUNC_MEMORY_LIMIT")
+    return {"op": "error", "memory": True, "error_code": "BAD_REQUEST",
+            "message": f"MemoryError{': ' + str(e) if str(e) else ''} (limit {limit} bytes)"}
+
+
 def main():
+    set_memory_limit()
     model_dir = sys.argv[1]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["CAIRN_PYFUNC_SOCKET"])
@@ -205,11 +255,14 @@ def main():
 
     try:
         model = mlflow.pyfunc.load_model(model_dir)
+    except MemoryError as e:
+        write_frame(wfile, memory_error(e))
+        return
     except ImportError as e:
         write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE", "message": (
             f"the model needs the Python module '{e.name}', which {sys.executable} cannot "
             f"import ({e}): install the model's requirements there (requirements.txt next to "
-            "MLmodel), or use --env-manager virtualenv|uv")})
+            "MLmodel; --env-manager virtualenv|uv builds an environment from it)")})
         return
     except Exception as e:
         write_frame(wfile, {"op": "error", "error_code": "INVALID_PARAMETER_VALUE",
@@ -239,6 +292,10 @@ def main():
                 out = model.predict(data, params=header.get("params") or None)
             else:
                 out = model.predict(data)
+        except MemoryError as e:
+            del data
+            write_frame(wfile, {**reply, **memory_error(e)})
+            continue
         except Exception as e:
             code, message, error_body = mlflow_error(e, data)
             traceback.print_exc()
@@ -247,6 +304,10 @@ def main():
             continue
         try:
             fields, out_body = encode_output(out)
+        except MemoryError as e:
+            del out
+            write_frame(wfile, {**reply, **memory_error(e)})
+            continue
         except Exception as e:
             write_frame(wfile, {**reply, "op": "error", "error_code": "INTERNAL_ERROR", "message": (
                 f"Cairn cannot carry this model's prediction of type {type(out).__name__}: {e}")})

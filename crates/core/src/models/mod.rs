@@ -17,6 +17,7 @@
 
 pub mod batch;
 pub mod metrics;
+pub mod pyjson;
 pub mod request;
 pub mod scoring;
 
@@ -121,6 +122,11 @@ pub struct ServeArgs {
     /// `--env-manager local`, as MLflow's deprecated flag.
     #[arg(long)]
     pub no_conda: bool,
+    /// The most memory each Python worker of a `python_function` model may use (`2GiB`,
+    /// `512MiB`, `none`; default none): a worker going past it is stopped and replaced and
+    /// its request answers an error.
+    #[arg(long, value_name = "SIZE")]
+    pub worker_memory_limit: Option<String>,
     /// Accepted for compatibility and ignored.
     #[arg(long)]
     pub enable_mlserver: bool,
@@ -153,6 +159,11 @@ impl ServeArgs {
                 (self.env_manager.is_some() || self.no_conda) && !python,
                 "--env-manager/--no-conda",
                 "Cairn runs this model natively, without a Python environment",
+            ),
+            (
+                self.worker_memory_limit.is_some() && !python,
+                "--worker-memory-limit",
+                crate::cli::ONE_PROCESS,
             ),
             (
                 self.install_mlflow,
@@ -207,6 +218,8 @@ pub struct PythonOptions {
     pub workers: Option<usize>,
     /// `--timeout`, in seconds.
     pub timeout_secs: Option<u64>,
+    /// `--worker-memory-limit`, as given.
+    pub worker_memory_limit: Option<String>,
 }
 
 impl ModelsCommand {
@@ -236,12 +249,14 @@ impl ModelsCommand {
                     ),
                 },
                 timeout_secs: Some(a.timeout),
+                worker_memory_limit: a.worker_memory_limit.clone(),
             },
             ModelsCommand::Predict(a) => PythonOptions {
                 env_manager: a.env_manager.clone(),
                 python: a.python.clone(),
                 workers: Some(1),
                 timeout_secs: None,
+                worker_memory_limit: None,
             },
         })
     }
@@ -406,6 +421,9 @@ pub async fn load(
         if let Some(t) = python.timeout_secs {
             settings.insert("timeout_secs".into(), t.into());
         }
+        if let Some(limit) = &python.worker_memory_limit {
+            settings.insert("worker_memory_limit".into(), limit.clone().into());
+        }
     }
     let plugin = assembly.registry().model_flavor(&flavor, ctx)?;
     let model = plugin
@@ -503,7 +521,7 @@ async fn predict(
             uri: args.model_uri.clone(),
             message: format!("the prediction failed: {f}"),
         })?;
-    let text = serde_json::json!({ "predictions": predictions }).to_string() + "\n";
+    let text = predictions.into_body() + "\n";
     match &args.output_path {
         Some(p) => std::fs::write(dir.join(p), text).map_err(Error::Output),
         None => out

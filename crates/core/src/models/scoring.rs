@@ -197,9 +197,31 @@ async fn invocations(
     }
 }
 
+/// A scoring answer: the `predictions` value, or (a Python model's) the whole body, already
+/// written as MLflow's `predictions_to_json` writes it ([`super::pyjson`]).
+#[derive(Debug)]
+pub enum Scored {
+    /// `{"predictions": <this>}`.
+    Value(Value),
+    /// The whole body.
+    Body(String),
+}
+
+impl Scored {
+    /// The answer body.
+    pub fn into_body(self) -> String {
+        match self {
+            Scored::Value(predictions) => {
+                serde_json::json!({ "predictions": predictions }).to_string()
+            }
+            Scored::Body(body) => body,
+        }
+    }
+}
+
 /// Scores a request body of `format` (`json`, `csv` or `parquet`): the `predictions` value,
 /// or the failure MLflow answers.
-pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value, Failure> {
+pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Scored, Failure> {
     let python = batcher.model().capabilities().python_function;
     let mut signature = batcher.model().signature();
     if python && let Some(Schema::Columns(specs)) = &mut signature.inputs {
@@ -217,7 +239,7 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
     if let ModelData::Table(t) = &input
         && t.rows() == 0
     {
-        return Ok(Value::Array(vec![]));
+        return Ok(Scored::Value(Value::Array(vec![])));
     }
     let table_input = matches!(input, ModelData::Table(_));
     match batcher.predict(input, params).await {
@@ -235,8 +257,8 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Value
              serialized input Dataframe is compatible with the model for inference. {}",
             e.message
         ))),
-        Ok(out) if python => Ok(python_predictions(out)),
-        Ok(out) => Ok(predictions(out, table_input)),
+        Ok(out) if python => Ok(Scored::Body(super::pyjson::predictions_body(&out))),
+        Ok(out) => Ok(Scored::Value(predictions(out, table_input))),
     }
 }
 
@@ -262,10 +284,10 @@ fn mlflow_code(e: &cairn_plugin_api::Error) -> Option<&'static str> {
         .find(|c| *c == code.1)
 }
 
-fn json_ok(predictions: Value) -> Response {
+fn json_ok(predictions: Scored) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "predictions": predictions }).to_string(),
+        predictions.into_body(),
     )
         .into_response()
 }
@@ -308,19 +330,6 @@ fn nested(data: &TensorData, shape: &[usize], start: usize) -> Value {
                     .collect(),
             )
         }
-    }
-}
-
-/// The `predictions` value of a Python model's output, as MLflow's `predictions_to_json`
-/// renders the return value: a DataFrame (table) as records, the unnamed tensor (an ndarray,
-/// list or scalar) as its nested list, a dict (named tensors) as an object of nested lists.
-pub fn python_predictions(out: ModelData) -> Value {
-    match out {
-        ModelData::Tensors(m) if m.len() == 1 && m.contains_key("") => {
-            let t = &m[""];
-            nested(t.data(), t.shape(), 0)
-        }
-        other => predictions(other, false),
     }
 }
 
