@@ -129,7 +129,11 @@ mod tests {
     fn a_one_step_spike_survives_and_output_is_bounded() {
         let mut b = Buckets::new(HistoryAxis::Step, 0, 99_999, 100);
         for step in (0..100_000).rev() {
-            let v = if step == 54_321 { 1e6 } else { (step % 7) as f64 };
+            let v = if step == 54_321 {
+                1e6
+            } else {
+                (step % 7) as f64
+            };
             b.push(Metric::new("k", v, 1000 + step, step));
         }
         let out = b.finish();
@@ -148,7 +152,10 @@ mod tests {
         b.push(Metric::new("k", 1.0, 8, 4));
         b.push(Metric::new("k", 5.0, 20, 5)); // outside the range
         let out = b.finish();
-        let got: Vec<(i64, bool)> = out.iter().map(|m| (m.timestamp, m.value.is_nan())).collect();
+        let got: Vec<(i64, bool)> = out
+            .iter()
+            .map(|m| (m.timestamp, m.value.is_nan()))
+            .collect();
         assert_eq!(got, vec![(1, true), (7, false), (8, false)]);
     }
 }

@@ -470,9 +470,8 @@ pub trait TrackingStore: Send + Sync + 'static {
         use crate::downsample::Buckets;
         const PAGE: usize = 10_000;
         let axis = req.axis;
-        let within = |x: i64| {
-            req.min_x.is_none_or(|lo| x >= lo) && req.max_x.is_none_or(|hi| x <= hi)
-        };
+        let within =
+            |x: i64| req.min_x.is_none_or(|lo| x >= lo) && req.max_x.is_none_or(|hi| x <= hi);
         let mut out = Vec::new();
         let mut seen: Vec<&str> = Vec::new();
         for run_id in &req.run_ids {

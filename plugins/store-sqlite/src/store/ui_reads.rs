@@ -38,7 +38,9 @@ pub(super) fn run_keys_sync(conn: &Connection, req: &RunKeysRequest) -> StoreRes
     let mut params: Vec<rusqlite::types::Value> = vec![after.into(), ((n + 1) as i64).into()];
     params.extend(exps.iter().map(|e| rusqlite::types::Value::from(*e)));
     let mut keys = stmt
-        .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(0)
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     let next_page_token = if keys.len() > n {
         keys.truncate(n);
