@@ -198,7 +198,7 @@ def measure_table(browser, server: Server, info: dict) -> float:
         url += "/runs"
     t = time.perf_counter()
     page.goto(url, wait_until="commit")
-    page.wait_for_function(f"document.body && document.body.innerText.includes({json.dumps(newest)})",
+    page.wait_for_function(f"() => document.body && document.body.innerText.includes({json.dumps(newest)})",
                            timeout=120_000, polling="raf")
     dt = time.perf_counter() - t
     ctx.close()
@@ -226,7 +226,7 @@ def measure_chart(browser, server: Server, info: dict) -> tuple[float, float | N
     dt = (time.perf_counter() - t) * 1000
     inner = None
     if server.kind == "cairn":
-        page.wait_for_function("document.querySelector('.chart[data-metric=\"signal\"]').dataset.drawnMs")
+        page.wait_for_function("() => document.querySelector('.chart[data-metric=\"signal\"]').dataset.drawnMs")
         inner = float(page.eval_on_selector('.chart[data-metric="signal"]', "e => e.dataset.drawnMs"))
     ctx.close()
     return dt, inner
