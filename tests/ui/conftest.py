@@ -43,6 +43,10 @@ XSS_NAME = '<img src=x onerror="window.__xss=1">run'
 XSS_TAG = "<script>window.__xss=2</script>"
 XSS_ARTIFACT = "<img src=x onerror=window.__xss=3>.txt"
 BIG_HISTORY = 20_000
+# A one-step spike in the long history: the chart's min/max-per-pixel series must keep it.
+SPIKE_STEP, SPIKE_VALUE = 12_345, 5000.0
+# Runs in the nested experiment: more than a page of the runs table (50).
+NESTED_FILLERS = 50
 
 MLMODEL = """artifact_path: model
 flavors:
@@ -83,6 +87,10 @@ class Data:
     experiment_name: str
     runs: dict[str, str] = field(default_factory=dict)  # name -> run id
     model: str = "ui-model"
+    # An experiment of NESTED_FILLERS + 2 runs: the oldest is a parent whose child is the newest,
+    # so the two are on different pages of the runs table.
+    nested_experiment_id: str = ""
+    nested_runs: dict[str, str] = field(default_factory=dict)  # name -> run id
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +139,7 @@ def data(server) -> Data:
     # A long history: the chart must get a server-side sample, not 20k points.
     big = client.create_run(exp, run_name="long-history").info.run_id
     for start in range(0, BIG_HISTORY, 1000):
-        client.log_batch(big, metrics=[Metric("signal", float((i * 7919) % 1000), now + i, i) for i in range(start, start + 1000)])
+        client.log_batch(big, metrics=[Metric("signal", SPIKE_VALUE if i == SPIKE_STEP else float((i * 7919) % 1000), now + i, i) for i in range(start, start + 1000)])
     client.set_terminated(big)
     d.runs["long-history"] = big
 
@@ -155,6 +163,17 @@ def data(server) -> Data:
     client.set_registered_model_alias(d.model, "champion", "1")
     client.transition_model_version_stage(d.model, "1", "Staging")
     d.runs["xss"] = xss
+
+    # Nested runs on two pages: parent (oldest) … 50 runs … its child (newest).
+    nested = client.create_experiment("ui-nested")
+    d.nested_experiment_id = nested
+    far_parent = client.create_run(nested, run_name="far-parent", start_time=now - 100_000).info.run_id
+    for i in range(NESTED_FILLERS):
+        client.create_run(nested, run_name=f"filler-{i:02d}", start_time=now - 90_000 + i * 10)
+    far_child = client.create_run(
+        nested, run_name="far-child", start_time=now, tags={"mlflow.parentRunId": far_parent}
+    ).info.run_id
+    d.nested_runs.update({"far-parent": far_parent, "far-child": far_child})
     return d
 
 

@@ -6,10 +6,22 @@ import json
 import re
 from urllib.parse import quote
 
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import expect
 
-from conftest import XSS_ARTIFACT, XSS_NAME, XSS_TAG, BIG_HISTORY, drawn_pixels, shot
+from conftest import (
+    BIG_HISTORY,
+    NESTED_FILLERS,
+    SPIKE_STEP,
+    SPIKE_VALUE,
+    VIEWPORT,
+    XSS_ARTIFACT,
+    XSS_NAME,
+    XSS_TAG,
+    drawn_pixels,
+    shot,
+)
 
 
 def runs_table_names(page) -> list[str]:
@@ -27,6 +39,34 @@ def test_experiments_page_lists_the_logged_runs_nested_under_their_parent(page, 
     expect(page.locator("tr.child")).to_have_count(2)
     expect(page.locator(".exp-list li.selected")).to_contain_text(data.experiment_name)
     shot(page, "experiments")
+    # Keyboard: ↓ moves through the rows, Enter opens the focused run.
+    page.focus("table.runs")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    second = page.locator("table.runs tbody tr.focus td.name a")
+    expect(second).to_have_text(names[1])
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_have_text(names[1])
+
+
+def test_nested_runs_are_shown_under_their_parent_across_pages(page, data):
+    parent, child = data.nested_runs["far-parent"], data.nested_runs["far-child"]
+    page.goto(f"{data.url}/#/experiments/{data.nested_experiment_id}")
+    # Page 1 holds the child (the newest run); its parent, on page 2, is shown above it.
+    first = page.locator("table.runs tbody tr[data-run-id]").first
+    expect(first).to_have_attribute("data-run-id", parent)
+    expect(first).to_have_class(re.compile("elsewhere"))
+    expect(page.locator("table.runs tbody tr[data-run-id]").nth(1)).to_have_attribute("data-run-id", child)
+    expect(page.locator(f'tr[data-run-id="{child}"]')).to_have_class(re.compile("child"))
+    expect(page.locator(".pager")).to_contain_text("50 runs")
+    # Page 2 holds the parent; its child, on page 1, is shown under it.
+    page.click("button:has-text('Next')")
+    expect(page.locator(".pager")).to_contain_text(f"{NESTED_FILLERS + 2 - 50} runs")
+    rows = page.locator("table.runs tbody tr[data-run-id]")
+    ids = [rows.nth(i).get_attribute("data-run-id") for i in range(rows.count())]
+    assert ids.index(child) == ids.index(parent) + 1, ids
+    expect(page.locator(f'tr[data-run-id="{child}"]')).to_have_class(re.compile("elsewhere"))
+    shot(page, "nested-across-pages")
 
 
 def test_filter_sort_and_columns_are_server_side_and_kept_in_the_url(page, data):
@@ -45,8 +85,17 @@ def test_filter_sort_and_columns_are_server_side_and_kept_in_the_url(page, data)
     page.fill("input.filter", "")
     page.keyboard.press("Enter")
     expect(page.locator(".filter-error .error")).to_have_count(0)
-    # Column picker: a metric and a param column.
-    page.click("text=Columns")
+    # Column picker: it offers every key of the experiment's runs (from the server), also keys
+    # no run of the page has: `signal` is only logged by the long-history run.
+    page.fill("input.filter", "attributes.run_name = 'solo'")
+    page.keyboard.press("Enter")
+    expect(page.locator("table.runs tbody tr[data-run-id]")).to_have_count(1)
+    with page.expect_request(lambda r: "cairn/runs/keys" in r.url and "kind=metrics" in r.url):
+        page.click("text=Columns")
+    expect(page.locator('input[data-col="m:signal"]')).to_have_count(1)
+    page.fill("input.filter", "")
+    page.keyboard.press("Enter")
+    # A metric and a param column.
     page.check('input[data-col="m:acc"]')
     page.check('input[data-col="p:lr"]')
     expect(page.locator("table.runs thead th", has_text="acc")).to_have_count(1)
@@ -97,6 +146,12 @@ def test_run_page_shows_params_metrics_tags_and_a_drawn_chart(page, data):
     page.click('button[aria-label="Delete tag reviewed"]')
     expect(page.locator("table.tags")).not_to_contain_text("reviewed")
     assert "reviewed" not in MlflowClient(data.url).get_run(rid).data.tags
+    # Description: edited in place, stored as the run's mlflow.note.content.
+    page.click('section.panel:has(h2:text("Description")) summary')
+    page.fill('textarea[aria-label="Description"]', "A <b>baseline</b> run")
+    page.click('section.panel:has(h2:text("Description")) button:text("Save")')
+    expect(page.locator("p.description")).to_have_text("A <b>baseline</b> run")
+    assert MlflowClient(data.url).get_run(rid).data.tags["mlflow.note.content"] == "A <b>baseline</b> run"
     shot(page, "run")
 
 
@@ -131,39 +186,59 @@ def test_artifact_previews(page, data):
     assert page.evaluate("window.__xss") is None
 
 
-def test_a_long_history_reaches_the_browser_sampled_by_the_server(page, data):
+def test_a_long_history_reaches_the_browser_downsampled_by_the_server(page, data):
     rid = data.runs["long-history"]
-    asked: list[str] = []
-    page.on("request", lambda r: asked.append(r.url) if "get-history-bulk-interval" in r.url else None)
-    page.goto(f"{data.url}/#/experiments/{data.experiment_id}/runs/{rid}")
-    status = page.locator('.chart[data-metric="signal"] .small')
+    chart = '.chart[data-metric="signal"]'
+    answers: list[dict] = []
+    page.on("response", lambda r: answers.append(r.json()) if "get-history-downsampled" in r.url else None)
+    with page.expect_request(lambda r: "cairn/metrics/get-history-downsampled" in r.url and "buckets=" in r.url):
+        page.goto(f"{data.url}/#/experiments/{data.experiment_id}/runs/{rid}")
+    status = page.locator(f"{chart} .small")
     expect(status).to_contain_text("points shown")
     shown = int(re.search(r"(\d+) points", status.inner_text()).group(1))
-    width = page.eval_on_selector('.chart[data-metric="signal"] .plot', "e => e.clientWidth")
-    assert 0 < shown <= width < BIG_HISTORY, (shown, width)
-    assert asked and all("max_results=" in u for u in asked)
-    assert drawn_pixels(page, '.chart[data-metric="signal"] canvas') > 100
+    width = page.eval_on_selector(f"{chart} .plot", "e => e.clientWidth")
+    # At most a minimum and a maximum per pixel column, and the one-step spike is among them.
+    assert 0 < shown <= 2 * width < BIG_HISTORY, (shown, width)
+    points = [m for a in answers for m in a.get("metrics", [])]
+    assert any(m["step"] == SPIKE_STEP and m["value"] == SPIKE_VALUE for m in points), "spike lost"
+    assert drawn_pixels(page, f"{chart} canvas") > 100
     # Log scale and smoothing redraw the chart.
-    page.check('.chart[data-metric="signal"] input[aria-label="Log scale"]')
-    assert drawn_pixels(page, '.chart[data-metric="signal"] canvas') > 100
-    page.locator('.chart[data-metric="signal"]').scroll_into_view_if_needed()
+    page.check(f'{chart} input[aria-label="Log scale"]')
+    assert drawn_pixels(page, f"{chart} canvas") > 100
+    page.locator(chart).scroll_into_view_if_needed()
     shot(page, "chart-long-history")
-    # Zooming (a drag over the plot) asks the server for a sample of the zoomed steps only.
-    over = page.locator('.chart[data-metric="signal"] .u-over').bounding_box()
+    over = page.locator(f"{chart} .u-over").bounding_box()
     y = over["y"] + over["height"] / 2
-    with page.expect_request(lambda r: "get-history-bulk-interval" in r.url and "start_step=" in r.url):
-        page.mouse.move(over["x"] + over["width"] * 0.2, y)
+
+    def drag(a: float, b: float) -> None:
+        page.mouse.move(over["x"] + over["width"] * a, y)
         page.mouse.down()
-        page.mouse.move(over["x"] + over["width"] * 0.3, y, steps=5)
+        page.mouse.move(over["x"] + over["width"] * b, y, steps=5)
         page.mouse.up()
+
+    # Zooming (a drag over the plot) asks the server for the zoomed steps only.
+    with page.expect_request(lambda r: "get-history-downsampled" in r.url and "x_axis=step" in r.url and "min_x=" in r.url):
+        drag(0.2, 0.3)
     expect(status).to_contain_text("steps ")
     zoomed = re.search(r"steps (\d+)–(\d+)", status.inner_text())
     lo, hi = int(zoomed.group(1)), int(zoomed.group(2))
     assert 0 < lo < hi < BIG_HISTORY - 1, (lo, hi)
-    assert drawn_pixels(page, '.chart[data-metric="signal"] canvas') > 100
+    assert drawn_pixels(page, f"{chart} canvas") > 100
     # Double-click goes back to the whole history.
-    page.dblclick('.chart[data-metric="signal"] .u-over')
+    page.dblclick(f"{chart} .u-over")
     expect(status).not_to_contain_text("steps ")
+    # Time axes: wall time and relative time draw; a zoom on a time axis asks for timestamps.
+    page.select_option(f'{chart} select[aria-label="X axis"]', "time")
+    assert drawn_pixels(page, f"{chart} canvas") > 100
+    with page.expect_request(lambda r: "get-history-downsampled" in r.url and "x_axis=timestamp" in r.url and "max_x=" in r.url):
+        drag(0.4, 0.6)
+    expect(status).to_contain_text(" – ")
+    assert drawn_pixels(page, f"{chart} canvas") > 100
+    page.select_option(f'{chart} select[aria-label="X axis"]', "relative")
+    assert drawn_pixels(page, f"{chart} canvas") > 100
+    page.dblclick(f"{chart} .u-over")
+    expect(status).not_to_contain_text(" – ")
+    shot(page, "chart-relative-time")
 
 
 def test_compare_highlights_differences_and_draws_plots(page, data):
@@ -299,6 +374,80 @@ def test_the_ui_works_under_a_static_prefix(browser, data, tmp_path):
         page.click("button:has-text('+ New')")
         expect(page.locator("h1")).to_have_text("made-in-prefixed-ui")
         assert client.get_experiment_by_name("made-in-prefixed-ui") is not None
+        context.close()
+    finally:
+        assert process.terminate() == 0
+
+
+def test_runs_are_deleted_and_restored_from_the_table(page, data):
+    client = MlflowClient(data.url)
+    exp = client.create_experiment("ui-delete-restore")
+    keep = client.create_run(exp, run_name="keep").info.run_id
+    gone = client.create_run(exp, run_name="to-delete").info.run_id
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{data.url}/#/experiments/{exp}")
+    page.check(f'tr[data-run-id="{gone}"] input[type=checkbox]')
+    page.click("button:text-is('Delete')")
+    expect(page.locator(f'tr[data-run-id="{gone}"]')).to_have_count(0)
+    expect(page.locator(f'tr[data-run-id="{keep}"]')).to_have_count(1)
+    assert client.get_run(gone).info.lifecycle_stage == "deleted"
+    # The deleted runs view, then Restore.
+    page.check("text=deleted runs")
+    expect(page.locator("table.runs tbody tr[data-run-id]")).to_have_count(1)
+    page.check(f'tr[data-run-id="{gone}"] input[type=checkbox]')
+    page.click("button:text-is('Restore')")
+    expect(page.locator(f'tr[data-run-id="{gone}"]')).to_have_count(0)
+    assert client.get_run(gone).info.lifecycle_stage == "active"
+    page.uncheck("text=deleted runs")
+    expect(page.locator("table.runs tbody tr[data-run-id]")).to_have_count(2)
+
+
+def test_the_ui_works_with_basic_auth(browser, tmp_path, monkeypatch):
+    """`cairn server --app-name basic-auth`: the browser sends the credentials (the UI's own
+    reads — column keys, downsampled histories — go through the auth rules too); without them
+    the API answers 401."""
+    from helpers import ServerProcess
+
+    admin = ("admin", "admin-password-ui-test")
+    env = {
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin[0],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin[1],
+        "CAIRN_AUTH__DATABASE_URI": f"sqlite:///{tmp_path / 'auth.db'}",
+    }
+    process = ServerProcess(tmp_path, name="auth", env=env, extra_args=["--app-name", "basic-auth"])
+    try:
+        process.wait_healthy()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", admin[0])
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin[1])
+        client = MlflowClient(process.url)
+        exp = client.create_experiment("behind-auth")
+        rid = client.create_run(exp, run_name="authed-run").info.run_id
+        client.log_batch(rid, metrics=[Metric("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, i) for i in range(100)],
+                         params=[Param("lr", "0.1")])
+        # Without credentials: the API refuses.
+        anonymous = browser.new_context(viewport=VIEWPORT)
+        page = anonymous.new_page()
+        answer = page.request.post(f"{process.url}/ajax-api/2.0/mlflow/experiments/search", data={"max_results": 10})
+        assert answer.status == 401
+        anonymous.close()
+        # With them: the pages, the UI's own endpoints and a state change work.
+        context = browser.new_context(viewport=VIEWPORT, http_credentials={"username": admin[0], "password": admin[1]})
+        page = context.new_page()
+        page.goto(f"{process.url}/#/experiments/{exp}")
+        expect(page.locator("table.runs")).to_contain_text("authed-run")
+        with page.expect_response(lambda r: "cairn/runs/keys" in r.url and r.status == 200):
+            page.click("text=Columns")
+        expect(page.locator('input[data-col="p:lr"]')).to_have_count(1)
+        with page.expect_response(lambda r: "get-history-downsampled" in r.url and r.status == 200):
+            page.goto(f"{process.url}/#/experiments/{exp}/runs/{rid}")
+        page.wait_for_function("document.querySelector('.chart[data-metric=\"loss\"] canvas')?.width > 0")
+        assert drawn_pixels(page, '.chart[data-metric="loss"] canvas') > 100
+        page.on("dialog", lambda d: d.accept("made-behind-auth"))
+        page.goto(f"{process.url}/#/experiments/{exp}")
+        page.click("button:has-text('+ New')")
+        expect(page.locator("h1")).to_have_text("made-behind-auth")
+        assert client.get_experiment_by_name("made-behind-auth") is not None
+        shot(page, "basic-auth")
         context.close()
     finally:
         assert process.terminate() == 0

@@ -88,6 +88,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod blocking;
 pub mod context;
+pub mod downsample;
 pub mod entities;
 pub mod error;
 pub mod factory;

@@ -159,6 +159,64 @@ pub struct BulkIntervalRequest {
     pub end_step: Option<i64>,
 }
 
+/// Which keys [`TrackingStore::run_keys`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKeyKind {
+    /// Param keys.
+    Params,
+    /// Metric keys.
+    Metrics,
+    /// Tag keys (system tags included).
+    Tags,
+}
+
+/// Arguments of [`TrackingStore::run_keys`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunKeysRequest {
+    /// Experiments whose runs (active and deleted) are looked at; at most 100 (the host
+    /// enforces it). An empty list has no keys.
+    pub experiment_ids: Vec<String>,
+    /// Params, metrics or tags.
+    pub kind: RunKeyKind,
+    /// Page size (the host keeps it between 1 and 10000).
+    pub max_results: usize,
+    /// Token from the previous page.
+    pub page_token: Option<String>,
+}
+
+/// One page of [`TrackingStore::run_keys`]: distinct keys in ascending (byte) order.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunKeys {
+    /// The keys of this page.
+    pub keys: Vec<String>,
+    /// Present only when more keys exist.
+    pub next_page_token: Option<String>,
+    /// `Some(n)`: the store has no index of keys and read only the first `n` runs (most recent
+    /// first), so keys used only by older runs may be missing.
+    pub runs_scanned: Option<usize>,
+}
+
+/// Runs the default [`TrackingStore::run_keys`] reads at most.
+pub const RUN_KEYS_SCAN_LIMIT: usize = 10_000;
+
+/// Arguments of [`TrackingStore::get_metric_history_downsampled`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownsampleRequest {
+    /// Runs, at most 100 (the host enforces it); unknown ones have no points.
+    pub run_ids: Vec<String>,
+    /// The metric.
+    pub metric_key: String,
+    /// The x coordinate buckets are cut on.
+    pub axis: crate::downsample::HistoryAxis,
+    /// Buckets per run, 1 to 5000 (the host enforces it): at most twice as many points.
+    pub buckets: usize,
+    /// Inclusive lower x bound; `None`: the run's first x.
+    pub min_x: Option<i64>,
+    /// Inclusive upper x bound; `None`: the run's last x.
+    pub max_x: Option<i64>,
+}
+
 /// Arguments of [`TrackingStore::create_logged_model`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CreateLoggedModel {
@@ -333,6 +391,142 @@ pub trait TrackingStore: Send + Sync + 'static {
 
     /// One page of runs of the given experiments that match the filter.
     async fn search_runs(&self, req: SearchRuns) -> Result<Page<Run>>;
+
+    /// The distinct param, metric or tag keys used by runs of the given experiments, a page at a
+    /// time (the web UI's column picker). The default reads the experiments' runs through
+    /// [`TrackingStore::search_runs`], at most [`RUN_KEYS_SCAN_LIMIT`] of them, and says so in
+    /// [`RunKeys::runs_scanned`] when it stopped early; a store with an index of keys
+    /// overrides it. Host-side only (not part of the plugin ABI): a dynamic plugin gets the
+    /// default, over its `search_runs`.
+    async fn run_keys(&self, req: RunKeysRequest) -> Result<RunKeys> {
+        let mut set = std::collections::BTreeSet::new();
+        let mut token = None;
+        let mut scanned = 0usize;
+        let mut more = false;
+        if !req.experiment_ids.is_empty() {
+            loop {
+                let page = self
+                    .search_runs(SearchRuns {
+                        experiment_ids: req.experiment_ids.clone(),
+                        filter: None,
+                        view_type: ViewType::All,
+                        max_results: 1000,
+                        order_by: Vec::new(),
+                        page_token: token,
+                    })
+                    .await?;
+                scanned += page.items.len();
+                for run in &page.items {
+                    match req.kind {
+                        RunKeyKind::Params => {
+                            set.extend(run.data.params.iter().map(|p| p.key.clone()))
+                        }
+                        RunKeyKind::Metrics => {
+                            set.extend(run.data.metrics.iter().map(|m| m.key.clone()))
+                        }
+                        RunKeyKind::Tags => set.extend(run.data.tags.iter().map(|t| t.key.clone())),
+                    }
+                }
+                token = page.next_page_token;
+                if token.is_none() {
+                    break;
+                }
+                if scanned >= RUN_KEYS_SCAN_LIMIT {
+                    more = true;
+                    break;
+                }
+            }
+        }
+        let after = req.page_token.unwrap_or_default();
+        let n = req.max_results.max(1);
+        let mut keys: Vec<String> = set
+            .into_iter()
+            .filter(|k| after.is_empty() || k.as_str() > after.as_str())
+            .take(n + 1)
+            .collect();
+        let next_page_token = if keys.len() > n {
+            keys.truncate(n);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(RunKeys {
+            keys,
+            next_page_token,
+            runs_scanned: more.then_some(scanned),
+        })
+    }
+
+    /// The histories of one metric over several runs, each cut into `buckets` equal ranges of
+    /// x with the minimum and maximum value of each kept ([`crate::downsample`]): at most
+    /// `2 × buckets` points per run, and no spike lost. Sorted by (run order given, x). The
+    /// default reads each history twice through [`TrackingStore::get_metric_history`] (the x
+    /// range, then the buckets), a page at a time; a store may do it in one read. Host-side
+    /// only (not part of the plugin ABI).
+    async fn get_metric_history_downsampled(
+        &self,
+        req: DownsampleRequest,
+    ) -> Result<Vec<MetricWithRunId>> {
+        use crate::downsample::Buckets;
+        const PAGE: usize = 10_000;
+        let axis = req.axis;
+        let within =
+            |x: i64| req.min_x.is_none_or(|lo| x >= lo) && req.max_x.is_none_or(|hi| x <= hi);
+        let mut out = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for run_id in &req.run_ids {
+            if seen.contains(&run_id.as_str()) {
+                continue;
+            }
+            seen.push(run_id);
+            // Pass 1: the x range within the bounds.
+            let mut range: Option<(i64, i64)> = None;
+            let mut token = None;
+            loop {
+                let page = match self
+                    .get_metric_history(run_id, &req.metric_key, PAGE, token)
+                    .await
+                {
+                    Err(e) if e.kind == crate::ErrorKind::NotFound => break,
+                    other => other?,
+                };
+                for m in &page.items {
+                    let x = axis.of(m);
+                    if within(x) {
+                        range = Some(range.map_or((x, x), |(a, b)| (a.min(x), b.max(x))));
+                    }
+                }
+                token = page.next_page_token;
+                if token.is_none() {
+                    break;
+                }
+            }
+            let Some((lo, hi)) = range else { continue };
+            // Pass 2: the buckets.
+            let mut buckets = Buckets::new(axis, lo, hi, req.buckets);
+            let mut token = None;
+            loop {
+                let page = self
+                    .get_metric_history(run_id, &req.metric_key, PAGE, token)
+                    .await?;
+                for m in page.items {
+                    buckets.push(m);
+                }
+                token = page.next_page_token;
+                if token.is_none() {
+                    break;
+                }
+            }
+            out.extend(buckets.finish().into_iter().map(|m| MetricWithRunId {
+                key: m.key,
+                value: m.value,
+                timestamp: m.timestamp,
+                step: m.step,
+                run_id: run_id.clone(),
+            }));
+        }
+        Ok(out)
+    }
 
     /// Records dataset and model inputs of an active run. The same dataset `(experiment,
     /// name, digest)` is stored once and linked once per run; logging it again is a no-op.

@@ -194,6 +194,17 @@ impl<S: TrackingStore + ?Sized> TrackingStore for Validated<S> {
         self.0.search_runs(req).await
     }
 
+    async fn run_keys(&self, req: RunKeysRequest) -> Result<RunKeys> {
+        self.0.run_keys(req).await
+    }
+
+    async fn get_metric_history_downsampled(
+        &self,
+        req: DownsampleRequest,
+    ) -> Result<Vec<MetricWithRunId>> {
+        self.0.get_metric_history_downsampled(req).await
+    }
+
     async fn log_inputs(
         &self,
         run_id: &str,

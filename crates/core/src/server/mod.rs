@@ -41,6 +41,7 @@ pub mod security;
 pub mod traces;
 pub mod tracking;
 pub mod ui;
+pub mod ui_api;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};
@@ -433,6 +434,12 @@ fn api_routes(serve_artifacts: bool) -> Routes {
         .route(
             "/ajax-api/2.0/mlflow/experiments/search-datasets",
             post(t::search_datasets),
+        )
+        // The web UI's own reads (server/ui_api.rs).
+        .route("/ajax-api/2.0/cairn/runs/keys", get(ui_api::run_keys))
+        .route(
+            "/ajax-api/2.0/cairn/metrics/get-history-downsampled",
+            get(ui_api::get_history_downsampled),
         )
         .route(
             "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files",

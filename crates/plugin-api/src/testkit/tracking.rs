@@ -17,6 +17,7 @@ mod logging;
 mod runs;
 mod search;
 mod traces;
+mod ui_reads;
 
 pub use batch::*;
 pub use datasets::*;
@@ -26,6 +27,7 @@ pub use logging::*;
 pub use runs::*;
 pub use search::*;
 pub use traces::*;
+pub use ui_reads::*;
 
 /// The name of every tracking case, in suite order; the same list the macro stamps tests from.
 pub const TRACKING_CASES: &[&str] = crate::__cairn_tracking_cases!(names);

@@ -1,4 +1,5 @@
-// The REST API the UI uses: Cairn's `/ajax-api/2.0/mlflow/...`, the same handlers clients use.
+// The REST API the UI uses: Cairn's `/ajax-api/2.0/mlflow/...`, the same handlers clients use,
+// and the UI's own reads under `/ajax-api/2.0/cairn/...` (column keys, downsampled histories).
 // URLs are relative to the page's <base>, so a --static-prefix needs nothing here.
 
 export class ApiError extends Error {
@@ -11,8 +12,8 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method: string, path: string, body?: unknown, query?: URLSearchParams): Promise<any> {
-  let url = `ajax-api/2.0/mlflow/${path}`;
+async function request(method: string, path: string, body?: unknown, query?: URLSearchParams, api = "mlflow"): Promise<any> {
+  let url = `ajax-api/2.0/${api}/${path}`;
   if (query && [...query.keys()].length) url += `?${query}`;
   const init: RequestInit = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
@@ -33,15 +34,19 @@ async function request(method: string, path: string, body?: unknown, query?: URL
   return data;
 }
 
-export function get(path: string, params: Record<string, string | number | (string | number)[] | undefined> = {}): Promise<any> {
+type Params = Record<string, string | number | (string | number)[] | undefined>;
+function toQuery(params: Params): URLSearchParams {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined) continue;
     if (Array.isArray(v)) v.forEach((x) => q.append(k, String(x)));
     else q.append(k, String(v));
   }
-  return request("GET", path, undefined, q);
+  return q;
 }
+export const get = (path: string, params: Params = {}): Promise<any> => request("GET", path, undefined, toQuery(params));
+/** A GET of Cairn's own UI reads (`ajax-api/2.0/cairn/<path>`, README "Web UI"). */
+export const cairnGet = (path: string, params: Params = {}): Promise<any> => request("GET", path, undefined, toQuery(params), "cairn");
 export const post = (path: string, body: unknown) => request("POST", path, body);
 export const patch = (path: string, body: unknown) => request("PATCH", path, body);
 export const del = (path: string, body: unknown) => request("DELETE", path, body);

@@ -1,14 +1,16 @@
-// Metric charts: uPlot, fed by MLflow's get-history-bulk-interval (the server samples each
-// history down to at most `max_results` points, so the browser never gets more points than
-// the chart has pixels).
+// Metric charts: uPlot, fed by Cairn's `cairn/metrics/get-history-downsampled`: the server cuts
+// each history into one bucket per device pixel of the chart's width and sends each bucket's
+// minimum and maximum, so the browser never gets more than two points per pixel and a one-step
+// spike between two sampled steps is still drawn (an evenly spaced sample of steps, MLflow's
+// get-history-bulk-interval, can miss it).
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import * as api from "./api";
-import { h, clear, errorBox, fmtNum } from "./dom";
+import { h, clear, errorBox, fmtNum, fmtTime } from "./dom";
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 export const color = (i: number) => PALETTE[i % PALETTE.length];
-const MAX_POINTS = 2500; // the endpoint's cap per run
+const MAX_BUCKETS = 5000; // the endpoint's cap per run
 
 export interface ChartRun {
   id: string;
@@ -32,17 +34,19 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
   );
   let series: { run: ChartRun; points: api.Metric[] }[] | null = null;
   let plot: uPlot | null = null;
-  // The step range zoomed into (x = step): refetched, so the server samples only that range
-  // and the detail between the points of the whole-history sample appears.
-  let range: [number, number] | null = null;
+  // The range zoomed into (steps, or timestamps in ms for both time axes): refetched, so the
+  // server buckets only that range and the detail inside it appears.
+  let range: { axis: "step" | "timestamp"; lo: number; hi: number } | null = null;
+  // Each run's first timestamp seen (relative time counts from it, also once zoomed in).
+  const start = new Map<string, number>();
 
   const draw = () => {
     if (!series) return;
     plot?.destroy();
     const x = xSel.value as XAxis;
     const alpha = Number(smooth.value);
-    const tables: uPlot.AlignedData[] = series.map(({ points }) => {
-      const t0 = points.length ? Math.min(...points.map((p) => Number(p.timestamp))) : 0;
+    const tables: uPlot.AlignedData[] = series.map(({ run, points }) => {
+      const t0 = start.get(run.id) ?? 0;
       const sorted = points
         .map((p) => ({ x: x === "step" ? Number(p.step) : x === "time" ? Number(p.timestamp) / 1000 : (Number(p.timestamp) - t0) / 1000, y: Number(p.value) }))
         .sort((a, b) => a.x - b.x);
@@ -77,11 +81,17 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
         hooks: {
           setSelect: [
             (u: uPlot) => {
-              if (x !== "step" || u.select.width < 2) return;
-              const lo = Math.floor(u.posToVal(u.select.left, "x"));
-              const hi = Math.ceil(u.posToVal(u.select.left + u.select.width, "x"));
+              if (u.select.width < 2) return;
+              const a = u.posToVal(u.select.left, "x");
+              const b = u.posToVal(u.select.left + u.select.width, "x");
+              // x is a step, seconds since the epoch, or seconds since the run's first value.
+              const toX = (v: number, run0: number) => (x === "step" ? v : x === "time" ? v * 1000 : run0 + v * 1000);
+              // Relative time: runs overlaid from their own starts; zoom on the earliest one's.
+              const base = x === "relative" ? Math.min(...[...start.values()]) : 0;
+              const lo = Math.floor(toX(a, base));
+              const hi = Math.ceil(toX(b, base));
               if (hi > lo) {
-                range = [lo, hi];
+                range = { axis: x === "step" ? "step" : "timestamp", lo, hi };
                 load();
               }
             },
@@ -96,15 +106,16 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
 
   const load = async () => {
     try {
-      // The sample keeps the first and last steps besides `max_results` evenly spaced ones: one
-      // less than the chart's width in device pixels keeps it within a point per pixel.
-      const width = Math.max(2, Math.min(MAX_POINTS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1)) - 1));
-      const r = await api.get("metrics/get-history-bulk-interval", {
-        run_ids: runs.map((r) => r.id),
+      // One bucket per device pixel of the plot's width: at most two points per pixel.
+      const buckets = Math.max(2, Math.min(MAX_BUCKETS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1))));
+      const t0 = performance.now();
+      const r = await api.cairnGet("metrics/get-history-downsampled", {
+        run_id: runs.map((r) => r.id),
         metric_key: metric,
-        max_results: width,
-        start_step: range?.[0],
-        end_step: range?.[1],
+        buckets,
+        x_axis: range?.axis,
+        min_x: range?.lo,
+        max_x: range?.hi,
       });
       const byRun = new Map<string, api.Metric[]>();
       for (const m of r.metrics || []) {
@@ -112,13 +123,24 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
         byRun.get(m.run_id)!.push(m);
       }
       series = runs.filter((run) => byRun.has(run.id)).map((run) => ({ run, points: byRun.get(run.id)! }));
+      for (const { run, points } of series) {
+        let t = start.get(run.id) ?? Infinity;
+        for (const p of points) t = Math.min(t, Number(p.timestamp));
+        start.set(run.id, t);
+      }
       const n = series.reduce((a, s) => a + s.points.length, 0);
+      box.dataset.points = String(n);
       if (!series.length) {
         clear(status, "No values logged.");
+        box.dataset.drawnMs = String(performance.now() - t0);
         return;
       }
-      clear(status, `${n} points shown (sampled by the server)${range ? `, steps ${range[0]}–${range[1]}` : ""}; drag to zoom, double-click to reset.`);
+      const span = range ? (range.axis === "step" ? `, steps ${range.lo}–${range.hi}` : `, ${fmtTime(range.lo)} – ${fmtTime(range.hi)}`) : "";
+      clear(status, `${n} points shown (min and max per pixel, from the server)${span}; drag to zoom, double-click to reset.`);
       draw();
+      // For the browser benchmark (bench/ui.py): navigation-independent time from request to
+      // the canvas drawn.
+      box.dataset.drawnMs = String(performance.now() - t0);
     } catch (e) {
       clear(status, errorBox(e));
     }
@@ -129,7 +151,13 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
       load();
     }
   });
-  xSel.addEventListener("change", draw);
+  xSel.addEventListener("change", () => {
+    const axis = xSel.value === "step" ? "step" : "timestamp";
+    if (range && range.axis !== axis) {
+      range = null;
+      load();
+    } else draw();
+  });
   smooth.addEventListener("input", draw);
   logBox.addEventListener("change", draw);
   // Drawn once the box is in the page (its width is known).

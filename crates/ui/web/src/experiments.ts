@@ -180,9 +180,40 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
   const deletedToggle = h("label", { class: "small" }, h("input", { type: "checkbox", checked: state.deleted }), " deleted runs");
   const selected = new Set<string>();
   let runs: Run[] = [];
+  let extra: Run[] = [];
   let tokens: (string | undefined)[] = [undefined];
   let page = 0;
   let keys = { param: new Set<string>(), metric: new Set<string>(), tag: new Set<string>() };
+  // Column discovery: every key of the experiments' runs, from `cairn/runs/keys` (a page of
+  // KEYS_PAGE per kind; "more" reads the next), merged with the keys of the runs shown.
+  const KEYS_PAGE = 500;
+  const keyPages: Record<Col["kind"], { token?: string; loaded: boolean; scanned?: number; error?: unknown }> = {
+    param: { loaded: false },
+    metric: { loaded: false },
+    tag: { loaded: false },
+  };
+  const KIND_API = { param: "params", metric: "metrics", tag: "tags" } as const;
+  async function loadKeys(kind: Col["kind"]) {
+    const st = keyPages[kind];
+    try {
+      const r = await api.cairnGet("runs/keys", { experiment_ids: experimentIds, kind: KIND_API[kind], max_results: KEYS_PAGE, page_token: st.token });
+      for (const k of r.keys || []) if (kind !== "tag" || !k.startsWith("mlflow.")) keys[kind].add(k);
+      st.token = r.next_page_token;
+      st.scanned = r.runs_scanned;
+      st.error = undefined;
+    } catch (e) {
+      st.error = e;
+    }
+    st.loaded = true;
+  }
+  async function openPicker() {
+    const first = (Object.keys(keyPages) as Col["kind"][]).filter((k) => !keyPages[k].loaded);
+    if (first.length) {
+      clear(picker, h("span", { class: "muted" }, "Loading keys…"));
+      await Promise.all(first.map(loadKeys));
+    }
+    drawPicker();
+  }
 
   clear(
     content,
@@ -192,7 +223,7 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
       { class: "toolbar", onsubmit: (e: Event) => { e.preventDefault(); state.filter = filterInput.value.trim(); tokens = [undefined]; page = 0; saveState(); load(); } },
       filterInput,
       h("button", { type: "submit" }, "Search"),
-      h("button", { type: "button", onclick: () => { picker.hidden = !picker.hidden; drawPicker(); } }, "Columns"),
+      h("button", { type: "button", "aria-expanded": "false", onclick: (e: Event) => { picker.hidden = !picker.hidden; (e.currentTarget as HTMLElement).setAttribute("aria-expanded", String(!picker.hidden)); if (!picker.hidden) openPicker(); } }, "Columns"),
       compareBtn,
       deleteBtn,
       restoreBtn,
@@ -256,7 +287,12 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
                 k,
               );
             })
-          : h("span", { class: "muted" }, "none on this page"),
+          : h("span", { class: "muted" }, "none"),
+        keyPages[kind].error ? errorBox(keyPages[kind].error) : null,
+        keyPages[kind].scanned ? h("div", { class: "muted small" }, `Keys of the ${keyPages[kind].scanned} most recent runs (this store keeps no index of keys).`) : null,
+        keyPages[kind].token
+          ? h("button", { type: "button", class: "more", onclick: async () => { await loadKeys(kind); drawPicker(); } }, `More ${label.toLowerCase()}…`)
+          : null,
       );
     };
     clear(picker, section("param", "Params"), section("metric", "Metrics"), section("tag", "Tags"));
@@ -308,17 +344,28 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
       sortHeader("Source", null),
       state.cols.map((c) => sortHeader(`${c.key}`, `${KIND_PREFIX[c.kind]}.${quoteKey(c.key)}`)),
     );
-    // Nested runs: a child follows its parent when both are on this page.
-    const byId = new Map(runs.map((r) => [r.info.run_id, r]));
+    // Nested runs: a child is shown under its parent, also when one of the two is on another
+    // page of the table (`extra`: read after the page, marked "other page").
+    const all = [...runs, ...extra.filter((x) => !runs.some((r) => r.info.run_id === x.info.run_id))];
+    const byId = new Map(all.map((r) => [r.info.run_id, r]));
+    const onPage = new Set(runs.map((r) => r.info.run_id));
     const children = new Map<string, Run[]>();
-    const top: Run[] = [];
-    for (const r of runs) {
+    for (const r of all) {
       const parent = tag(r, "mlflow.parentRunId");
-      if (parent && byId.has(parent)) {
+      if (parent && parent !== r.info.run_id && byId.has(parent)) {
         if (!children.has(parent)) children.set(parent, []);
         children.get(parent)!.push(r);
-      } else top.push(r);
+      }
     }
+    const rootOf = (r: Run): Run => {
+      for (let i = 0; i < 20; i++) {
+        const p = byId.get(tag(r, "mlflow.parentRunId") || "");
+        if (!p || p === r) break;
+        r = p;
+      }
+      return r;
+    };
+    const emitted = new Set<string>();
     const rows: HTMLElement[] = [];
     const addRow = (r: Run, depth: number) => {
       const id = r.info.run_id;
@@ -328,11 +375,14 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
         const list = c.kind === "param" ? r.data.params : r.data.tags;
         return list?.find((x) => x.key === c.key)?.value ?? "";
       };
+      if (emitted.has(id)) return;
+      emitted.add(id);
       const source = tag(r, "mlflow.source.name") || "";
+      const elsewhere = !onPage.has(id);
       rows.push(
         h(
           "tr",
-          { "data-run-id": id, class: depth ? "child" : "" },
+          { "data-run-id": id, class: `${depth ? "child" : ""} ${elsewhere ? "elsewhere" : ""}`, title: elsewhere ? "On another page of this table" : null },
           h("td", null, h("input", {
             type: "checkbox",
             "aria-label": `Select ${r.info.run_name || id}`,
@@ -347,6 +397,7 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
             { class: "name", style: depth ? `padding-left:${depth * 1.2 + 0.5}em` : null },
             depth ? "↳ " : kids.length ? h("span", { class: "muted", title: `${kids.length} child run(s)` }, "▾ ") : null,
             link(`#/experiments/${enc(r.info.experiment_id)}/runs/${enc(id)}`, r.info.run_name || id),
+            elsewhere ? h("span", { class: "muted small" }, " (other page)") : null,
           ),
           h("td", null, h("span", { class: `status ${r.info.status}` }, r.info.status)),
           h("td", null, fmtTime(r.info.start_time)),
@@ -358,7 +409,7 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
       );
       for (const k of kids) addRow(k, depth + 1);
     };
-    for (const r of top) addRow(r, 0);
+    for (const r of runs) addRow(rootOf(r), 0);
     clear(
       table,
       h("thead", null, head),
@@ -403,15 +454,52 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
         run.data.metrics?.forEach((m) => keys.metric.add(m.key));
         run.data.tags?.forEach((t) => { if (!t.key.startsWith("mlflow.")) keys.tag.add(t.key); });
       }
+      extra = [];
       drawTable();
       drawPager(Boolean(r.next_page_token));
       if (!picker.hidden) drawPicker();
+      loadRelatives(runs);
     } catch (e) {
       runs = [];
       drawTable();
       clear(status);
       filterInput.classList.add("invalid");
       clear(filterError, errorBox(e));
+    }
+  }
+  // The relatives of the page's runs on other pages of the same list (same filter and view):
+  // the children of its runs (at most 100) and the parents of its children.
+  async function loadRelatives(page: Run[]) {
+    const ids = page.map((r) => r.info.run_id).filter((id) => /^[\w-]+$/.test(id));
+    const onPage = new Set(ids);
+    const parents = [...new Set(page.map((r) => tag(r, "mlflow.parentRunId") || "").filter((p) => p && !onPage.has(p) && /^[\w-]+$/.test(p)))];
+    if (!ids.length) return;
+    const quote = (v: string) => `'${v}'`;
+    const and = (clause: string) => (state.filter ? `(${state.filter}) AND ${clause}` : clause);
+    const kids = `(${ids.map((id) => `tags.\`mlflow.parentRunId\` = ${quote(id)}`).join(" OR ")})`;
+    try {
+      const [c, p] = await Promise.all([
+        api.post("runs/search", {
+          experiment_ids: experimentIds,
+          filter: and(kids),
+          order_by: [state.order],
+          max_results: 100,
+          run_view_type: state.deleted ? "DELETED_ONLY" : "ACTIVE_ONLY",
+        }),
+        parents.length
+          ? api.post("runs/search", {
+              experiment_ids: experimentIds,
+              filter: and(`attributes.run_id IN (${parents.map(quote).join(", ")})`),
+              max_results: parents.length,
+              run_view_type: state.deleted ? "DELETED_ONLY" : "ACTIVE_ONLY",
+            })
+          : Promise.resolve({}),
+      ]);
+      if (runs !== page) return; // another page was loaded meanwhile
+      extra = [...(p.runs || []), ...(c.runs || [])].filter((r: Run) => !onPage.has(r.info.run_id));
+      if (extra.length) drawTable();
+    } catch {
+      // The page itself is shown; its relatives elsewhere are a nicety.
     }
   }
   // Keyboard: ↑/↓ move between rows, Enter opens the run, space selects it.

@@ -31,6 +31,7 @@ mod metrics;
 mod runs;
 mod search;
 mod traces;
+mod ui_reads;
 
 use experiments::*;
 use logged_models::*;
@@ -363,6 +364,18 @@ impl TrackingStore for SqliteStore {
 
     async fn search_runs(&self, req: SearchRuns) -> Result<Page<Run>> {
         search::search_runs(self, req).await
+    }
+
+    async fn run_keys(&self, req: RunKeysRequest) -> Result<RunKeys> {
+        self.read(move |tx| ui_reads::run_keys_sync(tx, &req)).await
+    }
+
+    async fn get_metric_history_downsampled(
+        &self,
+        req: DownsampleRequest,
+    ) -> Result<Vec<MetricWithRunId>> {
+        self.read(move |tx| ui_reads::downsampled_sync(tx, &req))
+            .await
     }
 
     async fn log_inputs(

@@ -138,6 +138,9 @@ pub fn rule(method: &Method, template: &str) -> Option<Rule> {
         ("GET", "/mlflow/metrics/get-history") => exp(Read, Run),
         ("GET", "/mlflow/metrics/get-history-bulk-interval") => exp(Read, Runs("run_ids")),
         ("GET", "/mlflow/metrics/get-history-bulk") => exp(Read, Runs("run_id")),
+        // The web UI's reads (server/ui_api.rs).
+        ("GET", "/cairn/runs/keys") => exp(Read, ExperimentIds),
+        ("GET", "/cairn/metrics/get-history-downsampled") => exp(Read, Runs("run_id")),
         ("GET", "/mlflow/artifacts/list") => exp(Read, Run),
         ("GET", "/get-artifact") => exp(Read, Run),
         ("POST", "/mlflow/upload-artifact") => exp(Update, RunInQuery),
