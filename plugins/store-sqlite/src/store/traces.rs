@@ -501,6 +501,34 @@ impl TraceStore for SqliteStore {
         .await
     }
 
+    async fn count_traces(
+        &self,
+        experiment_ids: &[String],
+        filter: Option<cairn_plugin_api::search::Expr>,
+    ) -> Result<usize> {
+        let mut exps = Vec::with_capacity(experiment_ids.len());
+        for id in experiment_ids {
+            exps.push(experiment_id(id)?);
+        }
+        if exps.is_empty() {
+            return Ok(0);
+        }
+        self.read(move |tx| {
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&exps);
+            let mut wheres = vec![format!("t.experiment_id IN {list}")];
+            if let Some(f) = &filter {
+                wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
+            }
+            sql.text = format!("SELECT COUNT(*) FROM traces t WHERE {}", wheres.join(" AND "));
+            let n: i64 = tx
+                .prepare(&sql.text)?
+                .query_row(search_sql::params(&sql), |r| r.get(0))?;
+            Ok(n as usize)
+        })
+        .await
+    }
+
     async fn delete_traces(&self, experiment_id_text: &str, which: DeleteTraces) -> Result<usize> {
         let exp = experiment_id(experiment_id_text)?;
         match which {
