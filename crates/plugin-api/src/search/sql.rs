@@ -311,6 +311,7 @@ impl Target {
             (Target::Traces, "trace_id" | "request_id") => "t.trace_id",
             (Target::Traces, "timestamp_ms") => "t.request_time",
             (Target::Traces, "execution_time_ms") => "t.execution_time",
+            (Target::Traces, "end_time_ms") => "(t.request_time + coalesce(t.execution_time, 0))",
             (Target::Traces, "status") => "t.state",
             (Target::Traces, "client_request_id") => "t.client_request_id",
             (Target::Traces, "experiment_id") => "CAST(t.experiment_id AS TEXT)",

@@ -131,6 +131,10 @@ const TRACE_ATTRS: &[Attr] = &[
         ..attr("execution_time_ms", AttrType::Num)
     },
     Attr {
+        aliases: &["end_time"],
+        ..attr("end_time_ms", AttrType::Num)
+    },
+    Attr {
         aliases: &["state"],
         list: true,
         ..attr("status", AttrType::Str)
@@ -197,10 +201,14 @@ const TRACE_ORDER: &[(&str, &str)] = &[
     ("request_time", "timestamp_ms"),
     ("execution_time_ms", "execution_time_ms"),
     ("execution_time", "execution_time_ms"),
+    ("end_time_ms", "end_time_ms"),
+    ("end_time", "end_time_ms"),
     ("status", "status"),
     ("state", "status"),
     ("name", "name"),
     ("client_request_id", "client_request_id"),
+    ("experiment_id", "experiment_id"),
+    ("run_id", "run_id"),
 ];
 
 const TRACE_ENTITIES: &[(&str, Entity)] = &[
@@ -996,5 +1004,15 @@ mod trace_tests {
         assert_eq!(o[1].key.entity, Entity::Tag);
         assert_eq!(o[2].key.entity, Entity::Metadata);
         assert!(parse_order_by(SearchKind::Traces, &["span.name".into()]).is_err());
+        let o = parse_order_by(
+            SearchKind::Traces,
+            &["end_time DESC".into(), "experiment_id".into(), "run_id".into()],
+        )
+        .unwrap();
+        assert_eq!(o[0].key, Key::attribute("end_time_ms"));
+        assert_eq!(o[1].key, Key::attribute("experiment_id"));
+        assert_eq!(o[2].key, Key::attribute("run_id"));
+        let c = one("trace.end_time > 5");
+        assert_eq!(c.key, Key::attribute("end_time_ms"));
     }
 }

@@ -510,6 +510,8 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
         ("span.attributes.model IN ('claude-3', 'x')", vec![&b]),
         ("span.attributes.tokens = '12'", vec![&b]),
         ("span.attributes.missing = 'x'", vec![]),
+        ("trace.end_time >= 2010", vec![&c, &b]),
+        ("trace.end_time > 2010", vec![&c]),
         ("tags.env RLIKE 'prod|stag'", vec![&b, &a]),
         ("tags.env RLIKE '^prod$'", vec![]),
         ("trace.status RLIKE 'ERR'", vec![&c]),
@@ -538,6 +540,20 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
         );
         assert_eq!(n, want.len(), "count_traces {f}");
     }
+    let by_end = ok(
+        traces
+            .search_traces(SearchTraces::new(
+                vec![exp.clone()],
+                None,
+                order_by(SearchKind::Traces, &["end_time ASC"]),
+                100,
+                None,
+            ))
+            .await,
+        "order by end_time",
+    );
+    let got: Vec<&String> = by_end.items.iter().map(|i| &i.trace_id).collect();
+    assert_eq!(got, vec![&a, &b, &c]);
     let n = ok(
         traces
             .count_traces(std::slice::from_ref(&exp), None)
