@@ -318,7 +318,9 @@ pub trait TraceStore: Send + Sync {
     async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()>;
 
     /// Records `run_id` as the source run of the traces (metadata [`SOURCE_RUN_METADATA`]).
-    /// Unknown traces are `NotFound`.
+    /// A trace not stored yet (the client logs traces asynchronously, and MLflow accepts such
+    /// links) gets the link when it is written, by [`TraceStore::start_trace`] or
+    /// [`TraceStore::log_spans`].
     async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()>;
 
     /// Stores a new assessment (or replaces one with the same id) and returns it.

@@ -850,14 +850,31 @@ pub async fn update_assessment(
     Ok(json(&json!({"assessment": stored.body})))
 }
 
-/// `DELETE .../assessments/{assessment_id}`.
+/// `DELETE .../assessments/{assessment_id}`. Deleting an assessment that overrode another
+/// makes that one valid again, as in MLflow.
 pub async fn delete_assessment(
     State(state): State<AppState>,
     Path((trace_id, assessment_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    traces(&state)?
-        .delete_assessment(&trace_id, &assessment_id)
-        .await?;
+    let store = traces(&state)?;
+    let overridden = match store.get_assessment(&trace_id, &assessment_id).await {
+        Ok(a) => a
+            .body
+            .get("overrides")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        Err(_) => None,
+    };
+    store.delete_assessment(&trace_id, &assessment_id).await?;
+    if let Some(old) = overridden
+        && let Ok(mut prev) = store.get_assessment(&trace_id, &old).await
+    {
+        if let Value::Object(m) = &mut prev.body {
+            m.insert("valid".into(), Value::Bool(true));
+        }
+        store.update_assessment(prev).await?;
+    }
     Ok(empty())
 }
 
@@ -1084,7 +1101,11 @@ fn mlflow_span_dict(s: &Value) -> Value {
             "code": s.pointer("/status/code").cloned().unwrap_or_else(|| "STATUS_CODE_UNSET".into()),
             "message": s.pointer("/status/message").cloned().unwrap_or_else(|| "".into()),
         },
-        "attributes": plain_attributes(s.get("attributes")),
+        // MLflow's span form keeps attribute values JSON-encoded (`dump_span_attribute_value`).
+        "attributes": plain_attributes(s.get("attributes"))
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v.to_string())))
+            .collect::<Map<String, Value>>(),
         "links": [],
     })
 }
@@ -1436,14 +1457,15 @@ fn span_record(s: &otlp::Span) -> ApiResult<SpanRecord> {
             _ => None,
         });
     let mut attributes = kvs_json(&s.attributes);
-    // MLflow's spans carry their MLflow trace id as an attribute (a JSON string).
+    // MLflow's spans carry their MLflow trace id as an attribute; stored typed, as every OTLP
+    // attribute (MLflow's span form JSON-encodes the value, see `mlflow_span_dict`).
     if !s
         .attributes
         .iter()
         .any(|kv| kv.key == "mlflow.traceRequestId")
     {
         attributes.push(json!({"key": "mlflow.traceRequestId",
-            "value": {"string_value": serde_json::to_string(&trace_id).unwrap_or_default()}}));
+            "value": {"string_value": trace_id}}));
     }
     let mut content = json!({
         "trace_id": b64(&s.trace_id),

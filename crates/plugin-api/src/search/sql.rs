@@ -588,7 +588,7 @@ fn comparison(
                 "name" => "s.name",
                 "type" => "s.type",
                 "status" => "s.status",
-                "content" => "s.content",
+                "content" => span_text(sql.dialect),
                 other => return Err(invalid(format!("Invalid span key '{other}'"))),
             };
             let c = condition(sql, col, cmp.op, &cmp.value)?;
@@ -625,6 +625,28 @@ fn comparison(
                     "Invalid dataset key '{other}'; expected name, digest or context"
                 ))),
             }
+        }
+    }
+}
+
+/// The text `span.content` (and the trace attribute `text`) is matched against: the span's
+/// name and its attributes as `key: value` (typed values as text), not the stored OTel JSON,
+/// whose own field names (`value`, `string_value`, ...) would match everything.
+fn span_text(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "(s.name || ' ' || coalesce((SELECT group_concat((a.value ->> '$.key') || ': ' || \
+             coalesce(a.value ->> '$.value.string_value', \
+               CAST(a.value ->> '$.value.int_value' AS TEXT), \
+               CAST(a.value ->> '$.value.double_value' AS TEXT), \
+               CASE a.value ->> '$.value.bool_value' WHEN 1 THEN 'true' WHEN 0 THEN 'false' END, \
+               ''), ' ') FROM json_each(s.content, '$.attributes') a), ''))"
+        }
+        Dialect::Postgres => {
+            "(s.name || ' ' || coalesce((SELECT string_agg((a.e ->> 'key') || ': ' || \
+             coalesce(a.e -> 'value' ->> 'string_value', a.e -> 'value' ->> 'int_value', \
+               a.e -> 'value' ->> 'double_value', a.e -> 'value' ->> 'bool_value', ''), ' ') \
+             FROM jsonb_array_elements(s.content::jsonb -> 'attributes') a(e)), ''))"
         }
     }
 }

@@ -572,4 +572,26 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
         ErrorKind::InvalidArgument,
         "bad regex",
     );
+    // A link to a trace not stored yet applies when the trace arrives.
+    let later = format!("tr-{}", hex_id(5));
+    ok(
+        traces
+            .link_traces_to_run(std::slice::from_ref(&later), "run-later")
+            .await,
+        "link before the trace exists",
+    );
+    ok(
+        traces
+            .log_spans(&exp, vec![span(&later, "00000000000000aa", None, "root", 4000)])
+            .await,
+        "late trace",
+    );
+    let linked = ok(
+        traces
+            .search_traces(search("trace.run_id = 'run-later'"))
+            .await,
+        "run_id of the late trace",
+    );
+    let got: Vec<&String> = linked.items.iter().map(|i| &i.trace_id).collect();
+    assert_eq!(got, vec![&later]);
 }
