@@ -233,6 +233,18 @@ fn assessment_from_json(
         .and_then(Value::as_str)
         .and_then(parse_timestamp)
         .unwrap_or(create);
+    // An expectation whose value is not a primitive is stored serialised, as MLflow's
+    // `ExpectationValue.to_proto` does: `serialized_value {serialization_format: JSON_FORMAT,
+    // value: json.dumps(value)}`.
+    if let Some(Value::Object(exp)) = body.get_mut("expectation")
+        && matches!(exp.get("value"), Some(Value::Object(_) | Value::Array(_)))
+        && let Some(v) = exp.remove("value")
+    {
+        exp.insert(
+            "serialized_value".into(),
+            json!({"serialization_format": "JSON_FORMAT", "value": python_json(&v)}),
+        );
+    }
     body.insert("assessment_id".into(), id.clone().into());
     body.insert("trace_id".into(), trace_id.into());
     body.insert("create_time".into(), timestamp(create).into());
@@ -246,6 +258,62 @@ fn assessment_from_json(
         update,
         Value::Object(body),
     ))
+}
+
+/// `v` as Python's `json.dumps` writes it by default (`", "` and `": "` separators,
+/// non-ASCII escaped), so serialised values read the same as MLflow's.
+fn python_json(v: &Value) -> String {
+    fn string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    fn write(out: &mut String, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                out.push('{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    string(out, k);
+                    out.push_str(": ");
+                    write(out, v);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(out, v);
+                }
+                out.push(']');
+            }
+            Value::String(s) => string(out, s),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(&mut out, v);
+    out
 }
 
 /// A `TraceInfoV3` JSON object as the store's info.
@@ -1797,5 +1865,25 @@ mod tests {
         assert_eq!(parse_timestamp("2023-11-14"), None);
         assert_eq!(parse_duration("1.5s"), Some(1500));
         assert_eq!(duration(1500), "1.500s");
+    }
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let v = json!({"a": [1, 2.5, true, null], "b": "é\"\n"});
+        assert_eq!(
+            python_json(&v),
+            r#"{"a": [1, 2.5, true, null], "b": "\u00e9\"\n"}"#
+        );
+    }
+
+    #[test]
+    fn npmi_follows_mlflow() {
+        let (n, s) = npmi_from_counts(1, 2, 2, 4);
+        assert!(n.abs() < 1e-12, "{n}");
+        assert!((-1.0..=1.0).contains(&s));
+        assert_eq!(npmi_from_counts(0, 2, 2, 4).0, -1.0);
+        assert_eq!(npmi_from_counts(4, 4, 4, 4).0, 1.0);
+        assert!(npmi_from_counts(0, 0, 2, 4).0.is_nan());
+        assert!(npmi_from_counts(1, 1, 1, 0).1.is_nan());
     }
 }
