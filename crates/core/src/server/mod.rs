@@ -20,8 +20,7 @@
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
-//! describes what this server supports. `traces/metrics`, `calculate-filter-correlation`, the
-//! V2 StartTrace/EndTrace, `get-trace-artifact` and the tracking API's presigned-URL
+//! describes what this server supports. `traces/metrics` and the tracking API's presigned-URL
 //! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
 //! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
