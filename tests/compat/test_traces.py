@@ -282,6 +282,7 @@ def test_search_span_attributes_assessments_and_rlike(experiment, client):
     @mlflow.trace(span_type=SpanType.LLM)
     def llm(model):
         mlflow.get_current_active_span().set_attribute("model", model)
+        time.sleep(0.01)  # distinct end times (ms) for the end_time ordering below
         return model
 
     ids = []

@@ -947,7 +947,9 @@ pub async fn delete_assessment(
 }
 
 /// The conjunction of the parts present.
-fn and_all(parts: Vec<Option<cairn_plugin_api::search::Expr>>) -> Option<cairn_plugin_api::search::Expr> {
+fn and_all(
+    parts: Vec<Option<cairn_plugin_api::search::Expr>>,
+) -> Option<cairn_plugin_api::search::Expr> {
     use cairn_plugin_api::search::Expr;
     let mut all: Vec<Expr> = Vec::new();
     for p in parts.into_iter().flatten() {
@@ -1240,13 +1242,19 @@ pub async fn get_trace_artifact(
 // ----- deprecated V2 StartTrace / EndTrace ---------------------------------------------------
 
 /// A V2 `[{key, value}]` list (or a JSON object) as a map; blocked tags dropped when `tags`.
-fn kv_list(v: Option<&Value>, what: &str, drop_blocked: bool) -> ApiResult<BTreeMap<String, String>> {
+fn kv_list(
+    v: Option<&Value>,
+    what: &str,
+    drop_blocked: bool,
+) -> ApiResult<BTreeMap<String, String>> {
     let mut out = match v {
         Some(Value::Array(items)) => {
             let mut m = BTreeMap::new();
             for i in items {
                 let k = i.get("key").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid(format!("Invalid value for '{what}': every entry needs a 'key'"))
+                    ApiError::invalid(format!(
+                        "Invalid value for '{what}': every entry needs a 'key'"
+                    ))
                 })?;
                 let v = match i.get("value") {
                     Some(Value::String(s)) => s.clone(),
@@ -1276,7 +1284,9 @@ fn int_field(body: &Map<String, Value>, snake: &str, camel: &str) -> ApiResult<O
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             .map(Some)
             .ok_or_else(|| {
-                ApiError::invalid(format!("Invalid value {v} for parameter '{snake}' supplied"))
+                ApiError::invalid(format!(
+                    "Invalid value {v} for parameter '{snake}' supplied"
+                ))
             }),
     }
 }

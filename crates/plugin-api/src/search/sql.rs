@@ -582,7 +582,7 @@ fn comparison(
                 return Err(invalid("Invalid entity type 'span' for this search"));
             }
             if let Some(attr) = name.strip_prefix("attributes.") {
-                return Ok(span_attribute_condition(sql, id, attr, cmp)?);
+                return span_attribute_condition(sql, id, attr, cmp);
             }
             let col = match name {
                 "name" => "s.name",
@@ -656,7 +656,12 @@ fn span_text(dialect: Dialect) -> &'static str {
 /// of `{key, value: {string_value | int_value | double_value | bool_value}}`); MLflow writes
 /// its attribute values JSON-encoded, so a string value that is a JSON string is compared
 /// decoded (`"LLM"` as `LLM`), anything else as written.
-fn span_attribute_condition(sql: &mut Sql, id: &str, attr: &str, cmp: &Comparison) -> Result<String> {
+fn span_attribute_condition(
+    sql: &mut Sql,
+    id: &str,
+    attr: &str,
+    cmp: &Comparison,
+) -> Result<String> {
     let k = sql.bind(attr.to_string());
     let (from, key, value) = match sql.dialect {
         Dialect::Sqlite => (

@@ -658,7 +658,10 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
             if !ops.contains(&op) {
                 return fail(
                     op_span,
-                    format!("span.{raw_key} comparator '{op}' not one of '{}'", py_set(ops)),
+                    format!(
+                        "span.{raw_key} comparator '{op}' not one of '{}'",
+                        py_set(ops)
+                    ),
                 );
             }
             (raw_key, Expect::String, "span attributes".into())
@@ -937,7 +940,10 @@ mod trace_tests {
         let c = one("span.attributes.`mlflow.spanType` = 'LLM'");
         assert_eq!(c.key, Key::new(Entity::Span, "attributes.mlflow.spanType"));
         let c = one("span.attributes.mlflow.spanInputs LIKE '%x%'");
-        assert_eq!(c.key, Key::new(Entity::Span, "attributes.mlflow.spanInputs"));
+        assert_eq!(
+            c.key,
+            Key::new(Entity::Span, "attributes.mlflow.spanInputs")
+        );
         let c = one("text ILIKE '%hello%'");
         assert_eq!(c.key, Key::new(Entity::Span, "content"));
         let c = one("feedback.correctness >= 0.5");
@@ -972,8 +978,14 @@ mod trace_tests {
     fn trace_filter_errors_name_the_problem() {
         for (text, needle) in [
             ("trace.bogus = 'x'", "Invalid attribute key 'bogus'"),
-            ("span.attributes = 'x'", "Invalid span attribute 'attributes'"),
-            ("span.bogus = 'x'", "Supported attributes: name, status, type"),
+            (
+                "span.attributes = 'x'",
+                "Invalid span attribute 'attributes'",
+            ),
+            (
+                "span.bogus = 'x'",
+                "Supported attributes: name, status, type",
+            ),
             ("span.content = 'x'", "span.content comparator '='"),
             ("feedback.q > 'x'", "Expected numeric value"),
             ("feedback.q = 1", "Expected a quoted string value"),
@@ -1006,7 +1018,11 @@ mod trace_tests {
         assert!(parse_order_by(SearchKind::Traces, &["span.name".into()]).is_err());
         let o = parse_order_by(
             SearchKind::Traces,
-            &["end_time DESC".into(), "experiment_id".into(), "run_id".into()],
+            &[
+                "end_time DESC".into(),
+                "experiment_id".into(),
+                "run_id".into(),
+            ],
         )
         .unwrap();
         assert_eq!(o[0].key, Key::attribute("end_time_ms"));

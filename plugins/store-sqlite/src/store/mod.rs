@@ -167,7 +167,9 @@ fn register_regexp(conn: &Connection) -> rusqlite::Result<()> {
             let text = ctx.get_raw(1);
             Ok(match text {
                 rusqlite::types::ValueRef::Null => None,
-                rusqlite::types::ValueRef::Text(t) => Some(re.is_match(&String::from_utf8_lossy(t))),
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(re.is_match(&String::from_utf8_lossy(t)))
+                }
                 other => {
                     let s: String = match other {
                         rusqlite::types::ValueRef::Integer(i) => i.to_string(),

@@ -534,7 +534,10 @@ impl TraceStore for SqliteStore {
             if let Some(f) = &filter {
                 wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
             }
-            sql.text = format!("SELECT COUNT(*) FROM traces t WHERE {}", wheres.join(" AND "));
+            sql.text = format!(
+                "SELECT COUNT(*) FROM traces t WHERE {}",
+                wheres.join(" AND ")
+            );
             let n: i64 = tx
                 .prepare(&sql.text)?
                 .query_row(search_sql::params(&sql), |r| r.get(0))?;
@@ -630,7 +633,9 @@ impl TraceStore for SqliteStore {
         self.write(move |tx, _| {
             for id in &trace_ids {
                 match trace_row(tx, id)? {
-                    Some(row) => upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run_id)?,
+                    Some(row) => {
+                        upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run_id)?
+                    }
                     None => {
                         tx.prepare_cached(
                             "INSERT INTO trace_pending_runs (trace_id, run_id) VALUES (?1, ?2) \

@@ -463,7 +463,12 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
     };
     ok(
         traces
-            .create_assessment(feedback(&a, &format!("a-{}", hex_id(1)), "yes".into(), true))
+            .create_assessment(feedback(
+                &a,
+                &format!("a-{}", hex_id(1)),
+                "yes".into(),
+                true,
+            ))
             .await,
         "feedback a",
     );
@@ -476,7 +481,12 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
     // An overridden (invalid) assessment does not count.
     ok(
         traces
-            .create_assessment(feedback(&c, &format!("a-{}", hex_id(3)), "yes".into(), false))
+            .create_assessment(feedback(
+                &c,
+                &format!("a-{}", hex_id(3)),
+                "yes".into(),
+                false,
+            ))
             .await,
         "invalid feedback c",
     );
@@ -555,9 +565,7 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
     let got: Vec<&String> = by_end.items.iter().map(|i| &i.trace_id).collect();
     assert_eq!(got, vec![&a, &b, &c]);
     let n = ok(
-        traces
-            .count_traces(std::slice::from_ref(&exp), None)
-            .await,
+        traces.count_traces(std::slice::from_ref(&exp), None).await,
         "count all",
     );
     assert_eq!(n, 3);
@@ -566,9 +574,7 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
         0
     );
     expect_err(
-        traces
-            .search_traces(search("tags.env RLIKE '('"))
-            .await,
+        traces.search_traces(search("tags.env RLIKE '('")).await,
         ErrorKind::InvalidArgument,
         "bad regex",
     );
@@ -582,7 +588,10 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
     );
     ok(
         traces
-            .log_spans(&exp, vec![span(&later, "00000000000000aa", None, "root", 4000)])
+            .log_spans(
+                &exp,
+                vec![span(&later, "00000000000000aa", None, "root", 4000)],
+            )
             .await,
         "late trace",
     );
