@@ -196,15 +196,8 @@ async fn unknown_routes_are_json_404_and_unimplemented_ones_501() {
         .error(404, "ENDPOINT_NOT_FOUND");
     app.get("runs/create").await.error(405, "BAD_REQUEST");
     for (method, path) in [
-        // The trace endpoints not built yet (the rest is served: tests/compat/test_traces.py).
+        // The trace endpoint not built yet (the rest is served: tests/compat/test_traces.py).
         (Method::POST, "/api/3.0/mlflow/traces/metrics"),
-        (
-            Method::POST,
-            "/ajax-api/3.0/mlflow/traces/calculate-filter-correlation",
-        ),
-        (Method::POST, "/api/2.0/mlflow/traces"),
-        (Method::PATCH, "/api/2.0/mlflow/traces/tr-1"),
-        (Method::GET, "/ajax-api/3.0/mlflow/get-trace-artifact"),
         (
             Method::POST,
             "/api/2.0/mlflow/artifacts/presigned-upload-url",

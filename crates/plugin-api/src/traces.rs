@@ -318,7 +318,9 @@ pub trait TraceStore: Send + Sync {
     async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()>;
 
     /// Records `run_id` as the source run of the traces (metadata [`SOURCE_RUN_METADATA`]).
-    /// Unknown traces are `NotFound`.
+    /// A trace not stored yet (the client logs traces asynchronously, and MLflow accepts such
+    /// links) gets the link when it is written, by [`TraceStore::start_trace`] or
+    /// [`TraceStore::log_spans`].
     async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()>;
 
     /// Stores a new assessment (or replaces one with the same id) and returns it.
@@ -332,4 +334,31 @@ pub trait TraceStore: Send + Sync {
 
     /// Deletes an assessment; deleting a missing one succeeds (MLflow is idempotent here).
     async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()>;
+
+    /// How many traces of `experiment_ids` match `filter` (all of them when `None`); used by
+    /// `calculate-filter-correlation`. The default counts the pages of
+    /// [`TraceStore::search_traces`]; a store with an index answers it directly.
+    async fn count_traces(&self, experiment_ids: &[String], filter: Option<Expr>) -> Result<usize> {
+        let mut n = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .search_traces(SearchTraces::new(
+                    experiment_ids.to_vec(),
+                    filter.clone(),
+                    Vec::new(),
+                    COUNT_PAGE,
+                    token,
+                ))
+                .await?;
+            n += page.items.len();
+            match page.next_page_token {
+                Some(t) => token = Some(t),
+                None => return Ok(n),
+            }
+        }
+    }
 }
+
+/// Page size of the default [`TraceStore::count_traces`].
+const COUNT_PAGE: usize = 1000;

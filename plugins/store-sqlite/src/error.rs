@@ -42,6 +42,9 @@ fn is_limit(e: &rusqlite::Error) -> bool {
         || LIMIT_MESSAGES.iter().any(|m| text.contains(m))
 }
 
+/// How the store's `regexp()` starts the message of a pattern it cannot compile.
+pub(crate) const REGEX_ERROR: &str = "Invalid regular expression '";
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
@@ -64,6 +67,13 @@ impl From<StoreError> for Error {
                         e.to_string().lines().next().unwrap_or_default()
                     ))
                     .with_source(e)
+                } else if let Some(m) = e
+                    .to_string()
+                    .find(REGEX_ERROR)
+                    .map(|i| e.to_string()[i..].to_string())
+                {
+                    // A bad RLIKE pattern, reported by the store's `regexp()`.
+                    Error::invalid(m)
                 } else {
                     Error::internal("SQLite store failure").with_source(e)
                 }

@@ -18,7 +18,13 @@ use std::path::{Path, PathBuf};
 pub const APPLICATION_ID: i32 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -301,6 +307,16 @@ CREATE TABLE auth_role_users (
     UNIQUE (role_id, user_id)
 );
 CREATE INDEX auth_role_users_by_user ON auth_role_users (user_id);
+"#;
+
+/// Links of traces to runs made before the trace reached the store (`link-to-run` right after a
+/// trace the client still logs asynchronously; MLflow accepts those too). Applied, and removed,
+/// when the trace is written.
+const MIGRATION_5: &str = r#"
+CREATE TABLE trace_pending_runs (
+    trace_id TEXT PRIMARY KEY,
+    run_id   TEXT NOT NULL
+);
 "#;
 
 /// MLflow 3 traces (issue 18): trace infos, their tags, request metadata, spans and

@@ -20,8 +20,7 @@
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
-//! describes what this server supports. `traces/metrics`, `calculate-filter-correlation`, the
-//! V2 StartTrace/EndTrace, `get-trace-artifact` and the tracking API's presigned-URL
+//! describes what this server supports. `traces/metrics` and the tracking API's presigned-URL
 //! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
 //! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
@@ -492,8 +491,7 @@ fn api_routes(serve_artifacts: bool) -> Routes {
         }
     }
 
-    // Traces (api.md §1.5, issue 18). Specific routes first; what is left under /traces
-    // (traces/metrics, calculate-filter-correlation, the V2 StartTrace/EndTrace) answers 501.
+    // Traces (api.md §1.5, issue 18). Specific routes first; traces/metrics answers 501.
     {
         use axum::routing::patch;
         use traces as tr;
@@ -518,7 +516,7 @@ fn api_routes(serve_artifacts: bool) -> Routes {
             r,
             "2.0",
             "/traces",
-            get(tr::search_traces).post(not_implemented(TRACES_NOT_IMPLEMENTED)),
+            get(tr::search_traces).post(tr::start_trace_v2),
         );
         r = mlflow(r, "3.0", "/traces/search", post(tr::search_traces));
         r = mlflow(r, "3.0", "/traces/get", get(tr::get_trace));
@@ -550,22 +548,26 @@ fn api_routes(serve_artifacts: bool) -> Routes {
                 .patch(tr::update_assessment)
                 .delete(tr::delete_assessment),
         );
-        // Not implemented yet: trace metrics, filter correlation, the V2 EndTrace.
-        for path in ["/traces/metrics", "/traces/calculate-filter-correlation"] {
-            r = mlflow(r, "3.0", path, not_implemented(TRACES_NOT_IMPLEMENTED));
-        }
         r = mlflow(
             r,
-            "2.0",
-            "/traces/{trace_id}",
-            not_implemented(TRACES_NOT_IMPLEMENTED),
+            "3.0",
+            "/traces/calculate-filter-correlation",
+            post(tr::calculate_filter_correlation),
         );
+        r = mlflow(r, "2.0", "/traces/{trace_id}", patch(tr::end_trace_v2));
         for version in ["2.0", "3.0"] {
             r = r.route(
                 &format!("/ajax-api/{version}/mlflow/get-trace-artifact"),
-                not_implemented(TRACES_NOT_IMPLEMENTED),
+                get(tr::get_trace_artifact),
             );
         }
+        // Not implemented yet: trace metrics.
+        r = mlflow(
+            r,
+            "3.0",
+            "/traces/metrics",
+            not_implemented(TRACES_NOT_IMPLEMENTED),
+        );
     }
     // Databricks-only trace endpoints have no handler in MLflow: 404 with an empty body.
     for path in ["/unified-traces", "/get-online-trace-details"] {

@@ -233,6 +233,18 @@ fn assessment_from_json(
         .and_then(Value::as_str)
         .and_then(parse_timestamp)
         .unwrap_or(create);
+    // An expectation whose value is not a primitive is stored serialised, as MLflow's
+    // `ExpectationValue.to_proto` does: `serialized_value {serialization_format: JSON_FORMAT,
+    // value: json.dumps(value)}`.
+    if let Some(Value::Object(exp)) = body.get_mut("expectation")
+        && matches!(exp.get("value"), Some(Value::Object(_) | Value::Array(_)))
+        && let Some(v) = exp.remove("value")
+    {
+        exp.insert(
+            "serialized_value".into(),
+            json!({"serialization_format": "JSON_FORMAT", "value": python_json(&v)}),
+        );
+    }
     body.insert("assessment_id".into(), id.clone().into());
     body.insert("trace_id".into(), trace_id.into());
     body.insert("create_time".into(), timestamp(create).into());
@@ -246,6 +258,62 @@ fn assessment_from_json(
         update,
         Value::Object(body),
     ))
+}
+
+/// `v` as Python's `json.dumps` writes it by default (`", "` and `": "` separators,
+/// non-ASCII escaped), so serialised values read the same as MLflow's.
+fn python_json(v: &Value) -> String {
+    fn string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    fn write(out: &mut String, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                out.push('{');
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    string(out, k);
+                    out.push_str(": ");
+                    write(out, v);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(out, v);
+                }
+                out.push(']');
+            }
+            Value::String(s) => string(out, s),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(&mut out, v);
+    out
 }
 
 /// A `TraceInfoV3` JSON object as the store's info.
@@ -850,15 +918,438 @@ pub async fn update_assessment(
     Ok(json(&json!({"assessment": stored.body})))
 }
 
-/// `DELETE .../assessments/{assessment_id}`.
+/// `DELETE .../assessments/{assessment_id}`. Deleting an assessment that overrode another
+/// makes that one valid again, as in MLflow.
 pub async fn delete_assessment(
     State(state): State<AppState>,
     Path((trace_id, assessment_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    traces(&state)?
-        .delete_assessment(&trace_id, &assessment_id)
-        .await?;
+    let store = traces(&state)?;
+    let overridden = match store.get_assessment(&trace_id, &assessment_id).await {
+        Ok(a) => a
+            .body
+            .get("overrides")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        Err(_) => None,
+    };
+    store.delete_assessment(&trace_id, &assessment_id).await?;
+    if let Some(old) = overridden
+        && let Ok(mut prev) = store.get_assessment(&trace_id, &old).await
+    {
+        if let Value::Object(m) = &mut prev.body {
+            m.insert("valid".into(), Value::Bool(true));
+        }
+        store.update_assessment(prev).await?;
+    }
     Ok(empty())
+}
+
+/// The conjunction of the parts present.
+fn and_all(
+    parts: Vec<Option<cairn_plugin_api::search::Expr>>,
+) -> Option<cairn_plugin_api::search::Expr> {
+    use cairn_plugin_api::search::Expr;
+    let mut all: Vec<Expr> = Vec::new();
+    for p in parts.into_iter().flatten() {
+        match p {
+            Expr::And(items) => all.extend(items),
+            other => all.push(other),
+        }
+    }
+    match all.len() {
+        0 => None,
+        1 => all.pop(),
+        _ => Some(Expr::And(all)),
+    }
+}
+
+/// NPMI and its Jeffreys-smoothed form from the 2×2 counts (MLflow's
+/// `calculate_npmi_from_counts`): NaN when undefined, -1 when both filters match but never
+/// together.
+pub fn npmi_from_counts(joint: usize, n1: usize, n2: usize, total: usize) -> (f64, f64) {
+    if total == 0 || n1 == 0 || n2 == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (j, a, b, t) = (joint as i64, n1 as i64, n2 as i64, total as i64);
+    let (n11, n10, n01, n00) = (j, a - j, b - j, t - a - b + j);
+    if n11.min(n10).min(n01).min(n00) < 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let core = |smoothing: f64| -> f64 {
+        let (n11s, n10s, n01s, n00s) = (
+            n11 as f64 + smoothing,
+            n10 as f64 + smoothing,
+            n01 as f64 + smoothing,
+            n00 as f64 + smoothing,
+        );
+        let n = n11s + n10s + n01s + n00s;
+        let (m1, m2) = (n11s + n10s, n11s + n01s);
+        if m1 <= 0.0 || m2 <= 0.0 || n11s <= 0.0 {
+            return f64::NAN;
+        }
+        if n10 == 0 && n01 == 0 && n00 == 0 {
+            return 1.0;
+        }
+        let pmi = (n11s.ln() + n.ln()) - (m1.ln() + m2.ln());
+        let denominator = -(n11s.ln() - n.ln());
+        (pmi / denominator).clamp(-1.0, 1.0)
+    };
+    let npmi = if joint == 0 { -1.0 } else { core(0.0) };
+    (npmi, core(0.5))
+}
+
+/// A float as protobuf JSON writes it (`"NaN"` for NaN).
+fn proto_double(x: f64) -> Value {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        json!(x)
+    }
+}
+
+/// `POST /api/3.0/mlflow/traces/calculate-filter-correlation`: NPMI between two trace filters
+/// (each combined with `base_filter` when given), over the traces of `experiment_ids`.
+pub async fn calculate_filter_correlation(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let experiment_ids = match get(&body, "experiment_ids", "experimentIds") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                out.push(
+                    i.as_str()
+                        .ok_or_else(|| {
+                            ApiError::invalid(format!(
+                                "Invalid value {i} for parameter 'experiment_ids' supplied: \
+                                 every item must be a string"
+                            ))
+                        })?
+                        .to_string(),
+                );
+            }
+            out
+        }
+        _ => return Err(ApiError::missing("experiment_ids")),
+    };
+    let text = |snake: &str, camel: &str, required: bool| -> ApiResult<Option<String>> {
+        match get(&body, snake, camel) {
+            None | Some(Value::Null) if required => Err(ApiError::missing(snake)),
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(ApiError::invalid(format!(
+                "Invalid value {v} for parameter '{snake}' supplied: expected a string"
+            ))),
+        }
+    };
+    let f1 = text("filter_string1", "filterString1", true)?.unwrap_or_default();
+    let f2 = text("filter_string2", "filterString2", true)?.unwrap_or_default();
+    let base = text("base_filter", "baseFilter", false)?;
+    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    let experiment_ids =
+        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+    let parse = |f: &str| parse_filter(SearchKind::Traces, f);
+    let base = match &base {
+        Some(b) => parse(b)?,
+        None => None,
+    };
+    let (e1, e2) = (parse(&f1)?, parse(&f2)?);
+    let total = store.count_traces(&experiment_ids, base.clone()).await?;
+    let n1 = store
+        .count_traces(&experiment_ids, and_all(vec![base.clone(), e1.clone()]))
+        .await?;
+    let n2 = store
+        .count_traces(&experiment_ids, and_all(vec![base.clone(), e2.clone()]))
+        .await?;
+    let joint = store
+        .count_traces(&experiment_ids, and_all(vec![base, e1, e2]))
+        .await?;
+    let (npmi, smoothed) = npmi_from_counts(joint, n1, n2, total);
+    Ok(json(&json!({
+        "npmi": proto_double(npmi),
+        "npmi_smoothed": proto_double(smoothed),
+        "filter1_count": n1,
+        "filter2_count": n2,
+        "joint_count": joint,
+        "total_count": total,
+    })))
+}
+
+// ----- get-trace-artifact --------------------------------------------------------------------
+
+/// An OTLP `AnyValue` in protobuf JSON as the plain value it holds.
+fn plain_value(v: &Value) -> Value {
+    let Some(m) = v.as_object() else {
+        return Value::Null;
+    };
+    if let Some(s) = m.get("string_value") {
+        return s.clone();
+    }
+    if let Some(b) = m.get("bool_value") {
+        return b.clone();
+    }
+    if let Some(i) = m.get("int_value") {
+        return match i {
+            Value::String(s) => s.parse::<i64>().map(Value::from).unwrap_or(i.clone()),
+            other => other.clone(),
+        };
+    }
+    if let Some(d) = m.get("double_value") {
+        return d.clone();
+    }
+    if let Some(a) = m.get("array_value") {
+        return Value::Array(
+            a.get("values")
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().map(plain_value).collect())
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(l) = m.get("kvlist_value") {
+        return Value::Object(plain_attributes(l.get("values")));
+    }
+    m.get("bytes_value").cloned().unwrap_or(Value::Null)
+}
+
+/// A protobuf JSON attribute list (`[{key, value}]`) as a map of plain values.
+fn plain_attributes(v: Option<&Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for kv in v.and_then(Value::as_array).map_or(&[][..], Vec::as_slice) {
+        if let Some(k) = kv.get("key").and_then(Value::as_str) {
+            out.insert(
+                k.to_string(),
+                kv.get("value").map(plain_value).unwrap_or(Value::Null),
+            );
+        }
+    }
+    out
+}
+
+/// A stored span (OTel protobuf JSON) as MLflow's `Span.to_dict()` (what `traces.json` holds).
+fn mlflow_span_dict(s: &Value) -> Value {
+    let nanos = |k: &str| -> Value {
+        match s.get(k) {
+            Some(Value::String(t)) => t.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+            Some(other) => other.clone(),
+            None => Value::Null,
+        }
+    };
+    let events: Vec<Value> = s
+        .get("events")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.get("name").cloned().unwrap_or(Value::Null),
+                "time_unix_nano": match e.get("time_unix_nano") {
+                    Some(Value::String(t)) => t.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+                    Some(other) => other.clone(),
+                    None => Value::Null,
+                },
+                "attributes": plain_attributes(e.get("attributes")),
+            })
+        })
+        .collect();
+    json!({
+        "trace_id": s.get("trace_id").cloned().unwrap_or(Value::Null),
+        "span_id": s.get("span_id").cloned().unwrap_or(Value::Null),
+        "parent_span_id": s.get("parent_span_id").cloned().filter(|p| p.as_str().is_some_and(|p| !p.is_empty())).unwrap_or(Value::Null),
+        "name": s.get("name").cloned().unwrap_or(Value::Null),
+        "kind": s.get("kind").cloned().unwrap_or_else(|| "SPAN_KIND_INTERNAL".into()),
+        "start_time_unix_nano": nanos("start_time_unix_nano"),
+        "end_time_unix_nano": nanos("end_time_unix_nano"),
+        "events": events,
+        "status": {
+            "code": s.pointer("/status/code").cloned().unwrap_or_else(|| "STATUS_CODE_UNSET".into()),
+            "message": s.pointer("/status/message").cloned().unwrap_or_else(|| "".into()),
+        },
+        // MLflow's span form keeps attribute values JSON-encoded (`dump_span_attribute_value`).
+        "attributes": plain_attributes(s.get("attributes"))
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v.to_string())))
+            .collect::<Map<String, Value>>(),
+        "links": [],
+    })
+}
+
+/// `GET get-trace-artifact?request_id=&path=`.
+#[derive(Deserialize)]
+pub struct TraceArtifactRequest {
+    request_id: Option<String>,
+    path: Option<String>,
+}
+impl RequestSpec for TraceArtifactRequest {}
+
+/// `GET /ajax-api/{2,3}.0/mlflow/get-trace-artifact`: the trace's span data as `traces.json`
+/// (`{"spans": [...]}` in MLflow's span dict form, the UI's trace view), or with `path` one
+/// attachment from `<trace artifact location>/attachments/<path>`.
+pub async fn get_trace_artifact(
+    State(state): State<AppState>,
+    Wire(req): Wire<TraceArtifactRequest>,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let request_id = req
+        .request_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid("Request must include the \"request_id\" query parameter.")
+        })?;
+    if let Some(path) = req.path.as_deref().filter(|p| !p.is_empty()) {
+        let path = super::artifacts::canonical_some(path)?;
+        let info = store.get_trace_info(request_id).await?;
+        let location = info.tags.get(ARTIFACT_LOCATION_TAG).ok_or_else(|| {
+            ApiError::not_found(format!("Trace '{request_id}' has no artifact location"))
+        })?;
+        let resolved = state.artifacts().root(location)?;
+        let full = resolved
+            .join(Some(&format!("attachments/{path}")))
+            .unwrap_or_default();
+        return super::artifacts::send_file(&resolved.repository, &full, &path).await;
+    }
+    store.get_trace_info(request_id).await?;
+    let spans: Vec<Value> = spans_json(store, request_id)
+        .await?
+        .iter()
+        .map(mlflow_span_dict)
+        .collect();
+    let body = serde_json::to_vec(&json!({"spans": spans})).map_err(ApiError::internal)?;
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("attachment; filename=traces.json"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+// ----- deprecated V2 StartTrace / EndTrace ---------------------------------------------------
+
+/// A V2 `[{key, value}]` list (or a JSON object) as a map; blocked tags dropped when `tags`.
+fn kv_list(
+    v: Option<&Value>,
+    what: &str,
+    drop_blocked: bool,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut out = match v {
+        Some(Value::Array(items)) => {
+            let mut m = BTreeMap::new();
+            for i in items {
+                let k = i.get("key").and_then(Value::as_str).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "Invalid value for '{what}': every entry needs a 'key'"
+                    ))
+                })?;
+                let v = match i.get("value") {
+                    Some(Value::String(s)) => s.clone(),
+                    None | Some(Value::Null) => String::new(),
+                    Some(other) => other.to_string(),
+                };
+                m.insert(k.to_string(), v);
+            }
+            m
+        }
+        other => string_map(other, what)?,
+    };
+    if drop_blocked {
+        out.retain(|k, _| !BLOCKED_TAGS.contains(&k.as_str()));
+        for v in out.values_mut() {
+            truncate(v);
+        }
+    }
+    Ok(out)
+}
+
+fn int_field(body: &Map<String, Value>, snake: &str, camel: &str) -> ApiResult<Option<i64>> {
+    match get(body, snake, camel) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "Invalid value {v} for parameter '{snake}' supplied"
+                ))
+            }),
+    }
+}
+
+/// `POST /api/2.0/mlflow/traces` (deprecated StartTrace): a new `IN_PROGRESS` trace.
+pub async fn start_trace_v2(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let experiment_id = str_field(&body, "experiment_id", "experimentId")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::missing("experiment_id"))?
+        .to_string();
+    let timestamp = int_field(&body, "timestamp_ms", "timestampMs")?.unwrap_or_else(now_ms);
+    let trace_id = format!("tr-{}", uuid::Uuid::new_v4().simple());
+    let mut info = TraceInfo::new(trace_id, experiment_id, timestamp, TraceState::InProgress);
+    info.trace_metadata = kv_list(
+        get(&body, "request_metadata", "requestMetadata"),
+        "request_metadata",
+        false,
+    )?;
+    info.tags = kv_list(body.get("tags"), "tags", true)?;
+    for k in info.tags.keys() {
+        check_tag_key(k)?;
+    }
+    let stored = store.start_trace(info).await?;
+    Ok(json(&json!({"trace_info": info_v2_json(&stored)})))
+}
+
+/// `PATCH /api/2.0/mlflow/traces/{request_id}` (deprecated EndTrace): the end time sets the
+/// execution time; status, metadata and tags are merged in.
+pub async fn end_trace_v2(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let mut info = store.get_trace_info(&trace_id).await?;
+    if let Some(end) = int_field(&body, "timestamp_ms", "timestampMs")? {
+        info.execution_duration_ms = Some(end - info.request_time_ms);
+    }
+    if let Some(status) = str_field(&body, "status", "status") {
+        info.state = match status {
+            "TRACE_STATUS_UNSPECIFIED" => TraceState::StateUnspecified,
+            other => TraceState::parse(other)
+                .ok_or_else(|| ApiError::invalid(format!("Invalid trace status '{other}'")))?,
+        };
+    }
+    let metadata = kv_list(
+        get(&body, "request_metadata", "requestMetadata"),
+        "request_metadata",
+        false,
+    )?;
+    info.trace_metadata.extend(metadata);
+    let tags = kv_list(body.get("tags"), "tags", true)?;
+    for k in tags.keys() {
+        check_tag_key(k)?;
+    }
+    info.tags.extend(tags);
+    // Assessments are kept by the store's merge; writing them again is not needed.
+    info.assessments.clear();
+    let stored = store.start_trace(info).await?;
+    Ok(json(&json!({"trace_info": info_v2_json(&stored)})))
 }
 
 // ----- OTLP ingest ----------------------------------------------------------------------------
@@ -1044,14 +1535,15 @@ fn span_record(s: &otlp::Span) -> ApiResult<SpanRecord> {
             _ => None,
         });
     let mut attributes = kvs_json(&s.attributes);
-    // MLflow's spans carry their MLflow trace id as an attribute (a JSON string).
+    // MLflow's spans carry their MLflow trace id as an attribute; stored typed, as every OTLP
+    // attribute (MLflow's span form JSON-encodes the value, see `mlflow_span_dict`).
     if !s
         .attributes
         .iter()
         .any(|kv| kv.key == "mlflow.traceRequestId")
     {
         attributes.push(json!({"key": "mlflow.traceRequestId",
-            "value": {"string_value": serde_json::to_string(&trace_id).unwrap_or_default()}}));
+            "value": {"string_value": trace_id}}));
     }
     let mut content = json!({
         "trace_id": b64(&s.trace_id),
@@ -1383,5 +1875,25 @@ mod tests {
         assert_eq!(parse_timestamp("2023-11-14"), None);
         assert_eq!(parse_duration("1.5s"), Some(1500));
         assert_eq!(duration(1500), "1.500s");
+    }
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let v = json!({"a": [1, 2.5, true, null], "b": "é\"\n"});
+        assert_eq!(
+            python_json(&v),
+            r#"{"a": [1, 2.5, true, null], "b": "\u00e9\"\n"}"#
+        );
+    }
+
+    #[test]
+    fn npmi_follows_mlflow() {
+        let (n, s) = npmi_from_counts(1, 2, 2, 4);
+        assert!(n.abs() < 1e-12, "{n}");
+        assert!((-1.0..=1.0).contains(&s));
+        assert_eq!(npmi_from_counts(0, 2, 2, 4).0, -1.0);
+        assert_eq!(npmi_from_counts(4, 4, 4, 4).0, 1.0);
+        assert!(npmi_from_counts(0, 0, 2, 4).0.is_nan());
+        assert!(npmi_from_counts(1, 1, 1, 0).1.is_nan());
     }
 }

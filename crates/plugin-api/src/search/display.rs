@@ -20,6 +20,7 @@ impl Display for Op {
             Op::NotIn => "NOT IN",
             Op::IsNull => "IS NULL",
             Op::IsNotNull => "IS NOT NULL",
+            Op::RLike => "RLIKE",
         })
     }
 }
@@ -57,6 +58,8 @@ impl Display for Key {
             Entity::Dataset => "datasets",
             Entity::Metadata => "metadata",
             Entity::Span => "span",
+            Entity::Feedback => "feedback",
+            Entity::Expectation => "expectation",
         };
         write!(f, "{prefix}.")?;
         if is_plain(&self.name) {

@@ -122,10 +122,18 @@ pub enum Entity {
     /// only (trace searches do not cross the plugin ABI): serialising it fails.
     #[serde(skip)]
     Metadata,
-    /// Any span of a trace (`span.name|type|status`): holds when some span satisfies it.
-    /// Host-side only, as [`Entity::Metadata`].
+    /// Any span of a trace (`span.name|type|status`, `span.attributes.<key>`): holds when
+    /// some span satisfies it. Host-side only, as [`Entity::Metadata`].
     #[serde(skip)]
     Span,
+    /// A valid feedback assessment of a trace named `<key>` (`feedback.<name>`), compared by
+    /// its value. Host-side only, as [`Entity::Metadata`].
+    #[serde(skip)]
+    Feedback,
+    /// A valid expectation assessment of a trace (`expectation.<name>`), as
+    /// [`Entity::Feedback`].
+    #[serde(skip)]
+    Expectation,
 }
 
 /// An identifier: an entity and a key. Attribute keys are canonical (`created` is `start_time`,
@@ -179,6 +187,10 @@ pub enum Op {
     IsNull,
     /// `IS NOT NULL`
     IsNotNull,
+    /// `RLIKE`: the value matches a regular expression somewhere (Python `re.search`, SQL
+    /// `REGEXP`/`~`). Trace searches only, so host-side only, as [`Entity::Metadata`].
+    #[serde(skip)]
+    RLike,
 }
 
 /// The right-hand side of a comparison.

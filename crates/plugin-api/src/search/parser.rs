@@ -519,6 +519,7 @@ fn word_operator(i: &mut Input<'_>) -> PResult<Op> {
     alt((
         kw("LIKE").value(Op::Like),
         kw("ILIKE").value(Op::ILike),
+        kw("RLIKE").value(Op::RLike),
         kw("IN").value(Op::In),
         (kw("NOT"), ws, cut_err(kw("IN").context("IN"))).value(Op::NotIn),
         is_null,
@@ -680,9 +681,15 @@ fn identifier(i: &mut Input<'_>) -> PResult<RawIdent> {
             key: first,
         });
     }
-    let (key, span) = cut_err(alt((quoted('`'), quoted('"'), bare_key)).context("a key after '.'"))
-        .with_span()
-        .parse_next(i)?;
+    let (mut key, mut span) =
+        cut_err(alt((quoted('`'), quoted('"'), bare_key)).context("a key after '.'"))
+            .with_span()
+            .parse_next(i)?;
+    // A bare key may end in one quoted segment: ``span.attributes.`mlflow.spanType` ``.
+    if let Some((last, last_span)) = opt(preceded('.', quoted('`')).with_span()).parse_next(i)? {
+        key = format!("{key}.{last}");
+        span.end = last_span.end;
+    }
     Ok(RawIdent {
         entity: Some(first),
         key: Spanned { value: key, span },

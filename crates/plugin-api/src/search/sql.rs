@@ -311,6 +311,7 @@ impl Target {
             (Target::Traces, "trace_id" | "request_id") => "t.trace_id",
             (Target::Traces, "timestamp_ms") => "t.request_time",
             (Target::Traces, "execution_time_ms") => "t.execution_time",
+            (Target::Traces, "end_time_ms") => "(t.request_time + coalesce(t.execution_time, 0))",
             (Target::Traces, "status") => "t.state",
             (Target::Traces, "client_request_id") => "t.client_request_id",
             (Target::Traces, "experiment_id") => "CAST(t.experiment_id AS TEXT)",
@@ -421,6 +422,14 @@ fn condition(sql: &mut Sql, col: &str, op: Op, value: &Value) -> Result<String> 
         }
         Op::IsNull => format!("{col} IS NULL"),
         Op::IsNotNull => format!("{col} IS NOT NULL"),
+        // SQLite's REGEXP is the `regexp(pattern, text)` function the store registers.
+        Op::RLike => {
+            let p = scalar(sql)?;
+            match sql.dialect {
+                Dialect::Sqlite => format!("{col} REGEXP {p}"),
+                Dialect::Postgres => format!("{col} ~ {p}"),
+            }
+        }
     })
 }
 
@@ -438,6 +447,7 @@ fn op_text(op: Op) -> &'static str {
         Op::NotIn => "NOT IN",
         Op::IsNull => "IS NULL",
         Op::IsNotNull => "IS NOT NULL",
+        Op::RLike => "RLIKE",
     }
 }
 
@@ -571,16 +581,26 @@ fn comparison(
             if target != Target::Traces {
                 return Err(invalid("Invalid entity type 'span' for this search"));
             }
+            if let Some(attr) = name.strip_prefix("attributes.") {
+                return span_attribute_condition(sql, id, attr, cmp);
+            }
             let col = match name {
                 "name" => "s.name",
                 "type" => "s.type",
                 "status" => "s.status",
+                "content" => span_text(sql.dialect),
                 other => return Err(invalid(format!("Invalid span key '{other}'"))),
             };
             let c = condition(sql, col, cmp.op, &cmp.value)?;
             Ok(format!(
                 "EXISTS (SELECT 1 FROM spans s WHERE s.trace = {id} AND {c})"
             ))
+        }
+        Entity::Feedback | Entity::Expectation => {
+            if target != Target::Traces {
+                return Err(invalid("Invalid entity type 'assessment' for this search"));
+            }
+            assessment_condition(sql, id, cmp)
         }
         Entity::Dataset => {
             if target != Target::Runs {
@@ -607,6 +627,137 @@ fn comparison(
             }
         }
     }
+}
+
+/// The text `span.content` (and the trace attribute `text`) is matched against: the span's
+/// name and its attributes as `key: value` (typed values as text), not the stored OTel JSON,
+/// whose own field names (`value`, `string_value`, ...) would match everything.
+fn span_text(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "(s.name || ' ' || coalesce((SELECT group_concat((a.value ->> '$.key') || ': ' || \
+             coalesce(a.value ->> '$.value.string_value', \
+               CAST(a.value ->> '$.value.int_value' AS TEXT), \
+               CAST(a.value ->> '$.value.double_value' AS TEXT), \
+               CASE a.value ->> '$.value.bool_value' WHEN 1 THEN 'true' WHEN 0 THEN 'false' END, \
+               ''), ' ') FROM json_each(s.content, '$.attributes') a), ''))"
+        }
+        Dialect::Postgres => {
+            "(s.name || ' ' || coalesce((SELECT string_agg((a.e ->> 'key') || ': ' || \
+             coalesce(a.e -> 'value' ->> 'string_value', a.e -> 'value' ->> 'int_value', \
+               a.e -> 'value' ->> 'double_value', a.e -> 'value' ->> 'bool_value', ''), ' ') \
+             FROM jsonb_array_elements(s.content::jsonb -> 'attributes') a(e)), ''))"
+        }
+    }
+}
+
+/// `span.attributes.<attr> <op> value`: some span of the trace has the attribute, and its
+/// value satisfies the comparison. Spans are stored as OTel protobuf JSON (`attributes` a list
+/// of `{key, value: {string_value | int_value | double_value | bool_value}}`); MLflow writes
+/// its attribute values JSON-encoded, so a string value that is a JSON string is compared
+/// decoded (`"LLM"` as `LLM`), anything else as written.
+fn span_attribute_condition(
+    sql: &mut Sql,
+    id: &str,
+    attr: &str,
+    cmp: &Comparison,
+) -> Result<String> {
+    let k = sql.bind(attr.to_string());
+    let (from, key, value) = match sql.dialect {
+        Dialect::Sqlite => (
+            "spans s, json_each(s.content, '$.attributes') a",
+            "(a.value ->> '$.key')",
+            "(CASE WHEN json_valid(a.value ->> '$.value.string_value') \
+               AND json_type(a.value ->> '$.value.string_value') = 'text' \
+             THEN (a.value ->> '$.value.string_value') ->> '$' \
+             ELSE coalesce(a.value ->> '$.value.string_value', \
+               CAST(a.value ->> '$.value.int_value' AS TEXT), \
+               CAST(a.value ->> '$.value.double_value' AS TEXT), \
+               CASE a.value ->> '$.value.bool_value' WHEN 1 THEN 'true' WHEN 0 THEN 'false' END) \
+             END)",
+        ),
+        Dialect::Postgres => (
+            "spans s, jsonb_array_elements(s.content::jsonb -> 'attributes') a(e)",
+            "(a.e ->> 'key')",
+            "(CASE WHEN (a.e -> 'value' ->> 'string_value') IS JSON SCALAR \
+               AND jsonb_typeof((a.e -> 'value' ->> 'string_value')::jsonb) = 'string' \
+             THEN (a.e -> 'value' ->> 'string_value')::jsonb #>> '{}' \
+             ELSE coalesce(a.e -> 'value' ->> 'string_value', a.e -> 'value' ->> 'int_value', \
+               a.e -> 'value' ->> 'double_value', a.e -> 'value' ->> 'bool_value') \
+             END)",
+        ),
+    };
+    let c = condition(sql, value, cmp.op, &cmp.value)?;
+    Ok(format!(
+        "EXISTS (SELECT 1 FROM {from} WHERE s.trace = {id} AND {key} = {k} AND {c})"
+    ))
+}
+
+/// `feedback.<name>` / `expectation.<name>`: some valid assessment of that kind and name. Its
+/// value is compared as MLflow does: `=`/`!=` against the JSON value or the JSON of a string
+/// (`'yes'` matches `"yes"`, `'true'` matches `true`), `LIKE`/`ILIKE`/`RLIKE` against the JSON
+/// text, `<`, `<=`, `>`, `>=` numerically (numbers only, booleans excluded); `IS NULL` is "no
+/// such assessment".
+fn assessment_condition(sql: &mut Sql, id: &str, cmp: &Comparison) -> Result<String> {
+    let kind = if cmp.key.entity == Entity::Feedback {
+        "feedback"
+    } else {
+        "expectation"
+    };
+    let n = sql.bind(cmp.key.name.clone());
+    let (present, valid, json, number) = match sql.dialect {
+        Dialect::Sqlite => (
+            format!("json_type(a.body, '$.{kind}') IS NOT NULL"),
+            "coalesce(json_extract(a.body, '$.valid'), 1) != 0".to_string(),
+            format!(
+                "coalesce(a.body -> '$.{kind}.value', a.body ->> '$.{kind}.serialized_value.value')"
+            ),
+            format!(
+                "(CASE WHEN json_type(a.body, '$.{kind}.value') IN ('integer', 'real') \
+                 THEN json_extract(a.body, '$.{kind}.value') END)"
+            ),
+        ),
+        Dialect::Postgres => (
+            format!("(a.body::jsonb) ? '{kind}'"),
+            "coalesce((a.body::jsonb ->> 'valid')::boolean, true)".to_string(),
+            format!(
+                "coalesce((a.body::jsonb -> '{kind}' -> 'value')::text, \
+                 a.body::jsonb -> '{kind}' -> 'serialized_value' ->> 'value')"
+            ),
+            format!(
+                "(CASE WHEN jsonb_typeof(a.body::jsonb -> '{kind}' -> 'value') = 'number' \
+                 THEN (a.body::jsonb -> '{kind}' ->> 'value')::float8 END)"
+            ),
+        ),
+    };
+    let base = format!(
+        "SELECT 1 FROM assessments a WHERE a.trace = {id} AND a.name = {n} AND {present} AND {valid}"
+    );
+    Ok(match cmp.op {
+        Op::IsNull => format!("NOT EXISTS ({base})"),
+        Op::IsNotNull => format!("EXISTS ({base})"),
+        Op::Eq | Op::Ne => {
+            let Value::String(v) = &cmp.value else {
+                return Err(invalid("Expected a quoted string value for an assessment"));
+            };
+            let raw = sql.bind(v.clone());
+            let quoted = sql.bind(serde_json::Value::String(v.clone()).to_string());
+            let eq = format!("({json} = {raw} OR {json} = {quoted})");
+            if cmp.op == Op::Eq {
+                format!("EXISTS ({base} AND {eq})")
+            } else {
+                format!("EXISTS ({base} AND NOT {eq})")
+            }
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            let c = condition(sql, &number, cmp.op, &cmp.value)?;
+            format!("EXISTS ({base} AND {c})")
+        }
+        op => {
+            let c = condition(sql, &json, op, &cmp.value)?;
+            format!("EXISTS ({base} AND {c})")
+        }
+    })
 }
 
 /// Translates a filter tree.
@@ -723,6 +874,7 @@ fn order_expr(
         Entity::Metadata => Err(invalid("only traces are ordered by metadata")),
         Entity::Dataset => Err(invalid("cannot order by datasets")),
         Entity::Span => Err(invalid("cannot order by spans")),
+        Entity::Feedback | Entity::Expectation => Err(invalid("cannot order by assessments")),
     }
 }
 

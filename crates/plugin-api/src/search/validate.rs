@@ -131,6 +131,10 @@ const TRACE_ATTRS: &[Attr] = &[
         ..attr("execution_time_ms", AttrType::Num)
     },
     Attr {
+        aliases: &["end_time"],
+        ..attr("end_time_ms", AttrType::Num)
+    },
+    Attr {
         aliases: &["state"],
         list: true,
         ..attr("status", AttrType::Str)
@@ -197,10 +201,14 @@ const TRACE_ORDER: &[(&str, &str)] = &[
     ("request_time", "timestamp_ms"),
     ("execution_time_ms", "execution_time_ms"),
     ("execution_time", "execution_time_ms"),
+    ("end_time_ms", "end_time_ms"),
+    ("end_time", "end_time_ms"),
     ("status", "status"),
     ("state", "status"),
     ("name", "name"),
     ("client_request_id", "client_request_id"),
+    ("experiment_id", "experiment_id"),
+    ("run_id", "run_id"),
 ];
 
 const TRACE_ENTITIES: &[(&str, Entity)] = &[
@@ -214,9 +222,51 @@ const TRACE_ENTITIES: &[(&str, Entity)] = &[
     ("request_metadata", Entity::Metadata),
     ("span", Entity::Span),
     ("spans", Entity::Span),
+    ("feedback", Entity::Feedback),
+    ("expectation", Entity::Expectation),
 ];
 
 const SPAN_KEYS: &[&str] = &["name", "type", "status"];
+/// `span.attributes.<key>`: one attribute of a span, compared by its (JSON-decoded) value.
+const SPAN_ATTRIBUTE_PREFIX: &str = "attributes.";
+/// `span.content` (and the attribute `text`): the whole span, `LIKE`/`ILIKE` only.
+const SPAN_CONTENT_KEY: &str = "content";
+const SPAN_CONTENT_OPS: &[Op] = &[Op::Like, Op::ILike];
+/// Comparators of span keys and span attributes in trace searches.
+const SPAN_OPS: &[Op] = &[
+    Op::Ne,
+    Op::Eq,
+    Op::In,
+    Op::NotIn,
+    Op::Like,
+    Op::ILike,
+    Op::RLike,
+];
+/// Comparators of tags and metadata in trace searches.
+const TRACE_KV_OPS: &[Op] = &[
+    Op::Ne,
+    Op::Eq,
+    Op::Like,
+    Op::ILike,
+    Op::RLike,
+    Op::IsNull,
+    Op::IsNotNull,
+];
+/// Comparators of `feedback.<name>` and `expectation.<name>`; the relational ones compare
+/// numbers, the rest quoted strings.
+const ASSESSMENT_OPS: &[Op] = &[
+    Op::Ne,
+    Op::Eq,
+    Op::Gt,
+    Op::Ge,
+    Op::Lt,
+    Op::Le,
+    Op::Like,
+    Op::ILike,
+    Op::RLike,
+    Op::IsNull,
+    Op::IsNotNull,
+];
 
 const RUN_ENTITIES: &[(&str, Entity)] = &[
     ("metric", Entity::Metric),
@@ -282,6 +332,8 @@ struct Spec {
     null_unsupported: Option<&'static str>,
     order: &'static [(&'static str, &'static str)],
     order_entities: &'static [Entity],
+    /// Whether string comparisons also accept `RLIKE` (trace searches).
+    rlike: bool,
 }
 
 fn spec(kind: SearchKind) -> &'static Spec {
@@ -313,6 +365,7 @@ fn spec(kind: SearchKind) -> &'static Spec {
             Entity::Param,
             Entity::Tag,
         ],
+        rlike: false,
     };
     static EXPERIMENTS: Spec = Spec {
         entities: ATTRIBUTE_TAG_ENTITIES,
@@ -322,6 +375,7 @@ fn spec(kind: SearchKind) -> &'static Spec {
         null_unsupported: None,
         order: EXPERIMENT_ORDER,
         order_entities: &[Entity::Attribute],
+        rlike: false,
     };
     static REGISTERED_MODELS: Spec = Spec {
         entities: ATTRIBUTE_TAG_ENTITIES,
@@ -333,6 +387,7 @@ fn spec(kind: SearchKind) -> &'static Spec {
         ),
         order: REGISTERED_MODEL_ORDER,
         order_entities: &[Entity::Attribute],
+        rlike: false,
     };
     static MODEL_VERSIONS: Spec = Spec {
         entities: ATTRIBUTE_TAG_ENTITIES,
@@ -342,6 +397,7 @@ fn spec(kind: SearchKind) -> &'static Spec {
         null_unsupported: Some("IS NULL / IS NOT NULL is not supported for model version search."),
         order: MODEL_VERSION_ORDER,
         order_entities: &[Entity::Attribute],
+        rlike: false,
     };
     static LOGGED_MODELS: Spec = Spec {
         entities: LOGGED_MODEL_ENTITIES,
@@ -351,20 +407,22 @@ fn spec(kind: SearchKind) -> &'static Spec {
         null_unsupported: None,
         order: LOGGED_MODEL_ORDER,
         order_entities: &[Entity::Attribute, Entity::Metric],
+        rlike: false,
     };
     fn trace_entity(e: &str) -> String {
         format!(
-            "Invalid entity type '{e}'. Valid values are ['trace', 'attribute', 'tag', 'metadata', 'span']"
+            "Invalid entity type '{e}'. Valid values are ['trace', 'attribute', 'tag', 'metadata', 'span', 'feedback', 'expectation']"
         )
     }
     static TRACES: Spec = Spec {
         entities: TRACE_ENTITIES,
         invalid_entity: trace_entity,
         attrs: TRACE_ATTRS,
-        kv_ops: NULLABLE_OPS,
+        kv_ops: TRACE_KV_OPS,
         null_unsupported: None,
         order: TRACE_ORDER,
         order_entities: &[Entity::Attribute, Entity::Tag, Entity::Metadata],
+        rlike: true,
     };
     match kind {
         SearchKind::Traces => &TRACES,
@@ -405,6 +463,8 @@ fn entity_name(entity: Entity) -> &'static str {
         Entity::Dataset => "dataset",
         Entity::Metadata => "metadata",
         Entity::Span => "span",
+        Entity::Feedback => "feedback",
+        Entity::Expectation => "expectation",
     }
 }
 
@@ -474,6 +534,18 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
         )
     };
 
+    // The trace attribute `text` is the whole span (`span.content`), as in MLflow.
+    let (entity, raw_key) = if spec.rlike && entity == Entity::Attribute && raw_key == "text" {
+        (Entity::Span, SPAN_CONTENT_KEY.to_string())
+    } else {
+        (entity, raw_key)
+    };
+    let with_rlike = |ops: &[Op]| -> Vec<Op> {
+        ops.iter()
+            .copied()
+            .chain(spec.rlike.then_some(Op::RLike))
+            .collect()
+    };
     let (name, expect, what): (String, Expect, String) = match entity {
         Entity::Attribute => {
             let Some(attr) = spec
@@ -512,13 +584,13 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
                         .filter(|a| a.list)
                         .map(|a| a.name)
                         .collect();
-                    let allowed = if list_keys.is_empty() {
+                    let allowed = with_rlike(if list_keys.is_empty() {
                         STRING_OPS
                     } else {
                         STRING_LIST_OPS
-                    };
+                    });
                     if !allowed.contains(&op) {
-                        return invalid_op(allowed);
+                        return invalid_op(&allowed);
                     }
                     if matches!(op, Op::In | Op::NotIn) && !attr.list {
                         return fail(
@@ -555,19 +627,65 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
             (raw_key, Expect::Number, "metric".into())
         }
         Entity::Span => {
-            if !SPAN_KEYS.contains(&raw_key.as_str()) {
+            let ops = if raw_key == SPAN_CONTENT_KEY {
+                SPAN_CONTENT_OPS
+            } else if SPAN_KEYS.contains(&raw_key.as_str()) {
+                SPAN_OPS
+            } else if let Some(attr) = raw_key.strip_prefix(SPAN_ATTRIBUTE_PREFIX) {
+                if attr.is_empty() {
+                    return fail(
+                        key_span,
+                        "Span attribute name cannot be empty after 'attributes.'",
+                    );
+                }
+                SPAN_OPS
+            } else {
                 return fail(
                     key_span,
                     format!(
-                        "Invalid span key '{raw_key}' specified. Valid keys are '{}'",
-                        py_list(SPAN_KEYS.iter().copied())
+                        "Invalid span attribute '{raw_key}'. Supported attributes: {}, \
+                         attributes.<attribute_name>.",
+                        SPAN_KEYS
+                            .iter()
+                            .copied()
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            };
+            if !ops.contains(&op) {
+                return fail(
+                    op_span,
+                    format!(
+                        "span.{raw_key} comparator '{op}' not one of '{}'",
+                        py_set(ops)
                     ),
                 );
             }
-            if !STRING_LIST_OPS.contains(&op) {
-                return invalid_op(STRING_LIST_OPS);
-            }
             (raw_key, Expect::String, "span attributes".into())
+        }
+        Entity::Feedback | Entity::Expectation => {
+            let kind = entity_name(entity);
+            if raw_key.is_empty() {
+                return fail(key_span, "Assessment field name cannot be empty");
+            }
+            if !ASSESSMENT_OPS.contains(&op) {
+                return fail(
+                    op_span,
+                    format!(
+                        "assessment.{raw_key} comparator '{op}' not one of '{}'",
+                        py_set(ASSESSMENT_OPS)
+                    ),
+                );
+            }
+            let expect = if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) {
+                Expect::Number
+            } else {
+                Expect::String
+            };
+            (raw_key, expect, kind.into())
         }
         Entity::Param | Entity::Tag | Entity::Metadata => {
             if !spec.kv_ops.contains(&op) {
@@ -815,10 +933,64 @@ mod trace_tests {
     }
 
     #[test]
+    fn mlflow_318_trace_only_filters() {
+        let c = one("span.attributes.model RLIKE '^gpt'");
+        assert_eq!(c.key, Key::new(Entity::Span, "attributes.model"));
+        assert_eq!(c.op, Op::RLike);
+        let c = one("span.attributes.`mlflow.spanType` = 'LLM'");
+        assert_eq!(c.key, Key::new(Entity::Span, "attributes.mlflow.spanType"));
+        let c = one("span.attributes.mlflow.spanInputs LIKE '%x%'");
+        assert_eq!(
+            c.key,
+            Key::new(Entity::Span, "attributes.mlflow.spanInputs")
+        );
+        let c = one("text ILIKE '%hello%'");
+        assert_eq!(c.key, Key::new(Entity::Span, "content"));
+        let c = one("feedback.correctness >= 0.5");
+        assert_eq!(c.key, Key::new(Entity::Feedback, "correctness"));
+        assert_eq!(c.value, Value::Number(0.5));
+        let c = one("expectation.`expected answer` IS NULL");
+        assert_eq!(c.key, Key::new(Entity::Expectation, "expected answer"));
+        let c = one("tags.env rlike 'prod'");
+        assert_eq!(c.op, Op::RLike);
+        let c = one("metadata.k RLIKE 'v'");
+        assert_eq!(c.key.entity, Entity::Metadata);
+        // Display parses back to the same tree.
+        for text in [
+            "span.attributes.`mlflow.spanType` = 'LLM' AND feedback.q > 1",
+            "expectation.a RLIKE 'x' OR text LIKE '%y%'",
+        ] {
+            let e = parse_filter(SearchKind::Traces, text).unwrap().unwrap();
+            assert_eq!(
+                parse_filter(SearchKind::Traces, &e.to_string())
+                    .unwrap()
+                    .unwrap(),
+                e,
+                "{text}"
+            );
+        }
+        // RLIKE is MLflow's for traces only.
+        assert!(parse_filter(SearchKind::Runs, "tags.t RLIKE 'x'").is_err());
+        assert!(parse_filter(SearchKind::Runs, "feedback.q = 'x'").is_err());
+    }
+
+    #[test]
     fn trace_filter_errors_name_the_problem() {
         for (text, needle) in [
             ("trace.bogus = 'x'", "Invalid attribute key 'bogus'"),
-            ("span.attributes = 'x'", "Invalid span key 'attributes'"),
+            (
+                "span.attributes = 'x'",
+                "Invalid span attribute 'attributes'",
+            ),
+            (
+                "span.bogus = 'x'",
+                "Supported attributes: name, status, type",
+            ),
+            ("span.content = 'x'", "span.content comparator '='"),
+            ("feedback.q > 'x'", "Expected numeric value"),
+            ("feedback.q = 1", "Expected a quoted string value"),
+            ("feedback.q IN ('a')", "assessment.q comparator 'IN'"),
+            ("params.p = 'x'", "Invalid entity type 'params'"),
             ("metrics.x > 1", "Invalid entity type 'metrics'"),
             ("trace.timestamp_ms = 'x'", "Expected numeric value"),
             ("trace.status > 'OK'", "Invalid comparator"),
@@ -844,5 +1016,19 @@ mod trace_tests {
         assert_eq!(o[1].key.entity, Entity::Tag);
         assert_eq!(o[2].key.entity, Entity::Metadata);
         assert!(parse_order_by(SearchKind::Traces, &["span.name".into()]).is_err());
+        let o = parse_order_by(
+            SearchKind::Traces,
+            &[
+                "end_time DESC".into(),
+                "experiment_id".into(),
+                "run_id".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o[0].key, Key::attribute("end_time_ms"));
+        assert_eq!(o[1].key, Key::attribute("experiment_id"));
+        assert_eq!(o[2].key, Key::attribute("run_id"));
+        let c = one("trace.end_time > 5");
+        assert_eq!(c.key, Key::attribute("end_time_ms"));
     }
 }

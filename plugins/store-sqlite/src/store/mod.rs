@@ -138,7 +138,50 @@ fn configure(conn: &Connection, settings: &SqliteSettings) -> rusqlite::Result<(
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA temp_store = MEMORY;",
     )?;
-    Ok(())
+    register_regexp(conn)
+}
+
+/// Most compiled RLIKE patterns kept per statement (SQLite caches them as auxiliary data).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// `X REGEXP Y` is `regexp(Y, X)`: true when the text matches the pattern somewhere (Python's
+/// `re.search`, what MLflow's RLIKE means); NULL text is NULL. The compiled pattern is kept
+/// for the statement as SQLite auxiliary data; a bad pattern is an error naming it.
+fn register_regexp(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: std::sync::Arc<regex::Regex> = ctx.get_or_create_aux(0, |v| {
+                let pattern = v.as_str()?;
+                regex::RegexBuilder::new(pattern)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        rusqlite::Error::UserFunctionError(
+                            format!("{}{pattern}': {e}", crate::error::REGEX_ERROR).into(),
+                        )
+                    })
+            })?;
+            let text = ctx.get_raw(1);
+            Ok(match text {
+                rusqlite::types::ValueRef::Null => None,
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(re.is_match(&String::from_utf8_lossy(t)))
+                }
+                other => {
+                    let s: String = match other {
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        rusqlite::types::ValueRef::Real(r) => r.to_string(),
+                        _ => String::new(),
+                    };
+                    Some(re.is_match(&s))
+                }
+            })
+        },
+    )
 }
 
 fn open_file(path: &Path, settings: &SqliteSettings) -> StoreResult<(Connection, Vec<Connection>)> {

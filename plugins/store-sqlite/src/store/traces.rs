@@ -25,6 +25,18 @@ fn trace_row(conn: &Connection, trace_id: &str) -> StoreResult<Option<i64>> {
         .optional()?)
 }
 
+/// Applies a `link-to-run` made before the trace existed (see MIGRATION_5).
+fn apply_pending_run(tx: &Transaction<'_>, row: i64, trace_id: &str) -> StoreResult<()> {
+    let run: Option<String> = tx
+        .prepare_cached("DELETE FROM trace_pending_runs WHERE trace_id = ?1 RETURNING run_id")?
+        .query_row([trace_id], |r| r.get(0))
+        .optional()?;
+    if let Some(run) = run {
+        upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run)?;
+    }
+    Ok(())
+}
+
 fn require_trace(conn: &Connection, trace_id: &str) -> StoreResult<i64> {
     trace_row(conn, trace_id)?.ok_or_else(|| no_trace(trace_id))
 }
@@ -258,6 +270,7 @@ impl TraceStore for SqliteStore {
             for a in &info.assessments {
                 put_assessment(tx, row, a)?;
             }
+            apply_pending_run(tx, row, &info.trace_id)?;
             Ok(())
         })
         .await?;
@@ -300,6 +313,7 @@ impl TraceStore for SqliteStore {
                             SPANS_LOCATION_TAG,
                             SPANS_IN_TRACKING_STORE,
                         )?;
+                        apply_pending_run(tx, row, &trace_id)?;
                         row
                     }
                 };
@@ -501,6 +515,37 @@ impl TraceStore for SqliteStore {
         .await
     }
 
+    async fn count_traces(
+        &self,
+        experiment_ids: &[String],
+        filter: Option<cairn_plugin_api::search::Expr>,
+    ) -> Result<usize> {
+        let mut exps = Vec::with_capacity(experiment_ids.len());
+        for id in experiment_ids {
+            exps.push(experiment_id(id)?);
+        }
+        if exps.is_empty() {
+            return Ok(0);
+        }
+        self.read(move |tx| {
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&exps);
+            let mut wheres = vec![format!("t.experiment_id IN {list}")];
+            if let Some(f) = &filter {
+                wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
+            }
+            sql.text = format!(
+                "SELECT COUNT(*) FROM traces t WHERE {}",
+                wheres.join(" AND ")
+            );
+            let n: i64 = tx
+                .prepare(&sql.text)?
+                .query_row(search_sql::params(&sql), |r| r.get(0))?;
+            Ok(n as usize)
+        })
+        .await
+    }
+
     async fn delete_traces(&self, experiment_id_text: &str, which: DeleteTraces) -> Result<usize> {
         let exp = experiment_id(experiment_id_text)?;
         match which {
@@ -587,8 +632,18 @@ impl TraceStore for SqliteStore {
         let (trace_ids, run_id) = (trace_ids.to_vec(), run_id.to_string());
         self.write(move |tx, _| {
             for id in &trace_ids {
-                let row = require_trace(tx, id)?;
-                upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run_id)?;
+                match trace_row(tx, id)? {
+                    Some(row) => {
+                        upsert_kv(tx, "trace_metadata", row, SOURCE_RUN_METADATA, &run_id)?
+                    }
+                    None => {
+                        tx.prepare_cached(
+                            "INSERT INTO trace_pending_runs (trace_id, run_id) VALUES (?1, ?2) \
+                             ON CONFLICT (trace_id) DO UPDATE SET run_id = excluded.run_id",
+                        )?
+                        .execute(params![id, run_id])?;
+                    }
+                }
             }
             Ok(())
         })

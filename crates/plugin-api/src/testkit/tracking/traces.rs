@@ -396,3 +396,211 @@ pub async fn traces_unknown_is_not_found(store: &dyn TrackingStore) {
         "unknown experiment",
     );
 }
+
+/// A span whose content is the OTel protobuf JSON the host stores, with one string attribute
+/// written as MLflow writes them (JSON-encoded) and one integer attribute.
+fn span_with_attributes(trace_id: &str, model: &str, tokens: i64, start_ms: i64) -> SpanRecord {
+    let content = serde_json::json!({
+        "name": "llm",
+        "attributes": [
+            {"key": "model", "value": {"string_value": serde_json::to_string(model).unwrap()}},
+            {"key": "tokens", "value": {"int_value": tokens.to_string()}},
+        ],
+    });
+    SpanRecord::new(
+        trace_id,
+        "00000000000000bb",
+        Some("00000000000000aa".into()),
+        "llm",
+        Some("LLM".into()),
+        "OK",
+        start_ms * 1_000_000,
+        Some((start_ms + 5) * 1_000_000),
+        content.to_string(),
+    )
+}
+
+/// MLflow 3.18's trace-only filters: `RLIKE`, `span.attributes.<key>` (JSON-decoded values),
+/// `feedback.<name>` / `expectation.<name>` (string and numeric comparisons, invalid
+/// assessments ignored, `IS NULL`), and [`TraceStore::count_traces`] agreeing with search.
+pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_search_span_attributes_assessments_rlike",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-extras").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Error).await;
+    ok(
+        traces
+            .log_spans(&exp, vec![span_with_attributes(&a, "gpt-4o", 7, 1001)])
+            .await,
+        "spans a",
+    );
+    ok(
+        traces
+            .log_spans(&exp, vec![span_with_attributes(&b, "claude-3", 12, 2001)])
+            .await,
+        "spans b",
+    );
+    ok(traces.set_trace_tag(&a, "env", "prod-eu").await, "tag a");
+    ok(traces.set_trace_tag(&b, "env", "staging").await, "tag b");
+    let feedback = |id: &str, aid: &str, value: serde_json::Value, valid: bool| {
+        Assessment::new(
+            aid,
+            id,
+            "quality",
+            10,
+            10,
+            serde_json::json!({"assessment_name": "quality", "feedback": {"value": value},
+                "valid": valid}),
+        )
+    };
+    ok(
+        traces
+            .create_assessment(feedback(
+                &a,
+                &format!("a-{}", hex_id(1)),
+                "yes".into(),
+                true,
+            ))
+            .await,
+        "feedback a",
+    );
+    ok(
+        traces
+            .create_assessment(feedback(&b, &format!("a-{}", hex_id(2)), 0.9.into(), true))
+            .await,
+        "feedback b",
+    );
+    // An overridden (invalid) assessment does not count.
+    ok(
+        traces
+            .create_assessment(feedback(
+                &c,
+                &format!("a-{}", hex_id(3)),
+                "yes".into(),
+                false,
+            ))
+            .await,
+        "invalid feedback c",
+    );
+    ok(
+        traces
+            .create_assessment(Assessment::new(
+                format!("a-{}", hex_id(4)),
+                c.clone(),
+                "answer",
+                10,
+                10,
+                serde_json::json!({"assessment_name": "answer", "expectation": {"value": "Paris"}}),
+            ))
+            .await,
+        "expectation c",
+    );
+    let search = |f: &str| {
+        SearchTraces::new(
+            vec![exp.clone()],
+            filter(SearchKind::Traces, f),
+            Vec::new(),
+            100,
+            None,
+        )
+    };
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("span.attributes.model = 'gpt-4o'", vec![&a]),
+        ("span.attributes.model != 'gpt-4o'", vec![&b]),
+        ("span.attributes.model LIKE 'claude%'", vec![&b]),
+        ("span.attributes.model RLIKE '^gpt-[0-9]'", vec![&a]),
+        ("span.attributes.model IN ('claude-3', 'x')", vec![&b]),
+        ("span.attributes.tokens = '12'", vec![&b]),
+        ("span.attributes.missing = 'x'", vec![]),
+        ("trace.end_time >= 2010", vec![&c, &b]),
+        ("trace.end_time > 2010", vec![&c]),
+        ("tags.env RLIKE 'prod|stag'", vec![&b, &a]),
+        ("tags.env RLIKE '^prod$'", vec![]),
+        ("trace.status RLIKE 'ERR'", vec![&c]),
+        ("feedback.quality = 'yes'", vec![&a]),
+        ("feedback.quality > 0.5", vec![&b]),
+        ("feedback.quality <= 0.5", vec![]),
+        ("feedback.quality IS NOT NULL", vec![&b, &a]),
+        ("feedback.quality IS NULL", vec![&c]),
+        ("expectation.answer = 'Paris'", vec![&c]),
+        ("expectation.answer LIKE '%ari%'", vec![&c]),
+        ("feedback.answer IS NOT NULL", vec![]),
+        (
+            "feedback.quality = 'yes' OR span.attributes.model RLIKE 'claude'",
+            vec![&b, &a],
+        ),
+    ];
+    for (f, want) in cases {
+        let page = ok(traces.search_traces(search(f)).await, f);
+        let got: Vec<&String> = page.items.iter().map(|i| &i.trace_id).collect();
+        assert_eq!(got, want, "{f}");
+        let n = ok(
+            traces
+                .count_traces(std::slice::from_ref(&exp), filter(SearchKind::Traces, f))
+                .await,
+            f,
+        );
+        assert_eq!(n, want.len(), "count_traces {f}");
+    }
+    let by_end = ok(
+        traces
+            .search_traces(SearchTraces::new(
+                vec![exp.clone()],
+                None,
+                order_by(SearchKind::Traces, &["end_time ASC"]),
+                100,
+                None,
+            ))
+            .await,
+        "order by end_time",
+    );
+    let got: Vec<&String> = by_end.items.iter().map(|i| &i.trace_id).collect();
+    assert_eq!(got, vec![&a, &b, &c]);
+    let n = ok(
+        traces.count_traces(std::slice::from_ref(&exp), None).await,
+        "count all",
+    );
+    assert_eq!(n, 3);
+    assert_eq!(
+        ok(traces.count_traces(&[], None).await, "no experiments"),
+        0
+    );
+    expect_err(
+        traces.search_traces(search("tags.env RLIKE '('")).await,
+        ErrorKind::InvalidArgument,
+        "bad regex",
+    );
+    // A link to a trace not stored yet applies when the trace arrives.
+    let later = format!("tr-{}", hex_id(5));
+    ok(
+        traces
+            .link_traces_to_run(std::slice::from_ref(&later), "run-later")
+            .await,
+        "link before the trace exists",
+    );
+    ok(
+        traces
+            .log_spans(
+                &exp,
+                vec![span(&later, "00000000000000aa", None, "root", 4000)],
+            )
+            .await,
+        "late trace",
+    );
+    let linked = ok(
+        traces
+            .search_traces(search("trace.run_id = 'run-later'"))
+            .await,
+        "run_id of the late trace",
+    );
+    let got: Vec<&String> = linked.items.iter().map(|i| &i.trace_id).collect();
+    assert_eq!(got, vec![&later]);
+}
