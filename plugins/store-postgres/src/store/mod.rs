@@ -23,6 +23,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, Transaction};
 
 mod experiments;
+mod import;
 mod logged_models;
 mod metrics;
 mod runs;
@@ -374,6 +375,10 @@ impl PostgresStore {
 impl TrackingStore for PostgresStore {
     fn capabilities(&self) -> TrackingCapabilities {
         TrackingCapabilities::ALL
+    }
+
+    fn importer(&self) -> Option<&dyn cairn_plugin_api::import::TrackingImport> {
+        Some(self)
     }
 
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {
