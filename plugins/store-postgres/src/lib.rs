@@ -48,6 +48,20 @@ fn build(ctx: &BuildContext) -> Result<PostgresStore> {
     )
 }
 
+/// One connection (outside any pool) to the database of `config`, its connection task spawned
+/// on the current tokio runtime: for tools that read a PostgreSQL database that is not a
+/// Cairn store (`cairn import` reading MLflow's). Errors never carry the password.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+        cairn_plugin_api::Error::invalid(format!("cannot connect to PostgreSQL: {e}"))
+    })?;
+    // A connection that ends with an error fails the client's next query, which reports it.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
 /// Builds the tracking store from the host's context.
 pub fn build_tracking_store(ctx: &BuildContext) -> Result<Arc<dyn TrackingStore>> {
     Ok(Arc::new(build(ctx)?))

@@ -19,6 +19,9 @@ impl TrackingImport for SqliteStore {
                 .query_row([id], |r| r.get(0))
                 .optional()?;
             if let Some(name) = by_id {
+                if name == exp.name && id == 0 {
+                    return import_default(tx, &exp);
+                }
                 if name == exp.name {
                     return Ok(Imported::Present);
                 }
@@ -214,3 +217,37 @@ impl TrackingImport for SqliteStore {
     }
 }
 
+
+/// `Default` (experiment 0) exists in every store before any import: it takes the source's
+/// artifact location, lifecycle stage, times and tags ([`Imported::Present`] when it already
+/// has them).
+fn import_default(tx: &Transaction<'_>, exp: &Experiment) -> StoreResult<Imported> {
+    let created = exp.creation_time.or(exp.last_update_time).unwrap_or(0);
+    let changed = tx.execute(
+        "UPDATE experiments SET artifact_location = ?1, lifecycle_stage = ?2, \
+         creation_time = ?3, last_update_time = ?4 WHERE experiment_id = 0 AND \
+         (artifact_location, lifecycle_stage, creation_time, last_update_time) \
+         IS NOT (?1, ?2, ?3, ?4)",
+        params![
+            exp.artifact_location,
+            exp.lifecycle_stage.as_str(),
+            created,
+            exp.last_update_time.unwrap_or(created)
+        ],
+    )?;
+    let mut tags_changed = 0;
+    for t in &exp.tags {
+        tags_changed += tx
+            .prepare_cached(
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (0, ?1, ?2) \
+                 ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value \
+                 WHERE value IS NOT excluded.value",
+            )?
+            .execute(params![t.key, t.value])?;
+    }
+    Ok(if changed + tags_changed > 0 {
+        Imported::Written
+    } else {
+        Imported::Present
+    })
+}
