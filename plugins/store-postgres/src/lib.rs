@@ -6,7 +6,7 @@
 //! `postgresql` and `postgres`; the host maps MLflow's SQLAlchemy spelling
 //! `postgresql+psycopg2://` to `postgresql` (URIs `user:password@host:port/database?options`,
 //! all three accepted by [`schema::parse_uri`]). Settings come from
-//! the `[settings.<scheme>]` section ([`PostgresSettings`]).
+//! `[settings.postgres]`, whatever the scheme ([`PostgresSettings`]).
 //!
 //! Design:
 //! - **Its own runtime.** `tokio-postgres` needs tokio; the store owns one multi-thread runtime
