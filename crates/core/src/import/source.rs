@@ -168,14 +168,12 @@ pub(crate) struct Postgres {
 #[cfg(feature = "store-postgres")]
 impl Postgres {
     pub(crate) fn open(uri: &str) -> Result<Postgres> {
-        let config = cairn_store_postgres::schema::parse_uri(uri)
-            .map_err(|e| Error::Import(format!("invalid MLflow database URI: {}", e.message)))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
         let client = rt.block_on(async {
-            let client = cairn_store_postgres::connect(&config)
+            let client = cairn_store_postgres::connect(uri)
                 .await
                 .map_err(|e| failed("connect", e.message))?;
             client
