@@ -819,31 +819,37 @@ impl LoadedConfig {
                 )
             })
             .collect();
-        problems.extend(self.config.settings.0.keys().filter(|name| {
-                !SHARED_TABLES.iter().any(|(scheme, _)| scheme == name) &&
-                !registry.has_name(name)
-                    && !crate::builtins::KNOWN
-                        .iter()
-                        .any(|k| k.name == name.as_str())
-            })
-            .map(|name| {
-                let key = format!("settings.{name}");
-                let names: Vec<&str> = registry
-                    .entries()
-                    .map(|e| e.name.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                format!(
-                    "`{key}` ({}): no plugin is named '{name}'; plugins: {}",
-                    self.source_of(&key),
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                )
-            }));
+        problems.extend(
+            self.config
+                .settings
+                .0
+                .keys()
+                .filter(|name| {
+                    !SHARED_TABLES.iter().any(|(scheme, _)| scheme == name)
+                        && !registry.has_name(name)
+                        && !crate::builtins::KNOWN
+                            .iter()
+                            .any(|k| k.name == name.as_str())
+                })
+                .map(|name| {
+                    let key = format!("settings.{name}");
+                    let names: Vec<&str> = registry
+                        .entries()
+                        .map(|e| e.name.as_str())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    format!(
+                        "`{key}` ({}): no plugin is named '{name}'; plugins: {}",
+                        self.source_of(&key),
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    )
+                }),
+        );
         if problems.is_empty() {
             Ok(())
         } else {

@@ -8,13 +8,13 @@
 
 use crate::error::{StoreError, StoreResult, invalid, not_found};
 use crate::store::{PostgresStore, now_ms, run_page_query, sql};
+use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use cairn_plugin_api::model_registry::*;
 use cairn_plugin_api::search::eval::PROMPT_TAG;
 use cairn_plugin_api::search::sql::{self as search_sql, Target};
 use cairn_plugin_api::search::{Entity, Expr, Key, OrderBy};
 use cairn_plugin_api::tracking::Page;
 use cairn_plugin_api::{Error, Result, validation};
-use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use tokio_postgres::{Row, Transaction};
 
 const VERSION_COLUMNS: &str = "mv.id, rm.name, mv.version, mv.creation_timestamp, \

@@ -127,12 +127,11 @@ pub fn connector(options: &TlsOptions) -> Result<MakeRustls, String> {
                 )
             })?;
             for cert in certs {
-                let cert = cert.map_err(|e| {
-                    format!("invalid root certificate '{}': {e}", path.display())
-                })?;
-                roots.add(cert).map_err(|e| {
-                    format!("invalid root certificate '{}': {e}", path.display())
-                })?;
+                let cert = cert
+                    .map_err(|e| format!("invalid root certificate '{}': {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("invalid root certificate '{}': {e}", path.display()))?;
             }
             if roots.is_empty() {
                 return Err(format!(
@@ -140,10 +139,12 @@ pub fn connector(options: &TlsOptions) -> Result<MakeRustls, String> {
                     path.display()
                 ));
             }
-            let webpki =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|e| format!("TLS setup failed: {e}"))?;
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .map_err(|e| format!("TLS setup failed: {e}"))?;
             let verifier: Arc<dyn ServerCertVerifier> = if options.verify == Verify::Full {
                 webpki
             } else {
@@ -346,15 +347,23 @@ mod tests {
 
     #[test]
     fn verify_modes_become_require_for_tokio_postgres() {
-        let (uri, o) = split("postgresql://u:p@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x");
-        assert_eq!(uri, "postgresql://u:p@h/db?sslmode=require&application_name=x");
+        let (uri, o) = split(
+            "postgresql://u:p@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x",
+        );
+        assert_eq!(
+            uri,
+            "postgresql://u:p@h/db?sslmode=require&application_name=x"
+        );
         assert_eq!(o.verify, Verify::Full);
         assert_eq!(o.root_cert, Some(PathBuf::from("/tmp/ca.pem")));
         let (uri, o) = split("postgresql://u@h/db?sslmode=verify-ca");
         assert_eq!(uri, "postgresql://u@h/db?sslmode=require");
         assert_eq!(o.verify, Verify::Chain);
         let (uri, o) = split("postgresql://u@h/db");
-        assert_eq!((uri.as_str(), o.verify), ("postgresql://u@h/db", Verify::Nothing));
+        assert_eq!(
+            (uri.as_str(), o.verify),
+            ("postgresql://u@h/db", Verify::Nothing)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod common;
 #[test]
 fn import_contract() {
     let uri = common::fresh_uri();
-    let store = cairn_store_postgres::open(&uri, Some("file:///tmp/cairn-import-artifacts")).unwrap();
+    let store =
+        cairn_store_postgres::open(&uri, Some("file:///tmp/cairn-import-artifacts")).unwrap();
     futures_executor::block_on(cairn_plugin_api::testkit::import::contract(&store, &store));
 }

@@ -8,9 +8,8 @@ use cairn_plugin_api::TrackingStore;
 use cairn_plugin_api::tracking::CreateExperiment;
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests under scripts/pg-test-server")
-    })
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests under scripts/pg-test-server"))
 }
 
 fn with(uri: &str, query: &str) -> String {
@@ -44,14 +43,20 @@ fn sslmodes_as_libpq_reads_them() {
     let uri = common::server_uri();
     let ca = env("CAIRN_TEST_POSTGRES_CA");
     assert!(!encrypted(&with(&uri, "sslmode=disable")).unwrap());
-    assert!(encrypted(&uri).unwrap(), "prefer (the default) uses TLS when offered");
+    assert!(
+        encrypted(&uri).unwrap(),
+        "prefer (the default) uses TLS when offered"
+    );
     assert!(encrypted(&with(&uri, "sslmode=require")).unwrap());
     let full = with(&uri, &format!("sslmode=verify-full&sslrootcert={ca}"));
     assert!(encrypted(&full).unwrap());
     let chain = with(&uri, &format!("sslmode=verify-ca&sslrootcert={ca}"));
     assert!(encrypted(&chain).unwrap());
     // The whole store (its pool, its migrations) over verify-full.
-    let store_uri = with(&common::fresh_uri(), &format!("sslmode=verify-full&sslrootcert={ca}"));
+    let store_uri = with(
+        &common::fresh_uri(),
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
     let store = cairn_store_postgres::open(&store_uri, Some("file:///tmp/cairn-tls")).unwrap();
     futures_executor::block_on(store.create_experiment(CreateExperiment {
         name: "over-tls".into(),
@@ -65,8 +70,7 @@ fn a_certificate_the_root_did_not_sign_is_refused() {
     let uri = common::server_uri();
     let other = env("CAIRN_TEST_POSTGRES_OTHER_CA");
     for mode in ["verify-full", "verify-ca"] {
-        let e = encrypted(&with(&uri, &format!("sslmode={mode}&sslrootcert={other}")))
-            .unwrap_err();
+        let e = encrypted(&with(&uri, &format!("sslmode={mode}&sslrootcert={other}"))).unwrap_err();
         assert!(e.to_lowercase().contains("certificate"), "{mode}: {e}");
         assert!(!e.contains("secret"), "{e}");
     }

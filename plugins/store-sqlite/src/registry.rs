@@ -12,12 +12,12 @@ use crate::error::{StoreError, StoreResult, invalid, not_found};
 use crate::search_sql::{self, Target};
 use crate::store::run_page_query;
 use crate::store::{SqliteStore, now_ms};
+use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use cairn_plugin_api::model_registry::*;
 use cairn_plugin_api::search::eval::PROMPT_TAG;
 use cairn_plugin_api::search::{Entity, Expr, Key, OrderBy};
 use cairn_plugin_api::tracking::Page;
 use cairn_plugin_api::{Error, Result, validation};
-use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The columns [`version_row`] reads, from `model_versions mv JOIN registered_models rm`.

@@ -150,7 +150,11 @@ pub fn run(
     ));
     let mut report = Report::default();
     let result = copy_all(&mut ctx, &mut report);
-    let verb = if args.dry_run { "would write" } else { "written" };
+    let verb = if args.dry_run {
+        "would write"
+    } else {
+        "written"
+    };
     let line = |name: &str, c: Count| {
         format!(
             "{name:<18} {verb} {:>8}, already present {:>8}\n",
@@ -408,9 +412,9 @@ fn logged_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
             } else {
                 let store = ctx.tracking.clone();
                 ctx.rt
-                    .block_on(async move {
-                        importer(&store)?.import_logged_model(model, stage).await
-                    })
+                    .block_on(
+                        async move { importer(&store)?.import_logged_model(model, stage).await },
+                    )
                     .map_err(|e| store_failed(format!("logged model {model_id}"), e))?
             };
             report.logged_models.add(outcome);
@@ -686,7 +690,14 @@ fn import_run(ctx: &mut Ctx<'_>, run: ImportRun) -> Result<(Imported, u64)> {
     if let Some(e) = read_error {
         return Err(Error::Import(e));
     }
-    Ok((outcome, if outcome == Imported::Written { values } else { 0 }))
+    Ok((
+        outcome,
+        if outcome == Imported::Written {
+            values
+        } else {
+            0
+        },
+    ))
 }
 
 fn registered_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
@@ -844,9 +855,7 @@ fn registered_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                     let outcome = if ctx.dry_run {
                         let store = registry.clone();
                         let (n, num) = (name.clone(), number.to_string());
-                        dry(ctx.present(
-                            async move { store.get_model_version(&n, &num).await },
-                        )?)
+                        dry(ctx.present(async move { store.get_model_version(&n, &num).await })?)
                     } else {
                         let store = registry.clone();
                         ctx.rt

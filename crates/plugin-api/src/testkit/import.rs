@@ -100,7 +100,10 @@ pub async fn contract(store: &dyn TrackingStore, registry: &dyn ModelRegistrySto
     let got = store.get_run(id).await.unwrap();
     assert_eq!(got.info, run(id, "41").info);
     assert_eq!(got.param("p"), Some("1"));
-    assert_eq!(got.metric("loss").map(|m| (m.value, m.step)), Some((5.0, 5)));
+    assert_eq!(
+        got.metric("loss").map(|m| (m.value, m.step)),
+        Some((5.0, 5))
+    );
     assert!(got.metric("nan").is_some_and(|m| m.value.is_nan()));
     let page = store
         .get_metric_history(id, "loss", 100, None)
@@ -126,7 +129,10 @@ pub async fn contract(store: &dyn TrackingStore, registry: &dyn ModelRegistrySto
     );
     // A run of an experiment that is not there.
     let e = import
-        .import_run(run("fedcba9876543210fedcba9876543210", "77"), chunks(vec![]))
+        .import_run(
+            run("fedcba9876543210fedcba9876543210", "77"),
+            chunks(vec![]),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
@@ -141,7 +147,9 @@ pub async fn contract(store: &dyn TrackingStore, registry: &dyn ModelRegistrySto
     assert!(next.parse::<i64>().unwrap() > 41, "{next}");
 
     // The registry keeps version numbers; new ones continue after max_version.
-    let reg = registry.registry_importer().expect("the registry offers import");
+    let reg = registry
+        .registry_importer()
+        .expect("the registry offers import");
     let model = RegisteredModel {
         name: "imported-model".into(),
         creation_timestamp: 300,
@@ -195,7 +203,11 @@ pub async fn contract(store: &dyn TrackingStore, registry: &dyn ModelRegistrySto
         .await
         .unwrap();
     assert_eq!(
-        (got.version.as_str(), got.current_stage, got.creation_timestamp),
+        (
+            got.version.as_str(),
+            got.current_stage,
+            got.creation_timestamp
+        ),
         ("2", Stage::Production, 310)
     );
     let next = registry

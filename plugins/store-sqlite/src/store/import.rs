@@ -152,8 +152,10 @@ impl TrackingImport for SqliteStore {
                 }
             }
             for m in &run.inputs.model_inputs {
-                tx.prepare_cached("INSERT OR IGNORE INTO model_inputs (run, model_id) VALUES (?1, ?2)")?
-                    .execute(params![rref.id, m.model_id])?;
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO model_inputs (run, model_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![rref.id, m.model_id])?;
             }
             for m in &run.outputs.model_outputs {
                 tx.prepare_cached(
@@ -216,7 +218,6 @@ impl TrackingImport for SqliteStore {
         .await
     }
 }
-
 
 /// `Default` (experiment 0) exists in every store before any import: it takes the source's
 /// artifact location, lifecycle stage, times and tags ([`Imported::Present`] when it already
