@@ -244,8 +244,11 @@ def test_import_from_mlflow_reads_back_equal(source):
     workdir = Path(tempfile.mkdtemp(prefix="cairn-import-"))
     mlflow_dir = workdir / "mlflow"
     mlflow_dir.mkdir()
+    # MLflow's SQLAlchemy spelling: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3.
     backend = (
-        f"sqlite:///{mlflow_dir / 'mlflow.db'}" if source == "sqlite" else postgres_uri(mlflow_dir)
+        f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+        if source == "sqlite"
+        else postgres_uri(mlflow_dir).replace("postgresql://", "postgresql+psycopg2://", 1)
     )
     mlflow = MlflowServer(mlflow_dir, backend)
     try:
