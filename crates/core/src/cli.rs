@@ -60,6 +60,10 @@ pub enum Command {
     /// Serve MLflow models or predict with them (accepts `mlflow models serve|predict`'s options).
     #[command(subcommand)]
     Models(crate::models::ModelsCommand),
+    /// Copy an MLflow deployment's tracking and registry database (MLflow's SQL schema,
+    /// SQLite or PostgreSQL) into the configured stores, keeping every id and timestamp;
+    /// re-running continues an interrupted import or does nothing.
+    Import(crate::import::ImportArgs),
 }
 
 /// `cairn server`: MLflow's `mlflow server` options, each the top configuration layer for its
@@ -355,6 +359,11 @@ pub fn run(cli: &Cli, dir: &Path, out: &mut dyn Write) -> Result<()> {
                 .overrides(command.overrides())
                 .load()?;
             crate::models::run(command, &loaded, dir, out)
+        }
+        Command::Import(args) => {
+            let loaded = load(&args.store)?;
+            let assembly = Assembly::new(&loaded)?;
+            crate::import::run(args, &assembly, out, &mut std::io::stderr())
         }
         Command::Server(args) | Command::Ui(args) => {
             for note in args.ignored_options() {

@@ -341,9 +341,28 @@ impl Settings {
 
     /// The table for plugin `name` as JSON, `{}` if there is none.
     pub fn for_plugin(&self, name: &str) -> serde_json::Value {
-        serde_json::Value::Object(self.0.get(name).cloned().unwrap_or_default())
+        serde_json::Value::Object(
+            self.0
+                .get(Self::table_of(name))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The `[settings.<table>]` of plugin `name`: its name, except for plugins serving one
+    /// store under several schemes, which share one table ([`SHARED_TABLES`]).
+    pub fn table_of(name: &str) -> &str {
+        SHARED_TABLES
+            .iter()
+            .find(|(scheme, _)| *scheme == name)
+            .map_or(name, |(_, table)| table)
     }
 }
+
+/// Schemes whose plugin reads another scheme's settings table: the PostgreSQL store serves
+/// `postgresql://` (and MLflow's `postgresql+psycopg2://`) and `postgres://`, with one table,
+/// `[settings.postgres]`. A `[settings.postgresql]` table is a configuration error naming it.
+pub const SHARED_TABLES: &[(&str, &str)] = &[("postgresql", "postgres")];
 
 /// `[[plugins]]`: one shared library to load (see [`Config::plugins`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -766,6 +785,7 @@ impl LoadedConfig {
     /// `CAIRN_SETTINGS__VENDORFS__ROOT`), else the `[settings.<name>]` table and its source.
     /// `cairn check` and `cairn server` both describe build failures with it.
     pub fn with_settings(&self, name: &str, from: &str, error: &Error) -> String {
+        let name = Settings::table_of(name);
         if !self.config.settings.0.contains_key(name) {
             return from.to_owned();
         }
@@ -787,36 +807,49 @@ impl LoadedConfig {
     /// Checks that each `[settings.<name>]` table names a plugin `registry` knows (or a
     /// built-in compiled out of this binary), so a misspelt plugin name is an error.
     pub fn check_settings_against(&self, registry: &Registry) -> Result<()> {
-        let problems: Vec<String> = self
-            .config
-            .settings
-            .0
-            .keys()
-            .filter(|name| {
-                !registry.has_name(name)
-                    && !crate::builtins::KNOWN
-                        .iter()
-                        .any(|k| k.name == name.as_str())
-            })
-            .map(|name| {
-                let key = format!("settings.{name}");
-                let names: Vec<&str> = registry
-                    .entries()
-                    .map(|e| e.name.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+        let mut problems: Vec<String> = SHARED_TABLES
+            .iter()
+            .filter(|(scheme, _)| self.config.settings.0.contains_key(*scheme))
+            .map(|(scheme, table)| {
+                let key = format!("settings.{scheme}");
                 format!(
-                    "`{key}` ({}): no plugin is named '{name}'; plugins: {}",
-                    self.source_of(&key),
-                    if names.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
+                    "`{key}` ({}): the settings of the plugin serving '{scheme}' are read from \
+                     `[settings.{table}]` (one table for all its schemes); rename the table",
+                    self.source_of(&key)
                 )
             })
             .collect();
+        problems.extend(
+            self.config
+                .settings
+                .0
+                .keys()
+                .filter(|name| {
+                    !SHARED_TABLES.iter().any(|(scheme, _)| scheme == name)
+                        && !registry.has_name(name)
+                        && !crate::builtins::KNOWN
+                            .iter()
+                            .any(|k| k.name == name.as_str())
+                })
+                .map(|name| {
+                    let key = format!("settings.{name}");
+                    let names: Vec<&str> = registry
+                        .entries()
+                        .map(|e| e.name.as_str())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    format!(
+                        "`{key}` ({}): no plugin is named '{name}'; plugins: {}",
+                        self.source_of(&key),
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    )
+                }),
+        );
         if problems.is_empty() {
             Ok(())
         } else {
@@ -1539,6 +1572,32 @@ mod tests {
             );
             assert!(err.contains("`settings.sqlit`"), "{err}");
             assert!(err.contains("cairn.toml"), "{err}");
+        });
+    }
+
+    #[test]
+    fn postgres_settings_are_one_table_for_every_scheme() {
+        jail(|j| {
+            j.create_file("cairn.toml", "[settings.postgres]\npool_size = 3\n")
+                .unwrap();
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            for name in ["postgres", "postgresql"] {
+                assert_eq!(
+                    loaded.config().settings.for_plugin(name)["pool_size"],
+                    3,
+                    "{name}"
+                );
+            }
+            j.create_file("cairn.toml", "[settings.postgresql]\npool_size = 3\n")
+                .unwrap();
+            let loaded = Loader::new(j.directory()).load().unwrap();
+            let err = problems(
+                loaded
+                    .check_settings_against(&Registry::builtin().unwrap())
+                    .unwrap_err(),
+            );
+            assert!(err.contains("`settings.postgresql`"), "{err}");
+            assert!(err.contains("`[settings.postgres]`"), "{err}");
         });
     }
 }

@@ -158,6 +158,10 @@ pub enum Error {
         failed: usize,
     },
 
+    /// `cairn import` failed: reading the MLflow database, or a store refused an entity.
+    #[error("cairn import: {0}")]
+    Import(String),
+
     /// `cairn artifacts ...` failed: resolving its URI, a listing or a transfer.
     #[error("{action} failed: {message}")]
     Artifacts {

@@ -35,6 +35,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod http_repo;
+pub mod import;
 pub mod loader;
 pub mod models;
 pub mod projects;

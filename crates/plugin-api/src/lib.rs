@@ -93,6 +93,7 @@ pub mod entities;
 pub mod error;
 pub mod factory;
 pub mod flavor;
+pub mod import;
 pub mod mlmodel;
 pub mod model_registry;
 pub mod names;

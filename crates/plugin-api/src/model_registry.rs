@@ -245,6 +245,13 @@ pub trait ModelRegistryStore: Send + Sync + 'static {
     /// What this store supports.
     fn capabilities(&self) -> RegistryCapabilities;
 
+    /// Writing registered models and versions with the source's numbers and times (`cairn
+    /// import`, [`crate::import`]); `None` (the default) means this store cannot be an import
+    /// destination. Host-side only: it does not cross the plugin ABI.
+    fn registry_importer(&self) -> Option<&dyn crate::import::RegistryImport> {
+        None
+    }
+
     /// Creates a model. A taken name is `AlreadyExists` "Registered Model (name={n}) already exists.".
     async fn create_registered_model(
         &self,

@@ -286,6 +286,13 @@ pub trait TrackingStore: Send + Sync + 'static {
         None
     }
 
+    /// Writing entities with the source's ids and times (`cairn import`, [`crate::import`]);
+    /// `None` (the default) means this store cannot be an import destination.
+    /// Host-side only: it does not cross the plugin ABI.
+    fn importer(&self) -> Option<&dyn crate::import::TrackingImport> {
+        None
+    }
+
     // ----- experiments -----
 
     /// Creates an experiment and returns its id. A duplicate name (active or deleted) is

@@ -66,6 +66,10 @@ impl<S: TrackingStore + ?Sized> TrackingStore for Validated<S> {
         self.0.trace_store()
     }
 
+    fn importer(&self) -> Option<&dyn crate::import::TrackingImport> {
+        self.0.importer()
+    }
+
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {
         validation::validate_experiment_name(&req.name)?;
         for (i, t) in req.tags.iter().enumerate() {

@@ -1,5 +1,6 @@
-//! The store's settings: `[settings.postgresql]` (also for `postgresql+psycopg2://` URIs) or
-//! `[settings.postgres]`, after the scheme of the store URI.
+//! The store's settings: `[settings.postgres]`, one table for `postgresql://`, `postgres://`
+//! and `postgresql+psycopg2://` URIs (the host hands the plugin serving `postgresql` the
+//! `postgres` table and refuses a `[settings.postgresql]` table, naming it).
 
 use serde::Deserialize;
 

@@ -6,7 +6,7 @@
 //! `postgresql` and `postgres`; the host maps MLflow's SQLAlchemy spelling
 //! `postgresql+psycopg2://` to `postgresql` (URIs `user:password@host:port/database?options`,
 //! all three accepted by [`schema::parse_uri`]). Settings come from
-//! the `[settings.<scheme>]` section ([`PostgresSettings`]).
+//! `[settings.postgres]`, whatever the scheme ([`PostgresSettings`]).
 //!
 //! Design:
 //! - **Its own runtime.** `tokio-postgres` needs tokio; the store owns one multi-thread runtime
@@ -22,13 +22,15 @@
 //!   pages whose tokens carry the last row's sort keys, so any replica answers any token.
 //! - **Never touches a foreign database.** See [`schema`]: versioned migrations under an
 //!   advisory lock; a newer schema, MLflow's tables or any other tables are refused untouched.
-//! - **No TLS in this build:** `sslmode=require` is refused with a clear message.
+//! - **TLS through rustls** where the URI asks (`sslmode=prefer|require|verify-ca|verify-full`,
+//!   `sslrootcert`), as libpq reads them: see [`tls`].
 
 mod config;
 mod error;
 mod registry;
 pub mod schema;
 mod store;
+pub mod tls;
 
 pub use config::PostgresSettings;
 pub use schema::SCHEMES;
@@ -46,6 +48,26 @@ fn build(ctx: &BuildContext) -> Result<PostgresStore> {
         ctx.default_artifact_root.as_deref(),
         &settings,
     )
+}
+
+/// One connection (outside any pool) to the database of `uri` (TLS as its `sslmode` asks),
+/// its connection task spawned on the current tokio runtime: for tools that read a PostgreSQL
+/// database that is not a Cairn store (`cairn import` reading MLflow's). Errors never carry
+/// the password.
+pub async fn connect(uri: &str) -> Result<tokio_postgres::Client> {
+    let (config, tls) = schema::parse_uri_tls(uri)?;
+    let tls = tls::connector(&tls).map_err(cairn_plugin_api::Error::invalid)?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| {
+        cairn_plugin_api::Error::invalid(format!(
+            "cannot connect to PostgreSQL: {}",
+            store::chain(&e)
+        ))
+    })?;
+    // A connection that ends with an error fails the client's next query, which reports it.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 /// Builds the tracking store from the host's context.

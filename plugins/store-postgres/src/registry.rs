@@ -8,6 +8,7 @@
 
 use crate::error::{StoreError, StoreResult, invalid, not_found};
 use crate::store::{PostgresStore, now_ms, run_page_query, sql};
+use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use cairn_plugin_api::model_registry::*;
 use cairn_plugin_api::search::eval::PROMPT_TAG;
 use cairn_plugin_api::search::sql::{self as search_sql, Target};
@@ -293,6 +294,10 @@ fn name_taken(e: StoreError, name: &str) -> StoreError {
 impl ModelRegistryStore for PostgresStore {
     fn capabilities(&self) -> RegistryCapabilities {
         RegistryCapabilities { aliases: true }
+    }
+
+    fn registry_importer(&self) -> Option<&dyn RegistryImport> {
+        Some(self)
     }
 
     async fn create_registered_model(
@@ -786,6 +791,126 @@ impl ModelRegistryStore for PostgresStore {
                     .map(|r| r.get(0))
                     .ok_or_else(|| invalid(format!("Registered model alias {alias} not found.")))?;
                 load_version(tx, id).await
+            })
+        })
+        .await
+    }
+}
+
+/// `cairn import`: registered models and versions with the source's numbers and times.
+#[cairn_plugin_api::async_trait]
+impl RegistryImport for PostgresStore {
+    async fn import_registered_model(
+        &self,
+        model: RegisteredModel,
+        max_version: i64,
+    ) -> Result<Imported> {
+        self.write(move |tx, _| {
+            Box::pin(async move {
+                // A concurrent import of the same name finds the row or loses on UNIQUE (name).
+                let inserted = tx
+                    .query_opt(
+                        "INSERT INTO registered_models (name, creation_timestamp, \
+                         last_updated_timestamp, user_id, description, max_version) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING \
+                         RETURNING id",
+                        &[
+                            &model.name,
+                            &model.creation_timestamp,
+                            &model
+                                .last_updated_timestamp
+                                .unwrap_or(model.creation_timestamp),
+                            &model.user_id,
+                            &model.description,
+                            &max_version.max(0),
+                        ],
+                    )
+                    .await?;
+                let Some(r) = inserted else {
+                    return Ok(Imported::Present);
+                };
+                let id: i64 = r.try_get(0)?;
+                for t in &model.tags {
+                    tx.execute(
+                        "INSERT INTO registered_model_tags (model, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (model, key) DO UPDATE SET value = excluded.value",
+                        &[&id, &t.key, &t.value],
+                    )
+                    .await?;
+                }
+                for a in &model.aliases {
+                    let v = validation::parse_model_version(&a.version)?;
+                    tx.execute(
+                        "INSERT INTO registered_model_aliases (model, alias, version) \
+                         VALUES ($1, $2, $3) ON CONFLICT (model, alias) DO UPDATE \
+                         SET version = excluded.version",
+                        &[&id, &a.alias, &v],
+                    )
+                    .await?;
+                }
+                Ok(Imported::Written)
+            })
+        })
+        .await
+    }
+
+    async fn import_model_version(&self, v: ImportModelVersion) -> Result<Imported> {
+        let number = validation::parse_model_version(&v.version.version)?;
+        self.write(move |tx, _| {
+            Box::pin(async move {
+                let mv = &v.version;
+                // The model's row lock, which version allocation takes too.
+                let model = require_model(tx, &mv.name, true).await?;
+                let present = tx
+                    .query_opt(
+                        "SELECT id FROM model_versions WHERE model = $1 AND version = $2",
+                        &[&model, &number],
+                    )
+                    .await?;
+                if present.is_some() {
+                    return Ok(Imported::Present);
+                }
+                tx.execute(
+                    "UPDATE registered_models SET max_version = greatest(max_version, $2) \
+                     WHERE id = $1",
+                    &[&model, &number],
+                )
+                .await?;
+                let id: i64 = tx
+                    .query_one(
+                        "INSERT INTO model_versions (model, version, creation_timestamp, \
+                         last_updated_timestamp, user_id, current_stage, description, source, \
+                         storage_location, run_id, run_link, status, status_message, model_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         RETURNING id",
+                        &[
+                            &model,
+                            &number,
+                            &mv.creation_timestamp,
+                            &mv.last_updated_timestamp,
+                            &mv.user_id,
+                            &mv.current_stage.as_str(),
+                            &mv.description,
+                            &mv.source,
+                            &v.storage_location,
+                            &mv.run_id,
+                            &mv.run_link,
+                            &mv.status.as_str(),
+                            &mv.status_message,
+                            &mv.model_id,
+                        ],
+                    )
+                    .await?
+                    .try_get(0)?;
+                for t in &mv.tags {
+                    tx.execute(
+                        "INSERT INTO model_version_tags (version, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (version, key) DO UPDATE SET value = excluded.value",
+                        &[&id, &t.key, &t.value],
+                    )
+                    .await?;
+                }
+                Ok(Imported::Written)
             })
         })
         .await

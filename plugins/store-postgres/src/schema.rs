@@ -258,6 +258,14 @@ pub const SCHEMES: [&str; 3] = ["postgresql", "postgres", "postgresql+psycopg2"]
 
 /// Parses a store URI into a connection config. The password never appears in an error.
 pub fn parse_uri(uri: &str) -> cairn_plugin_api::Result<tokio_postgres::Config> {
+    Ok(parse_uri_tls(uri)?.0)
+}
+
+/// Parses a store URI into a connection config and its TLS options (`sslmode`,
+/// `sslrootcert`, see [`crate::tls`]). The password never appears in an error.
+pub fn parse_uri_tls(
+    uri: &str,
+) -> cairn_plugin_api::Result<(tokio_postgres::Config, crate::tls::TlsOptions)> {
     let rest = SCHEMES
         .iter()
         .find_map(|s| uri.strip_prefix(s).and_then(|r| r.strip_prefix("://")))
@@ -267,27 +275,21 @@ pub fn parse_uri(uri: &str) -> cairn_plugin_api::Result<tokio_postgres::Config> 
                  postgresql+psycopg2://",
             )
         })?;
+    let (rest, tls) = crate::tls::split(rest);
     let config: tokio_postgres::Config = format!("postgresql://{rest}").parse().map_err(|e| {
         cairn_plugin_api::Error::invalid(format!(
             "invalid PostgreSQL store URI (host '{}'): {e}",
-            host_of(rest)
+            host_of(&rest)
         ))
     })?;
     if config.get_dbname().is_none() {
         return Err(cairn_plugin_api::Error::invalid(format!(
             "invalid PostgreSQL store URI (host '{}'): it names no database; expected \
              postgresql://user:password@host:port/database",
-            host_of(rest)
+            host_of(&rest)
         )));
     }
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(cairn_plugin_api::Error::invalid(
-            "the PostgreSQL store URI asks for sslmode=require, but this build of Cairn \
-             connects without TLS; use sslmode=disable or prefer (plain connections), or \
-             connect through a TLS-terminating proxy",
-        ));
-    }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// The host part of a URI without its user-info, for messages.
@@ -370,6 +372,8 @@ mod tests {
             "postgresql://u:p@localhost:5432/db",
             "postgres://u@localhost/db",
             "postgresql+psycopg2://u:p@127.0.0.1:5/db?sslmode=disable",
+            "postgresql://u:p@h/db?sslmode=require",
+            "postgresql://u:p@h/db?sslmode=verify-full&sslrootcert=/tmp/ca.pem",
         ] {
             let c = parse_uri(ok).unwrap();
             assert!(c.get_dbname().is_some(), "{ok}");
@@ -378,7 +382,6 @@ mod tests {
             "sqlite:///x.db",
             "postgresql://u:secret@h",
             "mysql://u:secret@h/db",
-            "postgresql://u:secret@h/db?sslmode=require",
             "postgresql://u:secret@h/db?bogus=1",
         ] {
             let e = parse_uri(bad).unwrap_err();

@@ -12,6 +12,7 @@ use crate::error::{StoreError, StoreResult, invalid, not_found};
 use crate::search_sql::{self, Target};
 use crate::store::run_page_query;
 use crate::store::{SqliteStore, now_ms};
+use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use cairn_plugin_api::model_registry::*;
 use cairn_plugin_api::search::eval::PROMPT_TAG;
 use cairn_plugin_api::search::{Entity, Expr, Key, OrderBy};
@@ -261,6 +262,10 @@ fn search_sync(
 
 #[cairn_plugin_api::async_trait]
 impl ModelRegistryStore for SqliteStore {
+    fn registry_importer(&self) -> Option<&dyn RegistryImport> {
+        Some(self)
+    }
+
     fn capabilities(&self) -> RegistryCapabilities {
         RegistryCapabilities { aliases: true }
     }
@@ -700,6 +705,110 @@ impl ModelRegistryStore for SqliteStore {
                 .optional()?
                 .ok_or_else(|| invalid(format!("Registered model alias {alias} not found.")))?;
             load_version(tx, id)
+        })
+        .await
+    }
+}
+
+/// `cairn import`: registered models and versions with the source's numbers and times.
+#[cairn_plugin_api::async_trait]
+impl RegistryImport for SqliteStore {
+    async fn import_registered_model(
+        &self,
+        model: RegisteredModel,
+        max_version: i64,
+    ) -> Result<Imported> {
+        self.write(move |tx, _| {
+            let present: Option<i64> = tx
+                .prepare_cached("SELECT id FROM registered_models WHERE name = ?1")?
+                .query_row([&model.name], |r| r.get(0))
+                .optional()?;
+            if present.is_some() {
+                return Ok(Imported::Present);
+            }
+            tx.execute(
+                "INSERT INTO registered_models (name, creation_timestamp, \
+                 last_updated_timestamp, user_id, description, max_version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    model.name,
+                    model.creation_timestamp,
+                    model
+                        .last_updated_timestamp
+                        .unwrap_or(model.creation_timestamp),
+                    model.user_id,
+                    model.description,
+                    max_version.max(0)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            for t in &model.tags {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO registered_model_tags (model, key, value) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, t.key, t.value])?;
+            }
+            for a in &model.aliases {
+                let v = validation::parse_model_version(&a.version)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO registered_model_aliases (model, alias, version) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, a.alias, v])?;
+            }
+            Ok(Imported::Written)
+        })
+        .await
+    }
+
+    async fn import_model_version(&self, v: ImportModelVersion) -> Result<Imported> {
+        let number = validation::parse_model_version(&v.version.version)?;
+        self.write(move |tx, _| {
+            let mv = &v.version;
+            let model = require_model(tx, &mv.name)?;
+            let present: Option<i64> = tx
+                .prepare_cached("SELECT id FROM model_versions WHERE model = ?1 AND version = ?2")?
+                .query_row(params![model, number], |r| r.get(0))
+                .optional()?;
+            if present.is_some() {
+                return Ok(Imported::Present);
+            }
+            tx.prepare_cached(
+                "UPDATE registered_models SET max_version = max(max_version, ?2) WHERE id = ?1",
+            )?
+            .execute(params![model, number])?;
+            tx.prepare_cached(
+                "INSERT INTO model_versions (model, version, creation_timestamp, \
+                 last_updated_timestamp, user_id, current_stage, description, source, \
+                 storage_location, run_id, run_link, status, status_message, model_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
+                model,
+                number,
+                mv.creation_timestamp,
+                mv.last_updated_timestamp,
+                mv.user_id,
+                mv.current_stage.as_str(),
+                mv.description,
+                mv.source,
+                v.storage_location,
+                mv.run_id,
+                mv.run_link,
+                mv.status.as_str(),
+                mv.status_message,
+                mv.model_id,
+            ])?;
+            let id = tx.last_insert_rowid();
+            for t in &mv.tags {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO model_version_tags (version, key, value) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, t.key, t.value])?;
+            }
+            Ok(Imported::Written)
         })
         .await
     }

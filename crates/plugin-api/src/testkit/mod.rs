@@ -112,6 +112,7 @@
 pub mod artifacts;
 pub mod backend;
 pub mod flavor;
+pub mod import;
 pub mod registry;
 pub mod run;
 pub mod support;

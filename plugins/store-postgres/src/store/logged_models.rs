@@ -155,7 +155,7 @@ async fn touch_model(tx: &Transaction<'_>, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-async fn write_model_params(
+pub(super) async fn write_model_params(
     tx: &Transaction<'_>,
     model: i64,
     model_id: &str,
@@ -191,7 +191,7 @@ async fn write_model_params(
     Ok(())
 }
 
-async fn write_model_tags(
+pub(super) async fn write_model_tags(
     tx: &Transaction<'_>,
     model: i64,
     tags: &[LoggedModelTag],

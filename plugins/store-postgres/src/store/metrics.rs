@@ -56,7 +56,7 @@ fn latest_per_key(metrics: &[Metric]) -> Vec<&Metric> {
     best.into_values().collect()
 }
 
-async fn write_log_batch(
+pub(super) async fn write_log_batch(
     tx: &Transaction<'_>,
     run: &RunRef,
     metrics: &[Metric],

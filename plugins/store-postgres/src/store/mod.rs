@@ -23,6 +23,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, Transaction};
 
 mod experiments;
+mod import;
 mod logged_models;
 mod metrics;
 mod runs;
@@ -130,7 +131,8 @@ pub fn open_with_settings(
     default_artifact_root: Option<&str>,
     settings: &PostgresSettings,
 ) -> Result<PostgresStore> {
-    let mut config = schema::parse_uri(uri)?;
+    let (mut config, tls) = schema::parse_uri_tls(uri)?;
+    let tls = crate::tls::connector(&tls).map_err(Error::invalid)?;
     config.connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)));
     if settings.statement_timeout_ms > 0 {
         let mut options = config.get_options().unwrap_or_default().to_string();
@@ -164,7 +166,7 @@ pub fn open_with_settings(
     };
     let manager = deadpool_postgres::Manager::from_config(
         config,
-        tokio_postgres::NoTls,
+        tls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -206,7 +208,7 @@ pub fn open_with_settings(
 }
 
 /// An error and its causes, `: `-joined.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -374,6 +376,10 @@ impl PostgresStore {
 impl TrackingStore for PostgresStore {
     fn capabilities(&self) -> TrackingCapabilities {
         TrackingCapabilities::ALL
+    }
+
+    fn importer(&self) -> Option<&dyn cairn_plugin_api::import::TrackingImport> {
+        Some(self)
     }
 
     async fn create_experiment(&self, req: CreateExperiment) -> Result<String> {

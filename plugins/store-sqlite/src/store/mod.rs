@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod experiments;
+mod import;
 mod logged_models;
 mod metrics;
 mod runs;
@@ -310,6 +311,10 @@ impl SqliteStore {
 
 #[cairn_plugin_api::async_trait]
 impl TrackingStore for SqliteStore {
+    fn importer(&self) -> Option<&dyn cairn_plugin_api::import::TrackingImport> {
+        Some(self)
+    }
+
     fn capabilities(&self) -> TrackingCapabilities {
         TrackingCapabilities::ALL
     }

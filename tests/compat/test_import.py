@@ -1,0 +1,326 @@
+"""`cairn import`: a real `mlflow server` (3.18, the venv's) is filled through the official
+client, stopped, and its database imported into a fresh Cairn store; then `cairn server` on
+that store must answer the official client exactly as `mlflow server` did: every experiment,
+run (ids, names, times, status, params, tags, latest metrics, full metric histories with NaN
+and infinities, dataset and model inputs, outputs), LoggedModel, registered model, version,
+stage, alias and tag.
+
+The source is MLflow's SQLite schema, and also MLflow's PostgreSQL schema under `scripts/compat
+--backend postgres`, where the destination is the PostgreSQL store too (the destination is the
+store every ServerProcess of this suite uses). Re-running the import writes nothing; an MLflow
+database at an alembic revision Cairn does not know is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    LoggedModelInput,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunTag,
+    ViewType,
+)
+from mlflow.tracking import MlflowClient
+
+from helpers import POSTGRES, REFERENCE, PLUGIN, ServerProcess, free_port, log_tail, postgres_uri, unique
+
+pytestmark = pytest.mark.skipif(
+    REFERENCE or bool(PLUGIN),
+    reason="cairn import is Cairn's own command; the jsonl plugin cannot be an import destination",
+)
+
+HISTORY = 6000  # more values than one chunk of the importer (5000)
+
+
+def cairn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
+    return subprocess.run(
+        [os.environ["CAIRN_BIN"], *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+class MlflowServer:
+    """The venv's real `mlflow server` on `backend` with artifacts under `workdir`."""
+
+    def __init__(self, workdir: Path, backend: str):
+        self.log_path = workdir / "mlflow-server.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "mlflow", "server", "--workers", "1",
+                    "--backend-store-uri", backend,
+                    "--default-artifact-root", str(workdir / "mlflow-artifacts"),
+                    "--host", "127.0.0.1", "--port", str(self.port),
+                ],
+                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited:\n{log_tail(self.log_path)}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start:\n{log_tail(self.log_path)}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def populate(client: MlflowClient) -> dict:
+    """Everything the import must carry, written through the official client."""
+    a = client.create_experiment(unique("imp-a"), tags={"team": "vision", "mlflow.note.content": "n"})
+    b = client.create_experiment(unique("imp-b"))
+    gone = client.create_experiment(unique("imp-gone"))
+
+    first = client.create_run(a, run_name="first", tags={"kind": "train"})
+    rid = first.info.run_id
+    for start in range(0, HISTORY, 1000):
+        client.log_batch(
+            rid,
+            metrics=[Metric("loss", 1.0 / (i + 1), 1_000 + i, i) for i in range(start, start + 1000)],
+        )
+    client.log_batch(
+        rid,
+        metrics=[
+            Metric("odd", float("nan"), 10, 0),
+            Metric("odd", float("inf"), 11, 1),
+            Metric("odd", float("-inf"), 12, 2),
+            Metric("odd", 3.5, 12, 2),
+        ],
+        params=[Param("lr", "0.01"), Param("layers", "3")],
+        tags=[RunTag("phase", "one")],
+    )
+    client.log_inputs(
+        rid,
+        [
+            DatasetInput(
+                Dataset("train-set", "abc123", "local", '{"uri": "/data/train"}', '{"cols": 2}', '{"rows": 9}'),
+                [InputTag("mlflow.data.context", "training")],
+            )
+        ],
+    )
+    model = client.create_logged_model(
+        a, name="produced", source_run_id=rid, params={"alpha": "0.5"}, tags={"t": "1"}, model_type="clf"
+    )
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    client.log_metric(rid, "acc", 0.91, timestamp=500, step=4, model_id=model.model_id,
+                      dataset_name="eval-set", dataset_digest="d1")
+    client.log_outputs(rid, [LoggedModelOutput(model.model_id, step=3)])
+    client.set_terminated(rid, "FINISHED", end_time=int(time.time() * 1000) + 5)
+
+    second = client.create_run(b, run_name="second")
+    client.log_inputs(second.info.run_id, models=[LoggedModelInput(model.model_id)])
+    client.log_metric(second.info.run_id, "m", 1.0, timestamp=7, step=0)
+    client.set_terminated(second.info.run_id, "FAILED")
+    deleted = client.create_run(b, run_name="deleted")
+    client.log_param(deleted.info.run_id, "x", "1")
+    client.delete_run(deleted.info.run_id)
+    client.create_run(gone, run_name="in-a-deleted-experiment")
+    default_run = client.create_run("0", run_name="in-default")
+    client.log_param(default_run.info.run_id, "where", "default")
+    client.delete_experiment(gone)
+    unused = client.create_logged_model(b, name="dropped")
+    client.delete_logged_model(unused.model_id)
+
+    name = unique("imp-model")
+    client.create_registered_model(name, tags={"owner": "ml"}, description="the model")
+    for i in range(3):
+        client.create_model_version(
+            name, f"runs:/{rid}/model", run_id=rid, tags={"n": str(i)}, description=f"v{i + 1}"
+        )
+    client.transition_model_version_stage(name, "1", "Production")
+    client.transition_model_version_stage(name, "2", "Staging")
+    client.set_registered_model_alias(name, "champion", "2")
+    client.set_model_version_tag(name, "2", "validated", "yes")
+    client.delete_model_version(name, "3")
+    empty = unique("imp-empty")
+    client.create_registered_model(empty)
+    return {"experiments": ["0", a, b, gone], "model": name, "empty": empty, "run": rid}
+
+
+def num(v: float):
+    return "nan" if math.isnan(v) else v
+
+
+def snapshot(client: MlflowClient, made: dict) -> dict:
+    """What the official client reads back, in a comparable form."""
+    out: dict = {"experiments": {}, "runs": {}, "histories": {}, "models": {}, "registry": {}}
+    for e in client.search_experiments(view_type=ViewType.ALL, max_results=1000):
+        if e.experiment_id not in made["experiments"]:
+            continue
+        out["experiments"][e.experiment_id] = (
+            e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time,
+            sorted(e.tags.items()),
+        )
+    runs = client.search_runs(made["experiments"], run_view_type=ViewType.ALL, max_results=1000)
+    for found in runs:
+        # get_run: MLflow's search_runs leaves model inputs out, get_run has them.
+        r = client.get_run(found.info.run_id)
+        i = r.info
+        out["runs"][i.run_id] = (
+            i.run_name, i.experiment_id, i.user_id, i.status, i.start_time, i.end_time,
+            i.artifact_uri, i.lifecycle_stage,
+            sorted(r.data.params.items()), sorted(r.data.tags.items()),
+            sorted((k, num(v)) for k, v in r.data.metrics.items()),
+            [
+                (d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source,
+                 d.dataset.schema, d.dataset.profile, sorted((t.key, t.value) for t in d.tags))
+                for d in r.inputs.dataset_inputs
+            ],
+            sorted(m.model_id for m in r.inputs.model_inputs or []),
+            sorted((m.model_id, m.step) for m in (r.outputs.model_outputs if r.outputs else []) or []),
+        )
+        for key in r.data.metrics:
+            history = client.get_metric_history(i.run_id, key)
+            out["histories"][(i.run_id, key)] = sorted(
+                (m.timestamp, m.step, str(num(m.value))) for m in history
+            )
+    for m in client.search_logged_models(experiment_ids=made["experiments"], max_results=100):
+        out["models"][m.model_id] = (
+            m.name, m.experiment_id, m.artifact_location, m.creation_timestamp,
+            m.last_updated_timestamp, str(m.status), m.model_type, m.source_run_id,
+            m.status_message, sorted(m.tags.items()), sorted(m.params.items()),
+            sorted((x.key, x.value, x.timestamp, x.step, x.dataset_name, x.dataset_digest, x.run_id)
+                   for x in m.metrics or []),
+        )
+    for name in (made["model"], made["empty"]):
+        rm = client.get_registered_model(name)
+        # get_model_version: MLflow's search_model_versions leaves aliases out.
+        versions = [
+            client.get_model_version(name, v.version)
+            for v in client.search_model_versions(f"name = '{name}'")
+        ]
+        out["registry"][name] = (
+            rm.creation_timestamp, rm.last_updated_timestamp, rm.description,
+            sorted(rm.tags.items()), sorted(rm.aliases.items()),
+            sorted((v.version, v.current_stage) for v in rm.latest_versions or []),
+            sorted(
+                (v.version, v.creation_timestamp, v.last_updated_timestamp, v.description,
+                 v.user_id, v.current_stage, v.source, v.run_id, v.status, v.status_message,
+                 sorted(v.tags.items()), v.run_link, sorted(v.aliases))
+                for v in versions
+            ),
+        )
+    out["by_alias"] = client.get_model_version_by_alias(made["model"], "champion").version
+    return out
+
+
+@pytest.mark.parametrize("source", ["sqlite", "postgresql"])
+def test_import_from_mlflow_reads_back_equal(source):
+    if source == "postgresql" and not POSTGRES:
+        pytest.skip("MLflow on PostgreSQL runs under `scripts/compat --backend postgres`")
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-import-"))
+    mlflow_dir = workdir / "mlflow"
+    mlflow_dir.mkdir()
+    # MLflow's SQLAlchemy spelling: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3.
+    backend = (
+        f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+        if source == "sqlite"
+        else postgres_uri(mlflow_dir).replace("postgresql://", "postgresql+psycopg2://", 1)
+    )
+    mlflow = MlflowServer(mlflow_dir, backend)
+    try:
+        client = MlflowClient(tracking_uri=mlflow.url)
+        made = populate(client)
+        expected = snapshot(client, made)
+    finally:
+        mlflow.stop()
+
+    cairn_dir = workdir / "cairn"
+    cairn_dir.mkdir()
+    dest = postgres_uri(cairn_dir) if POSTGRES else f"sqlite:///{cairn_dir / 'tracking.db'}"
+
+    dry = cairn("import", "--from", backend, "--dry-run", "--backend-store-uri", dest, cwd=cairn_dir)
+    assert dry.returncode == 0, dry.stderr
+    assert "runs               would write        5" in dry.stdout, dry.stdout
+
+    done = cairn("import", "--from", backend, "--backend-store-uri", dest, cwd=cairn_dir)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = done.stdout
+    # Default (experiment 0) exists in every Cairn store; it takes MLflow's location and times.
+    assert "experiments        written        4" in lines, lines
+    assert "runs               written        5" in lines, lines
+    assert "logged models      written        2" in lines, lines
+    assert "model versions     written        2" in lines, lines
+    assert f"metric values      written     {HISTORY + 6}" in lines, lines
+
+    again = cairn("import", "--from", backend, "--backend-store-uri", dest, cwd=cairn_dir)
+    assert again.returncode == 0, again.stderr
+    assert "runs               written        0, already present        5" in again.stdout, again.stdout
+    assert "experiments        written        0, already present        4" in again.stdout
+    assert "model versions     written        0, already present        2" in again.stdout
+
+    server = ServerProcess(cairn_dir)
+    try:
+        server.wait_healthy()
+        cairn_client = MlflowClient(tracking_uri=server.url)
+        actual = snapshot(cairn_client, made)
+        for part in expected:
+            if isinstance(expected[part], dict):
+                assert sorted(actual[part]) == sorted(expected[part]), part
+                for key, value in expected[part].items():
+                    assert actual[part][key] == value, (part, key, repr(actual[part][key]), repr(value))
+            else:
+                assert actual[part] == expected[part], part
+        # Allocation continues after the imported ids: version 4 (3 was deleted in MLflow)
+        # and a new experiment id above every imported one.
+        v = cairn_client.create_model_version(
+            made["model"], f"runs:/{made['run']}/model", run_id=made["run"]
+        )
+        assert v.version == "4"
+        new = cairn_client.create_experiment(unique("after-import"))
+        assert int(new) > max(int(e) for e in made["experiments"])
+    finally:
+        server.assert_clean_exit(server.terminate())
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_unknown_mlflow_revision_is_refused():
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-import-rev-"))
+    db = workdir / "mlflow.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);"
+        "INSERT INTO alembic_version VALUES ('ffff00000000');"
+        "CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name TEXT);"
+    )
+    conn.commit()
+    conn.close()
+    dest = workdir / "dest.db"
+    done = cairn("import", "--from", f"sqlite:///{db}", "--backend-store-uri", f"sqlite:///{dest}", cwd=workdir)
+    assert done.returncode == 1
+    assert "alembic revision 'ffff00000000'" in done.stderr, done.stderr
+    assert not dest.exists(), "nothing may be written for a refused source"
+    shutil.rmtree(workdir, ignore_errors=True)
