@@ -503,11 +503,12 @@ async fn predict(
             uri: args.model_uri.clone(),
             message: format!("the prediction failed: {f}"),
         })?;
-    let text = serde_json::json!({ "predictions": predictions }).to_string() + "\n";
+    let mut text = predictions.to_body();
+    text.push(b'\n');
     match &args.output_path {
         Some(p) => std::fs::write(dir.join(p), text).map_err(Error::Output),
         None => out
-            .write_all(text.as_bytes())
+            .write_all(&text)
             .and_then(|()| out.flush())
             .map_err(Error::Output),
     }
