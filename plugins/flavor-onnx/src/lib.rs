@@ -367,7 +367,8 @@ impl OnnxModel {
             .iter()
             .map(|(i, axis, _)| inputs.get(*i).map_or(0, |t| t.shape()[*axis]))
             .collect();
-        let mut sized = self.sized.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.sized.lock().unwrap_or_else(|e| e.into_inner());
+        let sized = &mut *guard;
         if let Some(k) = sized.plans.iter().position(|(s, _)| *s == size) {
             let entry = sized.plans.remove(k);
             let plan = entry.1.clone();
@@ -382,7 +383,8 @@ impl OnnxModel {
         }
         let seen = sized.seen.entry(size.clone()).or_insert(0);
         *seen += 1;
-        if *seen >= SIZED_AFTER && !sized.building {
+        let seen = *seen;
+        if seen >= SIZED_AFTER && !sized.building {
             sized.building = true;
             let me = self.clone();
             pool().spawn(move |_| me.build_sized(size));
