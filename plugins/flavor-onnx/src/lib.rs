@@ -9,7 +9,10 @@
 //!   `df.values`), and a table feeds a model with several inputs column by column.
 //! * float64 input is cast to float32 where the graph wants `tensor(float)`, as MLflow does;
 //!   integer input is widened the same way to what the graph declares.
-//! * Dimensions the graph leaves open (a dynamic batch) are symbols, resolved per call.
+//! * Dimensions the graph leaves open (a dynamic batch) are symbols, resolved per call by one
+//!   plan optimised for any size. A size asked for repeatedly (the batch size a client always
+//!   sends) gets a plan optimised for that size, built in the background (its kernels chosen
+//!   for the known shapes); a few such plans are kept, least recently used dropped first.
 //! * Inference runs on a thread of its own, never on the caller's async executor.
 
 use async_trait::async_trait;
@@ -21,11 +24,12 @@ use cairn_plugin_api::flavor::{
 use cairn_plugin_api::{
     Build, BuildContext, Error, ErrorKind, LoadedModel, ModelFlavor, PluginFactory, Result,
 };
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue, TDim,
-    TypedFact, TypedSimplePlan, tract_ndarray,
+    Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
+    Symbol, TDim, TypedFact, TypedModel, TypedSimplePlan, tract_ndarray,
 };
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
@@ -62,7 +66,10 @@ impl ModelFlavor for OnnxFlavor {
         let path = model_dir.join(&file);
         let declared = model.signature.clone();
         // Parsing and optimising a graph is CPU work: off the executor.
-        off_executor(move || OnnxModel::load(&path, declared).map(|m| Arc::new(m) as _)).await
+        off_executor(move || {
+            OnnxModel::load(&path, declared).map(|m| Arc::new(Loaded(Arc::new(m))) as _)
+        })
+        .await
     }
 }
 
@@ -76,11 +83,38 @@ struct Port {
 }
 
 struct OnnxModel {
+    /// The plan for any size of the open dimensions (symbols resolved per call).
     plan: Arc<TypedSimplePlan>,
+    /// The decluttered graph, open dimensions as symbols, that plans for one size of them are
+    /// optimised from; `None` when no input dimension is open (or sizing it failed once).
+    symbolic: Option<TypedModel>,
+    /// Each open input dimension: (input, axis, its symbol).
+    open: Vec<(usize, usize, Symbol)>,
+    sized: Mutex<SizedPlans>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     signature: Signature,
 }
+
+/// Plans optimised for one size of the open dimensions (the values of `open`, in order).
+#[derive(Default)]
+struct SizedPlans {
+    /// Least recently used first; at most [`SIZED_PLANS`].
+    plans: Vec<(Vec<usize>, Arc<TypedSimplePlan>)>,
+    /// How many calls asked for each size without a plan (at most [`SEEN_SIZES`] sizes).
+    seen: HashMap<Vec<usize>, u32>,
+    /// The size whose plan is being built (one at a time).
+    building: bool,
+    /// Building one failed: the symbolic plan serves every size.
+    off: bool,
+}
+
+/// How many sized plans a model keeps (each holds its own packed weights).
+const SIZED_PLANS: usize = 4;
+/// The call asking for a size that makes its plan be built.
+const SIZED_AFTER: u32 = 2;
+/// How many sizes without a plan are counted before the counts start over.
+const SEEN_SIZES: usize = 64;
 
 fn load_error(path: &Path, e: impl std::fmt::Display) -> Error {
     let text = format!("{e:#}");
@@ -238,7 +272,30 @@ impl OnnxModel {
                 .set_input_fact(i, InferenceFact::dt_shape(datum, dims))
                 .map_err(|e| load_error(path, e))?;
         }
-        let typed = model.into_optimized().map_err(|e| load_error(path, e))?;
+        let decluttered = model
+            .into_typed()
+            .and_then(TypedModel::into_decluttered)
+            .map_err(|e| load_error(path, e))?;
+        // The open input dimensions that are plain symbols: a plan per size of them can be
+        // optimised; any other open dimension (an expression) leaves only the symbolic plan.
+        let mut open = Vec::new();
+        let mut sizable = true;
+        for (i, outlet) in decluttered.inputs.iter().enumerate() {
+            let fact = decluttered
+                .outlet_fact(*outlet)
+                .map_err(|e| load_error(path, e))?;
+            for (axis, dim) in fact.shape.iter().enumerate() {
+                match dim {
+                    TDim::Val(_) => {}
+                    TDim::Sym(sym) => open.push((i, axis, sym.clone())),
+                    _ => sizable = false,
+                }
+            }
+        }
+        let symbolic = (sizable && !open.is_empty()).then(|| decluttered.clone());
+        let typed = decluttered
+            .into_optimized()
+            .map_err(|e| load_error(path, e))?;
         let port = |outlet: tract_onnx::prelude::OutletId, fact: &TypedFact| Port {
             name: typed
                 .outlet_label(outlet)
@@ -289,10 +346,77 @@ impl OnnxModel {
         let plan = typed.into_runnable().map_err(|e| load_error(path, e))?;
         Ok(OnnxModel {
             plan,
+            symbolic,
+            open,
+            sized: Mutex::default(),
             inputs,
             outputs,
             signature,
         })
+    }
+
+    /// The plan for inputs of these shapes: the one optimised for their size of the open
+    /// dimensions if there is one, else the symbolic plan (and, on the [`SIZED_AFTER`]th call
+    /// for this size, a sized plan starts being built in the background).
+    fn plan_for(self: &Arc<Self>, inputs: &[tract_onnx::prelude::Tensor]) -> Arc<TypedSimplePlan> {
+        if self.symbolic.is_none() {
+            return self.plan.clone();
+        }
+        let size: Vec<usize> = self
+            .open
+            .iter()
+            .map(|(i, axis, _)| inputs.get(*i).map_or(0, |t| t.shape()[*axis]))
+            .collect();
+        let mut guard = self.sized.lock().unwrap_or_else(|e| e.into_inner());
+        let sized = &mut *guard;
+        if let Some(k) = sized.plans.iter().position(|(s, _)| *s == size) {
+            let entry = sized.plans.remove(k);
+            let plan = entry.1.clone();
+            sized.plans.push(entry);
+            return plan;
+        }
+        if sized.off {
+            return self.plan.clone();
+        }
+        if sized.seen.len() >= SEEN_SIZES && !sized.seen.contains_key(&size) {
+            sized.seen.clear();
+        }
+        let seen = sized.seen.entry(size.clone()).or_insert(0);
+        *seen += 1;
+        let seen = *seen;
+        if seen >= SIZED_AFTER && !sized.building {
+            sized.building = true;
+            let me = self.clone();
+            pool().spawn(move |_| me.build_sized(size));
+        }
+        self.plan.clone()
+    }
+
+    /// Optimises the plan for `size` and keeps it (on the pool, off any request's path).
+    fn build_sized(&self, size: Vec<usize>) {
+        let subs: HashMap<Symbol, TDim> = self
+            .open
+            .iter()
+            .zip(&size)
+            .map(|((_, _, sym), n)| (sym.clone(), TDim::Val(*n as i64)))
+            .collect();
+        let built = self.symbolic.as_ref().map(|m| {
+            m.set_symbols(&subs)
+                .and_then(TypedModel::into_optimized)
+                .and_then(IntoRunnable::into_runnable)
+        });
+        let mut sized = self.sized.lock().unwrap_or_else(|e| e.into_inner());
+        sized.building = false;
+        sized.seen.remove(&size);
+        match built {
+            Some(Ok(plan)) => {
+                if sized.plans.len() >= SIZED_PLANS {
+                    sized.plans.remove(0);
+                }
+                sized.plans.push((size, plan));
+            }
+            _ => sized.off = true,
+        }
     }
 
     /// The graph's inputs bound to `input`'s tensors, checked and cast.
@@ -364,10 +488,10 @@ impl OnnxModel {
             .collect()
     }
 
-    fn run(&self, input: ModelData) -> Result<ModelData> {
+    fn run(self: &Arc<Self>, input: ModelData) -> Result<ModelData> {
         let inputs = self.bind(input)?;
         let outputs = self
-            .plan
+            .plan_for(&inputs)
             .run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
             .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
         let mut out = std::collections::BTreeMap::new();
@@ -378,15 +502,19 @@ impl OnnxModel {
     }
 }
 
+/// The served model (shared with the pool's jobs).
+struct Loaded(Arc<OnnxModel>);
+
 #[async_trait]
-impl LoadedModel for OnnxModel {
+impl LoadedModel for Loaded {
     fn signature(&self) -> Signature {
-        self.signature.clone()
+        self.0.signature.clone()
     }
 
     fn capabilities(&self) -> ModelCapabilities {
         // Rows are independent when every input's first dimension is open.
         let batchable = self
+            .0
             .inputs
             .iter()
             .all(|p| p.dims.first().is_some_and(Option::is_none));
@@ -396,30 +524,29 @@ impl LoadedModel for OnnxModel {
     async fn predict(&self, input: ModelData, params: Params) -> Result<ModelData> {
         // The model declares no params of its own use; unknown ones are dropped, ill-typed
         // declared ones refused.
-        self.signature.validate_params(params)?;
-        let me = OnnxModel {
-            plan: self.plan.clone(),
-            inputs: self.inputs.clone(),
-            outputs: self.outputs.clone(),
-            signature: Signature::default(),
-        };
+        self.0.signature.validate_params(params)?;
+        let me = self.0.clone();
         off_executor(move || me.run(input)).await
     }
 }
 
-/// Runs `work` on the flavor's [`BlockingPool`] (one thread per core: inference is CPU-bound,
-/// so more threads would only queue in the kernel instead) and awaits its result, so
-/// CPU-heavy work never blocks an executor thread (hosts without tokio included); a panic in
-/// tract comes back as an `Internal` error with its message.
+/// The flavor's [`BlockingPool`] (one thread per core: inference is CPU-bound, so more threads
+/// would only queue in the kernel instead).
+fn pool() -> &'static BlockingPool {
+    static POOL: std::sync::OnceLock<BlockingPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        BlockingPool::new("cairn-onnx", cores)
+    })
+}
+
+/// Runs `work` on the flavor's [`pool`] and awaits its result, so CPU-heavy work never blocks
+/// an executor thread (hosts without tokio included); a panic in tract comes back as an
+/// `Internal` error with its message.
 async fn off_executor<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    static POOL: std::sync::OnceLock<BlockingPool> = std::sync::OnceLock::new();
-    let pool = POOL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        BlockingPool::new("cairn-onnx", cores)
-    });
-    pool.run(move |_| work()).await?
+    pool().run(move |_| work()).await?
 }
 
 fn dtype_of(datum: DatumType) -> Option<DType> {

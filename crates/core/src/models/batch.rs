@@ -3,9 +3,11 @@
 //! by rows into one inference call and the output is cut back into one answer per request.
 //!
 //! At most `slots` inference calls run at once (one per core, as the flavors' pools have).
-//! A request of at most [`MERGE_MAX_ROWS`] rows waits in a queue only while every slot is
-//! busy, so its wait is bounded by one inference call and nothing waits at low load; when a
-//! slot frees, the queued requests with the same layout (tensor names, types and shapes past
+//! A request of at most [`MERGE_MAX_ROWS`] rows that finds a slot free and nobody queued runs at
+//! once, on its own task (no hand-off to the merging task: at low load a request costs no more
+//! than a direct call). Otherwise it waits in a queue, only while every slot is busy, so its
+//! wait is bounded by one inference call; when a slot frees, the queued requests with the same
+//! layout (tensor names, types and shapes past
 //! the first dimension, or table columns, and the same params) go in one call, up to
 //! [`BATCH_MAX_ROWS`] rows. If the merged call fails or its output does not split by rows,
 //! each request runs alone, so every request gets its own answer or error.
@@ -13,7 +15,7 @@
 use super::metrics::Metrics;
 use cairn_plugin_api::LoadedModel;
 use cairn_plugin_api::Result;
-use cairn_plugin_api::flavor::{ModelData, Params};
+use cairn_plugin_api::flavor::{ModelData, Params, Schema, Signature};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -38,15 +40,32 @@ pub struct Batcher {
     metrics: Arc<Metrics>,
     /// `None` when the model is not batchable (or batching is off).
     queue: Option<mpsc::UnboundedSender<Job>>,
+    /// The inference slots, shared with the merging task.
+    slots: Arc<Semaphore>,
+    /// What requests are read against ([`Batcher::signature`]), computed once.
+    signature: Signature,
+    python: bool,
 }
 
 impl Batcher {
     /// Calls the model once per request.
     pub fn direct(model: Arc<dyn LoadedModel>, metrics: Arc<Metrics>) -> Batcher {
+        let python = model.capabilities().python_function;
+        let mut signature = model.signature();
+        if python && let Some(Schema::Columns(specs)) = &mut signature.inputs {
+            // A Python model enforces its schema itself (MLflow's `_enforce_schema`, with
+            // MLflow's words): a missing column is left for it to refuse.
+            for spec in specs {
+                spec.required = false;
+            }
+        }
         Batcher {
             model,
             metrics,
             queue: None,
+            slots: Arc::new(Semaphore::new(0)),
+            signature,
+            python,
         }
     }
 
@@ -57,17 +76,29 @@ impl Batcher {
             return Batcher::direct(model, metrics);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(merge(model.clone(), metrics.clone(), rx, slots.max(1)));
+        let slots = Arc::new(Semaphore::new(slots.max(1)));
+        tokio::spawn(merge(model.clone(), metrics.clone(), rx, slots.clone()));
         Batcher {
-            model,
-            metrics,
             queue: Some(tx),
+            slots,
+            ..Batcher::direct(model, metrics)
         }
     }
 
     /// The model.
     pub fn model(&self) -> &dyn LoadedModel {
         &*self.model
+    }
+
+    /// The model's signature as requests are read against it: a Python model's columns are
+    /// all optional there (it enforces its schema itself, in MLflow's words).
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Whether the model runs in Python workers (`python_function`).
+    pub fn python(&self) -> bool {
+        self.python
     }
 
     /// The model's prediction for `input`, possibly computed together with other requests'.
@@ -77,6 +108,16 @@ impl Batcher {
             self.metrics.batch(1);
             return self.model.predict(input, params).await;
         };
+        // Nobody queued and a slot free: this request cannot merge with anything, so it runs
+        // now rather than through the merging task.
+        if self.metrics.queue_depth() == 0
+            && let Ok(slot) = self.slots.try_acquire()
+        {
+            self.metrics.batch(1);
+            let out = self.model.predict(input, params).await;
+            drop(slot);
+            return out;
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             layout: layout(&input, &params),
@@ -126,26 +167,25 @@ fn layout(input: &ModelData, params: &Params) -> String {
     )
 }
 
-/// The merging task: waits for a free slot, then for a request, then takes every queued
-/// request that stacks with it.
+/// The merging task: waits for a request, then for a free slot, then takes every queued
+/// request that stacks with the first.
 async fn merge(
     model: Arc<dyn LoadedModel>,
     metrics: Arc<Metrics>,
     mut rx: mpsc::UnboundedReceiver<Job>,
-    slots: usize,
+    slots: Arc<Semaphore>,
 ) {
-    let slots = Arc::new(Semaphore::new(slots));
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let first = match waiting.pop_front() {
             Some(job) => job,
             None => match rx.recv().await {
                 Some(job) => job,
                 None => return,
             },
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
         };
         while let Ok(job) = rx.try_recv() {
             waiting.push_back(job);

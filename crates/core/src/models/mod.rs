@@ -521,11 +521,12 @@ async fn predict(
             uri: args.model_uri.clone(),
             message: format!("the prediction failed: {f}"),
         })?;
-    let text = predictions.into_body() + "\n";
+    let mut text = predictions.into_body();
+    text.push(b'\n');
     match &args.output_path {
         Some(p) => std::fs::write(dir.join(p), text).map_err(Error::Output),
         None => out
-            .write_all(text.as_bytes())
+            .write_all(&text)
             .and_then(|()| out.flush())
             .map_err(Error::Output),
     }

@@ -26,8 +26,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_plugin_api::ErrorKind;
-use cairn_plugin_api::flavor::{ModelData, Params, Schema, TensorData};
+use cairn_plugin_api::flavor::{ModelData, Params, Tensor, TensorData};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,49 +199,20 @@ async fn invocations(
     }
 }
 
-/// A scoring answer: the `predictions` value, or (a Python model's) the whole body, already
-/// written as MLflow's `predictions_to_json` writes it ([`super::pyjson`]).
-#[derive(Debug)]
-pub enum Scored {
-    /// `{"predictions": <this>}`.
-    Value(Value),
-    /// The whole body.
-    Body(String),
-}
-
-impl Scored {
-    /// The answer body.
-    pub fn into_body(self) -> String {
-        match self {
-            Scored::Value(predictions) => {
-                serde_json::json!({ "predictions": predictions }).to_string()
-            }
-            Scored::Body(body) => body,
-        }
-    }
-}
-
 /// Scores a request body of `format` (`json`, `csv` or `parquet`): the `predictions` value,
 /// or the failure MLflow answers.
-pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Scored, Failure> {
-    let python = batcher.model().capabilities().python_function;
-    let mut signature = batcher.model().signature();
-    if python && let Some(Schema::Columns(specs)) = &mut signature.inputs {
-        // A Python model enforces its schema itself (MLflow's `_enforce_schema`, with MLflow's
-        // words): a missing column is left for it to refuse.
-        for spec in specs {
-            spec.required = false;
-        }
-    }
+pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Predictions, Failure> {
+    let python = batcher.python();
+    let signature = batcher.signature();
     let (input, params) = match format {
-        "json" => parse_json(body, &signature)?,
-        "csv" => (parse_csv(body, &signature)?, Params::new()),
-        _ => (parse_parquet(body, &signature)?, Params::new()),
+        "json" => parse_json(body, signature)?,
+        "csv" => (parse_csv(body, signature)?, Params::new()),
+        _ => (parse_parquet(body, signature)?, Params::new()),
     };
     if let ModelData::Table(t) = &input
         && t.rows() == 0
     {
-        return Ok(Scored::Value(Value::Array(vec![])));
+        return Ok(Predictions::Value(Value::Array(vec![])));
     }
     let table_input = matches!(input, ModelData::Table(_));
     match batcher.predict(input, params).await {
@@ -257,8 +230,8 @@ pub async fn score(batcher: &Batcher, format: &str, body: &[u8]) -> Result<Score
              serialized input Dataframe is compatible with the model for inference. {}",
             e.message
         ))),
-        Ok(out) if python => Ok(Scored::Body(super::pyjson::predictions_body(&out))),
-        Ok(out) => Ok(Scored::Value(predictions(out, table_input))),
+        Ok(out) if python => Ok(Predictions::Body(super::pyjson::predictions_body(&out))),
+        Ok(out) => Ok(Predictions::of(out, table_input)),
     }
 }
 
@@ -284,7 +257,7 @@ fn mlflow_code(e: &cairn_plugin_api::Error) -> Option<&'static str> {
         .find(|c| *c == code.1)
 }
 
-fn json_ok(predictions: Scored) -> Response {
+fn json_ok(predictions: Predictions) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         predictions.into_body(),
@@ -293,6 +266,151 @@ fn json_ok(predictions: Scored) -> Response {
 }
 
 // ----- responses ------------------------------------------------------------------------------
+
+/// The `predictions` of a request, written as JSON straight from the model's output (no
+/// `serde_json::Value` tree of it is built): the same text as [`predictions`]' value.
+pub enum Predictions {
+    /// Already a value (a Python model's output, an empty table).
+    Value(Value),
+    /// Tensor output: `{output: nested list}`.
+    Tensors(BTreeMap<String, Tensor>),
+    /// Tensor output of table input: records, one object per row (see [`predictions`]).
+    Records(BTreeMap<String, Tensor>),
+    /// The whole body, already written (a Python model's, as MLflow's `predictions_to_json`
+    /// writes it: [`super::pyjson`]).
+    Body(String),
+}
+
+impl Predictions {
+    /// The predictions of the model output `out` (`table_input`: the request was a table).
+    pub fn of(out: ModelData, table_input: bool) -> Predictions {
+        match out {
+            ModelData::Tensors(m) if table_input => Predictions::Records(m),
+            ModelData::Tensors(m) => Predictions::Tensors(m),
+            table => Predictions::Value(predictions(table, table_input)),
+        }
+    }
+
+    /// `{"predictions": ...}` as JSON text.
+    pub fn into_body(self) -> Vec<u8> {
+        if let Predictions::Body(body) = self {
+            return body.into_bytes();
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            predictions: &'a Predictions,
+        }
+        // Writing to a Vec cannot fail, and every value here is serializable.
+        serde_json::to_vec(&Body { predictions: &self }).unwrap_or_default()
+    }
+}
+
+impl Serialize for Predictions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Predictions::Value(v) => v.serialize(s),
+            Predictions::Body(_) => Err(serde::ser::Error::custom(
+                "a whole answer body is not a predictions value",
+            )),
+            Predictions::Tensors(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (name, t) in m {
+                    map.serialize_entry(name, &Nested(t.data(), t.shape(), 0))?;
+                }
+                map.end()
+            }
+            Predictions::Records(m) => {
+                let rows = m
+                    .values()
+                    .next()
+                    .and_then(|t| t.shape().first().copied())
+                    .unwrap_or(0);
+                let mut seq = s.serialize_seq(Some(rows))?;
+                for r in 0..rows {
+                    seq.serialize_element(&Record(m, r))?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// Row `.1` of tensor outputs as one record (as [`predictions`] with table input).
+struct Record<'a>(&'a BTreeMap<String, Tensor>, usize);
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, t) in self.0 {
+            let rest = &t.shape()[1.min(t.shape().len())..];
+            let stride: usize = rest.iter().product();
+            // One value per row is that value, as MLflow's column.
+            let rest = if stride == 1 { &[][..] } else { rest };
+            map.serialize_entry(name, &Nested(t.data(), rest, self.1 * stride))?;
+        }
+        map.end()
+    }
+}
+
+/// Elements `.2..` of `.0` nested as `.1` (as [`nested`]).
+struct Nested<'a>(&'a TensorData, &'a [usize], usize);
+
+impl Serialize for Nested<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Nested(data, shape, start) = *self;
+        let Some((n, rest)) = shape.split_first() else {
+            return Scalar(data, start).serialize(s);
+        };
+        let stride: usize = rest.iter().product();
+        let mut seq = s.serialize_seq(Some(*n))?;
+        if rest.is_empty() {
+            for i in 0..*n {
+                seq.serialize_element(&Scalar(data, start + i))?;
+            }
+        } else {
+            for i in 0..*n {
+                seq.serialize_element(&Nested(data, rest, start + i * stride))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+/// Element `.1` of `.0` (as [`scalar`]).
+struct Scalar<'a>(&'a TensorData, usize);
+
+impl Serialize for Scalar<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Scalar(d, i) = *self;
+        // Non-finite floats are `null`, as `serde_json::Number::from_f64` makes them.
+        fn f<S: Serializer>(s: S, x: f64) -> Result<S::Ok, S::Error> {
+            if x.is_finite() {
+                s.serialize_f64(x)
+            } else {
+                s.serialize_unit()
+            }
+        }
+        match d {
+            TensorData::Bool(v) => s.serialize_bool(v[i]),
+            TensorData::Int8(v) => s.serialize_i64(v[i].into()),
+            TensorData::Int16(v) => s.serialize_i64(v[i].into()),
+            TensorData::Int32(v) => s.serialize_i64(v[i].into()),
+            TensorData::Int64(v) => s.serialize_i64(v[i]),
+            TensorData::UInt8(v) => s.serialize_u64(v[i].into()),
+            TensorData::UInt16(v) => s.serialize_u64(v[i].into()),
+            TensorData::UInt32(v) => s.serialize_u64(v[i].into()),
+            TensorData::UInt64(v) => s.serialize_u64(v[i]),
+            TensorData::Float32(v) => f(s, f64::from(v[i])),
+            TensorData::Float64(v) => f(s, v[i]),
+            TensorData::Str(v) => s.serialize_str(&v[i]),
+            TensorData::Bytes(v) => {
+                use base64::Engine;
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&v[i]))
+            }
+            _ => s.serialize_unit(),
+        }
+    }
+}
 
 fn scalar(d: &TensorData, i: usize) -> Value {
     let f = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
@@ -562,6 +680,56 @@ mod tests {
         assert!(
             text.contains("cairn_models_requests_total{route=\"unmatched\",status=\"404\"} 1"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn predictions_are_written_as_the_value_tree_would_be() {
+        let t = |shape: Vec<usize>, data| Tensor::new(shape, data).unwrap();
+        let outputs = [
+            (
+                "f",
+                t(
+                    vec![2, 3],
+                    TensorData::Float32(vec![0.1, f32::NAN, 1.0, -2.5, f32::INFINITY, 3e-7]),
+                ),
+            ),
+            ("d", t(vec![2], TensorData::Float64(vec![1.0 / 3.0, 1e300]))),
+            ("i", t(vec![2, 1], TensorData::Int64(vec![-1, i64::MAX]))),
+            (
+                "u",
+                t(vec![2, 2, 1], TensorData::UInt64(vec![u64::MAX, 0, 7, 8])),
+            ),
+            ("b", t(vec![2], TensorData::Bool(vec![true, false]))),
+            (
+                "s",
+                t(vec![2], TensorData::Str(vec!["a\"b".into(), "é".into()])),
+            ),
+            (
+                "x",
+                t(vec![2], TensorData::Bytes(vec![vec![0, 255], vec![]])),
+            ),
+            ("e", t(vec![2, 0], TensorData::Int32(vec![]))),
+        ];
+        let out = || {
+            ModelData::Tensors(
+                outputs
+                    .iter()
+                    .map(|(n, t)| (n.to_string(), t.clone()))
+                    .collect(),
+            )
+        };
+        for table_input in [false, true] {
+            let tree = serde_json::json!({ "predictions": predictions(out(), table_input) });
+            let body = Predictions::of(out(), table_input).into_body();
+            assert_eq!(String::from_utf8(body).unwrap(), tree.to_string());
+        }
+        let scalar =
+            ModelData::Tensors([("".to_string(), t(vec![], TensorData::Int8(vec![5])))].into());
+        let tree = serde_json::json!({ "predictions": predictions(scalar.clone(), false) });
+        assert_eq!(
+            Predictions::of(scalar, false).into_body(),
+            tree.to_string().into_bytes()
         );
     }
 
