@@ -54,7 +54,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
@@ -115,6 +115,7 @@ impl FakeCluster {
             changes,
             epoch,
             gone: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             root: dir.path().to_path_buf(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -213,6 +214,9 @@ impl FakeCluster {
 
 impl Drop for FakeCluster {
     fn drop(&mut self) {
+        // Gone for its clients first: the deaths of the containers killed below must not reach
+        // a watch as pod failures before the server stops.
+        self.state.stopping.store(true, Ordering::SeqCst);
         // Kill what the "kubelet" still runs.
         let pids: Vec<i32> = {
             let store = self.state.store.lock().unwrap();
@@ -282,6 +286,9 @@ struct Cluster {
     /// Bumped to end every open watch.
     epoch: watch::Sender<u64>,
     gone: AtomicUsize,
+    /// Set when the cluster is being dropped: the containers it kills then are not reported,
+    /// as an API server that has gone away reports nothing.
+    stopping: AtomicBool,
     root: PathBuf,
 }
 
@@ -1442,7 +1449,7 @@ async fn run_container(
             store.running -= 1;
         }
     }
-    if !c.pod_alive(key) {
+    if c.stopping.load(Ordering::SeqCst) || !c.pod_alive(key) {
         return None;
     }
     use std::os::unix::process::ExitStatusExt as _;
