@@ -62,6 +62,8 @@ def test_nested_runs_are_shown_under_their_parent_across_pages(page, data):
     # Page 2 holds the parent; its child, on page 1, is shown under it.
     page.click("button:has-text('Next')")
     expect(page.locator(".pager")).to_contain_text(f"{NESTED_FILLERS + 2 - 50} runs")
+    # The page's own rows are drawn first; the child from the other page follows its own request.
+    expect(page.locator(f'tr[data-run-id="{child}"]')).to_have_class(re.compile("elsewhere"))
     rows = page.locator("table.runs tbody tr[data-run-id]")
     ids = [rows.nth(i).get_attribute("data-run-id") for i in range(rows.count())]
     assert ids.index(child) == ids.index(parent) + 1, ids
