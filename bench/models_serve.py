@@ -12,14 +12,17 @@ Models (saved once with `mlflow.onnx.save_model` into a temporary directory both
 
 Per model, rounds in ABBA order (cairn, mlflow, mlflow, cairn, ...), each server started fresh:
 - cold start: spawn to the first `GET /ping` answering 200 (polled every millisecond);
-- memory of the server's process tree once it has settled after that (VmRSS and Pss sums);
+- memory of the server's process tree once it has settled after that (VmRSS, Pss and RssAnon sums;
+  RssAnon leaves out the pages of the executable and its libraries, shared through the page cache);
 - batch 1 at concurrency 1 and 8, batch 1000 at concurrency 1: `POST /invocations` with
-  `{"inputs": [[...]]}` over keep-alive connections (one per client thread): requests/s,
+  `{"inputs": [[...]]}` over keep-alive connections (one per client process): requests/s,
   p50/p99 latency, and server CPU (utime + stime of the tree, from /proc) per 1000 requests;
 - the compute floor: onnxruntime's `InferenceSession.run` on the same batch-1000 input in this
   process (p50/p99).
 
-The client is Python: at concurrency 8 it can be the bottleneck for the faster server, so
+The client is Python, one process per connection (threads of one process share a GIL and
+capped the client near one core); on a 2-core machine the client processes still share the
+cores with the server, so at concurrency 8 they can be the limit for the faster server, and
 requests per server-CPU-second is the figure that isolates the server. Results go to
 bench/results/models-*.json and a Markdown summary is printed.
 """
@@ -36,6 +39,7 @@ import concurrent.futures
 import datetime
 import http.client
 import json
+import multiprocessing
 import platform
 import shutil
 import statistics
@@ -145,30 +149,38 @@ def start(flavor: Flavor, args, model: Path, root: Path) -> Server:
     return Server(flavor, proc, f"http://127.0.0.1:{port}", workdir, time.perf_counter() - t0)
 
 
-def load(server: Server, body: bytes, requests: int, threads: int) -> dict:
-    """`requests` POSTs of `body` from `threads` keep-alive connections."""
+def _post_loop(port: int, body: bytes, n: int, label: str) -> list[float]:
+    """`n` POSTs of `body` over one keep-alive connection: each one's latency in seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{label}: HTTP {r.status}: {data[:300]!r}")
+        out.append(time.perf_counter() - t)
+    conn.close()
+    return out
+
+
+def load(server: Server, body: bytes, requests: int, clients: int) -> dict:
+    """`requests` POSTs of `body` from `clients` keep-alive connections, each in a process of its
+    own: threads of one Python process share one GIL, which caps the client near one core and
+    made it, not the faster server, the limit at concurrency 8."""
     port = int(server.url.rsplit(":", 1)[1])
-
-    def worker(n: int) -> list[float]:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        out = []
-        for _ in range(n):
-            t = time.perf_counter()
-            conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-            r = conn.getresponse()
-            data = r.read()
-            if r.status != 200:
-                raise RuntimeError(f"{server.flavor.label}: HTTP {r.status}: {data[:300]!r}")
-            out.append(time.perf_counter() - t)
-        conn.close()
-        return out
-
-    worker(min(20, requests))  # warm-up
-    per = [requests // threads] * threads
-    cpu0, t0 = tree_cpu_s(server.pid), time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        lat = [x for part in pool.map(worker, per) for x in part]
-    wall, cpu = time.perf_counter() - t0, tree_cpu_s(server.pid) - cpu0
+    label = server.flavor.label
+    _post_loop(port, body, min(20, requests), label)  # warm-up
+    per = [requests // clients] * clients
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(clients, mp_context=context) as pool:
+        # The processes are started (and each has made a request) before the clock starts.
+        list(pool.map(_post_loop, [port] * clients, [body] * clients, [1] * clients, [label] * clients))
+        cpu0, t0 = tree_cpu_s(server.pid), time.perf_counter()
+        parts = pool.map(_post_loop, [port] * clients, [body] * clients, per, [label] * clients)
+        lat = [x for part in parts for x in part]
+        wall, cpu = time.perf_counter() - t0, tree_cpu_s(server.pid) - cpu0
     return {
         "requests": len(lat),
         "rps": len(lat) / wall,
@@ -251,6 +263,7 @@ def main() -> None:
                             "startup_s": server.startup_s,
                             "rss_mib": memory["rss_mib"],
                             "pss_mib": memory["pss_mib"],
+                            "anon_mib": memory["anon_mib"],
                             "b1_c1": b1_c1,
                             "b1_c8": b1_c8,
                             "b1000_c1": load(server, big, args.big_requests, 1),
@@ -307,6 +320,7 @@ def render(results: dict) -> str:
         row("batch 1000: p99 ms", "b1000_c1", "p99_ms", fmt="{:.2f}", inverse=True)
         row("cold start to /ping, s", "startup_s", fmt="{:.3f}", inverse=True)
         row("RSS after load, MiB", "rss_mib", inverse=True)
+        row("of which anonymous (not file pages), MiB", "anon_mib", inverse=True)
         merged = [r["b1_c8"].get("requests_per_call") for r in c if r["b1_c8"].get("requests_per_call")]
         if merged:
             lines.append(f"| {name} | batch 1, conc. 8: requests per inference call (micro-batching) | {statistics.median(merged):.2f} | 1 | |")

@@ -143,13 +143,16 @@ def _pss_kib(pid: int) -> int:
 
 
 def tree_memory(root: int) -> dict:
-    """Sums over the tree: VmRSS, Pss (shared pages split between sharers), VmHWM (peak RSS)."""
+    """Sums over the tree: VmRSS, Pss (shared pages split between sharers), VmHWM (peak RSS),
+    RssAnon (the part of VmRSS that is the processes' own memory, not pages of files such as
+    the executable and its libraries, which the page cache shares)."""
     pids = tree_pids(root)
     return {
         "processes": len(pids),
         "rss_mib": sum(_status_kib(p, "VmRSS") for p in pids) / 1024,
         "pss_mib": sum(_pss_kib(p) for p in pids) / 1024,
         "hwm_mib": sum(_status_kib(p, "VmHWM") for p in pids) / 1024,
+        "anon_mib": sum(_status_kib(p, "RssAnon") for p in pids) / 1024,
     }
 
 

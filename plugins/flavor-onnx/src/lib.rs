@@ -31,6 +31,7 @@ use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
     Symbol, TDim, TypedFact, TypedModel, TypedSimplePlan, tract_ndarray,
 };
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
@@ -490,10 +491,11 @@ impl OnnxModel {
 
     fn run(self: &Arc<Self>, input: ModelData) -> Result<ModelData> {
         let inputs = self.bind(input)?;
-        let outputs = self
-            .plan_for(&inputs)
-            .run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
-            .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
+        let plan = self.plan_for(&inputs);
+        let outputs = multithread_tract_scope(spread(), || {
+            plan.run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
+        })
+        .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
         let mut out = std::collections::BTreeMap::new();
         for (port, value) in self.outputs.iter().zip(outputs) {
             out.insert(port.name.clone(), from_tract(&port.name, &value)?);
@@ -538,6 +540,21 @@ fn pool() -> &'static BlockingPool {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         BlockingPool::new("cairn-onnx", cores)
     })
+}
+
+/// The threads one inference call spreads its large operations over (one per core): tract
+/// splits a matrix product or an element-wise pass across them only where the work is large
+/// enough to pay for it (its own thresholds), so a batch of 1000 rows uses every core, as
+/// onnxruntime's default session does, and a single row stays on its caller's thread. Made on
+/// the first call, so a loaded model that has not been called holds no threads.
+fn spread() -> Executor {
+    static SPREAD: std::sync::OnceLock<Executor> = std::sync::OnceLock::new();
+    SPREAD
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            Executor::multithread_with_name(cores, "cairn-onnx-mm")
+        })
+        .clone()
 }
 
 /// Runs `work` on the flavor's [`pool`] and awaits its result, so CPU-heavy work never blocks

@@ -1368,6 +1368,14 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
 
 /// The model input and params of a JSON request, read in one pass.
 pub fn parse_json(body: &[u8], signature: &Signature) -> Result<(ModelData, Params), Failure> {
+    match numeric_inputs(body, signature) {
+        Some(read) => read.map(|data| (data, Params::new())),
+        None => read_json(body, signature),
+    }
+}
+
+/// [`parse_json`] for any body, through serde.
+fn read_json(body: &[u8], signature: &Signature) -> Result<(ModelData, Params), Failure> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let top = TopSeed { signature }
         .deserialize(&mut de)
@@ -1411,6 +1419,142 @@ pub fn parse_json(body: &[u8], signature: &Signature) -> Result<(ModelData, Para
             "The input must be a JSON dictionary with exactly one of the input fields {FORMATS}. \
              Received dictionary with input fields: {keys:?}."
         ))),
+    }
+}
+
+// ----- the common tensor request, read without serde --------------------------------------------
+
+/// `{"inputs": [[1.5, 2, ...], ...]}` and nothing else: the request the official client sends
+/// for a numpy array, and the one whose size grows with the batch. Its numbers are most of the
+/// cost of a large request, and serde_json's correctly rounded float reading (the workspace's
+/// `float_roundtrip`) is several times slower than the standard library's, which is also
+/// correctly rounded, so the same numbers come out. The body is read into the same [`Nest`] as
+/// [`Inputs`] reads a list into, by a strict scanner of this subset of JSON (arrays, numbers,
+/// whitespace); `None` for any other body — another key, a string or `null` among the numbers,
+/// a syntax error, a column signature — which the general reader then reads and reports on.
+fn numeric_inputs(body: &[u8], signature: &Signature) -> Option<Result<ModelData, Failure>> {
+    let mut s = Scan { b: body, i: 0 };
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    s.literal(b"\"inputs\"")?;
+    s.ws();
+    s.eat(b':')?;
+    s.ws();
+    if s.peek() != Some(b'[') {
+        return None;
+    }
+    let specs = tensor_specs(signature).ok()?;
+    let (name, mut nest) = unnamed(specs);
+    s.array(&mut nest, 0)?;
+    s.ws();
+    s.eat(b'}')?;
+    s.ws();
+    (s.i == body.len()).then(|| tensors([(name, nest)]))
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek() == Some(c)).then(|| self.i += 1)
+    }
+
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(text).then(|| self.i += text.len())
+    }
+
+    /// The list at `self.i` read into `nest` at `depth`, as [`Level`] reads it.
+    fn array(&mut self, nest: &mut Nest, depth: usize) -> Option<()> {
+        // serde_json's nesting limit is 128 levels; deeper bodies are left to it.
+        if depth >= 100 {
+            return None;
+        }
+        self.eat(b'[')?;
+        nest.open(depth);
+        self.ws();
+        let mut n = 0;
+        if self.eat(b']').is_none() {
+            loop {
+                if self.peek() == Some(b'[') {
+                    self.array(nest, depth + 1)?;
+                } else {
+                    nest.scalar(depth + 1, self.number()?);
+                }
+                n += 1;
+                self.ws();
+                if self.eat(b',').is_some() {
+                    self.ws();
+                    continue;
+                }
+                self.eat(b']')?;
+                break;
+            }
+        }
+        nest.close(depth, n);
+        Some(())
+    }
+
+    /// A JSON number, as serde_json hands it over: an integer as `Int` (`UInt` above
+    /// `i64::MAX`), `-0` and integers beyond 64 bits as `Float`, anything with a fraction or an
+    /// exponent as `Float`.
+    fn number(&mut self) -> Option<Scalar> {
+        let start = self.i;
+        let negative = self.eat(b'-').is_some();
+        let digits = |s: &mut Self| {
+            let from = s.i;
+            while matches!(s.peek(), Some(b'0'..=b'9')) {
+                s.i += 1;
+            }
+            s.i - from
+        };
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.eat(b'.').is_some() {
+            integer = false;
+            (digits(self) > 0).then_some(())?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            integer = false;
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            (digits(self) > 0).then_some(())?;
+        }
+        // Only ASCII was consumed.
+        let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        // serde_json refuses a number beyond f64's range; so does this reader, by leaving it
+        // to serde_json.
+        let float = |text: &str| text.parse::<f64>().ok().filter(|x| x.is_finite());
+        if integer {
+            let magnitude = text.trim_start_matches('-').parse::<u64>();
+            return Some(match (negative, magnitude) {
+                (false, Ok(m)) => i64::try_from(m).map_or(Scalar::UInt(m), Scalar::Int),
+                (true, Ok(m)) if m != 0 && m <= 1 << 63 => Scalar::Int((m as i64).wrapping_neg()),
+                _ => Scalar::Float(float(text)?),
+            });
+        }
+        Some(Scalar::Float(float(text)?))
     }
 }
 
@@ -1536,6 +1680,70 @@ mod tests {
         };
         assert_eq!(m.len(), 1);
         Ok(m.pop_first().unwrap().1)
+    }
+
+    #[test]
+    fn numeric_inputs_read_what_serde_reads_and_leave_the_rest_to_it() {
+        let sigs = [
+            Signature::default(),
+            tensor_sig(DType::Float32),
+            tensor_sig(DType::Float64),
+            tensor_sig(DType::Int64),
+            tensor_sig(DType::Int32),
+        ];
+        let read = [
+            r#"{"inputs": [[0.1, 2, -3.5e-7, 1E+3], [4, 5.0, -0.0, 0]]}"#,
+            " {\n\t\"inputs\" : [ [ 1 , 2 ] ,[3,4] ] } \r\n",
+            r#"{"inputs": [-0, 9223372036854775807, 9223372036854775808, -9223372036854775808]}"#,
+            r#"{"inputs": [18446744073709551616, -9223372036854775809, 1e308, 2.2250738585072014e-308]}"#,
+            r#"{"inputs": [0.30000000000000004, 0.1234567890123456789012, 3.4028235e38, 2147483648]}"#,
+            r#"{"inputs": [[1, 2], [3]]}"#,
+            r#"{"inputs": [[1, 2], 3]}"#,
+            r#"{"inputs": [[], [1]]}"#,
+            r#"{"inputs": [[[]]]}"#,
+            r#"{"inputs": []}"#,
+        ];
+        for sig in &sigs {
+            for body in read {
+                let fast = numeric_inputs(body.as_bytes(), sig)
+                    .unwrap_or_else(|| panic!("{body} was left to serde"));
+                let slow = read_json(body.as_bytes(), sig).map(|(data, _)| data);
+                assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{body} as {sig:?}");
+            }
+        }
+        let deep = format!("{{\"inputs\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        for body in [
+            r#"{"inputs": [1, "2"]}"#,
+            r#"{"inputs": [1, null]}"#,
+            r#"{"inputs": [true]}"#,
+            r#"{"inputs": [1,]}"#,
+            r#"{"inputs": [1 2]}"#,
+            r#"{"inputs": [,1]}"#,
+            r#"{"inputs": [01]}"#,
+            r#"{"inputs": [1.]}"#,
+            r#"{"inputs": [.5]}"#,
+            r#"{"inputs": [+1]}"#,
+            r#"{"inputs": [1e]}"#,
+            r#"{"inputs": [-]}"#,
+            r#"{"inputs": [1e400]}"#,
+            r#"{"inputs": [1]"#,
+            r#"{"inputs": [1]}}"#,
+            r#"{"inputs": [1]} x"#,
+            r#"{"inputs": [1], "params": {}}"#,
+            r#"{"inputs": {"x": [1]}}"#,
+            r#"{"inputs": 7}"#,
+            r#"{"instances": [1]}"#,
+            r#"{"inp\u0075ts": [1]}"#,
+            &deep,
+        ] {
+            assert!(numeric_inputs(body.as_bytes(), &sigs[1]).is_none(), "{body}");
+        }
+        // A column signature's error comes from the general reader.
+        let columns = Signature {
+            inputs: Some(Schema::Columns(vec![])),
+            ..Signature::default()
+        };
+        assert!(numeric_inputs(br#"{"inputs": [1]}"#, &columns).is_none());
     }
 
     fn is_bad(r: Result<impl fmt::Debug, Failure>) -> bool {
