@@ -296,7 +296,10 @@ mod tests {
             r#"{"predictions": []}"#
         );
         assert_eq!(
-            predictions_body(&texts(vec![], &[r#"{"b": {"x": NaN}, "a": [[1], [2, 3]]}"#])),
+            predictions_body(&texts(
+                vec![],
+                &[r#"{"b": {"x": NaN}, "a": [[1], [2, 3]]}"#]
+            )),
             r#"{"predictions": {"b": {"x": NaN}, "a": [[1], [2, 3]]}}"#
         );
     }

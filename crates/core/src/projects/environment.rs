@@ -454,7 +454,10 @@ mod tests {
         assert!(old.success());
         let out = take(&lock);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.starts_with("taken\n"), "{text}");
+        assert!(
+            out.status.success() && text.starts_with("taken\n"),
+            "{text}"
+        );
         // Released on exit; a lock whose holder died is taken over too.
         assert!(!lock.exists());
         std::fs::create_dir(&lock).unwrap();
