@@ -616,7 +616,12 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
     """The real `mlflow models serve --env-manager local` and `cairn models serve` on the same
     model, the same requests: the same status and the same response bytes, for DataFrames
     (floats in every notation, NaN, infinities, ints, bools, non-ASCII strings, timestamps,
-    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts."""
+    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts, and the
+    values the worker renders with MLflow's own code (lists mixing ints, floats, bools and
+    strings; ragged and nested lists; a DataFrame column of lists; dicts of dicts; a dict out
+    of name order; `True`/`1.5`/`None` column names; NaN in a pandas string column; None),
+    also when concurrent requests are merged into one call; a model's exception answers the
+    same error body but for the first frames of its stack trace."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
