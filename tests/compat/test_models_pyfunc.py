@@ -4,9 +4,9 @@
 (`--env-manager local`, the suite's own interpreter). Every answer is compared with what
 MLflow's own scoring server code (`mlflow.pyfunc.scoring_server.invocations`, run in this
 process on `mlflow.pyfunc.load_model(...)`) answers for the same request body: same status,
-predictions byte for byte, errors the same JSON (same `error_code` and `message`; Cairn leaves
-out the `stack_trace`); one test runs the real `mlflow models serve` next to Cairn and compares
-the response bytes of every output form."""
+predictions byte for byte, errors the same JSON (same `error_code` and `message`, and a
+`stack_trace` ending with the same exception); one test runs the real `mlflow models serve`
+next to Cairn and compares the response bytes of every output form."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ pytestmark = pytest.mark.cairn_only
 BATCHES = [1, 7, 200]
 
 
-def _serve(model_dir: str, *extra: str, workers: int = 2,
-           env_manager: str = "local") -> tuple[subprocess.Popen, str]:
+def _serve(model_dir: str, *extra: str, workers: int = 2, env_manager: str = "local",
+           path_first: str | None = None) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env["PYTHON"] = sys.executable
+    if path_first:
+        env["PATH"] = path_first + os.pathsep + env["PATH"]
     cmd = [os.environ["CAIRN_BIN"], "models", "serve", "-m", model_dir, "-p", "0",
            "--env-manager", env_manager, "--workers", str(workers), *extra]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -87,7 +89,11 @@ def _same_as_mlflow(url: str, model, body, content_type: str = "application/json
     if want_status == 200:
         assert (r.status_code, r.text) == (want_status, want_text), label
     got, want = r.json(), json.loads(want_text)
-    want.pop("stack_trace", None)
+    if "stack_trace" in want:
+        # The traceback of the model's exception: its first frames are the server's own
+        # (MLflow's scoring server, Cairn's worker), its last the model's and the exception.
+        got_trace, want_trace = got.pop("stack_trace"), want.pop("stack_trace")
+        assert got_trace.splitlines()[-1] == want_trace.splitlines()[-1], (label, got_trace)
     assert (r.status_code, got) == (want_status, want), label
     return got
 
@@ -439,10 +445,11 @@ def test_a_worker_memory_limit_that_is_not_a_size_is_named(hungry):
     assert "--worker-memory-limit" in r.stderr and "'lots' is not a size" in r.stderr, r.stderr
 
 
-def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_factory):
-    """`--env-manager virtualenv`: the model's python_env.yaml and requirements.txt, as the
-    official client wrote them, built into a venv (pip, from the package index) in the
-    environment cache shared with `cairn run` and reused by later runs; the workers run there.
+def _served_in_an_environment_built_from_its_requirements(tmp_path_factory, manager: str) -> None:
+    """`--env-manager virtualenv|uv`: the model's python_env.yaml and requirements.txt, as the
+    official client wrote them, built into an environment (venv + pip, or uv, from the package
+    index) in the environment cache shared with `cairn run` (`<storage>/envs/<manager>-<hash>`)
+    and reused by later runs; the workers run there.
 
     The requirements name `mlflow-skinny` rather than `mlflow`: `mlflow==3.18.0` cannot be
     installed from this package index (it requires mlflow-tracing==3.18.0, which the index does
@@ -460,15 +467,21 @@ def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_fac
                     *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
                     f"numpy=={np.__version__}", f"pandas=={pd.__version__}",
                     f"pyarrow=={pyarrow.__version__}"]
-    path = str(tmp_path_factory.mktemp("venv") / "model")
+    path = str(tmp_path_factory.mktemp(manager) / "model")
     mlflow.sklearn.save_model(model, path, signature=mlflow.models.infer_signature(x, model.predict(x)),
                               pip_requirements=requirements)
-    proc, url = _serve(path, workers=1, env_manager="virtualenv")
+    # uv is the suite's own (tests/compat/requirements.txt installs it into this venv).
+    proc, url = _serve(path, workers=1, env_manager=manager,
+                       path_first=os.path.dirname(sys.executable))
     try:
         (worker,) = _workers(proc)
         environ = open(f"/proc/{worker}/environ", "rb").read().split(b"\0")
         venv = next(v for v in environ if v.startswith(b"VIRTUAL_ENV=")).decode()
-        assert "/envs/virtualenv-" in venv, venv
+        assert f"/envs/{manager}-" in venv, venv
+        # The worker's libraries (numpy's extension modules, ...) are the environment's.
+        env_dir = venv.split("=", 1)[1]
+        maps = open(f"/proc/{worker}/maps").read()
+        assert f"{env_dir}/lib/" in maps and f"{os.path.dirname(np.__file__)}/" not in maps
         loaded = mlflow.pyfunc.load_model(path)
         for body in [{"inputs": x[:7].tolist()},
                      {"dataframe_split": pd.DataFrame(x[:7]).to_dict(orient="split")}]:
@@ -476,6 +489,14 @@ def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_fac
             assert got["predictions"] == model.predict(x[:7]).tolist()
     finally:
         _stop(proc)
+
+
+def test_a_model_served_in_a_virtualenv_built_from_its_requirements(tmp_path_factory):
+    _served_in_an_environment_built_from_its_requirements(tmp_path_factory, "virtualenv")
+
+
+def test_a_model_served_in_a_uv_environment_built_from_its_requirements(tmp_path_factory):
+    _served_in_an_environment_built_from_its_requirements(tmp_path_factory, "uv")
 
 
 def test_conda_environments_name_the_missing_conda(classifier):
@@ -494,6 +515,7 @@ def test_conda_environments_name_the_missing_conda(classifier):
 
 SHAPES_CODE = textwrap.dedent('''
     import datetime
+    import time
 
     import mlflow
     import numpy as np
@@ -505,6 +527,7 @@ SHAPES_CODE = textwrap.dedent('''
 
         def predict(self, context, model_input, params=None):
             kind = (params or {}).get("kind", "frame")
+            time.sleep((params or {}).get("sleep", 0.0))
             x = model_input["x"].to_numpy()
             n = len(x)
             if kind == "frame":
@@ -548,8 +571,32 @@ SHAPES_CODE = textwrap.dedent('''
                 return np.datetime64("2024-02-29T13:45:01") + np.arange(n).astype("timedelta64[h]")
             if kind == "nanoseconds":
                 return np.datetime64("2024-02-29T13:45:01", "ns") + np.arange(n).astype("timedelta64[s]")
+            # Values no tensor or table carries exactly: rendered by MLflow's own code.
             if kind == "mixed":
-                return [1, 2.5]
+                return [1, 2.5] * n
+            if kind == "bool_int":
+                return [True, 1, "a", None] * n
+            if kind == "ragged":
+                return [list(range(i + 1)) for i in range(n)]
+            if kind == "nested_array":
+                return np.array([np.arange(i + 1) / 3 for i in range(n)], dtype=object)
+            if kind == "column_of_lists":
+                return pd.DataFrame({"v": [[float(v), float(v) * 2] for v in x], "i": np.arange(n)})
+            if kind == "records":
+                return [{"z": float(v), "a": {"deep": [int(v), v / 7]}} for v in x]
+            if kind == "dict_of_dicts":
+                return {"z": {"b": x.tolist(), "a": int(n)}, "a": {"nan": np.nan}}
+            if kind == "unsorted_dict":
+                return {"b": x * 2, "a": (x > 1).reshape(n, 1)}
+            if kind == "true_column":
+                return pd.DataFrame({True: x, 1.5: np.arange(n), None: ["s"] * n})
+            if kind == "str_nan":
+                return pd.DataFrame({"s": pd.Series(["a" if i % 2 else None for i in range(n)],
+                                                    dtype="str"), "x": x})
+            if kind == "none":
+                return None
+            if kind == "raise":
+                raise ValueError("a model error \u00e9")
             raise ValueError(kind)
 
 
@@ -569,7 +616,12 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
     """The real `mlflow models serve --env-manager local` and `cairn models serve` on the same
     model, the same requests: the same status and the same response bytes, for DataFrames
     (floats in every notation, NaN, infinities, ints, bools, non-ASCII strings, timestamps,
-    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts."""
+    dates, missing strings, half floats), Series, ndarrays, lists, scalars and dicts, and the
+    values the worker renders with MLflow's own code (lists mixing ints, floats, bools and
+    strings; ragged and nested lists; a DataFrame column of lists; dicts of dicts; a dict out
+    of name order; `True`/`1.5`/`None` column names; NaN in a pandas string column; None),
+    also when concurrent requests are merged into one call; a model's exception answers the
+    same error body but for the first frames of its stack trace."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -577,7 +629,8 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
     code = root / "shapes.py"
     code.write_text(SHAPES_CODE)
     signature = ModelSignature(inputs=Schema([ColSpec("double", "x")]),
-                               params=ParamSchema([ParamSpec("kind", "string", "frame")]))
+                               params=ParamSchema([ParamSpec("kind", "string", "frame"),
+                                                   ParamSpec("sleep", "double", 0.0)]))
     path = str(root / "model")
     mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
 
@@ -602,7 +655,9 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
             time.sleep(0.2)
         rows = [{"x": 1.0}, {"x": 2.5}, {"x": 0.3}]
         for kind in ["frame", "series", "unnamed_series", "matrix", "ints", "half", "strings",
-                     "list", "scalar", "dict", "datetimes", "nanoseconds"]:
+                     "list", "scalar", "dict", "datetimes", "nanoseconds", "mixed", "bool_int",
+                     "ragged", "nested_array", "column_of_lists", "records", "dict_of_dicts",
+                     "unsorted_dict", "true_column", "str_nan", "none"]:
             for body in [{"dataframe_records": rows, "params": {"kind": kind}},
                          {"dataframe_records": rows[:1], "params": {"kind": kind}}]:
                 body = json.dumps(body)
@@ -612,10 +667,34 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
                 assert (got.status_code, got.content) == (want.status_code, want.content), \
                     f"{kind}:\ncairn:  {got.text}\nmlflow: {want.text}"
                 assert want.status_code == 200, want.text
-        # A list mixing ints and floats is not carried: an error naming it, never other bytes.
-        r = _post(url, {"dataframe_records": rows, "params": {"kind": "mixed"}})
-        assert r.status_code == 400, r.text
-        assert "a list mixing integers and floats" in r.json()["message"], r.text
+        # Rendered rows split by rows: concurrent one-row requests merged into one call (the
+        # one worker is busy with the first for 0.3 s) each get their own row, as MLflow
+        # answers each alone.
+        bodies = [json.dumps({"dataframe_records": [{"x": i / 4}],
+                              "params": {"kind": "records", "sleep": 0.3}}) for i in range(12)]
+        want = [requests.post(f"{real_url}/invocations", data=b, timeout=60,
+                              headers={"Content-Type": "application/json"}).content for b in bodies]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            got = list(pool.map(lambda b: _post(url, b).content, bodies))
+        assert got == want
+        metrics = requests.get(f"{url}/metrics", timeout=60).text
+        merged = [line for line in metrics.splitlines()
+                  if line.startswith("cairn_models_batch_requests_")]
+        count = next(float(v.split()[-1]) for v in merged if v.startswith("cairn_models_batch_requests_count"))
+        alone = next(float(v.split()[-1]) for v in merged if 'le="1"' in v)
+        assert count > alone, metrics  # at least one call took several requests
+        # A model's exception: MLflow's error body, the same bytes up to its stack trace,
+        # which ends as MLflow's does (the model's frame, then the exception).
+        body = json.dumps({"dataframe_records": rows, "params": {"kind": "raise"}})
+        want = requests.post(f"{real_url}/invocations", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=60)
+        got = _post(url, body)
+        assert (got.status_code, want.status_code) == (400, 400), (got.text, want.text)
+        got_trace, want_trace = got.json()["stack_trace"], want.json()["stack_trace"]
+        assert got.text.replace(json.dumps(got_trace), json.dumps(want_trace)) == want.text
+        assert got_trace.splitlines()[-3:] == want_trace.splitlines()[-3:], (got_trace, want_trace)
     finally:
         real.terminate()
         real.wait(timeout=60)

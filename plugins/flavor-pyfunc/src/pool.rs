@@ -137,8 +137,14 @@ fn reported(header: &serde_json::Value) -> Error {
         _ => ErrorKind::InvalidArgument,
     };
     let e = Error::new(kind, message).with_context(MLFLOW_ERROR_CODE, code);
-    match header.get("body") {
-        Some(body @ serde_json::Value::Object(_)) => e.with_context(MLFLOW_ERROR_BODY, body),
+    // MLflow's error body as its scoring server writes it (`serialize_as_json`: its spacing,
+    // its key order, the stack trace), passed on as it is.
+    match header.get("body").and_then(|b| b.as_str()) {
+        Some(body)
+            if serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| v.is_object()) =>
+        {
+            e.with_context(MLFLOW_ERROR_BODY, body)
+        }
         _ => e,
     }
 }

@@ -6,7 +6,13 @@
 //!
 //! * a [`Table`] is one record batch, one column per column, missing values as nulls;
 //! * [`Tensor`]s are one record batch of one row, one list column per tensor holding its
-//!   elements row-major; the header's `tensors` lists each one's `name` and `shape`.
+//!   elements row-major; the header's `tensors` lists each one's `name` and `shape`;
+//! * an output neither form carries exactly (nested values, lists mixing element types, a dict
+//!   whose keys are not in name order, ...) comes back rendered by MLflow's own code in the
+//!   worker (`output: "json"`): one string column of JSON texts, one per element of a list
+//!   (`rows: true`) or one for the whole value. It becomes the one tensor [`RENDERED`] of
+//!   strings, shape `[n]` or `[]`, which splits by rows like any tensor and which
+//!   `cairn_core::models::pyjson` writes back (`[` + the texts joined by `, ` + `]`).
 //!
 //! The worker's side is `worker.py` (the same rules, in its docstring).
 
@@ -27,7 +33,13 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The protocol version the worker script speaks; its `ready` frame must name it.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
+
+/// The name of the tensor holding a prediction rendered by MLflow's code in the worker (JSON
+/// texts); `cairn_core::models::pyjson::RENDERED` is the same name. No other tensor of a
+/// worker's answer has it (a dict's keys are carried as tensor names only when they do not
+/// start with NUL).
+pub const RENDERED: &str = "\u{0}json";
 
 /// The largest header Cairn accepts from a worker.
 const MAX_HEADER: u32 = 16 << 20;
@@ -301,6 +313,32 @@ pub fn decode(header: &serde_json::Value, body: &[u8]) -> Result<ModelData> {
             }
             Ok(ModelData::Tensors(out))
         }
+        Some("json") => {
+            let rows = header.get("rows").and_then(serde_json::Value::as_bool) == Some(true);
+            let mut texts = Vec::new();
+            for b in &batches {
+                if b.num_columns() != 1 {
+                    return Err(arrow_error("a rendered prediction needs one column"));
+                }
+                let (data, missing) = from_array(b.column(0).as_ref())?;
+                if missing.is_some_and(|m| m.contains(&true)) {
+                    return Err(arrow_error("a rendered prediction with a missing text"));
+                }
+                match data {
+                    TensorData::Str(v) => texts.extend(v),
+                    _ => return Err(arrow_error("a rendered prediction that is not text")),
+                }
+            }
+            let shape = if rows {
+                vec![texts.len()]
+            } else if texts.len() == 1 {
+                vec![]
+            } else {
+                return Err(arrow_error("a rendered value needs exactly one text"));
+            };
+            let tensor = Tensor::new(shape, TensorData::Str(texts))?;
+            Ok(ModelData::Tensors([(RENDERED.to_owned(), tensor)].into()))
+        }
         other => Err(arrow_error(format!("an unknown output form {other:?}"))),
     }
 }
@@ -352,6 +390,30 @@ mod tests {
         assert_eq!(head["input"], "tensors");
         let reply = serde_json::json!({"output": "tensors", "tensors": head["tensors"]});
         assert_eq!(decode(&reply, &body).unwrap(), tensors);
+    }
+
+    #[test]
+    fn rendered_predictions_are_one_tensor_of_texts() {
+        let texts = |v: &[&str]| {
+            let a: ArrayRef = Arc::new(StringArray::from(v.to_vec()));
+            let batch = RecordBatch::try_from_iter([("json", a)]).unwrap();
+            ipc(&batch).unwrap()
+        };
+        let rows = serde_json::json!({"output": "json", "rows": true});
+        let got = decode(&rows, &texts(&["[1, 2]", "{\"a\": NaN}"])).unwrap();
+        let want = Tensor::new(
+            vec![2],
+            TensorData::Str(vec!["[1, 2]".into(), "{\"a\": NaN}".into()]),
+        )
+        .unwrap();
+        assert_eq!(got, ModelData::Tensors([(RENDERED.into(), want)].into()));
+        // It splits by rows as a batched call's output must.
+        assert_eq!(got.split_rows(&[1, 1]).unwrap().len(), 2);
+        let whole = serde_json::json!({"output": "json", "rows": false});
+        let got = decode(&whole, &texts(&["{\"b\": 1, \"a\": 2}"])).unwrap();
+        let ModelData::Tensors(m) = got else { panic!() };
+        assert_eq!(m[RENDERED].shape(), &[] as &[usize]);
+        assert!(decode(&whole, &texts(&["1", "2"])).is_err());
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-"""Cairn's python_function worker, protocol version 1 (shipped inside the cairn binary).
+"""Cairn's python_function worker, protocol version 2 (shipped inside the cairn binary).
 
 Started as `python -c <this file> <model dir>` with CAIRN_PYFUNC_SOCKET naming a Unix socket
 that Cairn listens on. It connects, loads the model once with `mlflow.pyfunc.load_model`, says
@@ -25,7 +25,7 @@ import struct
 import sys
 import traceback
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 def read_exact(stream, n):
@@ -127,10 +127,25 @@ def _flat_array(arr):
     raise Unsupported(f"an array of dtype {arr.dtype}")
 
 
-def encode_output(out):
+def _of_kind(v, kind):
+    """Whether the list element `v` is written by json.dump as an element of a numpy array of
+    dtype kind `kind` is."""
+    import numpy as np
+
+    if isinstance(v, (bool, np.bool_)):
+        return kind == "b"
+    if isinstance(v, (int, np.integer)):
+        return kind in "iu"
+    if isinstance(v, (float, np.floating)):
+        return kind == "f"
+    return isinstance(v, str) and kind == "U"
+
+
+def encode_columnar(out):
     """The header fields and Arrow body of a prediction, in the forms MLflow's scoring server
     renders: a DataFrame (or Series, as a one-column DataFrame) as records, an ndarray (or
-    list, or scalar) as a nested list, a dict as an object of them."""
+    list, or scalar) as a nested list, a dict as an object of them. Raises for anything these
+    forms would not carry exactly (encode_output then renders it with MLflow's code)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -138,6 +153,10 @@ def encode_output(out):
     if isinstance(out, pd.Series):
         out = pd.DataFrame(out)
     if isinstance(out, pd.DataFrame):
+        if not all(isinstance(c, str) or type(c) is int for c in out.columns):
+            # json.dump writes an int key as its digits (a Series' 0), but True as "true",
+            # 1.5 as "1.5", None as "null", and fails on numpy ints: MLflow's code decides.
+            raise Unsupported("a DataFrame with column names that are not strings")
         names = [str(c) for c in out.columns]
         if len(set(names)) != len(names):
             raise Unsupported("a DataFrame with repeated column names")
@@ -151,9 +170,11 @@ def encode_output(out):
             if col.dtype.kind == "M":
                 # to_dict gives Timestamps (NaT too), which MLflow writes with isoformat.
                 col = col.astype(object)
-            mask = col.isna().to_numpy() if col.dtype.kind != "O" else np.array(
-                [v is None or (isinstance(v, float) and v != v) for v in col.to_numpy(dtype=object)],
-                dtype=bool)
+            mask = col.isna().to_numpy()
+            if mask.any() and not all(v is None for v in col.to_numpy(dtype=object)[mask]):
+                # A missing value that is not None (NaN in a pandas string column, pd.NA):
+                # MLflow writes what to_dict gives (NaN), which a null cannot say.
+                raise Unsupported(f"a DataFrame column '{name}' with missing values")
             if col.dtype.kind in "biu":
                 values = col.to_numpy()
             else:
@@ -172,18 +193,22 @@ def encode_output(out):
         return {"output": "table"}, ipc(batch)
     if isinstance(out, dict):
         items = list(out.items())
-        if not all(isinstance(k, str) and k for k in out):
+        if not all(isinstance(k, str) and k and not k.startswith("\0") for k in out):
             raise Unsupported("a dict whose keys are not non-empty strings")
+        if list(out) != sorted(out):
+            # Named tensors come back in name order; MLflow keeps the dict's own.
+            raise Unsupported("a dict whose keys are not in name order")
     else:
         items = [("", out)]
     specs, arrays = [], []
     for name, value in items:
         arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
-        if isinstance(value, (list, tuple)) and arr.dtype.kind == "f":
-            # json.dumps writes Python ints in a list as ints: keep them exact.
-            flat = [v for v in np.asarray(value, dtype=object).reshape(-1).tolist()]
-            if any(isinstance(v, int) and not isinstance(v, bool) for v in flat):
-                raise Unsupported("a list mixing integers and floats")
+        if isinstance(value, (list, tuple)):
+            # json.dump writes each element of a list as its own type (1 and 2.5, true and 1,
+            # 1 and "a"), where np.asarray makes them one: only a list of one kind is a tensor.
+            leaves = np.asarray(value, dtype=object).reshape(-1).tolist()
+            if not all(_of_kind(v, arr.dtype.kind) for v in leaves):
+                raise Unsupported("a list mixing element types")
         flat = _flat_array(arr.reshape(-1))
         specs.append({"name": name, "shape": list(arr.shape)})
         arrays.append(pa.ListArray.from_arrays(pa.array([0, len(flat)], type=pa.int32()), flat))
@@ -191,9 +216,42 @@ def encode_output(out):
     return {"output": "tensors", "tensors": specs}, ipc(batch)
 
 
+def encode_rendered(out):
+    """The prediction as MLflow's scoring server writes it (`predictions_to_json`:
+    `_get_jsonable_obj(out, pandas_orient="records")` written by `json.dump` with
+    `NumpyEncoder`), as one string column: a list one text per element, anything else one
+    text. Cairn writes the list back as "[" + the texts joined by ", " + "]", which is what
+    json.dump writes for it."""
+    import pyarrow as pa
+    from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
+
+    value = _get_jsonable_obj(out, pandas_orient="records")
+
+    def text(v):
+        # json.dump's own path (iterencode, not the one-shot C encoder of json.dumps).
+        return "".join(NumpyEncoder().iterencode(v))
+
+    rows = isinstance(value, (list, tuple))
+    texts = [text(v) for v in value] if rows else [text(value)]
+    batch = pa.RecordBatch.from_arrays([pa.array(texts, type=pa.string())], names=["json"])
+    return {"output": "json", "rows": rows}, ipc(batch)
+
+
+def encode_output(out):
+    """A prediction in a columnar form when one carries it exactly, else rendered by MLflow's
+    own code."""
+    try:
+        return encode_columnar(out)
+    except MemoryError:
+        raise
+    except Exception:
+        return encode_rendered(out)
+
+
 def mlflow_error(e, data):
     """The error body MLflow's scoring server answers when predict raised `e` (as its
-    `invocations` words it), without the stack trace: (error code, message, body)."""
+    `invocations` words it, the stack trace of a non-MLflow exception included), called while
+    `e` is being handled: (error code, message, body text)."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
@@ -207,10 +265,10 @@ def mlflow_error(e, data):
                 "serialized input Dataframe is compatible with the model for inference."
             ),
             error_code=BAD_REQUEST,
+            stack_trace=traceback.format_exc(),
         )
-    body = json.loads(err.serialize_as_json())
-    body.pop("stack_trace", None)
-    return body["error_code"], body["message"], body
+    body = err.serialize_as_json()
+    return json.loads(body)["error_code"], err.message, body
 
 
 def set_memory_limit():

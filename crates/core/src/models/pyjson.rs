@@ -6,11 +6,19 @@
 //! in a newline).
 //!
 //! The forms ([`predictions_body`]): a table (a DataFrame or Series) as records, the unnamed
-//! tensor (an ndarray, list or scalar) as its nested list, named tensors (a dict) as an object
-//! of nested lists (in name order: the worker protocol does not keep a dict's own order).
+//! tensor (an ndarray, list or scalar) as its nested list, named tensors (a dict whose keys
+//! are in name order) as an object of nested lists, and the tensor [`RENDERED`]: texts MLflow's
+//! own code wrote in the worker for a value no other form carries exactly (nested values, lists
+//! mixing element types, a dict in another key order, non-string column names, NaN in a
+//! string column), one per element of a list (shape `[n]`, so it splits by rows) or one for
+//! the whole value (shape `[]`).
 
 use cairn_plugin_api::flavor::{ModelData, TensorData};
 use std::fmt::Write;
+
+/// The name of the tensor of texts that the `python_function` flavor's worker rendered with
+/// MLflow's code (`cairn_flavor_pyfunc::protocol::RENDERED`, the same name).
+pub const RENDERED: &str = "\u{0}json";
 
 /// A float as Python's `repr` writes it (the shortest digits that read back the same).
 pub fn float(x: f64) -> String {
@@ -136,6 +144,19 @@ fn nested(out: &mut String, data: &TensorData, shape: &[usize], start: usize) {
 pub fn predictions_body(out: &ModelData) -> String {
     let mut s = String::from("{\"predictions\": ");
     match out {
+        ModelData::Tensors(m) if m.len() == 1 && m.contains_key(RENDERED) => {
+            let t = &m[RENDERED];
+            if let TensorData::Str(texts) = t.data() {
+                if t.shape().is_empty() {
+                    s.push_str(texts.first().map_or("null", String::as_str));
+                } else {
+                    // What json.dump writes for a list: its elements' texts, ", " between.
+                    s.push('[');
+                    s.push_str(&texts.join(", "));
+                    s.push(']');
+                }
+            }
+        }
         ModelData::Tensors(m) if m.len() == 1 && m.contains_key("") => {
             let t = &m[""];
             nested(&mut s, t.data(), t.shape(), 0);
@@ -257,6 +278,29 @@ mod tests {
         assert_eq!(
             predictions_body(&named),
             r#"{"predictions": {"a": [[1, 2], [3, 4]], "b": 0.5}}"#
+        );
+    }
+
+    #[test]
+    fn rendered_texts_are_written_as_they_are() {
+        let texts = |shape: Vec<usize>, v: &[&str]| {
+            let data = TensorData::Str(v.iter().map(|t| t.to_string()).collect());
+            ModelData::Tensors([(RENDERED.to_string(), Tensor::new(shape, data).unwrap())].into())
+        };
+        assert_eq!(
+            predictions_body(&texts(vec![2], &["1", "2.5"])),
+            r#"{"predictions": [1, 2.5]}"#
+        );
+        assert_eq!(
+            predictions_body(&texts(vec![0], &[])),
+            r#"{"predictions": []}"#
+        );
+        assert_eq!(
+            predictions_body(&texts(
+                vec![],
+                &[r#"{"b": {"x": NaN}, "a": [[1], [2, 3]]}"#]
+            )),
+            r#"{"predictions": {"b": {"x": NaN}, "a": [[1], [2, 3]]}}"#
         );
     }
 }

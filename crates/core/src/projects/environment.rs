@@ -19,10 +19,13 @@ use cairn_plugin_api::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// Takes the lock directory `$lock` (waiting for its holder; a lock left by a builder that died
-/// is taken over) and releases it when the script exits.
+/// is taken over, and so is one that has had no holder's pid for over a minute: its builder
+/// died between taking it and writing its pid, or a takeover raced with it) and releases it
+/// when the script exits.
 const LOCK: &str = r#"while ! mkdir "$lock" 2>/dev/null; do
     pid=$(cat "$lock/pid" 2>/dev/null || true)
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$lock"; continue; fi
+    if [ -z "$pid" ] && [ -n "$(find "$lock" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then rm -rf "$lock"; continue; fi
     sleep 1
 done
 echo $$ > "$lock/pid"
@@ -428,6 +431,39 @@ pub fn docker_argv(run: &DockerRun<'_>) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_left_without_a_pid_is_taken_over_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("env.lock");
+        let take = |lock: &Path| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -e\n{LOCK}echo taken; cat \"$lock/pid\""))
+                .env("lock", lock)
+                .output()
+                .unwrap()
+        };
+        // A pid-less lock two minutes old (its builder died right after mkdir).
+        std::fs::create_dir(&lock).unwrap();
+        let old = std::process::Command::new("touch")
+            .args(["-d", "2 minutes ago"])
+            .arg(&lock)
+            .status()
+            .unwrap();
+        assert!(old.success());
+        let out = take(&lock);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("taken\n"),
+            "{text}"
+        );
+        // Released on exit; a lock whose holder died is taken over too.
+        assert!(!lock.exists());
+        std::fs::create_dir(&lock).unwrap();
+        std::fs::write(lock.join("pid"), "999999999").unwrap();
+        assert!(take(&lock).status.success());
+    }
 
     #[test]
     fn conda_environments_are_named_as_mlflow_names_them() {
