@@ -13,7 +13,10 @@
 //!   plan optimised for any size. A size asked for repeatedly (the batch size a client always
 //!   sends) gets a plan optimised for that size, built in the background (its kernels chosen
 //!   for the known shapes); a few such plans are kept, least recently used dropped first.
-//! * Inference runs on a thread of its own, never on the caller's async executor.
+//! * Inference runs on a thread of its own, never on the caller's async executor; a large
+//!   matrix product or element-wise pass within one call is spread over one thread per core
+//!   (tract's `multithread-mm`, gated by tract's own size thresholds, so a single row stays on
+//!   one thread).
 
 use async_trait::async_trait;
 use cairn_plugin_api::blocking::BlockingPool;
