@@ -246,7 +246,7 @@ pub(crate) fn copy_all(root: &Path, dest: &mut Dest<'_>, report: &mut Report) ->
             }
             run(dir, &name, dest, report)?;
             done += 1;
-            if done % 100 == 0 {
+            if done.is_multiple_of(100) {
                 dest.progress(&format!("runs: {done}"));
             }
         }
@@ -453,7 +453,10 @@ fn run(exp_dir: &Path, name: &str, dest: &mut Dest<'_>, report: &mut Report) -> 
                     },
                 });
             }
-            Some("MODEL") => run.inputs.model_inputs.push(ModelInput { model_id: source }),
+            Some("MODEL") => run
+                .inputs
+                .model_inputs
+                .push(ModelInput { model_id: source }),
             _ => {}
         }
     }
@@ -487,7 +490,11 @@ fn run(exp_dir: &Path, name: &str, dest: &mut Dest<'_>, report: &mut Report) -> 
 struct FileHistory {
     files: Vec<(String, PathBuf)>,
     next: usize,
-    open: Option<(String, PathBuf, std::io::Lines<std::io::BufReader<std::fs::File>>)>,
+    open: Option<(
+        String,
+        PathBuf,
+        std::io::Lines<std::io::BufReader<std::fs::File>>,
+    )>,
 }
 
 impl FileHistory {
@@ -678,7 +685,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("file://{}", dir.path().display());
         let empty = root(&uri).unwrap_err();
-        assert!(empty.to_string().contains("not an MLflow FileStore"), "{empty}");
+        assert!(
+            empty.to_string().contains("not an MLflow FileStore"),
+            "{empty}"
+        );
         std::fs::create_dir(dir.path().join("0")).unwrap();
         std::fs::write(dir.path().join("0/meta.yaml"), "name: Default\n").unwrap();
         assert_eq!(root(&uri).unwrap().unwrap(), dir.path());

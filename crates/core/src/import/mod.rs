@@ -255,7 +255,9 @@ impl Dest<'_> {
         let store = self.tracking.clone();
         if self.dry_run {
             let key = exp.experiment_id.clone();
-            return Ok(dry(self.present(async move { store.get_experiment(&key).await })?));
+            return Ok(dry(
+                self.present(async move { store.get_experiment(&key).await })?
+            ));
         }
         let what = format!("experiment {} ('{}')", exp.experiment_id, exp.name);
         self.rt
@@ -355,7 +357,9 @@ impl Dest<'_> {
         max_version: i64,
     ) -> Result<Imported> {
         let Some(store) = self.registry.clone() else {
-            return Err(Error::Import("no model-registry store to import into".into()));
+            return Err(Error::Import(
+                "no model-registry store to import into".into(),
+            ));
         };
         let name = model.name.clone();
         if self.dry_run {
@@ -375,19 +379,22 @@ impl Dest<'_> {
     /// Writes one model version of a registered model already imported.
     pub(crate) fn model_version(&mut self, import: ImportModelVersion) -> Result<Imported> {
         let Some(store) = self.registry.clone() else {
-            return Err(Error::Import("no model-registry store to import into".into()));
+            return Err(Error::Import(
+                "no model-registry store to import into".into(),
+            ));
         };
-        let (name, number) = (
-            import.version.name.clone(),
-            import.version.version.clone(),
-        );
+        let (name, number) = (import.version.name.clone(), import.version.version.clone());
         if self.dry_run {
             return Ok(dry(self.present(async move {
                 store.get_model_version(&name, &number).await
             })?));
         }
         self.rt
-            .block_on(async move { registry_importer(&store)?.import_model_version(import).await })
+            .block_on(async move {
+                registry_importer(&store)?
+                    .import_model_version(import)
+                    .await
+            })
             .map_err(|e| store_failed(format!("model version '{name}' {number}"), e))
     }
 }
