@@ -198,6 +198,7 @@ class Server:
     url: str
     workdir: Path
     startup_s: float
+    store_uri: str = ""  # the backend store URI it was started with
 
     @property
     def pid(self) -> int:
@@ -210,10 +211,70 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _command(flavor: Flavor, args, db: Path, artifacts: Path, port: int) -> list[str]:
+# ---------------------------------------------------------------------------------------------
+# The database server (--backend postgres)
+
+
+class PgCluster:
+    """The throwaway PostgreSQL cluster scripts/pg-test-server started (bench/run --backend
+    postgres runs this program under it): one fresh database per server started, and the CPU of
+    the cluster's process tree (the postmaster and its backends; a backend that has exited is
+    in the postmaster's cutime/cstime)."""
+
+    def __init__(self, admin_uri: str):
+        import psycopg2
+
+        self.admin_uri = admin_uri
+        parsed = urllib.parse.urlsplit(admin_uri)
+        self.base = f"{parsed.username or 'postgres'}@{parsed.hostname}:{parsed.port}"
+        conn = psycopg2.connect(admin_uri)
+        conn.autocommit = True
+        self.conn = conn
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid(), version()")
+            backend, self.version = cur.fetchone()
+        with open(f"/proc/{backend}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+        self.postmaster = int(stat[stat.rfind(")") + 2 :].split()[1])
+
+    def create_database(self, name: str) -> str:
+        """A fresh database; its URI without a driver (postgresql://user@host:port/name)."""
+        with self.conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://{self.base}/{name}"
+
+    def drop_database(self, name: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def cpu_s(self) -> float:
+        return tree_cpu_s(self.postmaster)
+
+
+PG: PgCluster | None = None  # set by main() with --backend postgres
+
+
+def db_cpu_s() -> float:
+    """CPU seconds of the database server so far (0 with SQLite: it runs inside the server)."""
+    return PG.cpu_s() if PG else 0.0
+
+
+def _store_uri(flavor: Flavor, workdir: Path) -> str:
+    """The server's backend store: a SQLite file in its work directory, or with --backend
+    postgres a fresh database of its own on the shared cluster (MLflow gets SQLAlchemy's
+    psycopg2 spelling: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3)."""
+    if PG is None:
+        return f"sqlite:///{workdir / 'tracking.db'}"
+    uri = PG.create_database(f"{flavor.name}_{workdir.name.rsplit('-', 1)[-1]}".lower())
+    if flavor.kind == "mlflow":
+        uri = uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return uri
+
+
+def _command(flavor: Flavor, args, store_uri: str, artifacts: Path, port: int) -> list[str]:
     common = [
         "--backend-store-uri",
-        f"sqlite:///{db}",
+        store_uri,
         "--default-artifact-root",
         str(artifacts),
         "--host",
@@ -239,19 +300,20 @@ def _healthy(port: int) -> bool:
         conn.close()
 
 
-def start_server(flavor: Flavor, args, root: Path) -> Server:
-    """Spawns the server on a fresh database; start-up time is spawn to the first healthy
-    GET /health, polled every millisecond."""
+def start_server(flavor: Flavor, args, root: Path, store_uri: str | None = None) -> Server:
+    """Spawns the server on a fresh database (or on `store_uri`); start-up time is spawn to the
+    first healthy GET /health, polled every millisecond."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{flavor.name}-", dir=root))
     artifacts = workdir / "artifacts"
     artifacts.mkdir()
+    store_uri = store_uri or _store_uri(flavor, workdir)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
     env.update(flavor.env)
     log = open(workdir / "server.log", "wb")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        _command(flavor, args, workdir / "tracking.db", artifacts, port),
+        _command(flavor, args, store_uri, artifacts, port),
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -270,7 +332,7 @@ def start_server(flavor: Flavor, args, root: Path) -> Server:
             tail = (workdir / "server.log").read_text(errors="replace")[-4000:]
             sys.exit(f"{flavor.label} did not become healthy (status {proc.returncode}):\n{tail}")
         time.sleep(0.001)
-    return Server(flavor, proc, f"http://127.0.0.1:{port}", workdir, startup)
+    return Server(flavor, proc, f"http://127.0.0.1:{port}", workdir, startup, store_uri)
 
 
 def stop_server_proc(proc: subprocess.Popen) -> None:
@@ -328,6 +390,7 @@ class Meter:
 
     def __enter__(self):
         self.server_cpu0 = tree_cpu_s(self.server.pid)
+        self.db_cpu0 = db_cpu_s()
         self.client_cpu0 = own_cpu_s()
         self.t0 = time.perf_counter()
         return self
@@ -336,6 +399,9 @@ class Meter:
         self.wall_s = time.perf_counter() - self.t0
         self.client_cpu_s = own_cpu_s() - self.client_cpu0
         self.server_cpu_s = tree_cpu_s(self.server.pid) - self.server_cpu0
+        # The database server's CPU in the same interval (with --backend postgres; the other
+        # server is idle meanwhile, so it is this server's queries, plus autovacuum).
+        self.db_cpu_s = db_cpu_s() - self.db_cpu0
 
 
 def batch_metrics(keys: int, steps: int, seed: int) -> list[Metric]:
@@ -394,6 +460,7 @@ def phase_ingest(server: Server, runs: int, threads: int, batch: list[Metric]) -
         "server_cpu_s": m.server_cpu_s,
         "server_cpu_ms_per_1000": 1000 * m.server_cpu_s / (metrics / 1000),
         "client_cpu_ms_per_1000": 1000 * m.client_cpu_s / (metrics / 1000),
+        "db_cpu_ms_per_1000": 1000 * m.db_cpu_s / (metrics / 1000),
     }
 
 
@@ -412,11 +479,13 @@ def phase_log_metric(server: Server, calls: int) -> dict:
         "calls_per_s": calls / m.wall_s,
         "server_cpu_ms_per_call": 1000 * m.server_cpu_s / calls,
         "client_cpu_ms_per_call": 1000 * m.client_cpu_s / calls,
+        "db_cpu_ms_per_call": 1000 * m.db_cpu_s / calls,
     }
 
 
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 PHASES = ["ingest", "log_metric", "search", "history"]
+PG_PHASES = ["replicas"]  # only with --backend postgres
 
 
 def populate_search(server: Server, runs: int, threads: int) -> dict:
@@ -529,7 +598,7 @@ def _write_mlflow_runs(server: Server, exp: str, seeds) -> None:
             rows[db.SqlParam].append({"key": p.key, "value": p.value, "run_uuid": run_uuid})
         for tag in [*tags, RunTag("mlflow.runName", name)]:
             rows[db.SqlTag].append({"key": tag.key, "value": tag.value, "run_uuid": run_uuid})
-    engine = sqlalchemy.create_engine(f"sqlite:///{server.workdir / 'tracking.db'}")
+    engine = sqlalchemy.create_engine(server.store_uri)
     with engine.begin() as conn:
         for model, values in rows.items():  # runs first: the others reference them
             conn.execute(model.__table__.insert(), values)
@@ -611,6 +680,7 @@ def phase_search(server: Server, exp: str, queries: int) -> dict:
         "client_s": client_s,
         "raw_http_s": raw_s,
         "server_cpu_ms_per_query": 1000 * (mc.server_cpu_s + mr.server_cpu_s) / (2 * queries),
+        "db_cpu_ms_per_query": 1000 * (mc.db_cpu_s + mr.db_cpu_s) / (2 * queries),
         "client_cpu_ms_per_query": 1000 * mc.client_cpu_s / queries,
         "raw_count_matches": len(raw_runs) == len(runs),
         "raw_response_bytes": len(raw_body),
@@ -634,7 +704,13 @@ def populate_history(server: Server, points: int, threads: int) -> dict:
 
     with Meter(server) as m:
         run_parallel(log, range(0, points, 1000), threads)
-    return {"run_id": run_id, "points": points, "wall_s": m.wall_s, "server_cpu_s": m.server_cpu_s}
+    return {
+        "run_id": run_id,
+        "points": points,
+        "wall_s": m.wall_s,
+        "server_cpu_s": m.server_cpu_s,
+        "db_cpu_s": m.db_cpu_s,
+    }
 
 
 NEXT_PAGE_TOKEN = re.compile(rb'"next_page_token"\s*:\s*"([^"]*)"')
@@ -680,8 +756,105 @@ def phase_history(server: Server, run_id: str, points: int, fetches: int) -> dic
         "raw_pages": len(pages),
         "raw_bytes": sum(len(p) for p in pages),
         "server_cpu_s_per_fetch": (mc.server_cpu_s + mr.server_cpu_s) / (2 * fetches),
+        "db_cpu_s_per_fetch": (mc.db_cpu_s + mr.db_cpu_s) / (2 * fetches),
         "client_cpu_s_per_fetch": mc.client_cpu_s / fetches,
         "complete": steps == expected and [int(x) for x in raw_steps] == expected,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Several Cairn replicas on one PostgreSQL database (--backend postgres)
+
+
+def _replica_worker(urls, run_ids, body_tail, threads, barrier, results) -> None:
+    """One client process: `threads` threads, each with a keep-alive connection to every
+    replica, sending its share of `run_ids` one `log_batch` each, request i to replica
+    i mod len(urls) (client-side round-robin, as a load balancer would). The body is encoded
+    once (only the run id changes), so the client's own CPU stays far below the servers'."""
+    conns_by_thread = [[RawHttp(u) for u in urls] for _ in range(threads)]
+    shares = [run_ids[t::threads] for t in range(threads)]
+    errors: list[str] = []
+
+    def work(t: int) -> None:
+        conns = conns_by_thread[t]
+        for i, run_id in enumerate(shares[t]):
+            body = b'{"run_id": "' + run_id.encode() + body_tail
+            try:
+                conns[(i + t) % len(conns)].call("POST", "/api/2.0/mlflow/runs/log-batch", body)
+            except Exception as e:  # noqa: BLE001 - reported to the parent
+                errors.append(str(e))
+                return
+
+    pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    barrier.wait()  # every process connected: the parent starts the clock
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    for conns in conns_by_thread:
+        for c in conns:
+            c.close()
+    results.put(errors)
+
+
+def phase_replicas(
+    replicas: list[Server], processes: int, threads: int, runs: int, batch: list[Metric]
+) -> dict:
+    """`runs` fresh runs x one `log_batch` of `batch`, from `processes` client processes of
+    `threads` threads each, round-robin over `replicas`; wall time from the moment every
+    client is connected to the last response; CPU of every replica's tree and of the
+    database."""
+    import multiprocessing
+
+    urls = [r.url for r in replicas]
+    client = MlflowClient(tracking_uri=urls[0])
+    exp = new_experiment(replicas[0], f"replicas{len(replicas)}")
+    run_ids = [client.create_run(exp).info.run_id for _ in range(runs)]
+    tail = (
+        '", "metrics": '
+        + json.dumps(
+            [{"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step} for m in batch]
+        )
+        + "}"
+    ).encode()
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(processes + 1)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_replica_worker,
+            args=(urls, run_ids[p::processes], tail, threads, barrier, results),
+        )
+        for p in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    cpu0 = sum(tree_cpu_s(r.pid) for r in replicas)
+    db0 = db_cpu_s()
+    t0 = time.perf_counter()
+    errors = [e for _ in procs for e in results.get()]
+    wall = time.perf_counter() - t0
+    server_cpu = sum(tree_cpu_s(r.pid) for r in replicas) - cpu0
+    db_cpu = db_cpu_s() - db0
+    for proc in procs:
+        proc.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} log_batch calls failed, first: {errors[0]}")
+    # Every batch is there: each run has its 10 keys at their last step.
+    sample = client.get_run(run_ids[-1]).data.metrics
+    metrics = runs * len(batch)
+    return {
+        "replicas": len(replicas),
+        "processes": processes,
+        "threads": threads,
+        "runs": runs,
+        "metrics": metrics,
+        "wall_s": wall,
+        "metrics_per_s": metrics / wall,
+        "server_cpu_ms_per_1000": 1000 * server_cpu / (metrics / 1000),
+        "db_cpu_ms_per_1000": 1000 * db_cpu / (metrics / 1000),
+        "complete": len(sample) == len({m.key for m in batch}),
     }
 
 
@@ -696,6 +869,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    global PG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cairn-bin", help="the cairn binary (bench/run passes the release build)")
     ap.add_argument("--mlflow-only", action="store_true", help="run only mlflow (harness check)")
@@ -727,8 +901,28 @@ def main() -> None:
     )
     ap.add_argument(
         "--phases",
-        default=",".join(PHASES),
-        help=f"the workload phases to run, comma-separated (default: all, {','.join(PHASES)})",
+        help=f"the workload phases to run, comma-separated (default: all, {','.join(PHASES)}; "
+        f"with --backend postgres also {','.join(PG_PHASES)})",
+    )
+    ap.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the servers' store: a SQLite file each (default), or a database each on the "
+        "PostgreSQL cluster named by CAIRN_TEST_POSTGRES_ADMIN_URI (bench/run --backend "
+        "postgres starts one with scripts/pg-test-server)",
+    )
+    ap.add_argument("--replicas", type=int, default=3, help="cairn replicas (default 3)")
+    ap.add_argument(
+        "--replica-processes", type=int, default=4, help="client processes (default 4)"
+    )
+    ap.add_argument(
+        "--replica-threads", type=int, default=4, help="threads per client process (default 4)"
+    )
+    ap.add_argument(
+        "--replica-runs",
+        type=int,
+        help="runs x one 1000-metric log_batch per replicas round (default 400, quick 80)",
     )
     ap.add_argument("--history-points", type=int, help="default 100000")
     ap.add_argument("--history-fetches", type=int, help="fetches per round (default 3)")
@@ -743,12 +937,24 @@ def main() -> None:
     search_runs = args.search_runs or (300 if quick else 2000)
     search_queries = args.search_queries or (10 if quick else 100)
     crowd_runs = args.crowd_runs if args.crowd_runs is not None else (2000 if quick else 20000)
-    phases = [p for p in args.phases.split(",") if p]
-    if unknown := set(phases) - set(PHASES):
-        ap.error(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+    known = PHASES + (PG_PHASES if args.backend == "postgres" else [])
+    phases = [p for p in (args.phases or ",".join(known)).split(",") if p]
+    if unknown := set(phases) - set(known):
+        ap.error(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    replica_runs = args.replica_runs or (80 if quick else 400)
+    if args.backend == "postgres":
+        admin = os.environ.get("CAIRN_TEST_POSTGRES_ADMIN_URI")
+        if not admin:
+            ap.error(
+                "--backend postgres needs CAIRN_TEST_POSTGRES_ADMIN_URI (run it as "
+                "bench/run --backend postgres, which starts scripts/pg-test-server)"
+            )
+        PG = PgCluster(admin)
     history_points = args.history_points or (20000 if quick else 100000)
     history_fetches = args.history_fetches or (1 if quick else 3)
-    startup_repeats = args.startup_repeats or (1 if quick else 3)
+    startup_repeats = (
+        args.startup_repeats if args.startup_repeats is not None else (1 if quick else 3)
+    )
     if not args.mlflow_only and not args.cairn_bin:
         ap.error("--cairn-bin is required unless --mlflow-only")
     if args.cairn_bin:
@@ -795,6 +1001,7 @@ def main() -> None:
             "loadavg_before": loadavg(),
             "python": platform.python_version(),
             "mlflow": mlflow.__version__,
+            "postgresql": PG.version if PG else None,
         },
         "parameters": {
             "rounds": rounds,
@@ -812,6 +1019,11 @@ def main() -> None:
             "history_fetches": history_fetches,
             "startup_repeats": startup_repeats,
             "serve_artifacts": args.serve_artifacts,
+            "backend": args.backend,
+            "replicas": args.replicas,
+            "replica_processes": args.replica_processes,
+            "replica_threads": args.replica_threads,
+            "replica_runs": replica_runs,
         },
         "flavors": {f.name: f.label for f in startup_flavors},
         "startup": {},
@@ -819,6 +1031,7 @@ def main() -> None:
     }
     busy0 = machine_busy_s()
     own0 = own_cpu_s()
+    db0 = db_cpu_s()
     ours = 0.0  # CPU of the server trees we started, stopped ones included
     servers: dict[str, Server] = {}  # the workload's servers while they run
 
@@ -906,6 +1119,32 @@ def main() -> None:
             ours += tree_cpu_s(server.pid)
             stop_server(server)
         servers.clear()
+
+        if "replicas" in phases and not args.mlflow_only:
+            # N cairn replicas on one fresh database, then the same ingest through 1 and
+            # through all N (ABBA), from several client processes.
+            uri = PG.create_database("cairn_replicas")
+            replicas = []
+            try:
+                for i in range(args.replicas):
+                    replicas.append(start_server(cairn, args, root, store_uri=uri))
+                batch = batch_metrics(10, 100, seed=2)
+                out = results["replicas"] = {}
+                for r in range(max(rounds, 2)):
+                    for n in (1, args.replicas) if r % 2 == 0 else (args.replicas, 1):
+                        res = phase_replicas(
+                            replicas[:n],
+                            args.replica_processes,
+                            args.replica_threads,
+                            replica_runs,
+                            batch,
+                        )
+                        out.setdefault(str(n), []).append(res)
+                        log(f"replicas {n} round {r + 1}: {_brief(res)}")
+            finally:
+                for server in replicas:
+                    ours += tree_cpu_s(server.pid)
+                    stop_server(server)
     except BaseException as e:
         # Keep what was measured, say where it stopped, and leave no server behind.
         results["error"] = f"{type(e).__name__}: {e}"
@@ -922,8 +1161,10 @@ def main() -> None:
     busy = machine_busy_s() - busy0
     own = own_cpu_s() - own0
     results["machine"]["busy_cpu_s"] = busy
-    results["machine"]["bench_cpu_s"] = own + ours
-    results["machine"]["other_cpu_s"] = max(0.0, busy - own - ours)
+    db = db_cpu_s() - db0
+    results["machine"]["db_cpu_s"] = db
+    results["machine"]["bench_cpu_s"] = own + ours + db
+    results["machine"]["other_cpu_s"] = max(0.0, busy - own - ours - db)
     results["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"
     )
@@ -989,10 +1230,13 @@ def _brief(res: dict) -> str:
         "metrics_per_s",
         "server_cpu_ms_per_1000",
         "client_cpu_ms_per_1000",
+        "db_cpu_ms_per_1000",
         "calls_per_s",
         "server_cpu_ms_per_call",
         "server_cpu_ms_per_query",
         "server_cpu_s_per_fetch",
+        "db_cpu_ms_per_query",
+        "db_cpu_s_per_fetch",
         "client_cpu_ms_per_query",
         "client_cpu_s_per_fetch",
     ]
@@ -1031,9 +1275,16 @@ def summarize(results: dict) -> dict:
             out[f"ingest{t}_metrics_per_s"] = max(r["metrics_per_s"] for r in rs)
             out[f"ingest{t}_server_cpu_ms_per_1000"] = min(r["server_cpu_ms_per_1000"] for r in rs)
             out[f"ingest{t}_client_cpu_ms_per_1000"] = min(r["client_cpu_ms_per_1000"] for r in rs)
+            if PG:
+                out[f"ingest{t}_db_cpu_ms_per_1000"] = min(r["db_cpu_ms_per_1000"] for r in rs)
+                out[f"ingest{t}_server_db_cpu_ms_per_1000"] = min(
+                    r["server_cpu_ms_per_1000"] + r["db_cpu_ms_per_1000"] for r in rs
+                )
         if lm := p.get("log_metric"):
             out["log_metric_calls_per_s"] = max(r["calls_per_s"] for r in lm)
             out["log_metric_server_cpu_ms_per_call"] = min(r["server_cpu_ms_per_call"] for r in lm)
+            if PG:
+                out["log_metric_db_cpu_ms_per_call"] = min(r["db_cpu_ms_per_call"] for r in lm)
         for phase in ("search", "search_crowded"):
             if phase not in p:
                 continue
@@ -1043,7 +1294,7 @@ def summarize(results: dict) -> dict:
             out[f"{phase}_client_p95_ms"] = 1000 * pct(client, 95)
             out[f"{phase}_raw_p50_ms"] = 1000 * pct(raw, 50)
             out[f"{phase}_raw_p95_ms"] = 1000 * pct(raw, 95)
-            for who in ("server", "client"):
+            for who in ("server", "client", "db") if PG else ("server", "client"):
                 out[f"{phase}_{who}_cpu_ms_per_query"] = min(
                     r[f"{who}_cpu_ms_per_query"] for r in p[phase]
                 )
@@ -1062,7 +1313,23 @@ def summarize(results: dict) -> dict:
             out["history_raw_s"] = statistics.median(hr)
             out["history_server_cpu_s"] = min(r["server_cpu_s_per_fetch"] for r in hs)
             out["history_client_cpu_s"] = min(r["client_cpu_s_per_fetch"] for r in hs)
+            if PG:
+                out["history_db_cpu_s"] = min(r["db_cpu_s_per_fetch"] for r in hs)
             out["history_complete"] = all(r["complete"] for r in hs)
+    if reps := results.get("replicas"):
+        # Best round per replica count; growth = N replicas / 1 replica.
+        out = s["replicas"] = {
+            n: {
+                "metrics_per_s": max(r["metrics_per_s"] for r in rs),
+                "server_cpu_ms_per_1000": min(r["server_cpu_ms_per_1000"] for r in rs),
+                "db_cpu_ms_per_1000": min(r["db_cpu_ms_per_1000"] for r in rs),
+                "complete": all(r["complete"] for r in rs),
+            }
+            for n, rs in reps.items()
+        }
+        if "1" in out and len(out) > 1:
+            n = max(out, key=int)
+            s["replicas_growth"] = out[n]["metrics_per_s"] / out["1"]["metrics_per_s"]
     per = s["per_server"]
     if "cairn" in per and "mlflow" in per:
         c = per["cairn"]
@@ -1117,23 +1384,31 @@ def render(results: dict) -> str:
         ("ingest 1 thread: metrics/s", "ingest1_metrics_per_s", "{:.0f}"),
         ("ingest 1 thread: server CPU ms/1000 metrics", "ingest1_server_cpu_ms_per_1000", "{:.2f}"),
         ("ingest 1 thread: client CPU ms/1000 metrics", "ingest1_client_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 1 thread: database CPU ms/1000 metrics", "ingest1_db_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 1 thread: server + database CPU ms/1000", "ingest1_server_db_cpu_ms_per_1000", "{:.2f}"),
         ("ingest 8 threads: metrics/s", "ingest8_metrics_per_s", "{:.0f}"),
         ("ingest 8 threads: server CPU ms/1000 metrics", "ingest8_server_cpu_ms_per_1000", "{:.2f}"),
         ("ingest 8 threads: client CPU ms/1000 metrics", "ingest8_client_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 8 threads: database CPU ms/1000 metrics", "ingest8_db_cpu_ms_per_1000", "{:.2f}"),
+        ("ingest 8 threads: server + database CPU ms/1000", "ingest8_server_db_cpu_ms_per_1000", "{:.2f}"),
         ("log_metric: calls/s", "log_metric_calls_per_s", "{:.0f}"),
         ("log_metric: server CPU ms / call", "log_metric_server_cpu_ms_per_call", "{:.3f}"),
+        ("log_metric: database CPU ms / call", "log_metric_db_cpu_ms_per_call", "{:.3f}"),
         ("search_runs via client: p50 (ms)", "search_client_p50_ms", "{:.2f}"),
         ("search_runs via client: p95 (ms)", "search_client_p95_ms", "{:.2f}"),
         ("search_runs raw HTTP: p50 (ms)", "search_raw_p50_ms", "{:.2f}"),
         ("search_runs raw HTTP: p95 (ms)", "search_raw_p95_ms", "{:.2f}"),
         ("search_runs: server CPU ms / query", "search_server_cpu_ms_per_query", "{:.2f}"),
+        ("search_runs: database CPU ms / query", "search_db_cpu_ms_per_query", "{:.2f}"),
         ("search_runs via client: client CPU ms/query", "search_client_cpu_ms_per_query", "{:.2f}"),
         ("search_runs, crowded: raw HTTP p50 (ms)", "search_crowded_raw_p50_ms", "{:.2f}"),
         ("search_runs, crowded: raw HTTP p95 (ms)", "search_crowded_raw_p95_ms", "{:.2f}"),
         ("search_runs, crowded: server CPU ms / query", "search_crowded_server_cpu_ms_per_query", "{:.2f}"),
+        ("search_runs, crowded: database CPU ms / query", "search_crowded_db_cpu_ms_per_query", "{:.2f}"),
         (f"get_metric_history {points} points via client (s)", "history_client_s", "{:.3f}"),
         (f"get_metric_history {points} points raw HTTP (s)", "history_raw_s", "{:.3f}"),
         ("get_metric_history: server CPU s / fetch", "history_server_cpu_s", "{:.3f}"),
+        ("get_metric_history: database CPU s / fetch", "history_db_cpu_s", "{:.3f}"),
         ("get_metric_history via client: client CPU s / fetch", "history_client_cpu_s", "{:.3f}"),
         ("RSS after the workload, tree sum (MiB)", "loaded_rss_mib", "{:.1f}"),
         ("Pss after the workload, tree sum (MiB)", "loaded_pss_mib", "{:.1f}"),
@@ -1164,6 +1439,28 @@ def render(results: dict) -> str:
             for n, g in s["search_growth"].items()
         )
         lines.append(f"search_runs with {crowd} more runs in other experiments: {growth}")
+    if s.get("replicas"):
+        p = results["parameters"]
+        lines.append("")
+        lines.append(
+            f"cairn replicas on one PostgreSQL database: {p['replica_runs']} x log_batch of 1000 "
+            f"metrics per round from {p['replica_processes']} client processes x "
+            f"{p['replica_threads']} threads, round-robin (best round):"
+        )
+        for n, r in sorted(s["replicas"].items(), key=lambda kv: int(kv[0])):
+            lines.append(
+                f"- {n} replica(s): {r['metrics_per_s']:.0f} metrics/s, server CPU "
+                f"{r['server_cpu_ms_per_1000']:.2f} ms/1000, database CPU "
+                f"{r['db_cpu_ms_per_1000']:.2f} ms/1000, complete={r['complete']}"
+            )
+        if "replicas_growth" in s:
+            lines.append(f"- throughput, most replicas / 1: ×{s['replicas_growth']:.2f}")
+    if results["machine"].get("postgresql"):
+        lines.append(
+            f"database: {results['machine']['postgresql'].split(',')[0]}, one database per "
+            f"server on the same cluster; its CPU over the whole run "
+            f"{results['machine']['db_cpu_s']:.0f} s"
+        )
     if s["checks"]:
         lines.append(f"checks: {json.dumps(s['checks'])}")
     lines.append(

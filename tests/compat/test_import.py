@@ -7,8 +7,15 @@ stage, alias and tag.
 
 The source is MLflow's SQLite schema, and also MLflow's PostgreSQL schema under `scripts/compat
 --backend postgres`, where the destination is the PostgreSQL store too (the destination is the
-store every ServerProcess of this suite uses). Re-running the import writes nothing; an MLflow
-database at an alembic revision Cairn does not know is refused before anything is written.
+store every ServerProcess of this suite uses); and MLflow's FileStore (an `mlruns/` directory
+that `mlflow server --backend-store-uri <dir>` writes, MLFLOW_ALLOW_FILE_STORE=true). Re-running
+the import writes nothing; an MLflow database at an alembic revision Cairn does not know is
+refused before anything is written.
+
+Artifacts are not copied: their locations are kept, so `runs:/` downloads through `cairn server`
+keep working for a local artifact root (the SQL sources) and for MLflow's proxied
+`mlflow-artifacts:/` locations once `cairn server --artifacts-destination` names MLflow's (the
+FileStore source).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 import pytest
 import requests
 from mlflow.entities import (
@@ -57,20 +65,30 @@ def cairn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 class MlflowServer:
-    """The venv's real `mlflow server` on `backend` with artifacts under `workdir`."""
+    """The venv's real `mlflow server` on `backend` with artifacts under `workdir` (a local
+    default artifact root, or `artifact_args`), `env` added to its environment."""
 
-    def __init__(self, workdir: Path, backend: str):
+    def __init__(
+        self,
+        workdir: Path,
+        backend: str,
+        artifact_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.log_path = workdir / "mlflow-server.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        extra_env = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
         env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env.update(extra_env)
+        if artifact_args is None:
+            artifact_args = ["--default-artifact-root", str(workdir / "mlflow-artifacts")]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [
                     sys.executable, "-m", "mlflow", "server", "--workers", "1",
-                    "--backend-store-uri", backend,
-                    "--default-artifact-root", str(workdir / "mlflow-artifacts"),
+                    "--backend-store-uri", backend, *artifact_args,
                     "--host", "127.0.0.1", "--port", str(self.port),
                 ],
                 cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -167,7 +185,20 @@ def populate(client: MlflowClient) -> dict:
     client.delete_model_version(name, "3")
     empty = unique("imp-empty")
     client.create_registered_model(empty)
+    client.log_text(rid, ARTIFACT_TEXT, ARTIFACT_PATH)
     return {"experiments": ["0", a, b, gone], "model": name, "empty": empty, "run": rid}
+
+
+ARTIFACT_PATH = "notes/hello.txt"
+ARTIFACT_TEXT = "written through mlflow before the import\n"
+
+
+def assert_artifact_downloads(url: str, run_id: str, dst: Path) -> None:
+    """`runs:/<run>/notes/hello.txt` through the server at `url` is what MLflow stored."""
+    got = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"runs:/{run_id}/{ARTIFACT_PATH}", dst_path=str(dst), tracking_uri=url
+    )
+    assert Path(got).read_text() == ARTIFACT_TEXT
 
 
 def num(v: float):
@@ -302,8 +333,109 @@ def test_import_from_mlflow_reads_back_equal(source):
         assert v.version == "4"
         new = cairn_client.create_experiment(unique("after-import"))
         assert int(new) > max(int(e) for e in made["experiments"])
+        # The run's artifact location is MLflow's local artifact root, kept verbatim.
+        assert_artifact_downloads(server.url, made["run"], workdir / "downloaded")
     finally:
         server.assert_clean_exit(server.terminate())
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_import_from_mlflow_filestore_reads_back_equal():
+    """MLflow 3.18's FileStore, written by `mlflow server --backend-store-uri <mlruns>` with
+    proxied artifacts (`mlflow-artifacts:/` locations under its --artifacts-destination)."""
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-import-fs-"))
+    mlflow_dir = workdir / "mlflow"
+    mlflow_dir.mkdir()
+    mlruns = mlflow_dir / "mlruns"
+    mlartifacts = mlflow_dir / "mlartifacts"
+    mlflow_server = MlflowServer(
+        mlflow_dir,
+        str(mlruns),
+        artifact_args=["--artifacts-destination", str(mlartifacts)],
+        env={"MLFLOW_ALLOW_FILE_STORE": "true"},
+    )
+    try:
+        client = MlflowClient(tracking_uri=mlflow_server.url)
+        made = populate(client)
+        expected = snapshot(client, made)
+        artifact_uri = client.get_run(made["run"]).info.artifact_uri
+    finally:
+        mlflow_server.stop()
+    # A FileStore's experiment ids are random 18-digit integers, its registry under models/.
+    assert all((mlruns / e / "meta.yaml").is_file() for e in made["experiments"][:3])
+    assert (mlruns / "models" / made["model"] / "version-2" / "meta.yaml").is_file()
+    assert artifact_uri.startswith("mlflow-artifacts:/"), artifact_uri
+    # MLflow's FileStore writes a metric logged with a dataset as "<ts> <value> <step> <name>
+    # <digest>" but reads the step back only from 3-field lines (`_get_metric_from_line`), so
+    # its own history says step 0; the step on disk, which Cairn imports, is the one logged.
+    acc = mlruns / made["experiments"][1] / made["run"] / "metrics" / "acc"
+    assert acc.read_text().split() == ["500", "0.91", "4", "eval-set", "d1"]
+    assert expected["histories"][(made["run"], "acc")] == [(500, 0, "0.91")]
+    expected["histories"][(made["run"], "acc")] = [(500, 4, "0.91")]
+
+    cairn_dir = workdir / "cairn"
+    cairn_dir.mkdir()
+    dest = postgres_uri(cairn_dir) if POSTGRES else f"sqlite:///{cairn_dir / 'tracking.db'}"
+    source = f"file://{mlruns}"
+
+    dry = cairn("import", "--from", source, "--dry-run", "--backend-store-uri", dest, cwd=cairn_dir)
+    assert dry.returncode == 0, dry.stderr
+    assert "runs               would write        5" in dry.stdout, dry.stdout
+    assert f"metric values      would write     {HISTORY + 6}" in dry.stdout, dry.stdout
+
+    done = cairn("import", "--from", source, "--backend-store-uri", dest, cwd=cairn_dir)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = done.stdout
+    assert "experiments        written        4" in lines, lines
+    assert "runs               written        5" in lines, lines
+    assert "logged models      written        2" in lines, lines
+    assert "registered models  written        2" in lines, lines
+    assert "model versions     written        2" in lines, lines
+    assert f"metric values      written     {HISTORY + 6}" in lines, lines
+
+    # A plain path names the same FileStore (as MLflow reads a tracking URI without a scheme).
+    again = cairn("import", "--from", str(mlruns), "--backend-store-uri", dest, cwd=cairn_dir)
+    assert again.returncode == 0, again.stderr
+    assert "runs               written        0, already present        5" in again.stdout, again.stdout
+    assert "experiments        written        0, already present        4" in again.stdout
+    assert "logged models      written        0, already present        2" in again.stdout
+    assert "model versions     written        0, already present        2" in again.stdout
+
+    # Proxied artifacts: cairn serves MLflow's artifacts destination.
+    server = ServerProcess(cairn_dir, artifact_args=["--artifacts-destination", str(mlartifacts)])
+    try:
+        server.wait_healthy()
+        cairn_client = MlflowClient(tracking_uri=server.url)
+        actual = snapshot(cairn_client, made)
+        for part in expected:
+            if isinstance(expected[part], dict):
+                assert sorted(actual[part]) == sorted(expected[part]), part
+                for key, value in expected[part].items():
+                    assert actual[part][key] == value, (part, key, repr(actual[part][key]), repr(value))
+            else:
+                assert actual[part] == expected[part], part
+        v = cairn_client.create_model_version(
+            made["model"], f"runs:/{made['run']}/model", run_id=made["run"]
+        )
+        assert v.version == "4"
+        assert_artifact_downloads(server.url, made["run"], workdir / "downloaded")
+    finally:
+        server.assert_clean_exit(server.terminate())
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_import_refuses_a_directory_that_is_not_a_filestore():
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-import-notfs-"))
+    (workdir / "src").mkdir()
+    (workdir / "src" / "notes.txt").write_text("not mlruns")
+    dest = workdir / "dest.db"
+    done = cairn(
+        "import", "--from", f"file://{workdir / 'src'}", "--backend-store-uri", f"sqlite:///{dest}",
+        cwd=workdir,
+    )
+    assert done.returncode == 1
+    assert "is not an MLflow FileStore" in done.stderr, done.stderr
+    assert not dest.exists(), "nothing may be written for a refused source"
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 //! `cairn import --from <mlflow-store-uri>`: copies an MLflow deployment's tracking and
 //! registry database (MLflow's own SQL schema, SQLite or PostgreSQL, any alembic revision up
-//! to MLflow 3.18's head) into the stores Cairn is configured with, keeping every id, number,
+//! to MLflow 3.18's head), or its FileStore `mlruns/` directory ([`filestore`]), into the
+//! stores Cairn is configured with, keeping every id, number,
 //! timestamp, metric history, tag, param, input, LoggedModel, registered model, version, stage
 //! and alias, so every `runs:/`, `models:/` URI and every artifact location keeps working.
 //!
@@ -17,9 +18,10 @@
 //! - Artifacts are not copied: artifact locations are kept verbatim, so the destination
 //!   serves them from where MLflow put them (point `--artifacts-destination` at MLflow's
 //!   `--artifacts-destination` for `mlflow-artifacts:/` locations).
-//! - Not imported: traces, MLflow's FileStore directories, workspaces other than `default`,
+//! - Not imported: traces, workspaces other than `default`,
 //!   and MLflow's GenAI tables (scorers, evaluation datasets, prompts optimisation jobs, ...).
 
+mod filestore;
 mod source;
 
 use crate::assembly::Assembly;
@@ -42,8 +44,9 @@ const PAGE: i64 = 200;
 /// `cairn import` options.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ImportArgs {
-    /// The MLflow tracking store to copy from: MLflow's SQL database, as `mlflow server
-    /// --backend-store-uri` names it (sqlite:///mlflow.db, postgresql://user:pw@host/db).
+    /// The MLflow tracking store to copy from, as `mlflow server --backend-store-uri` names
+    /// it: MLflow's SQL database (sqlite:///mlflow.db, postgresql://user:pw@host/db) or its
+    /// FileStore directory (./mlruns, file:///path/to/mlruns).
     #[arg(long, value_name = "URI")]
     pub from: String,
     /// Report what would be copied (and what is already present) without writing anything.
@@ -67,7 +70,7 @@ pub struct Count {
 }
 
 impl Count {
-    fn add(&mut self, outcome: Imported) {
+    pub(crate) fn add(&mut self, outcome: Imported) {
         match outcome {
             Imported::Written => self.written += 1,
             Imported::Present => self.present += 1,
@@ -77,39 +80,43 @@ impl Count {
 
 /// The final report.
 #[derive(Debug, Default)]
-struct Report {
-    experiments: Count,
-    logged_models: Count,
-    runs: Count,
-    metric_values: u64,
-    registered_models: Count,
-    model_versions: Count,
+pub(crate) struct Report {
+    pub(crate) experiments: Count,
+    pub(crate) logged_models: Count,
+    pub(crate) runs: Count,
+    pub(crate) metric_values: u64,
+    pub(crate) registered_models: Count,
+    pub(crate) model_versions: Count,
 }
 
+/// The destination stores and how to write into them (shared by both sources).
+pub(crate) struct Dest<'a> {
+    pub(crate) tracking: Arc<dyn TrackingStore>,
+    pub(crate) registry: Option<Arc<dyn ModelRegistryStore>>,
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) dry_run: bool,
+    quiet: bool,
+    err: &'a mut dyn Write,
+}
+
+/// An import from MLflow's SQL schema.
 struct Ctx<'a> {
     db: Box<dyn Db>,
     schema: Schema,
-    tracking: Arc<dyn TrackingStore>,
-    registry: Option<Arc<dyn ModelRegistryStore>>,
-    rt: tokio::runtime::Runtime,
-    dry_run: bool,
-    quiet: bool,
-    err: &'a mut dyn Write,
+    dest: Dest<'a>,
 }
 
 fn store_failed(what: String, e: cairn_plugin_api::Error) -> Error {
     Error::Import(format!("{what}: {}", e.message))
 }
 
-/// Runs `cairn import`: progress on `err`, the final counts on `out`.
-pub fn run(
+/// The tracking store (and, when `with_registry`, the registry store) as import destinations.
+fn destination<'a>(
     args: &ImportArgs,
     assembly: &Assembly<'_>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<()> {
-    let mut db = source::open(&args.from)?;
-    let schema = Schema::inspect(&mut *db)?;
+    with_registry: bool,
+    err: &'a mut dyn Write,
+) -> Result<Dest<'a>> {
     let tracking = assembly.tracking_store()?;
     if tracking.plugin.importer().is_none() {
         return Err(Error::Import(format!(
@@ -118,7 +125,7 @@ pub fn run(
             tracking.entry.name, tracking.from
         )));
     }
-    let registry = if schema.has_table("registered_models") {
+    let registry = if with_registry {
         let built = assembly.registry_store()?;
         if built.plugin.registry_importer().is_none() {
             return Err(Error::Import(format!(
@@ -131,25 +138,47 @@ pub fn run(
     } else {
         None
     };
-    let rt = crate::cli::runtime()?;
-    let mut ctx = Ctx {
-        db,
-        schema,
+    Ok(Dest {
         tracking: tracking.plugin,
         registry,
-        rt,
+        rt: crate::cli::runtime()?,
         dry_run: args.dry_run,
         quiet: args.quiet,
         err,
-    };
-    let from = crate::secrets::redact_uri(&args.from).into_owned();
-    ctx.progress(&format!(
-        "cairn import: reading {from} (MLflow schema revision {}){}",
-        ctx.schema.revision,
-        if args.dry_run { ", dry run" } else { "" }
-    ));
+    })
+}
+
+/// Runs `cairn import`: progress on `err`, the final counts on `out`.
+pub fn run(
+    args: &ImportArgs,
+    assembly: &Assembly<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
     let mut report = Report::default();
-    let result = copy_all(&mut ctx, &mut report);
+    let result = if let Some(root) = filestore::root(&args.from)? {
+        let with_registry = root.join("models").is_dir();
+        let mut dest = destination(args, assembly, with_registry, err)?;
+        dest.progress(&format!(
+            "cairn import: reading MLflow's FileStore {}{}",
+            root.display(),
+            if args.dry_run { ", dry run" } else { "" }
+        ));
+        filestore::copy_all(&root, &mut dest, &mut report)
+    } else {
+        let mut db = source::open(&args.from)?;
+        let schema = Schema::inspect(&mut *db)?;
+        let with_registry = schema.has_table("registered_models");
+        let dest = destination(args, assembly, with_registry, err)?;
+        let mut ctx = Ctx { db, schema, dest };
+        let from = crate::secrets::redact_uri(&args.from).into_owned();
+        ctx.dest.progress(&format!(
+            "cairn import: reading {from} (MLflow schema revision {}){}",
+            ctx.schema.revision,
+            if args.dry_run { ", dry run" } else { "" }
+        ));
+        copy_all(&mut ctx, &mut report)
+    };
     let verb = if args.dry_run {
         "would write"
     } else {
@@ -196,14 +225,14 @@ fn copy_all(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
         logged_models(ctx, report)?;
     }
     runs(ctx, report)?;
-    if ctx.registry.is_some() {
+    if ctx.dest.registry.is_some() {
         registered_models(ctx, report)?;
     }
     Ok(())
 }
 
-impl Ctx<'_> {
-    fn progress(&mut self, line: &str) {
+impl Dest<'_> {
+    pub(crate) fn progress(&mut self, line: &str) {
         if !self.quiet {
             let _ = writeln!(self.err, "{line}");
         }
@@ -220,6 +249,162 @@ impl Ctx<'_> {
             Err(e) => Err(store_failed("reading the destination".into(), e)),
         }
     }
+
+    /// Writes one experiment (or, in a dry run, reports whether it would be written).
+    pub(crate) fn experiment(&mut self, exp: Experiment) -> Result<Imported> {
+        let store = self.tracking.clone();
+        if self.dry_run {
+            let key = exp.experiment_id.clone();
+            return Ok(dry(
+                self.present(async move { store.get_experiment(&key).await })?
+            ));
+        }
+        let what = format!("experiment {} ('{}')", exp.experiment_id, exp.name);
+        self.rt
+            .block_on(async move { importer(&store)?.import_experiment(exp).await })
+            .map_err(|e| store_failed(what, e))
+    }
+
+    /// Writes one LoggedModel in lifecycle `stage`.
+    pub(crate) fn logged_model(
+        &mut self,
+        model: LoggedModel,
+        stage: LifecycleStage,
+    ) -> Result<Imported> {
+        let store = self.tracking.clone();
+        let model_id = model.info.model_id.clone();
+        if self.dry_run {
+            return Ok(dry(self.present(async move {
+                store.get_logged_model(&model_id, true).await
+            })?));
+        }
+        self.rt
+            .block_on(async move { importer(&store)?.import_logged_model(model, stage).await })
+            .map_err(|e| store_failed(format!("logged model {model_id}"), e))
+    }
+
+    /// Writes one run with its whole metric history: the store consumes the chunks (inside
+    /// its transaction) while `history` reads them; at most two chunks are in flight. Returns
+    /// what happened and how many metric values were (or, in a dry run, would be) written.
+    pub(crate) fn run(
+        &mut self,
+        run: ImportRun,
+        history: &mut dyn History,
+    ) -> Result<(Imported, u64)> {
+        let run_id = run.info.run_id.clone();
+        let store = self.tracking.clone();
+        if self.dry_run {
+            let key = run_id.clone();
+            let outcome = dry(self.present(async move { store.get_run(&key).await })?);
+            let values = if outcome == Imported::Written {
+                history.count()?
+            } else {
+                0
+            };
+            return Ok((outcome, values));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let chunks: Chunks<Metric> = Box::pin(Receiver(rx));
+        let job = self
+            .rt
+            .spawn(async move { importer(&store)?.import_run(run, chunks).await });
+        let mut values = 0u64;
+        let mut read_error = None;
+        loop {
+            match history.next_chunk() {
+                Ok(Some(chunk)) => {
+                    values += chunk.len() as u64;
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        // The store stopped reading: the run is present, or it failed
+                        // (reported below).
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(cairn_plugin_api::Error::internal(format!(
+                        "reading the source failed: {e}"
+                    ))));
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let outcome = self
+            .rt
+            .block_on(job)
+            .map_err(|e| Error::Import(format!("run {run_id}: the import task failed: {e}")))?
+            .map_err(|e| store_failed(format!("run {run_id}"), e));
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        let outcome = outcome?;
+        Ok((
+            outcome,
+            if outcome == Imported::Written {
+                values
+            } else {
+                0
+            },
+        ))
+    }
+
+    /// Writes one registered model (versions up to `max_version` count as allocated).
+    pub(crate) fn registered_model(
+        &mut self,
+        model: RegisteredModel,
+        max_version: i64,
+    ) -> Result<Imported> {
+        let Some(store) = self.registry.clone() else {
+            return Err(Error::Import(
+                "no model-registry store to import into".into(),
+            ));
+        };
+        let name = model.name.clone();
+        if self.dry_run {
+            return Ok(dry(self.present(async move {
+                store.get_registered_model(&name).await
+            })?));
+        }
+        self.rt
+            .block_on(async move {
+                registry_importer(&store)?
+                    .import_registered_model(model, max_version)
+                    .await
+            })
+            .map_err(|e| store_failed(format!("registered model '{name}'"), e))
+    }
+
+    /// Writes one model version of a registered model already imported.
+    pub(crate) fn model_version(&mut self, import: ImportModelVersion) -> Result<Imported> {
+        let Some(store) = self.registry.clone() else {
+            return Err(Error::Import(
+                "no model-registry store to import into".into(),
+            ));
+        };
+        let (name, number) = (import.version.name.clone(), import.version.version.clone());
+        if self.dry_run {
+            return Ok(dry(self.present(async move {
+                store.get_model_version(&name, &number).await
+            })?));
+        }
+        self.rt
+            .block_on(async move {
+                registry_importer(&store)?
+                    .import_model_version(import)
+                    .await
+            })
+            .map_err(|e| store_failed(format!("model version '{name}' {number}"), e))
+    }
+}
+
+/// A run's metric history, read in chunks of at most [`METRIC_CHUNK`] values.
+pub(crate) trait History {
+    /// The next chunk; `None` once the history is over.
+    fn next_chunk(&mut self) -> Result<Option<Vec<Metric>>>;
+    /// How many values the history has (for a dry run).
+    fn count(&mut self) -> Result<u64>;
 }
 
 fn experiments(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
@@ -256,21 +441,10 @@ fn experiments(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                 last_update_time: r[5].int(),
                 tags,
             };
-            let outcome = if ctx.dry_run {
-                let store = ctx.tracking.clone();
-                let key = exp.experiment_id.clone();
-                dry(ctx.present(async move { store.get_experiment(&key).await })?)
-            } else {
-                let store = ctx.tracking.clone();
-                let name = exp.name.clone();
-                ctx.rt
-                    .block_on(async move { importer(&store)?.import_experiment(exp).await })
-                    .map_err(|e| store_failed(format!("experiment {id} ('{name}')"), e))?
-            };
-            report.experiments.add(outcome);
+            report.experiments.add(ctx.dest.experiment(exp)?);
         }
     }
-    ctx.progress(&format!(
+    ctx.dest.progress(&format!(
         "experiments: {} written, {} already present",
         report.experiments.written, report.experiments.present
     ));
@@ -405,22 +579,12 @@ fn logged_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                 data: LoggedModelData { params, metrics },
             };
             let stage = lifecycle(&r[7]);
-            let outcome = if ctx.dry_run {
-                let store = ctx.tracking.clone();
-                let key = model_id.clone();
-                dry(ctx.present(async move { store.get_logged_model(&key, true).await })?)
-            } else {
-                let store = ctx.tracking.clone();
-                ctx.rt
-                    .block_on(
-                        async move { importer(&store)?.import_logged_model(model, stage).await },
-                    )
-                    .map_err(|e| store_failed(format!("logged model {model_id}"), e))?
-            };
-            report.logged_models.add(outcome);
+            report
+                .logged_models
+                .add(ctx.dest.logged_model(model, stage)?);
         }
     }
-    ctx.progress(&format!(
+    ctx.dest.progress(&format!(
         "logged models: {} written, {} already present",
         report.logged_models.written, report.logged_models.present
     ));
@@ -564,146 +728,115 @@ fn runs(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                     });
                 }
             }
-            let outcome = if ctx.dry_run {
-                let store = ctx.tracking.clone();
-                let key = run_id.clone();
-                let outcome = dry(ctx.present(async move { store.get_run(&key).await })?);
-                if outcome == Imported::Written {
-                    report.metric_values += ctx
-                        .db
-                        .rows("SELECT count(*) FROM metrics WHERE run_uuid = ?", &[id])?
-                        .first()
-                        .and_then(|r| r[0].int())
-                        .unwrap_or(0) as u64;
-                }
-                outcome
-            } else {
-                let (outcome, values) = import_run(ctx, run)?;
-                report.metric_values += values;
-                outcome
+            let mut history = SqlHistory {
+                db: &mut *ctx.db,
+                run_id,
+                cursor: None,
+                done: false,
             };
+            let (outcome, values) = ctx.dest.run(run, &mut history)?;
+            report.metric_values += values;
             report.runs.add(outcome);
             done += 1;
             if done % 100 == 0 || done == total {
-                ctx.progress(&format!("runs: {done}/{total}"));
+                ctx.dest.progress(&format!("runs: {done}/{total}"));
             }
         }
     }
-    ctx.progress(&format!(
+    ctx.dest.progress(&format!(
         "runs: {} written, {} already present",
         report.runs.written, report.runs.present
     ));
     Ok(())
 }
 
-/// One run: the store consumes the history chunks (inside its transaction) while they are
-/// read here; at most two chunks are in flight.
-fn import_run(ctx: &mut Ctx<'_>, run: ImportRun) -> Result<(Imported, u64)> {
-    let run_id = run.info.run_id.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let chunks: Chunks<Metric> = Box::pin(Receiver(rx));
-    let store = ctx.tracking.clone();
-    let job = ctx
-        .rt
-        .spawn(async move { importer(&store)?.import_run(run, chunks).await });
-    // Keyset pages in primary-key order (MLflow's metric_pk holds these five columns).
-    let sql = "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? \
-               AND (key > ? OR (key = ? AND (timestamp > ? OR (timestamp = ? AND (step > ? \
-               OR (step = ? AND (value > ? OR (value = ? AND is_nan > ?)))))))) \
-               ORDER BY key, timestamp, step, value, is_nan LIMIT ?";
-    let mut values = 0u64;
-    let mut cursor: Option<(String, i64, i64, f64, bool)> = None;
-    let mut read_error = None;
-    loop {
-        let (k, t, s, v, nan) =
-            cursor
-                .clone()
-                .unwrap_or((String::new(), i64::MIN, i64::MIN, f64::NEG_INFINITY, false));
-        let args = [
-            Val::Text(run_id.clone()),
-            Val::Text(k.clone()),
-            Val::Text(k),
-            Val::Int(t),
-            Val::Int(t),
-            Val::Int(s),
-            Val::Int(s),
-            Val::Real(v),
-            Val::Real(v),
-            Val::Int(nan.into()),
-            Val::Int(METRIC_CHUNK as i64),
-        ];
-        // The first page starts before every key (the empty key itself included).
-        let rows = if cursor.is_none() {
-            ctx.db.rows(
+/// A run's metric history read from MLflow's `metrics` table in keyset pages of
+/// [`METRIC_CHUNK`] rows, in primary-key order (MLflow's metric_pk holds these five columns).
+struct SqlHistory<'c> {
+    db: &'c mut dyn Db,
+    run_id: String,
+    cursor: Option<(String, i64, i64, f64, bool)>,
+    done: bool,
+}
+
+impl History for SqlHistory<'_> {
+    fn next_chunk(&mut self) -> Result<Option<Vec<Metric>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = match self.cursor.clone() {
+            // The first page starts before every key (the empty key itself included).
+            None => self.db.rows(
                 "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? \
                  ORDER BY key, timestamp, step, value, is_nan LIMIT ?",
-                &[Val::Text(run_id.clone()), Val::Int(METRIC_CHUNK as i64)],
-            )
-        } else {
-            ctx.db.rows(sql, &args)
+                &[
+                    Val::Text(self.run_id.clone()),
+                    Val::Int(METRIC_CHUNK as i64),
+                ],
+            )?,
+            Some((k, t, s, v, nan)) => self.db.rows(
+                "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? \
+                 AND (key > ? OR (key = ? AND (timestamp > ? OR (timestamp = ? AND (step > ? \
+                 OR (step = ? AND (value > ? OR (value = ? AND is_nan > ?)))))))) \
+                 ORDER BY key, timestamp, step, value, is_nan LIMIT ?",
+                &[
+                    Val::Text(self.run_id.clone()),
+                    Val::Text(k.clone()),
+                    Val::Text(k),
+                    Val::Int(t),
+                    Val::Int(t),
+                    Val::Int(s),
+                    Val::Int(s),
+                    Val::Real(v),
+                    Val::Real(v),
+                    Val::Int(nan.into()),
+                    Val::Int(METRIC_CHUNK as i64),
+                ],
+            )?,
         };
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
-                read_error = Some(e.to_string());
-                let _ = tx.blocking_send(Err(cairn_plugin_api::Error::internal(format!(
-                    "reading the source failed: {e}"
-                ))));
-                break;
-            }
+        let Some(last) = rows.last() else {
+            self.done = true;
+            return Ok(None);
         };
-        let Some(last) = rows.last() else { break };
-        cursor = Some((
+        self.cursor = Some((
             last[0].text_or_empty(),
             last[2].int().unwrap_or(0),
             last[3].int().unwrap_or(0),
             last[1].real().unwrap_or(0.0),
             last[4].truthy(),
         ));
-        let full = rows.len() == METRIC_CHUNK;
-        let chunk: Vec<Metric> = rows
-            .into_iter()
-            .map(|m| {
-                Metric::new(
-                    m[0].text_or_empty(),
-                    metric_value(&m[1], &m[4]),
-                    m[2].int().unwrap_or(0),
-                    m[3].int().unwrap_or(0),
-                )
-            })
-            .collect();
-        values += chunk.len() as u64;
-        if tx.blocking_send(Ok(chunk)).is_err() {
-            // The store stopped reading: the run is present, or it failed (reported below).
-            break;
-        }
-        if !full {
-            break;
-        }
+        self.done = rows.len() < METRIC_CHUNK;
+        Ok(Some(
+            rows.into_iter()
+                .map(|m| {
+                    Metric::new(
+                        m[0].text_or_empty(),
+                        metric_value(&m[1], &m[4]),
+                        m[2].int().unwrap_or(0),
+                        m[3].int().unwrap_or(0),
+                    )
+                })
+                .collect(),
+        ))
     }
-    drop(tx);
-    let outcome = ctx
-        .rt
-        .block_on(job)
-        .map_err(|e| Error::Import(format!("run {run_id}: the import task failed: {e}")))?
-        .map_err(|e| store_failed(format!("run {run_id}"), e))?;
-    if let Some(e) = read_error {
-        return Err(Error::Import(e));
+
+    fn count(&mut self) -> Result<u64> {
+        Ok(self
+            .db
+            .rows(
+                "SELECT count(*) FROM metrics WHERE run_uuid = ?",
+                &[Val::Text(self.run_id.clone())],
+            )?
+            .first()
+            .and_then(|r| r[0].int())
+            .unwrap_or(0) as u64)
     }
-    Ok((
-        outcome,
-        if outcome == Imported::Written {
-            values
-        } else {
-            0
-        },
-    ))
 }
 
 fn registered_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
-    let Some(registry) = ctx.registry.clone() else {
+    if ctx.dest.registry.is_none() {
         return Ok(());
-    };
+    }
     let s = &ctx.schema;
     let ws = s.default_workspace("registered_models", "");
     let sql = format!(
@@ -782,21 +915,9 @@ fn registered_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                 tags,
                 aliases: model_aliases,
             };
-            let outcome = if ctx.dry_run {
-                let store = registry.clone();
-                let n = name.clone();
-                dry(ctx.present(async move { store.get_registered_model(&n).await })?)
-            } else {
-                let store = registry.clone();
-                ctx.rt
-                    .block_on(async move {
-                        registry_importer(&store)?
-                            .import_registered_model(model, max_version)
-                            .await
-                    })
-                    .map_err(|e| store_failed(format!("registered model '{name}'"), e))?
-            };
-            report.registered_models.add(outcome);
+            report
+                .registered_models
+                .add(ctx.dest.registered_model(model, max_version)?);
             // Its versions, hidden (deleted) ones left out: their numbers stay allocated
             // through max_version.
             let mut after_version = 0i64;
@@ -852,28 +973,12 @@ fn registered_models(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
                     };
                     let mut import = ImportModelVersion::new(version);
                     import.storage_location = v[11].text();
-                    let outcome = if ctx.dry_run {
-                        let store = registry.clone();
-                        let (n, num) = (name.clone(), number.to_string());
-                        dry(ctx.present(async move { store.get_model_version(&n, &num).await })?)
-                    } else {
-                        let store = registry.clone();
-                        ctx.rt
-                            .block_on(async move {
-                                registry_importer(&store)?
-                                    .import_model_version(import)
-                                    .await
-                            })
-                            .map_err(|e| {
-                                store_failed(format!("model version '{name}' {number}"), e)
-                            })?
-                    };
-                    report.model_versions.add(outcome);
+                    report.model_versions.add(ctx.dest.model_version(import)?);
                 }
             }
         }
     }
-    ctx.progress(&format!(
+    ctx.dest.progress(&format!(
         "registered models: {} written, {} already present; model versions: {} written, {} \
          already present",
         report.registered_models.written,

@@ -385,8 +385,9 @@ pub(crate) fn open(uri: &str) -> Result<Box<dyn Db>> {
     }
     Err(Error::Import(format!(
         "--from '{}': cairn import reads MLflow's SQL schema from sqlite:///<path> or \
-         postgresql://user:password@host:port/database URIs (MLflow's FileStore directories \
-         and other databases are not supported)",
+         postgresql://user:password@host:port/database URIs, and MLflow's FileStore from an \
+         existing mlruns directory (a path or file:///<path>); other databases are not \
+         supported",
         crate::secrets::redact_uri(uri)
     )))
 }
