@@ -48,6 +48,7 @@
 mod display;
 pub mod eval;
 mod parser;
+pub mod metrics_sql;
 pub mod sql;
 mod validate;
 
