@@ -18,7 +18,10 @@ Per server (fresh, on its own SQLite database, `--no-serve-artifacts`; MLflow wi
 - search: `MlflowClient.search_traces` over that experiment with a filter on a tag and the
   status, ordered by time, 100 results a page: with `include_spans=False` (trace infos only)
   and with the client's default `include_spans=True` (the 100 traces' spans fetched too).
-  Reported: p50/p99 latency seen by the client and server CPU per query.
+  Reported: p50/p99 latency seen by the client and server CPU per query. The same requests
+  are then made as raw HTTP (`POST traces/search`, and `GET traces/batchGet` 10 ids at a time
+  as the client does), which takes the Python client's own object building out of the
+  latency: what is left is the server.
 
 Results: bench/results/traces-*.json and a Markdown table on stdout.
 """
@@ -135,7 +138,7 @@ def count_traces(client, experiment_id: str) -> tuple[int, dict]:
     n, states, token = 0, {}, None
     while True:
         page = client.search_traces(
-            locations=[experiment_id], max_results=1000, page_token=token, include_spans=False
+            locations=[experiment_id], max_results=500, page_token=token, include_spans=False
         )
         n += len(page)
         for t in page:
@@ -145,7 +148,7 @@ def count_traces(client, experiment_id: str) -> tuple[int, dict]:
             return n, states
 
 
-def search(server, client, experiment_id: str, queries: int, include_spans: bool) -> dict:
+def search(server, client, experiment_id: str, traces: int, queries: int, include_spans: bool) -> dict:
     from tracking_server import pct, tree_cpu_s
 
     def once():
@@ -158,8 +161,9 @@ def search(server, client, experiment_id: str, queries: int, include_spans: bool
         )
 
     first = once()  # warm-up, and the answer checked
-    if len(first) != SEARCH_MAX_RESULTS:
-        sys.exit(f"{server.flavor.label}: search returned {len(first)} traces, not {SEARCH_MAX_RESULTS}")
+    expected = min(SEARCH_MAX_RESULTS, sum(1 for i in range(traces) if i % GROUPS == 3))
+    if len(first) != expected:
+        sys.exit(f"{server.flavor.label}: search returned {len(first)} traces, not {expected}")
     bad = [t.info.trace_id for t in first if t.info.tags.get("bench_group") != "g3" or t.info.state.value != "OK"]
     if bad:
         sys.exit(f"{server.flavor.label}: search returned traces outside the filter: {bad[:3]}")
@@ -175,6 +179,53 @@ def search(server, client, experiment_id: str, queries: int, include_spans: bool
     server_cpu = tree_cpu_s(server.pid) - cpu0
     return {
         "queries": queries,
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "server_cpu_ms_per_query": 1000 * server_cpu / queries,
+    }
+
+
+def raw_search(server, experiment_id: str, queries: int, include_spans: bool) -> dict:
+    """The requests `search_traces` makes, as raw HTTP on one keep-alive connection (no client
+    objects built): `POST traces/search`, then (with spans) `GET traces/batchGet` of the page's
+    ids 10 at a time, as the client does (`_MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE`)."""
+    import urllib.parse
+
+    from tracking_server import RawHttp, pct, tree_cpu_s
+
+    raw = RawHttp(server.url)
+    body = json.dumps({
+        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}}],
+        "filter": SEARCH_FILTER,
+        "max_results": SEARCH_MAX_RESULTS,
+        "order_by": SEARCH_ORDER,
+    }).encode()
+
+    def once() -> int:
+        page = json.loads(raw.call("POST", "/api/3.0/mlflow/traces/search", body))
+        ids = [t["trace_id"] for t in page.get("traces", [])]
+        spans = 0
+        if include_spans:
+            for i in range(0, len(ids), 10):
+                query = urllib.parse.urlencode([("trace_ids", x) for x in ids[i : i + 10]])
+                got = json.loads(raw.call("GET", f"/api/3.0/mlflow/traces/batchGet?{query}"))
+                spans += sum(len(t.get("spans", [])) for t in got.get("traces", []))
+        return spans
+
+    first = once()
+    if include_spans and first == 0:
+        sys.exit(f"{server.flavor.label}: batchGet returned no spans")
+    latencies = []
+    cpu0 = tree_cpu_s(server.pid)
+    for _ in range(queries):
+        t = time.perf_counter()
+        once()
+        latencies.append(time.perf_counter() - t)
+    server_cpu = tree_cpu_s(server.pid) - cpu0
+    raw.close()
+    return {
+        "queries": queries,
+        "spans_per_query": first,
         "p50_ms": pct(latencies, 50) * 1000,
         "p99_ms": pct(latencies, 99) * 1000,
         "server_cpu_ms_per_query": 1000 * server_cpu / queries,
@@ -248,13 +299,16 @@ def main() -> None:
                 experiment_id = client.create_experiment("traces-bench")
                 print(f"{flavor.name}: ingesting {traces} traces", file=sys.stderr)
                 res = {"ingest": ingest(server, experiment_id, traces)}
+                print(f"{flavor.name}: ingest {json.dumps(res['ingest'])}", file=sys.stderr)
                 stored, states = count_traces(client, experiment_id)
                 res["stored_traces"], res["states"] = stored, states
                 if stored != traces:
                     sys.exit(f"{flavor.label} holds {stored} traces, {traces} were sent ({states})")
                 print(f"{flavor.name}: searching", file=sys.stderr)
-                res["search_infos"] = search(server, client, experiment_id, queries, False)
-                res["search_spans"] = search(server, client, experiment_id, queries, True)
+                res["search_infos"] = search(server, client, experiment_id, traces, queries, False)
+                res["search_spans"] = search(server, client, experiment_id, traces, queries, True)
+                res["raw_search_infos"] = raw_search(server, experiment_id, queries, False)
+                res["raw_search_spans"] = raw_search(server, experiment_id, queries, True)
                 res["loadavg_after"] = loadavg()
                 results["servers"][flavor.name] = res
                 print(f"{flavor.name}: {json.dumps(res)}", file=sys.stderr)
@@ -296,6 +350,10 @@ def render(results: dict) -> str:
     row("search_traces (with spans): p50 ms", "search_spans", "p50_ms", "{:.2f}")
     row("search_traces (with spans): p99 ms", "search_spans", "p99_ms", "{:.2f}")
     row("search_traces (with spans): server CPU ms per query", "search_spans", "server_cpu_ms_per_query", "{:.2f}")
+    row("raw HTTP traces/search: p50 ms", "raw_search_infos", "p50_ms", "{:.2f}")
+    row("raw HTTP traces/search: server CPU ms per query", "raw_search_infos", "server_cpu_ms_per_query", "{:.2f}")
+    row("raw HTTP traces/search + batchGet: p50 ms", "raw_search_spans", "p50_ms", "{:.2f}")
+    row("raw HTTP traces/search + batchGet: server CPU ms per query", "raw_search_spans", "server_cpu_ms_per_query", "{:.2f}")
     return "\n".join(lines)
 
 

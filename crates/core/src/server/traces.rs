@@ -444,21 +444,46 @@ pub async fn get_trace_info_v3(
 
 /// The spans of a trace, as stored JSON, a page at a time.
 async fn spans_json(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<Value>> {
+    stored_spans(store, trace_id)
+        .await?
+        .iter()
+        .map(|s| {
+            serde_json::from_str(s)
+                .map_err(|e| ApiError::internal(format!("stored span is not JSON: {e}")))
+        })
+        .collect()
+}
+
+/// The spans of a trace as the JSON text the store holds, a page at a time.
+async fn stored_spans(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
         let page = store.get_spans(trace_id, SPAN_PAGE, token).await?;
-        for s in page.items {
-            out.push(
-                serde_json::from_str(&s.content)
-                    .map_err(|e| ApiError::internal(format!("stored span is not JSON: {e}")))?,
-            );
-        }
+        out.extend(page.items.into_iter().map(|s| s.content));
         match page.next_page_token {
             Some(t) => token = Some(t),
             None => return Ok(out),
         }
     }
+}
+
+/// Appends `{"trace_info": ..., "spans": [...]}` to `out`. The spans are written as stored:
+/// the server itself wrote that text (`span_record`, `Value::to_string`), so it is JSON, and
+/// parsing it into a tree only to write it out again was most of the CPU of `traces/get` and
+/// `traces/batchGet` (the client's `search_traces` fetches its spans through the latter).
+fn write_trace(out: &mut Vec<u8>, info: &TraceInfo, spans: &[String]) -> ApiResult<()> {
+    out.extend_from_slice(b"{\"trace_info\":");
+    serde_json::to_writer(&mut *out, &info_json(info)).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"spans\":[");
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(span.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
 }
 
 /// `GET traces/get?trace_id=`.
@@ -480,10 +505,11 @@ pub async fn get_trace(
     let store = traces(&state)?;
     let trace_id = super::wire::required(&req.trace_id, "trace_id")?;
     let info = store.get_trace_info(trace_id).await?;
-    let spans = spans_json(store, trace_id).await?;
-    Ok(json(
-        &json!({"trace": {"trace_info": info_json(&info), "spans": spans}}),
-    ))
+    let spans = stored_spans(store, trace_id).await?;
+    let mut out = b"{\"trace\":".to_vec();
+    write_trace(&mut out, &info, &spans)?;
+    out.push(b'}');
+    Ok(super::wire::json_bytes(out))
 }
 
 /// `traces/batchGet` and `traces/batchGetInfos`.
@@ -519,12 +545,16 @@ pub async fn batch_get_traces(
 ) -> ApiResult<Response> {
     let infos = batch_infos(&state, &req).await?;
     let store = traces(&state)?;
-    let mut out = Vec::with_capacity(infos.len());
-    for info in &infos {
-        let spans = spans_json(store, &info.trace_id).await?;
-        out.push(json!({"trace_info": info_json(info), "spans": spans}));
+    let mut out = b"{\"traces\":[".to_vec();
+    for (i, info) in infos.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let spans = stored_spans(store, &info.trace_id).await?;
+        write_trace(&mut out, info, &spans)?;
     }
-    Ok(json(&json!({"traces": out})))
+    out.extend_from_slice(b"]}");
+    Ok(super::wire::json_bytes(out))
 }
 
 /// `POST /api/3.0/mlflow/traces/batchGetInfos` → `{"trace_infos": [TraceInfoV3]}`.
@@ -923,7 +953,12 @@ pub async fn update_assessment(
 pub async fn delete_assessment(
     State(state): State<AppState>,
     Path((trace_id, assessment_id)): Path<(String, String)>,
+    body: Body,
 ) -> ApiResult<Response> {
+    // The client sends the ids in a JSON body too. Read it: a body left unread makes the
+    // server close the connection after answering, and the client's next request on that
+    // kept-alive connection then fails ("Remote end closed connection without response").
+    read_body(body, TRACE_BODY_LIMIT).await?;
     let store = traces(&state)?;
     let overridden = match store.get_assessment(&trace_id, &assessment_id).await {
         Ok(a) => a

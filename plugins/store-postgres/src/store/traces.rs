@@ -528,7 +528,7 @@ impl TraceStore for PostgresStore {
         experiment_ids: &[String],
         filter: Option<cairn_plugin_api::search::Expr>,
     ) -> Result<usize> {
-        let exps = experiment_ids(experiment_ids)?;
+        let exps = self::experiment_ids(experiment_ids)?;
         if exps.is_empty() {
             return Ok(0);
         }

@@ -647,7 +647,8 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
     let query = |view, metric: &str, aggs: Vec<MetricAggregation>| {
         TraceMetricsQuery::new(vec![exp.clone()], view, metric, aggs)
     };
-    let points = |r: Result<Vec<MetricDataPoint>>| -> Option<Vec<(Vec<(String, String)>, Vec<(String, f64)>)>> {
+    type Points = Vec<(Vec<(String, String)>, Vec<(String, f64)>)>;
+    let points = |r: crate::Result<Vec<MetricDataPoint>>| -> Option<Points> {
         match r {
             Err(e) if e.kind == ErrorKind::Unsupported => None,
             r => Some(
