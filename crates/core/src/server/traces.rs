@@ -1129,7 +1129,13 @@ const SUMS: &[&str] = &["SUM", "AVG", "MIN", "MAX", "PERCENTILE"];
 /// MLflow's `VIEW_TYPE_CONFIGS`: per view, each metric with its aggregations and dimensions,
 /// in MLflow's order (its error messages list them so).
 #[allow(clippy::type_complexity)]
-fn metric_configs(view: MetricView) -> &'static [(&'static str, &'static [&'static str], &'static [&'static str])] {
+fn metric_configs(
+    view: MetricView,
+) -> &'static [(
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+)] {
     const TRACE_NAME: &[&str] = &["trace_name"];
     const MODEL: &[&str] = &["span_model_name", "span_model_provider"];
     match view {
@@ -1147,7 +1153,13 @@ fn metric_configs(view: MetricView) -> &'static [(&'static str, &'static [&'stat
             (
                 "span_count",
                 COUNT,
-                &["span_name", "span_type", "span_status", "span_model_name", "span_model_provider"],
+                &[
+                    "span_name",
+                    "span_type",
+                    "span_status",
+                    "span_model_name",
+                    "span_model_provider",
+                ],
             ),
             ("latency", STATS, &["span_name", "span_status"]),
             ("input_cost", SUMS, MODEL),
@@ -1155,7 +1167,11 @@ fn metric_configs(view: MetricView) -> &'static [(&'static str, &'static [&'stat
             ("total_cost", SUMS, MODEL),
         ],
         _ => &[
-            ("assessment_count", COUNT, &["assessment_name", "assessment_value"]),
+            (
+                "assessment_count",
+                COUNT,
+                &["assessment_name", "assessment_value"],
+            ),
             ("assessment_value", STATS, &["assessment_name"]),
         ],
     }
@@ -1222,7 +1238,12 @@ fn parse_metric_filter(filter: &str) -> ApiResult<MetricFilter> {
         [v, e, k] => (
             v.trim_matches('`'),
             *e,
-            Some(k.trim_matches('`').trim_matches('"').trim_matches('\'').to_string()),
+            Some(
+                k.trim_matches('`')
+                    .trim_matches('"')
+                    .trim_matches('\'')
+                    .to_string(),
+            ),
         ),
         _ => return Err(ident_error()),
     };
@@ -1309,7 +1330,10 @@ pub async fn query_trace_metrics(
     let store = traces(&state)?;
     let body = json_body(req).await?;
     let experiment_ids = string_list(&body, "experiment_ids", "experimentIds")?;
-    if !matches!(get(&body, "experiment_ids", "experimentIds"), Some(Value::Array(_))) {
+    if !matches!(
+        get(&body, "experiment_ids", "experimentIds"),
+        Some(Value::Array(_))
+    ) {
         return Err(ApiError::missing("experiment_ids"));
     }
     let view = match get(&body, "view_type", "viewType") {

@@ -12,8 +12,7 @@
 
 use super::sql::{Dialect, Sql};
 use crate::traces::{
-    MetricAggregation, MetricFilter, MetricView, TRACE_NAME_TAG,
-    TraceMetricsQuery,
+    MetricAggregation, MetricFilter, MetricView, TRACE_NAME_TAG, TraceMetricsQuery,
 };
 use crate::{Error, Result};
 
@@ -24,7 +23,11 @@ pub const SESSION_METADATA: &str = "mlflow.trace.session";
 
 /// The statement of `q` over the experiments `experiment_ids` (already parsed), and how many
 /// of its leading columns are dimensions.
-pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[i64]) -> Result<(Sql, usize)> {
+pub fn trace_metrics(
+    dialect: Dialect,
+    q: &TraceMetricsQuery,
+    experiment_ids: &[i64],
+) -> Result<(Sql, usize)> {
     let mut sql = Sql::new(dialect);
     let pg = dialect == Dialect::Postgres;
     let exps = sql.bind_list(experiment_ids);
@@ -64,9 +67,15 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
     let assessment_type =
         "(CASE WHEN {fb} IS NOT NULL THEN 'feedback' WHEN {ex} IS NOT NULL THEN 'expectation' END)";
     let (fb, ex) = if pg {
-        ("(a.body::jsonb -> 'feedback')", "(a.body::jsonb -> 'expectation')")
+        (
+            "(a.body::jsonb -> 'feedback')",
+            "(a.body::jsonb -> 'expectation')",
+        )
     } else {
-        ("json_extract(a.body, '$.feedback')", "json_extract(a.body, '$.expectation')")
+        (
+            "json_extract(a.body, '$.feedback')",
+            "json_extract(a.body, '$.expectation')",
+        )
     };
     let assessment_type = assessment_type.replace("{fb}", fb).replace("{ex}", ex);
     for f in &q.filters {
@@ -74,15 +83,25 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
             MetricFilter::TraceStatus(v) => format!("t.state = {}", sql.bind(v.as_str())),
             MetricFilter::TraceTag(k, v) => {
                 let (k, v) = (sql.bind(k.as_str()), sql.bind(v.as_str()));
-                format!("EXISTS (SELECT 1 FROM trace_tags g WHERE g.trace = t.id AND g.key = {k} AND g.value = {v})")
+                format!(
+                    "EXISTS (SELECT 1 FROM trace_tags g WHERE g.trace = t.id AND g.key = {k} AND g.value = {v})"
+                )
             }
             MetricFilter::TraceMetadata(k, v) => {
                 let (k, v) = (sql.bind(k.as_str()), sql.bind(v.as_str()));
-                format!("EXISTS (SELECT 1 FROM trace_metadata g WHERE g.trace = t.id AND g.key = {k} AND g.value = {v})")
+                format!(
+                    "EXISTS (SELECT 1 FROM trace_metadata g WHERE g.trace = t.id AND g.key = {k} AND g.value = {v})"
+                )
             }
-            MetricFilter::SpanName(v) if q.view == MetricView::Spans => format!("s.name = {}", sql.bind(v.as_str())),
-            MetricFilter::SpanStatus(v) if q.view == MetricView::Spans => format!("s.status = {}", sql.bind(v.as_str())),
-            MetricFilter::SpanType(v) if q.view == MetricView::Spans => format!("s.type = {}", sql.bind(v.as_str())),
+            MetricFilter::SpanName(v) if q.view == MetricView::Spans => {
+                format!("s.name = {}", sql.bind(v.as_str()))
+            }
+            MetricFilter::SpanStatus(v) if q.view == MetricView::Spans => {
+                format!("s.status = {}", sql.bind(v.as_str()))
+            }
+            MetricFilter::SpanType(v) if q.view == MetricView::Spans => {
+                format!("s.type = {}", sql.bind(v.as_str()))
+            }
             MetricFilter::AssessmentName(v) if q.view == MetricView::Assessments => {
                 format!("a.name = {}", sql.bind(v.as_str()))
             }
@@ -118,7 +137,10 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
         (MetricView::Traces, "latency") => "t.execution_time".into(),
         (
             MetricView::Traces,
-            field @ ("input_tokens" | "output_tokens" | "total_tokens" | "cache_read_input_tokens"
+            field @ ("input_tokens"
+            | "output_tokens"
+            | "total_tokens"
+            | "cache_read_input_tokens"
             | "cache_creation_input_tokens"),
         ) => json_number(&mut sql, field),
         (MetricView::Spans, "span_count") => "s.span_id".into(),
@@ -137,7 +159,9 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
     let mut dims: Vec<(String, bool)> = Vec::new(); // (expression, is text)
     if let Some(secs) = q.time_interval_seconds {
         let ms = secs.checked_mul(1000).filter(|ms| *ms > 0).ok_or_else(|| {
-            Error::invalid(format!("Invalid time_interval_seconds {secs}: it must be positive"))
+            Error::invalid(format!(
+                "Invalid time_interval_seconds {secs}: it must be positive"
+            ))
         })?;
         dims.push((format!("(({time_ms} / {ms}) * {ms})"), false));
     }
@@ -174,7 +198,11 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
     // the text columns are byte-ordered in both stores (PostgreSQL: `COLLATE "C"` columns).
     let mut select: Vec<String> = dims.iter().map(|(e, _)| e.clone()).collect();
     for agg in &q.aggregations {
-        let arg = if distinct { format!("DISTINCT {value}") } else { value.clone() };
+        let arg = if distinct {
+            format!("DISTINCT {value}")
+        } else {
+            value.clone()
+        };
         let e = match agg {
             MetricAggregation::Count => format!("COUNT({arg})"),
             MetricAggregation::Sum => format!("SUM({arg})"),
@@ -183,7 +211,10 @@ pub fn trace_metrics(dialect: Dialect, q: &TraceMetricsQuery, experiment_ids: &[
             MetricAggregation::Max => format!("MAX({arg})"),
             MetricAggregation::Percentile(p) => {
                 if pg {
-                    format!("percentile_cont({:?}::float8) WITHIN GROUP (ORDER BY {value})", p / 100.0)
+                    format!(
+                        "percentile_cont({:?}::float8) WITHIN GROUP (ORDER BY {value})",
+                        p / 100.0
+                    )
                 } else {
                     format!("percentile({value}, {p:?})")
                 }
@@ -253,7 +284,13 @@ mod tests {
     #[test]
     fn percentile_interpolates_between_ranks_as_numpy_does() {
         // numpy.percentile([1, 2, 3, 4], [0, 25, 50, 90, 100]) = [1, 1.75, 2.5, 3.7, 4]
-        for (p, want) in [(0.0, 1.0), (25.0, 1.75), (50.0, 2.5), (90.0, 3.7), (100.0, 4.0)] {
+        for (p, want) in [
+            (0.0, 1.0),
+            (25.0, 1.75),
+            (50.0, 2.5),
+            (90.0, 3.7),
+            (100.0, 4.0),
+        ] {
             let got = percentile(&mut [4.0, 1.0, 3.0, 2.0], p).unwrap();
             assert!((got - want).abs() < 1e-12, "p{p}: {got} != {want}");
         }

@@ -47,8 +47,8 @@
 
 mod display;
 pub mod eval;
-mod parser;
 pub mod metrics_sql;
+mod parser;
 pub mod sql;
 mod validate;
 

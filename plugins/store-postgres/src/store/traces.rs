@@ -134,7 +134,14 @@ async fn location_tags(
         location.trim_end_matches('/')
     );
     upsert_kv(tx, "trace_tags", row, ARTIFACT_LOCATION_TAG, &artifacts).await?;
-    upsert_kv(tx, "trace_tags", row, SPANS_LOCATION_TAG, SPANS_IN_TRACKING_STORE).await
+    upsert_kv(
+        tx,
+        "trace_tags",
+        row,
+        SPANS_LOCATION_TAG,
+        SPANS_IN_TRACKING_STORE,
+    )
+    .await
 }
 
 fn state_of(s: &str) -> StoreResult<TraceState> {
@@ -342,7 +349,11 @@ impl TraceStore for PostgresStore {
                     if let Some(root) = spans.iter().find(|s| s.parent_span_id.is_none()) {
                         // The root span decides the trace's time, duration and state unless
                         // start_trace already wrote them (then it is no longer IN_PROGRESS).
-                        let state = if root.status == "ERROR" { "ERROR" } else { "OK" };
+                        let state = if root.status == "ERROR" {
+                            "ERROR"
+                        } else {
+                            "OK"
+                        };
                         let duration = root
                             .end_time_unix_nano
                             .map(|e| (e - root.start_time_unix_nano) / 1_000_000);

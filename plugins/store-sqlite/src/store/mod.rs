@@ -169,7 +169,10 @@ fn register_percentile(conn: &Connection) -> rusqlite::Result<()> {
             let Some((mut values, p)) = acc else {
                 return Ok(None);
             };
-            Ok(cairn_plugin_api::search::metrics_sql::percentile(&mut values, p))
+            Ok(cairn_plugin_api::search::metrics_sql::percentile(
+                &mut values,
+                p,
+            ))
         }
     }
     conn.create_aggregate_function(

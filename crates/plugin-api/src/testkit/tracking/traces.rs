@@ -609,7 +609,11 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
 /// time range, a tag filter, spans by name, assessment values (booleans as 1/0). A store
 /// without the method (the default answers `Unsupported`) skips the case, saying so.
 pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
-    if !supports(store, Capability::Traces, "traces_metrics_aggregate_and_group") {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_metrics_aggregate_and_group",
+    ) {
         return;
     }
     let traces = store_of(store);
@@ -626,7 +630,10 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
         let id = format!("tr-{}", hex_id(i));
         ok(
             traces
-                .log_spans(&exp, vec![span(&id, "00000000000000aa", None, "root", time)])
+                .log_spans(
+                    &exp,
+                    vec![span(&id, "00000000000000aa", None, "root", time)],
+                )
                 .await,
             "log_spans",
         );
@@ -636,9 +643,12 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
         ok(traces.start_trace(info).await, "start_trace");
         ids.push(id);
     }
-    for (n, (id, value)) in [(&ids[0], serde_json::json!(true)), (&ids[1], serde_json::json!(0.5))]
-        .into_iter()
-        .enumerate()
+    for (n, (id, value)) in [
+        (&ids[0], serde_json::json!(true)),
+        (&ids[1], serde_json::json!(0.5)),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let body = serde_json::json!({"assessment_name": "q", "feedback": {"value": value}, "valid": true});
         let a = Assessment::new(format!("a-m{n}"), id.clone(), "q", 10, 10, body);
@@ -654,14 +664,23 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
             r => Some(
                 ok(r, "query_trace_metrics")
                     .into_iter()
-                    .map(|p| (p.dimensions.into_iter().collect(), p.values.into_iter().collect()))
+                    .map(|p| {
+                        (
+                            p.dimensions.into_iter().collect(),
+                            p.values.into_iter().collect(),
+                        )
+                    })
                     .collect(),
             ),
         }
     };
     let s = |x: &str| x.to_string();
 
-    let mut q = query(MetricView::Traces, "trace_count", vec![MetricAggregation::Count]);
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
     q.dimensions = vec![s("trace_status")];
     let Some(got) = points(traces.query_trace_metrics(q).await) else {
         eprintln!("skipped traces_metrics_aggregate_and_group: the store has no traces/metrics");
@@ -670,7 +689,10 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
     assert_eq!(
         got,
         vec![
-            (vec![(s("trace_status"), s("ERROR"))], vec![(s("COUNT"), 1.0)]),
+            (
+                vec![(s("trace_status"), s("ERROR"))],
+                vec![(s("COUNT"), 1.0)]
+            ),
             (vec![(s("trace_status"), s("OK"))], vec![(s("COUNT"), 2.0)]),
         ]
     );
@@ -684,19 +706,33 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
     assert_eq!(
         points(traces.query_trace_metrics(q).await).unwrap(),
         vec![
-            (vec![(s("trace_name"), s("a"))], vec![(s("AVG"), 15.0), (s("MAX"), 20.0)]),
-            (vec![(s("trace_name"), s("b"))], vec![(s("AVG"), 40.0), (s("MAX"), 40.0)]),
+            (
+                vec![(s("trace_name"), s("a"))],
+                vec![(s("AVG"), 15.0), (s("MAX"), 20.0)]
+            ),
+            (
+                vec![(s("trace_name"), s("b"))],
+                vec![(s("AVG"), 40.0), (s("MAX"), 40.0)]
+            ),
         ]
     );
     // Linear interpolation: p75 of 10, 20, 40 is 20 + 0.5 * (40 - 20).
-    let q = query(MetricView::Traces, "latency", vec![MetricAggregation::Percentile(75.0)]);
+    let q = query(
+        MetricView::Traces,
+        "latency",
+        vec![MetricAggregation::Percentile(75.0)],
+    );
     assert_eq!(
         points(traces.query_trace_metrics(q).await).unwrap(),
         vec![(vec![], vec![(s("P75.0"), 30.0)])]
     );
 
     // Buckets of one second over [5000, 7000]; then a range and a tag filter.
-    let mut q = query(MetricView::Traces, "trace_count", vec![MetricAggregation::Count]);
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
     q.time_interval_seconds = Some(1);
     q.start_time_ms = Some(5000);
     q.end_time_ms = Some(7000);
@@ -707,7 +743,11 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
             (vec![(s("time_bucket"), s("7000"))], vec![(s("COUNT"), 1.0)]),
         ]
     );
-    let mut q = query(MetricView::Traces, "trace_count", vec![MetricAggregation::Count]);
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
     q.start_time_ms = Some(5001);
     q.filters = vec![MetricFilter::TraceTag(s(TRACE_NAME_TAG), s("a"))];
     assert_eq!(
@@ -715,7 +755,11 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
         vec![(vec![], vec![(s("COUNT"), 1.0)])]
     );
 
-    let mut q = query(MetricView::Spans, "span_count", vec![MetricAggregation::Count]);
+    let mut q = query(
+        MetricView::Spans,
+        "span_count",
+        vec![MetricAggregation::Count],
+    );
     q.dimensions = vec![s("span_name")];
     q.filters = vec![MetricFilter::TraceStatus(s("OK"))];
     assert_eq!(
@@ -732,6 +776,9 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
     q.filters = vec![MetricFilter::AssessmentType(s("feedback"))];
     assert_eq!(
         points(traces.query_trace_metrics(q).await).unwrap(),
-        vec![(vec![(s("assessment_name"), s("q"))], vec![(s("AVG"), 0.75), (s("MIN"), 0.5)])]
+        vec![(
+            vec![(s("assessment_name"), s("q"))],
+            vec![(s("AVG"), 0.75), (s("MIN"), 0.5)]
+        )]
     );
 }
