@@ -1265,16 +1265,12 @@ fn parse_metric_filter(filter: &str) -> ApiResult<MetricFilter> {
         )));
     };
     match (needs_key, key) {
-        (true, None) => {
-            return Err(ApiError::invalid(format!(
-                "Filtering by {entity} requires a key, e.g. '{view}.{entity}.<key> = <value>'"
-            )));
-        }
-        (false, Some(_)) => {
-            return Err(ApiError::invalid(format!(
-                "Filtering by {entity} does not require a key, use '{view}.{entity}' instead"
-            )));
-        }
+        (true, None) => Err(ApiError::invalid(format!(
+            "Filtering by {entity} requires a key, e.g. '{view}.{entity}.<key> = <value>'"
+        ))),
+        (false, Some(_)) => Err(ApiError::invalid(format!(
+            "Filtering by {entity} does not require a key, use '{view}.{entity}' instead"
+        ))),
         (_, key) => Ok(match (view, entity, key) {
             ("trace", "status", _) => MetricFilter::TraceStatus(value),
             ("trace", "tag", Some(k)) => MetricFilter::TraceTag(k, value),
