@@ -415,3 +415,182 @@ def test_search_span_attribute_equality(experiment, client):
         )
         == []
     )
+
+
+def _metrics(client, experiment, view, metric, aggs, **kw):
+    """`traces/metrics` through the client's REST store, as MLflow's own test calls it."""
+    from mlflow.entities.trace_metrics import AggregationType, MetricAggregation, MetricViewType
+
+    aggregations = [
+        MetricAggregation(AggregationType.PERCENTILE, a) if isinstance(a, float)
+        else MetricAggregation(AggregationType(a))
+        for a in aggs
+    ]
+    points = _store(client).query_trace_metrics(
+        experiment_ids=[experiment],
+        view_type=MetricViewType(view),
+        metric_name=metric,
+        aggregations=aggregations,
+        **kw,
+    )
+    return [(p.dimensions, p.values) for p in points]
+
+
+def _lerp_percentile(values, p):
+    """numpy's default (linear) percentile."""
+    s = sorted(values)
+    rank = p / 100 * (len(s) - 1)
+    lo = int(rank)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (rank - lo)
+
+
+def test_query_trace_metrics(experiment, client):
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    @mlflow.trace(name="chat", span_type=SpanType.LLM)
+    def chat(i):
+        mlflow.get_current_active_span().set_attribute(
+            SpanAttributeKey.CHAT_USAGE,
+            {"input_tokens": 10 * i, "output_tokens": i, "total_tokens": 11 * i},
+        )
+        mlflow.update_current_trace(metadata={"mlflow.trace.session": f"s{i % 2}"})
+        time.sleep(0.002 * i)
+        return add(i, 1)
+
+    ids = [traced_call(i) for i in range(3)]  # "pipeline" -> "add"
+    for i in range(1, 4):
+        chat(i)
+        ids.append(mlflow.get_last_active_trace_id())
+    with pytest.raises(ValueError):
+        with mlflow.start_span(name="failing"):
+            raise ValueError("boom")
+    ids.append(mlflow.get_last_active_trace_id())
+    flush()
+    client.set_trace_tag(ids[0], "team", "a")
+    mlflow.log_feedback(trace_id=ids[0], name="quality", value=0.5)
+    mlflow.log_feedback(trace_id=ids[1], name="quality", value=True)
+    mlflow.log_feedback(trace_id=ids[2], name="quality", value="yes")
+    mlflow.log_feedback(trace_id=ids[3], name="relevant", value=False)
+    infos = {i: client.get_trace(i).info for i in ids}
+
+    # Counts by status (MLflow's own test_query_trace_metrics) and by name.
+    assert _metrics(client, experiment, "TRACES", "trace_count", ["COUNT"], dimensions=["trace_status"]) == [
+        ({"trace_status": "ERROR"}, {"COUNT": 1.0}),
+        ({"trace_status": "OK"}, {"COUNT": 6.0}),
+    ]
+    assert _metrics(client, experiment, "TRACES", "trace_count", ["COUNT"], dimensions=["trace_name"]) == [
+        ({"trace_name": "chat"}, {"COUNT": 3.0}),
+        ({"trace_name": "failing"}, {"COUNT": 1.0}),
+        ({"trace_name": "pipeline"}, {"COUNT": 3.0}),
+    ]
+    assert _metrics(client, experiment, "TRACES", "trace_count", ["COUNT"]) == [({}, {"COUNT": 7.0})]
+
+    # Filters: status, tag, metadata.
+    assert _metrics(
+        client, experiment, "TRACES", "trace_count", ["COUNT"], filters=["trace.status = 'OK'"]
+    ) == [({}, {"COUNT": 6.0})]
+    assert _metrics(
+        client, experiment, "TRACES", "trace_count", ["COUNT"], filters=["trace.tag.team = 'a'"]
+    ) == [({}, {"COUNT": 1.0})]
+    assert _metrics(
+        client, experiment, "TRACES", "trace_count", ["COUNT"],
+        filters=["trace.metadata.`mlflow.trace.session` = 's1'"],
+    ) == [({}, {"COUNT": 2.0})]
+
+    # Latency: aggregates of the traces' execution times, by name.
+    chat_ms = [infos[i].execution_duration for i in ids[3:6]]
+    [(dims, values)] = _metrics(
+        client, experiment, "TRACES", "latency", ["AVG", "MIN", "MAX", 50.0, 90.0],
+        dimensions=["trace_name"], filters=["trace.tag.mlflow.traceName = 'chat'"],
+    )
+    assert dims == {"trace_name": "chat"}
+    assert values["MIN"] == min(chat_ms) and values["MAX"] == max(chat_ms)
+    assert values["AVG"] == pytest.approx(sum(chat_ms) / 3)
+    assert values["P50.0"] == pytest.approx(_lerp_percentile(chat_ms, 50))
+    assert values["P90.0"] == pytest.approx(_lerp_percentile(chat_ms, 90))
+
+    # Token usage (the client sums the LLM spans' usage into the trace's metadata).
+    assert _metrics(client, experiment, "TRACES", "input_tokens", ["SUM", "MAX"]) == [
+        ({}, {"SUM": 60.0, "MAX": 30.0})
+    ]
+    assert _metrics(client, experiment, "TRACES", "session_count", ["COUNT"]) == [({}, {"COUNT": 2.0})]
+
+    # Time buckets of an hour, over the traces' request times.
+    start = min(info.request_time for info in infos.values())
+    end = max(info.request_time for info in infos.values())
+    hour = 3_600_000
+    buckets = {}
+    for info in infos.values():
+        b = info.request_time // hour * hour
+        buckets[b] = buckets.get(b, 0) + 1
+    got = _metrics(
+        client, experiment, "TRACES", "trace_count", ["COUNT"],
+        time_interval_seconds=3600, start_time_ms=start, end_time_ms=end,
+    )
+    import datetime
+
+    assert got == [
+        (
+            {"time_bucket": datetime.datetime.fromtimestamp(b / 1000, tz=datetime.timezone.utc).isoformat()},
+            {"COUNT": float(n)},
+        )
+        for b, n in sorted(buckets.items())
+    ]
+    assert _metrics(
+        client, experiment, "TRACES", "trace_count", ["COUNT"], start_time_ms=end + 1
+    ) == [({}, {"COUNT": 0.0})]
+
+    # Spans.
+    assert _metrics(client, experiment, "SPANS", "span_count", ["COUNT"], dimensions=["span_name"]) == [
+        ({"span_name": "add"}, {"COUNT": 6.0}),
+        ({"span_name": "chat"}, {"COUNT": 3.0}),
+        ({"span_name": "failing"}, {"COUNT": 1.0}),
+        ({"span_name": "pipeline"}, {"COUNT": 3.0}),
+    ]
+    assert _metrics(
+        client, experiment, "SPANS", "span_count", ["COUNT"], dimensions=["span_type"],
+        filters=["span.name = 'chat'"],
+    ) == [({"span_type": "LLM"}, {"COUNT": 3.0})]
+    assert _metrics(client, experiment, "SPANS", "span_count", ["COUNT"], dimensions=["span_status"]) == [
+        ({"span_status": "ERROR"}, {"COUNT": 1.0}),
+        ({"span_status": "OK"}, {"COUNT": 12.0}),
+    ]
+
+    # Assessments: counts and numeric values (booleans and yes/no count as 1/0).
+    assert _metrics(
+        client, experiment, "ASSESSMENTS", "assessment_count", ["COUNT"], dimensions=["assessment_name"]
+    ) == [({"assessment_name": "quality"}, {"COUNT": 3.0}), ({"assessment_name": "relevant"}, {"COUNT": 1.0})]
+    assert _metrics(
+        client, experiment, "ASSESSMENTS", "assessment_value", ["AVG", "MIN"], dimensions=["assessment_name"]
+    ) == [
+        ({"assessment_name": "quality"}, {"AVG": pytest.approx(2.5 / 3), "MIN": 0.5}),
+        ({"assessment_name": "relevant"}, {"AVG": 0.0, "MIN": 0.0}),
+    ]
+    assert _metrics(
+        client, experiment, "ASSESSMENTS", "assessment_count", ["COUNT"],
+        filters=["assessment.type = 'feedback'", "assessment.name = 'relevant'"],
+    ) == [({}, {"COUNT": 1.0})]
+
+
+def test_query_trace_metrics_errors(experiment, client):
+    from mlflow.exceptions import MlflowException
+
+    def error(*args, **kw):
+        with pytest.raises(MlflowException) as e:
+            _metrics(client, experiment, *args, **kw)
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+        return e.value.message
+
+    assert "metric_name must be one of" in error("TRACES", "no_such_metric", ["COUNT"])
+    assert "Found invalid aggregation_type(s): ['SUM']" in error("TRACES", "trace_count", ["SUM"])
+    assert "Found invalid dimension(s): ['span_name']" in error(
+        "TRACES", "trace_count", ["COUNT"], dimensions=["span_name"]
+    )
+    assert "start_time_ms and end_time_ms are required" in error(
+        "TRACES", "trace_count", ["COUNT"], time_interval_seconds=60
+    )
+    assert "Filtering by span is only supported" in error(
+        "TRACES", "trace_count", ["COUNT"], filters=["span.name = 'x'"]
+    )
+    assert "Invalid entity 'nope'" in error("TRACES", "trace_count", ["COUNT"], filters=["trace.nope = 'x'"])

@@ -196,8 +196,6 @@ async fn unknown_routes_are_json_404_and_unimplemented_ones_501() {
         .error(404, "ENDPOINT_NOT_FOUND");
     app.get("runs/create").await.error(405, "BAD_REQUEST");
     for (method, path) in [
-        // The trace endpoint not built yet (the rest is served: tests/compat/test_traces.py).
-        (Method::POST, "/api/3.0/mlflow/traces/metrics"),
         (
             Method::POST,
             "/api/2.0/mlflow/artifacts/presigned-upload-url",

@@ -272,6 +272,145 @@ pub enum DeleteTraces {
     },
 }
 
+/// What `traces/metrics` aggregates over (`MetricViewType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum MetricView {
+    /// One row per trace.
+    Traces,
+    /// One row per span.
+    Spans,
+    /// One row per valid assessment.
+    Assessments,
+}
+
+/// An aggregation of `traces/metrics` (`MetricAggregation`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MetricAggregation {
+    /// `COUNT`.
+    Count,
+    /// `SUM`.
+    Sum,
+    /// `AVG`.
+    Avg,
+    /// `MIN`.
+    Min,
+    /// `MAX`.
+    Max,
+    /// `PERCENTILE` with its value, 0 to 100: linear interpolation between the closest ranks
+    /// (numpy's default, PostgreSQL's `percentile_cont`).
+    Percentile(f64),
+}
+
+impl MetricAggregation {
+    /// The key of the value in a data point: `COUNT`, `AVG`, ..., `P50.0` (Python's
+    /// `f"P{percentile_value}"` of a float).
+    pub fn label(&self) -> String {
+        match self {
+            MetricAggregation::Count => "COUNT".into(),
+            MetricAggregation::Sum => "SUM".into(),
+            MetricAggregation::Avg => "AVG".into(),
+            MetricAggregation::Min => "MIN".into(),
+            MetricAggregation::Max => "MAX".into(),
+            MetricAggregation::Percentile(p) => format!("P{p:?}"),
+        }
+    }
+}
+
+/// One filter of `traces/metrics`: `<view>.<entity>[.<key>] = <value>` (MLflow compares for
+/// equality whatever the comparator). The host has checked the entity and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MetricFilter {
+    /// `trace.status = 'OK'`.
+    TraceStatus(String),
+    /// `trace.tag.<key> = <value>`.
+    TraceTag(String, String),
+    /// `trace.metadata.<key> = <value>`.
+    TraceMetadata(String, String),
+    /// `span.name = <value>` (span view only).
+    SpanName(String),
+    /// `span.status = <value>` (span view only).
+    SpanStatus(String),
+    /// `span.type = <value>` (span view only).
+    SpanType(String),
+    /// `assessment.name = <value>` (assessment view only).
+    AssessmentName(String),
+    /// `assessment.type = <value>` (`feedback` or `expectation`; assessment view only).
+    AssessmentType(String),
+}
+
+/// Arguments of [`TraceStore::query_trace_metrics`], checked by the host against MLflow's
+/// table of metrics, aggregations and dimensions per view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TraceMetricsQuery {
+    /// Experiments to aggregate over.
+    pub experiment_ids: Vec<String>,
+    /// The view.
+    pub view: MetricView,
+    /// `trace_count`, `latency`, `span_count`, `assessment_value`, ...
+    pub metric_name: String,
+    /// At least one.
+    pub aggregations: Vec<MetricAggregation>,
+    /// `trace_name`, `trace_status`, `span_name`, `assessment_name`, ...
+    pub dimensions: Vec<String>,
+    /// All must hold.
+    pub filters: Vec<MetricFilter>,
+    /// Bucket width; when set, `time_bucket` (ms, floored) is the first dimension.
+    pub time_interval_seconds: Option<i64>,
+    /// Inclusive bounds on the trace's request time, ms.
+    pub start_time_ms: Option<i64>,
+    /// Inclusive.
+    pub end_time_ms: Option<i64>,
+    /// Most data points returned.
+    pub max_results: usize,
+}
+
+impl TraceMetricsQuery {
+    /// A query of `metric_name` over `experiment_ids` in `view`.
+    pub fn new(
+        experiment_ids: Vec<String>,
+        view: MetricView,
+        metric_name: impl Into<String>,
+        aggregations: Vec<MetricAggregation>,
+    ) -> Self {
+        TraceMetricsQuery {
+            experiment_ids,
+            view,
+            metric_name: metric_name.into(),
+            aggregations,
+            dimensions: Vec::new(),
+            filters: Vec::new(),
+            time_interval_seconds: None,
+            start_time_ms: None,
+            end_time_ms: None,
+            max_results: 1000,
+        }
+    }
+}
+
+/// One group of a `traces/metrics` answer, ordered by its dimensions (time bucket first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MetricDataPoint {
+    /// Dimension name to value; `time_bucket` is ms since the epoch as text (the host writes
+    /// it as an ISO 8601 date). Groups with a missing dimension value are left out.
+    pub dimensions: BTreeMap<String, String>,
+    /// [`MetricAggregation::label`] to value; aggregations without a value are left out, and
+    /// so is a group without any value.
+    pub values: BTreeMap<String, f64>,
+}
+
+impl MetricDataPoint {
+    /// A data point.
+    pub fn new(dimensions: BTreeMap<String, String>, values: BTreeMap<String, f64>) -> Self {
+        MetricDataPoint { dimensions, values }
+    }
+}
+
 /// The trace store: MLflow 3 traces, spans, tags, metadata and assessments.
 ///
 /// Errors: an unknown trace is `NotFound` "Trace with ID '{id}' not found."; an unknown
@@ -357,6 +496,14 @@ pub trait TraceStore: Send + Sync {
                 None => return Ok(n),
             }
         }
+    }
+
+    /// `traces/metrics`: aggregates of the traces, spans or assessments of `experiment_ids`,
+    /// grouped by the query's dimensions, at most `max_results` groups. The default is
+    /// `Unsupported` (the host answers `NOT_IMPLEMENTED`).
+    async fn query_trace_metrics(&self, query: TraceMetricsQuery) -> Result<Vec<MetricDataPoint>> {
+        let _ = query;
+        Err(crate::Error::unsupported("traces/metrics"))
     }
 }
 

@@ -60,6 +60,14 @@ impl From<StoreError> for Error {
                             e.as_db_error().map(|d| d.message()).unwrap_or_default()
                         ))
                     }
+                    // A bad RLIKE pattern in a trace search (`~`), as the SQLite store's
+                    // `regexp()` reports one.
+                    Some(c) if c == SqlState::INVALID_REGULAR_EXPRESSION => {
+                        Error::invalid(format!(
+                            "Invalid regular expression in the filter: {}",
+                            e.as_db_error().map(|d| d.message()).unwrap_or_default()
+                        ))
+                    }
                     Some(c)
                         if c == SqlState::T_R_SERIALIZATION_FAILURE
                             || c == SqlState::T_R_DEADLOCK_DETECTED

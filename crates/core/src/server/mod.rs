@@ -20,7 +20,7 @@
 //!
 //! Besides the API: `GET /health` answers `OK`; `GET /version` answers the MLflow version Cairn
 //! is compatible with ([`MLFLOW_COMPATIBLE_VERSION`]); `GET /api/3.0/mlflow/server-info`
-//! describes what this server supports. `traces/metrics` and the tracking API's presigned-URL
+//! describes what this server supports. The tracking API's presigned-URL
 //! endpoints answer `501 NOT_IMPLEMENTED` for now (so do the registry endpoints when no
 //! model-registry store serves `store.registry_store_uri`); any other path is
 //! `404 ENDPOINT_NOT_FOUND`, in MLflow's JSON error shape.
@@ -275,7 +275,6 @@ fn not_implemented(message: &'static str) -> MethodRouter<AppState> {
     any(move || async move { ApiError::not_implemented(message) })
 }
 
-const TRACES_NOT_IMPLEMENTED: &str = "Traces are not implemented by this Cairn server yet.";
 const ARTIFACTS_NOT_IMPLEMENTED: &str =
     "Artifact access through the tracking server is not implemented by this Cairn server yet.";
 
@@ -491,7 +490,7 @@ fn api_routes(serve_artifacts: bool) -> Routes {
         }
     }
 
-    // Traces (api.md §1.5, issue 18). Specific routes first; traces/metrics answers 501.
+    // Traces (api.md §1.5, issue 18). Specific routes first.
     {
         use axum::routing::patch;
         use traces as tr;
@@ -561,13 +560,7 @@ fn api_routes(serve_artifacts: bool) -> Routes {
                 get(tr::get_trace_artifact),
             );
         }
-        // Not implemented yet: trace metrics.
-        r = mlflow(
-            r,
-            "3.0",
-            "/traces/metrics",
-            not_implemented(TRACES_NOT_IMPLEMENTED),
-        );
+        r = mlflow(r, "3.0", "/traces/metrics", post(tr::query_trace_metrics));
     }
     // Databricks-only trace endpoints have no handler in MLflow: 404 with an empty body.
     for path in ["/unified-traces", "/get-online-trace-details"] {

@@ -444,21 +444,46 @@ pub async fn get_trace_info_v3(
 
 /// The spans of a trace, as stored JSON, a page at a time.
 async fn spans_json(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<Value>> {
+    stored_spans(store, trace_id)
+        .await?
+        .iter()
+        .map(|s| {
+            serde_json::from_str(s)
+                .map_err(|e| ApiError::internal(format!("stored span is not JSON: {e}")))
+        })
+        .collect()
+}
+
+/// The spans of a trace as the JSON text the store holds, a page at a time.
+async fn stored_spans(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
         let page = store.get_spans(trace_id, SPAN_PAGE, token).await?;
-        for s in page.items {
-            out.push(
-                serde_json::from_str(&s.content)
-                    .map_err(|e| ApiError::internal(format!("stored span is not JSON: {e}")))?,
-            );
-        }
+        out.extend(page.items.into_iter().map(|s| s.content));
         match page.next_page_token {
             Some(t) => token = Some(t),
             None => return Ok(out),
         }
     }
+}
+
+/// Appends `{"trace_info": ..., "spans": [...]}` to `out`. The spans are written as stored:
+/// the server itself wrote that text (`span_record`, `Value::to_string`), so it is JSON, and
+/// parsing it into a tree only to write it out again was most of the CPU of `traces/get` and
+/// `traces/batchGet` (the client's `search_traces` fetches its spans through the latter).
+fn write_trace(out: &mut Vec<u8>, info: &TraceInfo, spans: &[String]) -> ApiResult<()> {
+    out.extend_from_slice(b"{\"trace_info\":");
+    serde_json::to_writer(&mut *out, &info_json(info)).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"spans\":[");
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(span.as_bytes());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
 }
 
 /// `GET traces/get?trace_id=`.
@@ -480,10 +505,11 @@ pub async fn get_trace(
     let store = traces(&state)?;
     let trace_id = super::wire::required(&req.trace_id, "trace_id")?;
     let info = store.get_trace_info(trace_id).await?;
-    let spans = spans_json(store, trace_id).await?;
-    Ok(json(
-        &json!({"trace": {"trace_info": info_json(&info), "spans": spans}}),
-    ))
+    let spans = stored_spans(store, trace_id).await?;
+    let mut out = b"{\"trace\":".to_vec();
+    write_trace(&mut out, &info, &spans)?;
+    out.push(b'}');
+    Ok(super::wire::json_bytes(out))
 }
 
 /// `traces/batchGet` and `traces/batchGetInfos`.
@@ -519,12 +545,16 @@ pub async fn batch_get_traces(
 ) -> ApiResult<Response> {
     let infos = batch_infos(&state, &req).await?;
     let store = traces(&state)?;
-    let mut out = Vec::with_capacity(infos.len());
-    for info in &infos {
-        let spans = spans_json(store, &info.trace_id).await?;
-        out.push(json!({"trace_info": info_json(info), "spans": spans}));
+    let mut out = b"{\"traces\":[".to_vec();
+    for (i, info) in infos.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let spans = stored_spans(store, &info.trace_id).await?;
+        write_trace(&mut out, info, &spans)?;
     }
-    Ok(json(&json!({"traces": out})))
+    out.extend_from_slice(b"]}");
+    Ok(super::wire::json_bytes(out))
 }
 
 /// `POST /api/3.0/mlflow/traces/batchGetInfos` → `{"trace_infos": [TraceInfoV3]}`.
@@ -923,7 +953,12 @@ pub async fn update_assessment(
 pub async fn delete_assessment(
     State(state): State<AppState>,
     Path((trace_id, assessment_id)): Path<(String, String)>,
+    body: Body,
 ) -> ApiResult<Response> {
+    // The client sends the ids in a JSON body too. Read it: a body left unread makes the
+    // server close the connection after answering, and the client's next request on that
+    // kept-alive connection then fails ("Remote end closed connection without response").
+    read_body(body, TRACE_BODY_LIMIT).await?;
     let store = traces(&state)?;
     let overridden = match store.get_assessment(&trace_id, &assessment_id).await {
         Ok(a) => a
@@ -1080,6 +1115,457 @@ pub async fn calculate_filter_correlation(
         "joint_count": joint,
         "total_count": total,
     })))
+}
+
+// ----- traces/metrics ------------------------------------------------------------------------
+
+/// `max_results` of `traces/metrics` when absent (`MAX_RESULTS_QUERY_TRACE_METRICS`).
+pub const TRACE_METRICS_DEFAULT: usize = 1000;
+
+const COUNT: &[&str] = &["COUNT"];
+const STATS: &[&str] = &["AVG", "MIN", "MAX", "PERCENTILE"];
+const SUMS: &[&str] = &["SUM", "AVG", "MIN", "MAX", "PERCENTILE"];
+
+/// MLflow's `VIEW_TYPE_CONFIGS`: per view, each metric with its aggregations and dimensions,
+/// in MLflow's order (its error messages list them so).
+#[allow(clippy::type_complexity)]
+fn metric_configs(
+    view: MetricView,
+) -> &'static [(
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+)] {
+    const TRACE_NAME: &[&str] = &["trace_name"];
+    const MODEL: &[&str] = &["span_model_name", "span_model_provider"];
+    match view {
+        MetricView::Traces => &[
+            ("trace_count", COUNT, &["trace_name", "trace_status"]),
+            ("session_count", COUNT, &[]),
+            ("latency", STATS, TRACE_NAME),
+            ("input_tokens", SUMS, TRACE_NAME),
+            ("output_tokens", SUMS, TRACE_NAME),
+            ("total_tokens", SUMS, TRACE_NAME),
+            ("cache_read_input_tokens", SUMS, TRACE_NAME),
+            ("cache_creation_input_tokens", SUMS, TRACE_NAME),
+        ],
+        MetricView::Spans => &[
+            (
+                "span_count",
+                COUNT,
+                &[
+                    "span_name",
+                    "span_type",
+                    "span_status",
+                    "span_model_name",
+                    "span_model_provider",
+                ],
+            ),
+            ("latency", STATS, &["span_name", "span_status"]),
+            ("input_cost", SUMS, MODEL),
+            ("output_cost", SUMS, MODEL),
+            ("total_cost", SUMS, MODEL),
+        ],
+        _ => &[
+            (
+                "assessment_count",
+                COUNT,
+                &["assessment_name", "assessment_value"],
+            ),
+            ("assessment_value", STATS, &["assessment_name"]),
+        ],
+    }
+}
+
+/// A Python list of strings as `repr` writes it (`['a', 'b']`), for MLflow's messages.
+fn py_list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// One `traces/metrics` filter: `<view>.<entity>[.<key>] <comparator> <value>`
+/// (`SearchTraceMetricsUtils.parse_search_filter`; MLflow compares for equality whatever the
+/// comparator is).
+fn parse_metric_filter(filter: &str) -> ApiResult<MetricFilter> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "Invalid filter: '{filter}'. Expected one filter clause."
+        ))
+    };
+    let text = filter.trim();
+    // The identifier runs to the first space or comparator character outside backticks.
+    let mut end = text.len();
+    let mut in_tick = false;
+    for (i, c) in text.char_indices() {
+        if c == '`' {
+            in_tick = !in_tick;
+        } else if !in_tick && (c.is_whitespace() || "=!<>".contains(c)) {
+            end = i;
+            break;
+        }
+    }
+    let (ident, rest) = text.split_at(end);
+    let rest = rest.trim_start();
+    let op_len = rest
+        .char_indices()
+        .take_while(|(_, c)| "=!<>".contains(*c))
+        .count();
+    let (op, value) = if op_len > 0 {
+        (&rest[..op_len], rest[op_len..].trim())
+    } else {
+        // LIKE / ILIKE / IN ... are not comparisons MLflow's metrics filters accept.
+        return Err(bad());
+    };
+    if !matches!(op, "=" | "!=" | "<" | ">" | "<=" | ">=") || value.is_empty() {
+        return Err(bad());
+    }
+    let value = match value.as_bytes()[0] {
+        q @ (b'\'' | b'"') if value.len() >= 2 && value.as_bytes()[value.len() - 1] == q => {
+            value[1..value.len() - 1].to_string()
+        }
+        _ if !value.contains(char::is_whitespace) => value.to_string(),
+        _ => return Err(bad()),
+    };
+    let ident_error = || {
+        ApiError::invalid(format!(
+            "Invalid identifier '{ident}'. Columns should be specified as 'trace.<key>', \
+             'span.<key>', 'assessment.<key>'."
+        ))
+    };
+    let parts: Vec<&str> = ident.splitn(3, '.').collect();
+    let (view, entity, key) = match parts.as_slice() {
+        [v, e] => (v.trim_matches('`'), *e, None),
+        [v, e, k] => (
+            v.trim_matches('`'),
+            *e,
+            Some(
+                k.trim_matches('`')
+                    .trim_matches('"')
+                    .trim_matches('\'')
+                    .to_string(),
+            ),
+        ),
+        _ => return Err(ident_error()),
+    };
+    let entities: &[(&str, bool)] = match view {
+        "trace" => &[("status", false), ("tag", true), ("metadata", true)],
+        "span" => &[("name", false), ("status", false), ("type", false)],
+        "assessment" => &[("name", false), ("type", false)],
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "Invalid view type '{view}'. Valid values are dict_keys(['trace', 'span', 'assessment'])"
+            )));
+        }
+    };
+    let Some(&(_, needs_key)) = entities.iter().find(|(e, _)| *e == entity) else {
+        let names: Vec<&str> = entities.iter().map(|(e, _)| *e).collect();
+        return Err(ApiError::invalid(format!(
+            "Invalid entity '{entity}' specified for view type '{view}'. Valid entities are {}",
+            py_list(&names)
+        )));
+    };
+    match (needs_key, key) {
+        (true, None) => Err(ApiError::invalid(format!(
+            "Filtering by {entity} requires a key, e.g. '{view}.{entity}.<key> = <value>'"
+        ))),
+        (false, Some(_)) => Err(ApiError::invalid(format!(
+            "Filtering by {entity} does not require a key, use '{view}.{entity}' instead"
+        ))),
+        (_, key) => Ok(match (view, entity, key) {
+            ("trace", "status", _) => MetricFilter::TraceStatus(value),
+            ("trace", "tag", Some(k)) => MetricFilter::TraceTag(k, value),
+            ("trace", _, Some(k)) => MetricFilter::TraceMetadata(k, value),
+            ("span", "name", _) => MetricFilter::SpanName(value),
+            ("span", "status", _) => MetricFilter::SpanStatus(value),
+            ("span", _, _) => MetricFilter::SpanType(value),
+            ("assessment", "name", _) => MetricFilter::AssessmentName(value),
+            _ => MetricFilter::AssessmentType(value),
+        }),
+    }
+}
+
+/// An integer field given as a JSON number or a decimal string (protobuf JSON's int64).
+fn int_like(body: &Map<String, Value>, snake: &str, camel: &str) -> ApiResult<Option<i64>> {
+    match get(body, snake, camel) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
+        Some(Value::String(s)) if s.parse::<i64>().is_ok() => Ok(s.parse().ok()),
+        Some(v) => Err(ApiError::invalid(format!(
+            "Invalid value {v} for parameter '{snake}' supplied: expected an integer"
+        ))),
+    }
+}
+
+fn string_list(body: &Map<String, Value>, snake: &str, camel: &str) -> ApiResult<Vec<String>> {
+    match get(body, snake, camel) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "Invalid value {i} for parameter '{snake}' supplied: every item must be a string"
+                    ))
+                })
+            })
+            .collect(),
+        Some(v) => Err(ApiError::invalid(format!(
+            "Invalid value {v} for parameter '{snake}' supplied: expected an array"
+        ))),
+    }
+}
+
+/// `POST /api/3.0/mlflow/traces/metrics` (QueryTraceMetrics): aggregates of the traces, spans
+/// or assessments of `experiment_ids`, grouped by dimensions and optionally by time bucket.
+/// One page: MLflow's SQL store never returns a `next_page_token` either.
+pub async fn query_trace_metrics(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    req: Request,
+) -> ApiResult<Response> {
+    let store = traces(&state)?;
+    let body = json_body(req).await?;
+    let experiment_ids = string_list(&body, "experiment_ids", "experimentIds")?;
+    if !matches!(
+        get(&body, "experiment_ids", "experimentIds"),
+        Some(Value::Array(_))
+    ) {
+        return Err(ApiError::missing("experiment_ids"));
+    }
+    let view = match get(&body, "view_type", "viewType") {
+        None | Some(Value::Null) => return Err(ApiError::missing("view_type")),
+        Some(Value::String(s)) if s == "TRACES" => MetricView::Traces,
+        Some(Value::String(s)) if s == "SPANS" => MetricView::Spans,
+        Some(Value::String(s)) if s == "ASSESSMENTS" => MetricView::Assessments,
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => MetricView::Traces,
+        Some(Value::Number(n)) if n.as_i64() == Some(2) => MetricView::Spans,
+        Some(Value::Number(n)) if n.as_i64() == Some(3) => MetricView::Assessments,
+        Some(v) => {
+            return Err(ApiError::invalid(format!(
+                "view_type must be one of ['TRACES', 'SPANS', 'ASSESSMENTS'], got {v}"
+            )));
+        }
+    };
+    let metric_name = match get(&body, "metric_name", "metricName") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(ApiError::missing("metric_name"));
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value {v} for parameter 'metric_name' supplied: expected a string"
+            )));
+        }
+    };
+    let mut aggregations = Vec::new();
+    let mut aggregation_names = Vec::new();
+    match get(&body, "aggregations", "aggregations") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            for item in items {
+                let kind = item
+                    .get("aggregation_type")
+                    .or_else(|| item.get("aggregationType"));
+                let pct = item
+                    .get("percentile_value")
+                    .or_else(|| item.get("percentileValue"))
+                    .filter(|v| !v.is_null());
+                let kind = match kind {
+                    Some(Value::String(s)) => s.as_str(),
+                    Some(Value::Number(n)) => match n.as_i64() {
+                        Some(1) => "COUNT",
+                        Some(2) => "SUM",
+                        Some(3) => "AVG",
+                        Some(4) => "PERCENTILE",
+                        Some(5) => "MIN",
+                        Some(6) => "MAX",
+                        _ => "",
+                    },
+                    _ => "",
+                };
+                let agg = match (kind, pct) {
+                    ("COUNT", None) => MetricAggregation::Count,
+                    ("SUM", None) => MetricAggregation::Sum,
+                    ("AVG", None) => MetricAggregation::Avg,
+                    ("MIN", None) => MetricAggregation::Min,
+                    ("MAX", None) => MetricAggregation::Max,
+                    ("PERCENTILE", Some(p)) => {
+                        let p = p.as_f64().ok_or_else(|| {
+                            ApiError::invalid(format!("Invalid percentile_value {p}"))
+                        })?;
+                        if !(0.0..=100.0).contains(&p) {
+                            return Err(ApiError::invalid(format!(
+                                "Percentile value must be between 0 and 100, got {p:?}"
+                            )));
+                        }
+                        MetricAggregation::Percentile(p)
+                    }
+                    ("PERCENTILE", None) => {
+                        return Err(ApiError::invalid(
+                            "Percentile value is required for PERCENTILE aggregation",
+                        ));
+                    }
+                    ("COUNT" | "SUM" | "AVG" | "MIN" | "MAX", Some(_)) => {
+                        return Err(ApiError::invalid(format!(
+                            "Percentile value is only allowed for PERCENTILE aggregation type, got {kind}"
+                        )));
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(format!(
+                            "Invalid aggregation {item}: aggregation_type must be one of \
+                             COUNT, SUM, AVG, PERCENTILE, MIN, MAX"
+                        )));
+                    }
+                };
+                aggregation_names.push(kind.to_string());
+                aggregations.push(agg);
+            }
+        }
+        _ => return Err(ApiError::missing("aggregations")),
+    }
+    let dimensions = string_list(&body, "dimensions", "dimensions")?;
+    let filters = string_list(&body, "filters", "filters")?;
+    let time_interval_seconds = int_like(&body, "time_interval_seconds", "timeIntervalSeconds")?;
+    let start_time_ms = int_like(&body, "start_time_ms", "startTimeMs")?;
+    let end_time_ms = int_like(&body, "end_time_ms", "endTimeMs")?;
+    let max_results = match int_like(&body, "max_results", "maxResults")? {
+        None | Some(0) => TRACE_METRICS_DEFAULT,
+        Some(n) if n > 0 => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer"
+            )));
+        }
+    };
+    validate_max_results(max_results, SEARCH_MAX_RESULTS_THRESHOLD)?;
+
+    // validate_query_trace_metrics_params, in MLflow's order and words.
+    let configs = metric_configs(view);
+    let Some((_, allowed_aggs, allowed_dims)) = configs.iter().find(|(m, _, _)| *m == metric_name)
+    else {
+        let names: Vec<&str> = configs.iter().map(|(m, _, _)| *m).collect();
+        return Err(ApiError::invalid(format!(
+            "metric_name must be one of {}, got '{metric_name}'",
+            py_list(&names)
+        )));
+    };
+    let mut bad_aggs: Vec<&str> = aggregation_names
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !allowed_aggs.contains(a))
+        .collect();
+    if !bad_aggs.is_empty() {
+        bad_aggs.sort();
+        bad_aggs.dedup();
+        let mut supported = allowed_aggs.to_vec();
+        supported.sort();
+        return Err(ApiError::invalid(format!(
+            "Found invalid aggregation_type(s): {}. Supported aggregation types: {}",
+            py_list(&bad_aggs),
+            py_list(&supported)
+        )));
+    }
+    let mut bad_dims: Vec<&str> = dimensions
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !allowed_dims.contains(d))
+        .collect();
+    if !bad_dims.is_empty() {
+        bad_dims.sort();
+        bad_dims.dedup();
+        let mut supported = allowed_dims.to_vec();
+        supported.sort();
+        return Err(ApiError::invalid(format!(
+            "Found invalid dimension(s): {}. Supported dimensions: {}",
+            py_list(&bad_dims),
+            py_list(&supported)
+        )));
+    }
+    if time_interval_seconds.is_some() && (start_time_ms.is_none() || end_time_ms.is_none()) {
+        return Err(ApiError::invalid(
+            "start_time_ms and end_time_ms are required if time_interval_seconds is set",
+        ));
+    }
+    let mut parsed_filters = Vec::with_capacity(filters.len());
+    for f in &filters {
+        let parsed = parse_metric_filter(f)?;
+        let span_only = matches!(
+            parsed,
+            MetricFilter::SpanName(_) | MetricFilter::SpanStatus(_) | MetricFilter::SpanType(_)
+        );
+        let assessment_only = matches!(
+            parsed,
+            MetricFilter::AssessmentName(_) | MetricFilter::AssessmentType(_)
+        );
+        if span_only && view != MetricView::Spans {
+            return Err(ApiError::invalid(format!(
+                "Filtering by span is only supported for SPANS view type, got {}",
+                view_name(view)
+            )));
+        }
+        if assessment_only && view != MetricView::Assessments {
+            return Err(ApiError::invalid(format!(
+                "Filtering by assessment is only supported for ASSESSMENTS view type, got {}",
+                view_name(view)
+            )));
+        }
+        parsed_filters.push(parsed);
+    }
+    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    let experiment_ids =
+        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+
+    let mut query = TraceMetricsQuery::new(experiment_ids, view, metric_name.clone(), aggregations);
+    query.dimensions = dimensions;
+    query.filters = parsed_filters;
+    query.time_interval_seconds = time_interval_seconds;
+    query.start_time_ms = start_time_ms;
+    query.end_time_ms = end_time_ms;
+    query.max_results = max_results;
+    let points = store.query_trace_metrics(query).await?;
+    let data_points: Vec<Value> = points
+        .into_iter()
+        .map(|p| {
+            let dims: Map<String, Value> = p
+                .dimensions
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if k == "time_bucket" {
+                        v.parse::<i64>().map(iso_utc).unwrap_or(v)
+                    } else {
+                        v
+                    };
+                    (k, Value::String(v))
+                })
+                .collect();
+            let values: Map<String, Value> = p
+                .values
+                .into_iter()
+                .map(|(k, v)| (k, proto_double(v)))
+                .collect();
+            json!({"metric_name": metric_name, "dimensions": dims, "values": values})
+        })
+        .collect();
+    Ok(json(&json!({ "data_points": data_points })))
+}
+
+fn view_name(view: MetricView) -> &'static str {
+    match view {
+        MetricView::Traces => "TRACES",
+        MetricView::Spans => "SPANS",
+        _ => "ASSESSMENTS",
+    }
+}
+
+/// ms since the epoch as Python's `datetime.fromtimestamp(s, tz=timezone.utc).isoformat()`
+/// writes it (`2024-01-02T03:00:00+00:00`; microseconds only when not zero).
+fn iso_utc(ms: i64) -> String {
+    let t = timestamp(ms);
+    let (date_time, millis) = (&t[..19], ms.rem_euclid(1000));
+    if millis == 0 {
+        format!("{date_time}+00:00")
+    } else {
+        format!("{date_time}.{:06}+00:00", millis * 1000)
+    }
 }
 
 // ----- get-trace-artifact --------------------------------------------------------------------

@@ -47,6 +47,7 @@
 
 mod display;
 pub mod eval;
+pub mod metrics_sql;
 mod parser;
 pub mod sql;
 mod validate;

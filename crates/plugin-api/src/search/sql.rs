@@ -679,8 +679,10 @@ fn span_attribute_condition(
         Dialect::Postgres => (
             "spans s, jsonb_array_elements(s.content::jsonb -> 'attributes') a(e)",
             "(a.e ->> 'key')",
-            "(CASE WHEN (a.e -> 'value' ->> 'string_value') IS JSON SCALAR \
-               AND jsonb_typeof((a.e -> 'value' ->> 'string_value')::jsonb) = 'string' \
+            // A JSON string literal (checked by pattern: PostgreSQL 15 has no `IS JSON`, and a
+            // failed cast would abort the statement) is compared decoded.
+            "(CASE WHEN (a.e -> 'value' ->> 'string_value') ~ \
+               '^\"([^\"\\\\[:cntrl:]]|\\\\([\"\\\\/bfnrt]|u[0-9a-fA-F]{4}))*\"$' \
              THEN (a.e -> 'value' ->> 'string_value')::jsonb #>> '{}' \
              ELSE coalesce(a.e -> 'value' ->> 'string_value', a.e -> 'value' ->> 'int_value', \
                a.e -> 'value' ->> 'double_value', a.e -> 'value' ->> 'bool_value') \

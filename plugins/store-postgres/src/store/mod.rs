@@ -28,6 +28,7 @@ mod logged_models;
 mod metrics;
 mod runs;
 pub(crate) mod search;
+mod traces;
 
 use experiments::*;
 use logged_models::*;
@@ -379,6 +380,10 @@ impl TrackingStore for PostgresStore {
     }
 
     fn importer(&self) -> Option<&dyn cairn_plugin_api::import::TrackingImport> {
+        Some(self)
+    }
+
+    fn trace_store(&self) -> Option<&dyn cairn_plugin_api::TraceStore> {
         Some(self)
     }
 

@@ -139,7 +139,48 @@ fn configure(conn: &Connection, settings: &SqliteSettings) -> rusqlite::Result<(
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA temp_store = MEMORY;",
     )?;
-    register_regexp(conn)
+    register_regexp(conn)?;
+    register_percentile(conn)
+}
+
+/// `percentile(value, p)`, p from 0 to 100: the aggregate behind `traces/metrics`'
+/// `PERCENTILE`, interpolating linearly between the closest ranks (numpy's default,
+/// PostgreSQL's `percentile_cont`, MLflow's own SQLite aggregate). `NULL` values are skipped;
+/// no values give `NULL`. It holds one group's values while the group is aggregated.
+fn register_percentile(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+    struct Percentile;
+    impl Aggregate<(Vec<f64>, f64), Option<f64>> for Percentile {
+        fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<(Vec<f64>, f64)> {
+            Ok((Vec::new(), 50.0))
+        }
+        fn step(&self, ctx: &mut Context<'_>, acc: &mut (Vec<f64>, f64)) -> rusqlite::Result<()> {
+            if let Some(v) = ctx.get::<Option<f64>>(0)? {
+                acc.0.push(v);
+            }
+            acc.1 = ctx.get::<f64>(1)?;
+            Ok(())
+        }
+        fn finalize(
+            &self,
+            _: &mut Context<'_>,
+            acc: Option<(Vec<f64>, f64)>,
+        ) -> rusqlite::Result<Option<f64>> {
+            let Some((mut values, p)) = acc else {
+                return Ok(None);
+            };
+            Ok(cairn_plugin_api::search::metrics_sql::percentile(
+                &mut values,
+                p,
+            ))
+        }
+    }
+    conn.create_aggregate_function(
+        "percentile",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        Percentile,
+    )
 }
 
 /// Most compiled RLIKE patterns kept per statement (SQLite caches them as auxiliary data).

@@ -546,6 +546,50 @@ impl TraceStore for SqliteStore {
         .await
     }
 
+    async fn query_trace_metrics(&self, query: TraceMetricsQuery) -> Result<Vec<MetricDataPoint>> {
+        let mut exps = Vec::with_capacity(query.experiment_ids.len());
+        for id in &query.experiment_ids {
+            exps.push(experiment_id(id)?);
+        }
+        if exps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, n_dims) = cairn_plugin_api::search::metrics_sql::trace_metrics(
+            search_sql::Dialect::Sqlite,
+            &query,
+            &exps,
+        )?;
+        let labels: Vec<String> = query.aggregations.iter().map(|a| a.label()).collect();
+        let dims: Vec<String> = query
+            .time_interval_seconds
+            .map(|_| "time_bucket".to_string())
+            .into_iter()
+            .chain(query.dimensions.iter().cloned())
+            .collect();
+        self.read(move |tx| {
+            let mut stmt = tx.prepare(&sql.text)?;
+            let mut rows = stmt.query(search_sql::params(&sql))?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let mut point = MetricDataPoint::new(BTreeMap::new(), BTreeMap::new());
+                for (i, d) in dims.iter().enumerate().take(n_dims) {
+                    let v = search_sql::sort_val(r, i)?;
+                    point.dimensions.insert(d.clone(), dimension_text(v));
+                }
+                for (j, label) in labels.iter().enumerate() {
+                    if let Some(v) = r.get::<_, Option<f64>>(n_dims + j)? {
+                        point.values.insert(label.clone(), v);
+                    }
+                }
+                if !point.values.is_empty() {
+                    out.push(point);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn delete_traces(&self, experiment_id_text: &str, which: DeleteTraces) -> Result<usize> {
         let exp = experiment_id(experiment_id_text)?;
         match which {
@@ -695,5 +739,15 @@ impl TraceStore for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+/// A `traces/metrics` dimension value as text (the time bucket is an integer).
+fn dimension_text(v: SortVal) -> String {
+    match v {
+        SortVal::I(i) => i.to_string(),
+        SortVal::R(bits) => f64::from_bits(bits).to_string(),
+        SortVal::S(s) => s,
+        _ => String::new(),
     }
 }

@@ -604,3 +604,181 @@ pub async fn traces_search_span_attributes_assessments_rlike(store: &dyn Trackin
     let got: Vec<&String> = linked.items.iter().map(|i| &i.trace_id).collect();
     assert_eq!(got, vec![&later]);
 }
+
+/// `traces/metrics`: counts by status, latency by name and as a percentile, time buckets, a
+/// time range, a tag filter, spans by name, assessment values (booleans as 1/0). A store
+/// without the method (the default answers `Unsupported`) skips the case, saying so.
+pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_metrics_aggregate_and_group",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-metrics").await;
+    let mut ids = Vec::new();
+    for (i, (time, duration, state, name)) in [
+        (5000, 10, TraceState::Ok, "a"),
+        (5500, 20, TraceState::Ok, "a"),
+        (7000, 40, TraceState::Error, "b"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("tr-{}", hex_id(i));
+        ok(
+            traces
+                .log_spans(
+                    &exp,
+                    vec![span(&id, "00000000000000aa", None, "root", time)],
+                )
+                .await,
+            "log_spans",
+        );
+        let mut info = TraceInfo::new(id.clone(), exp.clone(), time, state);
+        info.execution_duration_ms = Some(duration);
+        info.tags.insert(TRACE_NAME_TAG.into(), name.into());
+        ok(traces.start_trace(info).await, "start_trace");
+        ids.push(id);
+    }
+    for (n, (id, value)) in [
+        (&ids[0], serde_json::json!(true)),
+        (&ids[1], serde_json::json!(0.5)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = serde_json::json!({"assessment_name": "q", "feedback": {"value": value}, "valid": true});
+        let a = Assessment::new(format!("a-m{n}"), id.clone(), "q", 10, 10, body);
+        ok(traces.create_assessment(a).await, "create assessment");
+    }
+    let query = |view, metric: &str, aggs: Vec<MetricAggregation>| {
+        TraceMetricsQuery::new(vec![exp.clone()], view, metric, aggs)
+    };
+    type Points = Vec<(Vec<(String, String)>, Vec<(String, f64)>)>;
+    let points = |r: crate::Result<Vec<MetricDataPoint>>| -> Option<Points> {
+        match r {
+            Err(e) if e.kind == ErrorKind::Unsupported => None,
+            r => Some(
+                ok(r, "query_trace_metrics")
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.dimensions.into_iter().collect(),
+                            p.values.into_iter().collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    };
+    let s = |x: &str| x.to_string();
+
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
+    q.dimensions = vec![s("trace_status")];
+    let Some(got) = points(traces.query_trace_metrics(q).await) else {
+        eprintln!("skipped traces_metrics_aggregate_and_group: the store has no traces/metrics");
+        return;
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec![(s("trace_status"), s("ERROR"))],
+                vec![(s("COUNT"), 1.0)]
+            ),
+            (vec![(s("trace_status"), s("OK"))], vec![(s("COUNT"), 2.0)]),
+        ]
+    );
+
+    let mut q = query(
+        MetricView::Traces,
+        "latency",
+        vec![MetricAggregation::Avg, MetricAggregation::Max],
+    );
+    q.dimensions = vec![s("trace_name")];
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![
+            (
+                vec![(s("trace_name"), s("a"))],
+                vec![(s("AVG"), 15.0), (s("MAX"), 20.0)]
+            ),
+            (
+                vec![(s("trace_name"), s("b"))],
+                vec![(s("AVG"), 40.0), (s("MAX"), 40.0)]
+            ),
+        ]
+    );
+    // Linear interpolation: p75 of 10, 20, 40 is 20 + 0.5 * (40 - 20).
+    let q = query(
+        MetricView::Traces,
+        "latency",
+        vec![MetricAggregation::Percentile(75.0)],
+    );
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![(vec![], vec![(s("P75.0"), 30.0)])]
+    );
+
+    // Buckets of one second over [5000, 7000]; then a range and a tag filter.
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
+    q.time_interval_seconds = Some(1);
+    q.start_time_ms = Some(5000);
+    q.end_time_ms = Some(7000);
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![
+            (vec![(s("time_bucket"), s("5000"))], vec![(s("COUNT"), 2.0)]),
+            (vec![(s("time_bucket"), s("7000"))], vec![(s("COUNT"), 1.0)]),
+        ]
+    );
+    let mut q = query(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAggregation::Count],
+    );
+    q.start_time_ms = Some(5001);
+    q.filters = vec![MetricFilter::TraceTag(s(TRACE_NAME_TAG), s("a"))];
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![(vec![], vec![(s("COUNT"), 1.0)])]
+    );
+
+    let mut q = query(
+        MetricView::Spans,
+        "span_count",
+        vec![MetricAggregation::Count],
+    );
+    q.dimensions = vec![s("span_name")];
+    q.filters = vec![MetricFilter::TraceStatus(s("OK"))];
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![(vec![(s("span_name"), s("root"))], vec![(s("COUNT"), 2.0)])]
+    );
+
+    let mut q = query(
+        MetricView::Assessments,
+        "assessment_value",
+        vec![MetricAggregation::Avg, MetricAggregation::Min],
+    );
+    q.dimensions = vec![s("assessment_name")];
+    q.filters = vec![MetricFilter::AssessmentType(s("feedback"))];
+    assert_eq!(
+        points(traces.query_trace_metrics(q).await).unwrap(),
+        vec![(
+            vec![(s("assessment_name"), s("q"))],
+            vec![(s("AVG"), 0.75), (s("MIN"), 0.5)]
+        )]
+    );
+}
