@@ -30,11 +30,11 @@ use cairn_plugin_api::{
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
     Symbol, TDim, TypedFact, TypedModel, TypedSimplePlan, tract_ndarray,
 };
-use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
