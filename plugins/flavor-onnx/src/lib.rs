@@ -13,10 +13,7 @@
 //!   plan optimised for any size. A size asked for repeatedly (the batch size a client always
 //!   sends) gets a plan optimised for that size, built in the background (its kernels chosen
 //!   for the known shapes); a few such plans are kept, least recently used dropped first.
-//! * Inference runs on a thread of its own, never on the caller's async executor; a large
-//!   matrix product or element-wise pass within one call is spread over one thread per core
-//!   (tract's `multithread-mm`, gated by tract's own size thresholds, so a single row stays on
-//!   one thread).
+//! * Inference runs on a thread of its own, never on the caller's async executor.
 
 use async_trait::async_trait;
 use cairn_plugin_api::blocking::BlockingPool;
@@ -30,7 +27,6 @@ use cairn_plugin_api::{
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
     Symbol, TDim, TypedFact, TypedModel, TypedSimplePlan, tract_ndarray,
@@ -494,11 +490,10 @@ impl OnnxModel {
 
     fn run(self: &Arc<Self>, input: ModelData) -> Result<ModelData> {
         let inputs = self.bind(input)?;
-        let plan = self.plan_for(&inputs);
-        let outputs = multithread_tract_scope(spread(), || {
-            plan.run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
-        })
-        .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
+        let outputs = self
+            .plan_for(&inputs)
+            .run(inputs.into_iter().map(IntoTValue::into_tvalue).collect())
+            .map_err(|e| Error::invalid(format!("the ONNX model failed on this input: {e:#}")))?;
         let mut out = std::collections::BTreeMap::new();
         for (port, value) in self.outputs.iter().zip(outputs) {
             out.insert(port.name.clone(), from_tract(&port.name, &value)?);
@@ -543,21 +538,6 @@ fn pool() -> &'static BlockingPool {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         BlockingPool::new("cairn-onnx", cores)
     })
-}
-
-/// The threads one inference call spreads its large operations over (one per core): tract
-/// splits a matrix product or an element-wise pass across them only where the work is large
-/// enough to pay for it (its own thresholds), so a batch of 1000 rows uses every core, as
-/// onnxruntime's default session does, and a single row stays on its caller's thread. Made on
-/// the first call, so a loaded model that has not been called holds no threads.
-fn spread() -> Executor {
-    static SPREAD: std::sync::OnceLock<Executor> = std::sync::OnceLock::new();
-    SPREAD
-        .get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(2, usize::from);
-            Executor::multithread_with_name(cores, "cairn-onnx-mm")
-        })
-        .clone()
 }
 
 /// Runs `work` on the flavor's [`pool`] and awaits its result, so CPU-heavy work never blocks
