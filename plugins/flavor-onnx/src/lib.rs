@@ -13,7 +13,10 @@
 //!   plan optimised for any size. A size asked for repeatedly (the batch size a client always
 //!   sends) gets a plan optimised for that size, built in the background (its kernels chosen
 //!   for the known shapes); a few such plans are kept, least recently used dropped first.
-//! * Inference runs on a thread of its own, never on the caller's async executor.
+//! * Inference runs on a thread of the flavor's pool, never on the caller's async executor —
+//!   except a small input (at most [`QUICK_ELEMENTS`] elements) of a model whose last small
+//!   call took less than [`QUICK`]: for it the hand-off to the pool and back costs more than
+//!   the call, so it runs where it is asked.
 
 use async_trait::async_trait;
 use cairn_plugin_api::blocking::BlockingPool;
@@ -26,6 +29,7 @@ use cairn_plugin_api::{
 };
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
@@ -91,6 +95,8 @@ struct OnnxModel {
     /// Each open input dimension: (input, axis, its symbol).
     open: Vec<(usize, usize, Symbol)>,
     sized: Mutex<SizedPlans>,
+    /// The last small call was quick ([`QUICK`]): small calls run on the caller's thread.
+    quick: AtomicBool,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     signature: Signature,
@@ -349,6 +355,7 @@ impl OnnxModel {
             symbolic,
             open,
             sized: Mutex::default(),
+            quick: AtomicBool::new(false),
             inputs,
             outputs,
             signature,
@@ -489,6 +496,17 @@ impl OnnxModel {
     }
 
     fn run(self: &Arc<Self>, input: ModelData) -> Result<ModelData> {
+        let small = elements(&input) <= QUICK_ELEMENTS;
+        let started = std::time::Instant::now();
+        let out = self.infer(input);
+        if small {
+            self.quick
+                .store(started.elapsed() < QUICK, Ordering::Relaxed);
+        }
+        out
+    }
+
+    fn infer(self: &Arc<Self>, input: ModelData) -> Result<ModelData> {
         let inputs = self.bind(input)?;
         let outputs = self
             .plan_for(&inputs)
@@ -525,8 +543,35 @@ impl LoadedModel for Loaded {
         // The model declares no params of its own use; unknown ones are dropped, ill-typed
         // declared ones refused.
         self.0.signature.validate_params(params)?;
+        if elements(&input) <= QUICK_ELEMENTS && self.0.quick.load(Ordering::Relaxed) {
+            // Handing this call to the pool and back would cost more than the call itself.
+            let me = self.0.clone();
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || me.run(input)))
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Internal,
+                        "the ONNX engine panicked on this input",
+                    ))
+                });
+        }
         let me = self.0.clone();
         off_executor(move || me.run(input)).await
+    }
+}
+
+/// Inputs of at most this many elements may run on the caller's thread (see [`QUICK`]).
+const QUICK_ELEMENTS: usize = 1024;
+/// A small call that took less than this marks the model quick: its next small calls run on
+/// the caller's thread instead of the pool. A hand-off to the pool and back is two thread
+/// wake-ups, which on a one-row request of a small model was most of the server's CPU
+/// (docs/PERFORMANCE.md, run C); a small call that takes longer sends the next ones back to
+/// the pool, so a slow model never holds an executor thread for long.
+const QUICK: std::time::Duration = std::time::Duration::from_micros(200);
+
+fn elements(input: &ModelData) -> usize {
+    match input {
+        ModelData::Tensors(m) => m.values().map(|t| t.data().len()).sum(),
+        ModelData::Table(t) => t.rows().saturating_mul(t.columns().len()),
     }
 }
 

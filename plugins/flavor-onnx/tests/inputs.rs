@@ -267,3 +267,20 @@ fn a_binary_tree_classifier_labels_rows_by_their_highest_probability() {
     assert_eq!(want, [0, 1, 0], "probabilities {p:?}");
     assert_eq!(out["label"].data(), &TensorData::Int64(want));
 }
+
+#[test]
+fn small_calls_after_a_quick_one_answer_the_same_as_pooled_ones() {
+    // The first small call runs on the pool and finds the model quick; later small calls run
+    // on the caller's thread, large ones (more than 1024 elements) on the pool again.
+    let (model, _dir) = mlp();
+    for n in [1, 1, 2, 300, 1, 300, 1] {
+        let rows = fixtures::mlp_rows(n);
+        let out = block_on(model.predict(fixtures::mlp_input(&rows), Params::new())).unwrap();
+        assert_close(
+            &out,
+            &fixtures::mlp_expected(&rows),
+            1e-5,
+            &format!("{n} rows"),
+        );
+    }
+}
