@@ -14,8 +14,8 @@
 //!   sends) gets a plan optimised for that size, built in the background (its kernels chosen
 //!   for the known shapes); a few such plans are kept, least recently used dropped first.
 //! * Inference runs on a thread of the flavor's pool, never on the caller's async executor —
-//!   except a small input (at most [`QUICK_ELEMENTS`] elements) of a model whose last small
-//!   call took less than [`QUICK`]: for it the hand-off to the pool and back costs more than
+//!   except a small input (at most `QUICK_ELEMENTS` elements) of a model whose last small
+//!   call took less than `QUICK`: for it the hand-off to the pool and back costs more than
 //!   the call, so it runs where it is asked.
 
 use async_trait::async_trait;
