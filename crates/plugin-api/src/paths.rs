@@ -225,7 +225,12 @@ fn check(s: &str, stage: Stage) -> std::result::Result<(), &'static str> {
     if s.starts_with('/') {
         return Err("is absolute");
     }
-    let b = s.as_bytes();
+    // The first segment that stays after normalising (`./C:` is `C:`).
+    let first = s
+        .split('/')
+        .find(|segment| !segment.is_empty() && *segment != ".")
+        .unwrap_or("");
+    let b = first.as_bytes();
     if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
         return Err("starts with a drive prefix");
     }
@@ -428,6 +433,8 @@ mod tests {
             "C:\\x",
             "C:/x",
             "c:x",
+            "./a:",
+            ".//./C:/x",
             "%2fx",
             "C%3a/x",
             "a:b",
