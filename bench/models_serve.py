@@ -15,15 +15,18 @@ Per model, rounds in ABBA order (cairn, mlflow, mlflow, cairn, ...), each server
 - memory of the server's process tree once it has settled after that (VmRSS, Pss and RssAnon sums;
   RssAnon leaves out the pages of the executable and its libraries, shared through the page cache);
 - batch 1 at concurrency 1 and 8, batch 1000 at concurrency 1: `POST /invocations` with
-  `{"inputs": [[...]]}` over keep-alive connections (one per client process): requests/s,
+  `{"inputs": [[...]]}` over keep-alive connections: requests/s,
   p50/p99 latency, and server CPU (utime + stime of the tree, from /proc) per 1000 requests;
 - the compute floor: onnxruntime's `InferenceSession.run` on the same batch-1000 input in this
   process (p50/p99).
 
-The client is Python, one process per connection (threads of one process share a GIL and
-capped the client near one core); on a 2-core machine the client processes still share the
-cores with the server, so at concurrency 8 they can be the limit for the faster server, and
-requests per server-CPU-second is the figure that isolates the server. Results go to
+The load generator is `wrk` (Debian's package; `bench/run --models` installs it when it is
+missing), one thread holding 1 or 8 keep-alive connections for a fixed time per phase. It costs
+a few microseconds of CPU per request, so on this 2-core machine the cores go to the server
+under test rather than to the client. `--loadgen python` keeps the earlier client: Python
+`http.client`, one process per connection, a fixed number of requests; at concurrency 8 its
+processes used more CPU per request than Cairn's server and capped Cairn's requests/s.
+Requests per server-CPU-second is the figure that isolates the server either way. Results go to
 bench/results/models-*.json and a Markdown summary is printed.
 """
 
@@ -165,10 +168,63 @@ def _post_loop(port: int, body: bytes, n: int, label: str) -> list[float]:
     return out
 
 
-def load(server: Server, body: bytes, requests: int, clients: int) -> dict:
+# wrk's script: every request is the same POST; at the end, the figures as one JSON line.
+WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("CAIRN_BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def load(server: Server, body: bytes, requests: int, clients: int, seconds: float, loadgen: str) -> dict:
+    """Load on `POST /invocations` with `body` from `clients` keep-alive connections: for `seconds`
+    through wrk, or `requests` POSTs through Python processes (`loadgen`)."""
+    if loadgen == "wrk":
+        return _load_wrk(server, body, clients, seconds)
+    return _load_python(server, body, requests, clients)
+
+
+def _load_wrk(server: Server, body: bytes, clients: int, seconds: float) -> dict:
+    """One wrk thread, `clients` connections, `seconds` of load after a one-second warm-up."""
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-wrk-") as d:
+        script, payload = Path(d) / "post.lua", Path(d) / "body.json"
+        script.write_text(WRK_SCRIPT)
+        payload.write_bytes(body)
+        env = {**os.environ, "CAIRN_BENCH_BODY": str(payload)}
+
+        def run(duration: float) -> dict:
+            cmd = ["wrk", "-t1", f"-c{clients}", f"-d{duration}s", "--timeout", "600s", "-s", str(script), server.url + "/invocations"]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+            figures = json.loads(out.strip().splitlines()[-1])
+            if figures["status_errors"] or figures["socket_errors"] or not figures["requests"]:
+                raise RuntimeError(f"{server.flavor.label}: wrk saw errors: {out}")
+            return figures
+
+        run(1)
+        cpu0 = tree_cpu_s(server.pid)
+        w = run(seconds)
+        cpu = tree_cpu_s(server.pid) - cpu0
+    return {
+        "requests": w["requests"],
+        "rps": w["requests"] / (w["duration_us"] / 1e6),
+        "p50_ms": w["p50_us"] / 1000,
+        "p99_ms": w["p99_us"] / 1000,
+        "server_cpu_s_per_1000": cpu / w["requests"] * 1000,
+    }
+
+
+def _load_python(server: Server, body: bytes, requests: int, clients: int) -> dict:
     """`requests` POSTs of `body` from `clients` keep-alive connections, each in a process of its
-    own: threads of one Python process share one GIL, which caps the client near one core and
-    made it, not the faster server, the limit at concurrency 8."""
+    own: threads of one Python process share one GIL, which caps the client near one core."""
     port = int(server.url.rsplit(":", 1)[1])
     label = server.flavor.label
     _post_loop(port, body, min(20, requests), label)  # warm-up
@@ -222,11 +278,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="per server, ABBA order")
     p.add_argument("--requests", type=int, default=2000, help="batch-1 requests per phase")
     p.add_argument("--big-requests", type=int, default=40, help="batch-1000 requests per phase")
-    p.add_argument("--quick", action="store_true", help="1 round, 200 / 10 requests")
+    p.add_argument("--loadgen", choices=["wrk", "python"], default="wrk", help="load generator (see above)")
+    p.add_argument("--seconds", type=float, default=5, help="wrk: seconds of load per phase")
+    p.add_argument("--quick", action="store_true", help="1 round, 200 / 10 requests (wrk: 1 s)")
     p.add_argument("--only", action="append", help="run only this model (logreg, mlp, sklearn); repeatable")
     args = p.parse_args()
     if args.quick:
-        args.rounds, args.requests, args.big_requests = 1, 200, 10
+        args.rounds, args.requests, args.big_requests, args.seconds = 1, 200, 10, 1
+    if args.loadgen == "wrk" and not shutil.which("wrk"):
+        p.error("wrk is not installed (apt-get install wrk, or bench/run --models does it); or --loadgen python")
 
     flavors = [
         Flavor("cairn", "cairn", "cairn models serve"),
@@ -238,6 +298,7 @@ def main() -> None:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "cairn": _cairn_identity(args.cairn_bin),
+        "loadgen": args.loadgen,
         "loadavg_before": loadavg(),
         "models": {},
     }
@@ -253,9 +314,9 @@ def main() -> None:
                     server = start(flavor, args, path, root)
                     try:
                         memory = settled_memory(server)
-                        b1_c1 = load(server, one, args.requests, 1)
+                        b1_c1 = load(server, one, args.requests, 1, args.seconds, args.loadgen)
                         before = calls(server)
-                        b1_c8 = load(server, one, args.requests, 8)
+                        b1_c8 = load(server, one, args.requests, 8, args.seconds, args.loadgen)
                         after = calls(server)
                         if after[1] > before[1]:  # cairn: how many requests one call answered
                             b1_c8["requests_per_call"] = (after[0] - before[0]) / (after[1] - before[1])
@@ -266,7 +327,7 @@ def main() -> None:
                             "anon_mib": memory["anon_mib"],
                             "b1_c1": b1_c1,
                             "b1_c8": b1_c8,
-                            "b1000_c1": load(server, big, args.big_requests, 1),
+                            "b1000_c1": load(server, big, args.big_requests, 1, args.seconds, args.loadgen),
                         })
                     finally:
                         stop_server_proc(server.proc)

@@ -85,7 +85,7 @@ impl ArtifactsCommand {
 /// Which artifacts: a URI, or a run id and a path inside its artifacts.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
-    /// Artifact URI: runs:/<run_id>/<path>, mlflow-artifacts:/..., s3://..., a path.
+    /// Artifact URI: `runs:/<run_id>/<path>`, `mlflow-artifacts:/...`, `s3://...`, a path.
     #[arg(
         value_name = "URI",
         required_unless_present = "run_id",

@@ -1,6 +1,6 @@
 //! The built-in plugins: which are linked into this binary, and which Cairn knows of at all.
 //!
-//! Built-in plugins register their [`PluginFactory`](cairn_plugin_api::PluginFactory) with
+//! Built-in plugins register their [`cairn_plugin_api::PluginFactory`] with
 //! `inventory`. A plugin crate that nothing references is not linked, and its registrations
 //! silently vanish (in every profile). The `use ... as _` lines below reference each enabled
 //! plugin crate from this library, which both the `cairn` binary and the tests link, so the

@@ -210,7 +210,7 @@ pub enum PluginsCommand {
         #[arg(long)]
         conformance: bool,
         /// With --conformance: the URI to build the plugin of this URI's scheme from
-        /// (repeatable; default <scheme>://<a fresh temporary directory>). Artifact cases each
+        /// (repeatable; default SCHEME://TMP, TMP a fresh temporary directory). Artifact cases each
         /// get a fresh root below it.
         #[arg(long, value_name = "URI", requires = "conformance")]
         uri: Vec<String>,

@@ -770,7 +770,7 @@ impl LoadedConfig {
     }
 
     /// What relative paths in `[settings.<name>]` are relative to
-    /// ([`BuildContext::config_dir`]): the configuration file's directory, else the working
+    /// ([`cairn_plugin_api::BuildContext::config_dir`]): the configuration file's directory, else the working
     /// directory.
     pub fn config_dir(&self) -> &Path {
         self.file

@@ -544,7 +544,7 @@ fn state_of(s: &Snapshot, container: &str) -> RunState {
     state(status, message, None)
 }
 
-/// A submitted Job: its watches keep a [`Snapshot`] current until it ends.
+/// A submitted Job: its watches keep a `Snapshot` current until it ends.
 pub struct KubeRun {
     run_id: String,
     handle: RunHandle,

@@ -7,10 +7,10 @@
 //! names the Job (context, namespace, name), so any `cairn` process re-attaches to it.
 //!
 //! Status comes from watches on the Job and its pods ([`backend`]), kept by the backend's own
-//! tokio runtime ([`runtime`]), so the host's `status()` polls answer from memory; logs stream
+//! tokio runtime (`runtime`), so the host's `status()` polls answer from memory; logs stream
 //! from the pod's `log` endpoint; cancel deletes the Job with foreground propagation.
 //!
-//! Feature `fake`: [`fake`], an in-process fake API server with a small Job controller, which
+//! Feature `fake`: `fake`, an in-process fake API server with a small Job controller, which
 //! the tests run the backend against (no real cluster can be had where this project builds).
 
 pub mod backend;

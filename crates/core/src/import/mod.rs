@@ -1,6 +1,6 @@
 //! `cairn import --from <mlflow-store-uri>`: copies an MLflow deployment's tracking and
 //! registry database (MLflow's own SQL schema, SQLite or PostgreSQL, any alembic revision up
-//! to MLflow 3.18's head), or its FileStore `mlruns/` directory ([`filestore`]), into the
+//! to MLflow 3.18's head), or its FileStore `mlruns/` directory (`filestore`), into the
 //! stores Cairn is configured with, keeping every id, number,
 //! timestamp, metric history, tag, param, input, LoggedModel, registered model, version, stage
 //! and alias, so every `runs:/`, `models:/` URI and every artifact location keeps working.
@@ -8,7 +8,7 @@
 //! How (see [`cairn_plugin_api::import`] for the store side):
 //! - The source is read in one snapshot (read-only), page by page with keyset pagination:
 //!   experiments, LoggedModels, runs (a run's metric history streamed in chunks of
-//!   [`METRIC_CHUNK`] into the store while it is read), registered models and their versions.
+//!   `METRIC_CHUNK` into the store while it is read), registered models and their versions.
 //!   Memory stays bounded by a page, whatever the size of the source.
 //! - Every entity is one transaction in the destination: a failure leaves whole entities
 //!   only. An entity whose id is already in the destination is left untouched ("present"),
@@ -399,7 +399,7 @@ impl Dest<'_> {
     }
 }
 
-/// A run's metric history, read in chunks of at most [`METRIC_CHUNK`] values.
+/// A run's metric history, read in chunks of at most `METRIC_CHUNK` values.
 pub(crate) trait History {
     /// The next chunk; `None` once the history is over.
     fn next_chunk(&mut self) -> Result<Option<Vec<Metric>>>;
@@ -751,7 +751,7 @@ fn runs(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
 }
 
 /// A run's metric history read from MLflow's `metrics` table in keyset pages of
-/// [`METRIC_CHUNK`] rows, in primary-key order (MLflow's metric_pk holds these five columns).
+/// `METRIC_CHUNK` rows, in primary-key order (MLflow's metric_pk holds these five columns).
 struct SqlHistory<'c> {
     db: &'c mut dyn Db,
     run_id: String,

@@ -15,7 +15,7 @@
 //!   open after it are dropped.
 //! - **JSON for 414 and 431.** hyper answers a request head it refuses (a request target over
 //!   64 KiB, a head over its buffer or with too many headers) itself, with an empty body,
-//!   before any handler runs. [`JsonHeadErrors`] rewrites exactly those answers on their way
+//!   before any handler runs. `JsonHeadErrors` rewrites exactly those answers on their way
 //!   to the socket into MLflow's `{"error_code", "message"}` shape.
 
 use super::ApiError;

@@ -369,9 +369,9 @@ pub fn python_type(value: &Value) -> &'static str {
 }
 
 /// Deserialises a decoded request into `T`, wording errors as MLflow does: a value of the
-/// wrong type is "Invalid value <json> for parameter '<path>' supplied: Hint: Value was of
-/// type '<t>'.", a missing required nested field "Missing value for required parameter
-/// '<path>'."; both end with MLflow's pointer to the API docs.
+/// wrong type is `Invalid value <json> for parameter '<path>' supplied: Hint: Value was of
+/// type '<t>'.`, a missing required nested field `Missing value for required parameter
+/// '<path>'.`; both end with MLflow's pointer to the API docs.
 pub fn from_json<T: DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
     let value = Value::Object(map);
     match serde_path_to_error::deserialize::<_, T>(&value) {

@@ -261,7 +261,7 @@ impl Auth {
     }
 
     /// The user's permission on a resource: their own grants and their roles' permissions
-    /// folded ([`fold`]: a `DENY` vetoes), else the default.
+    /// folded (`fold`: a `DENY` vetoes), else the default.
     pub async fn permission(
         &self,
         username: &str,
