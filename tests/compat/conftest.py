@@ -27,6 +27,7 @@ os.environ["DO_NOT_TRACK"] = "true"
 import contextlib
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,33 @@ def client(server) -> MlflowClient:
 def experiment_id(client) -> str:
     """A fresh, empty experiment."""
     return client.create_experiment(unique("exp"))
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """The moto_server that scripts/compat runs the suite under (scripts/s3-test-server): its
+    endpoint and a fresh bucket per module, with dummy credentials."""
+    endpoint = os.environ.get("CAIRN_TEST_S3_ENDPOINT")
+    if not endpoint:
+        pytest.fail(
+            "CAIRN_TEST_S3_ENDPOINT is not set: run the suite through scripts/test, which starts "
+            "moto_server (or start one and export its URL)"
+        )
+    import boto3
+
+    creds = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    bucket = f"compat-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=bucket)
+    return {"endpoint": endpoint, "bucket": bucket, "creds": creds, "client": client}

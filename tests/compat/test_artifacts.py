@@ -343,35 +343,6 @@ def test_cairn_cli_lists_downloads_and_uploads_through_the_server(proxy, proxy_c
 
 
 @pytest.fixture(scope="module")
-def s3():
-    """The moto_server of scripts/test: its endpoint and a fresh bucket, with dummy credentials."""
-    endpoint = os.environ.get("CAIRN_TEST_S3_ENDPOINT")
-    if not endpoint:
-        pytest.fail(
-            "CAIRN_TEST_S3_ENDPOINT is not set: run the suite through scripts/test, which starts "
-            "moto_server (or start one and export its URL)"
-        )
-    import boto3
-
-    creds = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }
-    bucket = f"compat-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=bucket)
-    return {"endpoint": endpoint, "bucket": bucket, "creds": creds, "client": client}
-
-
-@pytest.fixture(scope="module")
 def direct_s3(tmp_path_factory, s3):
     workdir = tmp_path_factory.mktemp("direct-s3")
     root = f"s3://{s3['bucket']}/prefix"

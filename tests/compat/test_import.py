@@ -12,10 +12,11 @@ that `mlflow server --backend-store-uri <dir>` writes, MLFLOW_ALLOW_FILE_STORE=t
 the import writes nothing; an MLflow database at an alembic revision Cairn does not know is
 refused before anything is written.
 
-Artifacts are not copied: their locations are kept, so `runs:/` downloads through `cairn server`
-keep working for a local artifact root (the SQL sources) and for MLflow's proxied
-`mlflow-artifacts:/` locations once `cairn server --artifacts-destination` names MLflow's (the
-FileStore source).
+Artifact locations are kept, so `runs:/` downloads through `cairn server` keep working for a
+local artifact root (the SQL sources) and for MLflow's proxied `mlflow-artifacts:/` locations
+once `cairn server --artifacts-destination` names MLflow's (the FileStore source); `--artifacts`
+copies MLflow's proxied artifacts into another store (a local `mlartifacts/` into S3, on the
+moto_server scripts/compat runs the suite under), resumably.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ pytestmark = pytest.mark.skipif(
 HISTORY = 6000  # more values than one chunk of the importer (5000)
 
 
-def cairn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def cairn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "MLFLOW_"))}
+    env.update(extra)
     return subprocess.run(
         [os.environ["CAIRN_BIN"], *args], cwd=cwd, env=env, capture_output=True, text=True
     )
@@ -419,6 +422,92 @@ def test_import_from_mlflow_filestore_reads_back_equal():
         )
         assert v.version == "4"
         assert_artifact_downloads(server.url, made["run"], workdir / "downloaded")
+    finally:
+        server.assert_clean_exit(server.terminate())
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_import_copies_proxied_artifacts_into_another_store(s3):
+    """`--artifacts <MLflow's --artifacts-destination>` with an S3 artifacts destination: the
+    proxied files land in S3 under the same paths, `runs:/` downloads through `cairn server` on
+    that bucket give MLflow's bytes, a re-run copies nothing, and a file lost at the destination
+    is copied again on the next run (only that one)."""
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-import-art-"))
+    mlflow_dir = workdir / "mlflow"
+    mlflow_dir.mkdir()
+    mlartifacts = mlflow_dir / "mlartifacts"
+    mlflow_server = MlflowServer(
+        mlflow_dir,
+        f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+        artifact_args=["--artifacts-destination", str(mlartifacts)],
+    )
+    big = os.urandom(3 * 1024 * 1024 + 17)  # several chunks of any stream
+    try:
+        client = MlflowClient(tracking_uri=mlflow_server.url)
+        exp = client.create_experiment(unique("exp"))
+        run = client.create_run(exp).info.run_id
+        local = workdir / "to-log"
+        (local / "notes").mkdir(parents=True)
+        (local / "notes" / "hello.txt").write_text(ARTIFACT_TEXT)
+        (local / "data").mkdir()
+        (local / "data" / "big.bin").write_bytes(big)
+        (local / "data" / "empty.txt").write_bytes(b"")
+        client.log_artifacts(run, str(local))
+        client.set_terminated(run)
+        assert client.get_run(run).info.artifact_uri.startswith("mlflow-artifacts:/")
+    finally:
+        mlflow_server.stop()
+    files = sorted(p.relative_to(mlartifacts).as_posix() for p in mlartifacts.rglob("*") if p.is_file())
+    assert len(files) == 3, files
+
+    cairn_dir = workdir / "cairn"
+    cairn_dir.mkdir()
+    dest = postgres_uri(cairn_dir) if POSTGRES else f"sqlite:///{cairn_dir / 'tracking.db'}"
+    root = f"s3://{s3['bucket']}/moved"
+    env = {**s3["creds"], "MLFLOW_S3_ENDPOINT_URL": s3["endpoint"], "AWS_ALLOW_HTTP": "true"}
+    common = ["--from", f"sqlite:///{mlflow_dir / 'mlflow.db'}", "--artifacts", str(mlartifacts),
+              "--backend-store-uri", dest, "--artifacts-destination", root]
+
+    dry = cairn("import", *common, "--dry-run", cwd=cairn_dir, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "artifact files     would write        3, already present        0" in dry.stdout, dry.stdout
+    assert f"artifact bytes     would write {len(big) + len(ARTIFACT_TEXT):>8}" in dry.stdout, dry.stdout
+    listed = s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix="moved/")
+    assert listed.get("KeyCount", 0) == 0, "a dry run wrote to the destination"
+
+    done = cairn("import", *common, cwd=cairn_dir, env=env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "artifact files     written        3, already present        0" in done.stdout, done.stdout
+    keys = sorted(o["Key"] for o in s3["client"].list_objects_v2(Bucket=s3["bucket"], Prefix="moved/")["Contents"])
+    assert keys == [f"moved/{f}" for f in files]
+
+    again = cairn("import", *common, cwd=cairn_dir, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "artifact files     written        0, already present        3" in again.stdout, again.stdout
+
+    lost = next(f for f in files if f.endswith("big.bin"))
+    s3["client"].delete_object(Bucket=s3["bucket"], Key=f"moved/{lost}")
+    resumed = cairn("import", *common, cwd=cairn_dir, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "artifact files     written        1, already present        2" in resumed.stdout, resumed.stdout
+
+    # The same storage on both sides is refused before anything is written.
+    same = cairn("import", "--from", f"sqlite:///{mlflow_dir / 'mlflow.db'}", "--artifacts", str(mlartifacts),
+                 "--backend-store-uri", f"sqlite:///{cairn_dir / 'other.db'}",
+                 "--artifacts-destination", str(mlartifacts), cwd=cairn_dir)
+    assert same.returncode != 0
+    assert "is Cairn's artifacts destination itself" in same.stderr, same.stderr
+    assert not (cairn_dir / "other.db").exists()
+
+    server = ServerProcess(cairn_dir, artifact_args=["--artifacts-destination", root], env=env)
+    try:
+        server.wait_healthy()
+        assert_artifact_downloads(server.url, run, workdir / "downloaded")
+        got = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"runs:/{run}/data", dst_path=str(workdir / "data"), tracking_uri=server.url
+        )
+        assert (Path(got) / "big.bin").read_bytes() == big
+        assert (Path(got) / "empty.txt").read_bytes() == b""
     finally:
         server.assert_clean_exit(server.terminate())
     shutil.rmtree(workdir, ignore_errors=True)

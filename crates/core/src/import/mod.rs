@@ -15,12 +15,14 @@
 //!   so re-running an interrupted import continues where it stopped and re-running a
 //!   finished one writes nothing; an id that is there with another identity (experiment 3
 //!   named differently) stops the import with an error naming both.
-//! - Artifacts are not copied: artifact locations are kept verbatim, so the destination
-//!   serves them from where MLflow put them (point `--artifacts-destination` at MLflow's
-//!   `--artifacts-destination` for `mlflow-artifacts:/` locations).
+//! - Artifact locations are kept verbatim, so the destination serves artifacts from where
+//!   MLflow put them: point `--artifacts-destination` at MLflow's `--artifacts-destination`
+//!   for `mlflow-artifacts:/` locations, or give `--artifacts <MLflow's destination>` to copy
+//!   them into Cairn's artifacts destination (`artifacts`).
 //! - Not imported: traces, workspaces other than `default`,
 //!   and MLflow's GenAI tables (scorers, evaluation datasets, prompts optimisation jobs, ...).
 
+mod artifacts;
 mod filestore;
 mod source;
 
@@ -55,6 +57,13 @@ pub struct ImportArgs {
     /// Do not print progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// MLflow's artifacts destination (`mlflow server --artifacts-destination`, ./mlartifacts
+    /// by default): copy every file under it into Cairn's artifacts destination
+    /// (--artifacts-destination / store.artifacts_destination), so proxied
+    /// `mlflow-artifacts:/` locations resolve through Cairn. Files already there with the same
+    /// size are skipped.
+    #[arg(long, value_name = "URI")]
+    pub artifacts: Option<String>,
     /// The destination store options, as `cairn check` and `mlflow server` spell them.
     #[command(flatten)]
     pub store: crate::cli::StoreArgs,
@@ -87,6 +96,9 @@ pub(crate) struct Report {
     pub(crate) metric_values: u64,
     pub(crate) registered_models: Count,
     pub(crate) model_versions: Count,
+    /// Files under `--artifacts`.
+    pub(crate) artifacts: Count,
+    pub(crate) artifact_bytes: u64,
 }
 
 /// The destination stores and how to write into them (shared by both sources).
@@ -156,7 +168,13 @@ pub fn run(
     err: &mut dyn Write,
 ) -> Result<()> {
     let mut report = Report::default();
-    let result = if let Some(root) = filestore::root(&args.from)? {
+    // Both artifact repositories are built first: a wrong --artifacts stops before anything
+    // is written.
+    let artifact_repos = match &args.artifacts {
+        Some(uri) => Some(artifact_repositories(uri, assembly)?),
+        None => None,
+    };
+    let (mut dest, result) = if let Some(root) = filestore::root(&args.from)? {
         let with_registry = root.join("models").is_dir();
         let mut dest = destination(args, assembly, with_registry, err)?;
         dest.progress(&format!(
@@ -164,7 +182,8 @@ pub fn run(
             root.display(),
             if args.dry_run { ", dry run" } else { "" }
         ));
-        filestore::copy_all(&root, &mut dest, &mut report)
+        let result = filestore::copy_all(&root, &mut dest, &mut report);
+        (dest, result)
     } else {
         let mut db = source::open(&args.from)?;
         let schema = Schema::inspect(&mut *db)?;
@@ -177,7 +196,12 @@ pub fn run(
             ctx.schema.revision,
             if args.dry_run { ", dry run" } else { "" }
         ));
-        copy_all(&mut ctx, &mut report)
+        let result = copy_all(&mut ctx, &mut report);
+        (ctx.dest, result)
+    };
+    let result = match (result, artifact_repos) {
+        (Ok(()), Some((source, to))) => artifacts::copy_tree(source, to, &mut dest, &mut report),
+        (result, _) => result,
     };
     let verb = if args.dry_run {
         "would write"
@@ -200,10 +224,41 @@ pub fn run(
     ));
     text.push_str(&line("registered models", report.registered_models));
     text.push_str(&line("model versions", report.model_versions));
+    if args.artifacts.is_some() {
+        text.push_str(&line("artifact files", report.artifacts));
+        text.push_str(&format!(
+            "{:<18} {verb} {:>8} (in the files written)\n",
+            "artifact bytes", report.artifact_bytes
+        ));
+    }
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
     result
+}
+
+/// The repository of `--artifacts` (MLflow's artifacts destination) and Cairn's artifacts
+/// destination, refused when they are the same storage.
+fn artifact_repositories(
+    uri: &str,
+    assembly: &Assembly<'_>,
+) -> Result<(
+    Arc<dyn cairn_plugin_api::ArtifactRepository>,
+    Arc<dyn cairn_plugin_api::ArtifactRepository>,
+)> {
+    let source = assembly
+        .repositories()
+        .repository(uri)
+        .map_err(|e| e.requested_by(format!("--artifacts {}", crate::secrets::redact_uri(uri))))?;
+    let dest = assembly.artifacts_destination()?.plugin;
+    if source.root_uri().trim_end_matches('/') == dest.root_uri().trim_end_matches('/') {
+        return Err(Error::Import(format!(
+            "--artifacts {} is Cairn's artifacts destination itself: nothing to copy (serve it \
+             as it is, or name another --artifacts-destination)",
+            crate::secrets::redact_uri(uri)
+        )));
+    }
+    Ok((source, dest))
 }
 
 fn copy_all(ctx: &mut Ctx<'_>, report: &mut Report) -> Result<()> {
