@@ -57,7 +57,7 @@ pub(crate) fn copy_tree(
                 None => report.artifacts.present += 1,
             }
             let seen = report.artifacts.written + report.artifacts.present;
-            if seen % PROGRESS_EVERY == 0 {
+            if seen.is_multiple_of(PROGRESS_EVERY) {
                 dest.progress(&format!(
                     "cairn import: artifacts: {seen} files seen, {} {} ({} bytes)",
                     report.artifacts.written,
@@ -95,10 +95,11 @@ fn copy_file(
         }
         None => None,
     };
-    if let Some(there) = present {
-        if there.is_some() && there == size {
-            return Ok(None);
-        }
+    if let Some(there) = present
+        && there.is_some()
+        && there == size
+    {
+        return Ok(None);
     }
     if dest.dry_run {
         return Ok(Some(size.map_or(0, |s| s.max(0) as u64)));
