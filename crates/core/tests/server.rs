@@ -1888,6 +1888,86 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     server.await.unwrap().unwrap();
 }
 
+/// Reads one HTTP/1.1 response with a `content-length` from `stream`: (status line, body).
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("content-length");
+            if buf.len() >= end + 4 + length {
+                let status = text.lines().next().unwrap().to_owned();
+                return (status, text[end + 4..end + 4 + length].to_owned());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn answers_that_need_no_body_still_read_it_and_keep_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(store(), &ServerInfo::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cairn_core::server::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Larger than hyper's read buffer: left unread, it closed the connection.
+    let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(300_000));
+    for (method, path, status) in [
+        ("POST", "/api/2.0/mlflow/no-such-endpoint", "404"),
+        ("DELETE", "/api/2.0/mlflow/experiments/create", "405"),
+        (
+            "POST",
+            "/api/2.0/mlflow/artifacts/presigned-upload-url",
+            "501",
+        ),
+        ("POST", "/api/2.0/mlflow/unified-traces", "404"),
+    ] {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (line, _) = read_response(&mut stream).await;
+        assert!(
+            line.starts_with(&format!("HTTP/1.1 {status}")),
+            "{method} {path}: {line}"
+        );
+        // The same connection still answers.
+        stream
+            .write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (line, text) = read_response(&mut stream).await;
+        assert!(
+            line.starts_with("HTTP/1.1 200"),
+            "after {method} {path}: {line}"
+        );
+        assert_eq!(text, "OK");
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_stalled_request_body_fails_after_the_body_read_timeout() {
     let app = App::with(ServerInfo {

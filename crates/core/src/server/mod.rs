@@ -51,6 +51,7 @@ use crate::error::{Error, Result};
 use crate::registry::{Registry, scheme_of};
 use crate::run_context::RunContextProviders;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -272,7 +273,10 @@ fn mlflow(router: Routes, version: &str, path: &str, handler: MethodRouter<AppSt
 
 /// A handler answering `501 NOT_IMPLEMENTED` with `message`.
 fn not_implemented(message: &'static str) -> MethodRouter<AppState> {
-    any(move || async move { ApiError::not_implemented(message) })
+    any(move |body: Body| async move {
+        wire::discard_body(body).await;
+        ApiError::not_implemented(message)
+    })
 }
 
 const ARTIFACTS_NOT_IMPLEMENTED: &str =
@@ -564,7 +568,15 @@ fn api_routes(serve_artifacts: bool) -> Routes {
     }
     // Databricks-only trace endpoints have no handler in MLflow: 404 with an empty body.
     for path in ["/unified-traces", "/get-online-trace-details"] {
-        r = mlflow(r, "2.0", path, any(|| async { StatusCode::NOT_FOUND }));
+        r = mlflow(
+            r,
+            "2.0",
+            path,
+            any(|body: Body| async {
+                wire::discard_body(body).await;
+                StatusCode::NOT_FOUND
+            }),
+        );
     }
     r = r.route("/v1/traces", post(traces::otlp_ingest));
 
@@ -593,10 +605,12 @@ async fn get_server_info(State(state): State<AppState>) -> Response {
 /// MLflow's router (Werkzeug, `merge_slashes`) does: `//model-versions/get-artifact` reaches
 /// its handler. Anything else is `404 ENDPOINT_NOT_FOUND`.
 async fn endpoint_not_found(req: Request) -> Response {
-    let uri = req
-        .extensions()
+    let (parts, body) = req.into_parts();
+    wire::discard_body(body).await;
+    let uri = parts
+        .extensions
         .get::<axum::extract::OriginalUri>()
-        .map_or(req.uri(), |original| &original.0);
+        .map_or(&parts.uri, |original| &original.0);
     let path = uri.path();
     if path.contains("//") {
         let mut merged = String::with_capacity(path.len());
@@ -617,17 +631,19 @@ async fn endpoint_not_found(req: Request) -> Response {
                 .into_response();
         }
     }
-    ApiError::endpoint_not_found(req.method().as_str(), path).into_response()
+    ApiError::endpoint_not_found(parts.method.as_str(), path).into_response()
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
+    let (parts, body) = req.into_parts();
+    wire::discard_body(body).await;
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "BAD_REQUEST",
         format!(
             "Method {} is not allowed for {}",
-            req.method(),
-            req.uri().path()
+            parts.method,
+            parts.uri.path()
         ),
     )
 }

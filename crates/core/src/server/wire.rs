@@ -184,6 +184,21 @@ pub fn body_too_large(limit: usize) -> ApiError {
     )
 }
 
+/// Request bodies an answer that does not need them still reads, at most, before answering.
+pub const DISCARDED_BODY_LIMIT: usize = 1 << 20;
+
+/// Reads and drops up to [`DISCARDED_BODY_LIMIT`] bytes of a body its answer does not need
+/// (404, 405, 501): hyper keeps a connection alive only once the request body is read, so an
+/// unread body of more than its buffer closed the connection, often while the client was still
+/// sending, and the client saw a broken pipe instead of the answer. A larger body is left unread
+/// (the connection closes, as before).
+pub async fn discard_body(body: Body) {
+    use http_body_util::BodyExt;
+    let _ = http_body_util::Limited::new(body, DISCARDED_BODY_LIMIT)
+        .collect()
+        .await;
+}
+
 /// Reads at most `limit` bytes of `body`; more is a 413.
 pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
