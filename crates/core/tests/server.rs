@@ -1920,7 +1920,7 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> (String, String) {
 }
 
 #[tokio::test]
-async fn answers_that_need_no_body_still_read_it_and_keep_the_connection() {
+async fn refusals_that_need_no_body_still_read_it_and_keep_the_connection() {
     use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1941,6 +1941,11 @@ async fn answers_that_need_no_body_still_read_it_and_keep_the_connection() {
             "501",
         ),
         ("POST", "/api/2.0/mlflow/unified-traces", "404"),
+        (
+            "POST",
+            "/ajax-api/2.0/mlflow/upload-artifact?run_id=&path=",
+            "400",
+        ),
     ] {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

@@ -789,26 +789,16 @@ pub async fn get_logged_model_artifact(
 /// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=` with the file as the raw body
 /// (at most 10 MB): the UI's upload into a run's artifacts.
 pub async fn upload_artifact(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    let query: BTreeMap<String, String> = req
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let run_id = query
-        .get("run_uuid")
-        .or_else(|| query.get("run_id"))
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?
-        .clone();
-    let raw = query
-        .get("path")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::invalid("Request must specify path."))?;
-    let path = canonical_some(raw)?;
-    if declared_length(req.headers()).is_some_and(|n| n > UPLOAD_ARTIFACT_MAX_BYTES as u64) {
-        return Err(ApiError::invalid(UPLOAD_ARTIFACT_TOO_LARGE));
-    }
-    let data = read_body(req.into_body(), UPLOAD_ARTIFACT_MAX_BYTES)
+    let (parts, body) = req.into_parts();
+    let (run_id, path) = match upload_target(&parts) {
+        Ok(target) => target,
+        Err(e) => {
+            // Read, so the kept-alive connection survives the refusal.
+            crate::server::wire::discard_body(body).await;
+            return Err(e);
+        }
+    };
+    let data = read_body(body, UPLOAD_ARTIFACT_MAX_BYTES)
         .await
         .map_err(|e| {
             if e.status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -826,6 +816,31 @@ pub async fn upload_artifact(State(state): State<AppState>, req: Request) -> Api
     let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(data) }));
     resolved.repository.put(&full, body).await?;
     Ok(empty())
+}
+
+/// `upload-artifact`'s run id and canonical path, from the query; a body declared larger than
+/// MLflow's limit is refused here, before it is read.
+fn upload_target(parts: &axum::http::request::Parts) -> ApiResult<(String, String)> {
+    let query: BTreeMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let run_id = query
+        .get("run_uuid")
+        .or_else(|| query.get("run_id"))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?
+        .clone();
+    let raw = query
+        .get("path")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let path = canonical_some(raw)?;
+    if declared_length(&parts.headers).is_some_and(|n| n > UPLOAD_ARTIFACT_MAX_BYTES as u64) {
+        return Err(ApiError::invalid(UPLOAD_ARTIFACT_TOO_LARGE));
+    }
+    Ok((run_id, path))
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
