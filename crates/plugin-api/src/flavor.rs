@@ -90,6 +90,8 @@ pub enum DType {
     Bytes,
     /// `object` (numpy's dtype of string arrays; elements are strings)
     Object,
+    /// JSON values ([`TensorData::Json`]): not a numpy dtype; no MLflow signature names it.
+    Json,
 }
 
 /// A tensor's (or column's) elements, row-major.
@@ -125,6 +127,13 @@ pub enum TensorData {
     Str(Vec<String>),
     /// `bytes`
     Bytes(Vec<Vec<u8>>),
+    /// JSON values as a request held them: the cells of a column MLflow types `Array`,
+    /// `Object`, `Map` or `AnyType`, and list or object cells (or tensor elements) where no
+    /// type is declared. A Python model gets each as the Python value `json.loads` makes of it
+    /// (a list, a dict, ...), as MLflow's scoring server passes them; a model that only takes
+    /// numbers or strings refuses them. A missing value of a table column is a placeholder
+    /// `null`; a present JSON `null` is a value.
+    Json(Vec<serde_json::Value>),
 }
 
 impl TensorData {
@@ -144,6 +153,7 @@ impl TensorData {
             TensorData::Float64(v) => v.len(),
             TensorData::Str(v) => v.len(),
             TensorData::Bytes(v) => v.len(),
+            TensorData::Json(v) => v.len(),
         }
     }
 
@@ -169,6 +179,7 @@ impl TensorData {
             TensorData::Float64(_) => DType::Float64,
             TensorData::Str(_) => DType::Str,
             TensorData::Bytes(_) => DType::Bytes,
+            TensorData::Json(_) => DType::Json,
         }
     }
 }
@@ -178,7 +189,7 @@ macro_rules! every_variant {
     ($m:ident) => {
         $m!(
             Bool, Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Float16, Float32,
-            Float64, Str, Bytes
+            Float64, Str, Bytes, Json
         )
     };
 }
