@@ -636,6 +636,17 @@ pub const MLFLOW_ERROR_CODE: &str = "mlflow_error_code";
 /// then answers it as it is, with 400.
 pub const MLFLOW_ERROR_BODY: &str = "mlflow_error_body";
 
+/// The name of the one tensor carrying a JSON request's whole `inputs` value, unread, when the
+/// model has a column signature: MLflow reads that form for such a model by its own rules
+/// (`parse_tf_serving_input`: a dict of columns, a list of records, a list for the one column,
+/// each value checked by its column type), which a Python model's flavor applies with MLflow's
+/// code. The tensor is a scalar (shape `[]`) of [`TensorData::Json`]; a flavor that cannot
+/// read it refuses it as input it does not know.
+pub const RAW_INPUTS: &str = "\u{0}inputs";
+
+/// As [`RAW_INPUTS`], for the `instances` form.
+pub const RAW_INSTANCES: &str = "\u{0}instances";
+
 /// Inference parameters (MLflow's `params`), after [`Signature::validate_params`].
 pub type Params = BTreeMap<String, serde_json::Value>;
 

@@ -407,6 +407,7 @@ impl Serialize for Scalar<'_> {
                 use base64::Engine;
                 s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&v[i]))
             }
+            TensorData::Json(v) => v[i].serialize(s),
             _ => s.serialize_unit(),
         }
     }
@@ -431,6 +432,7 @@ fn scalar(d: &TensorData, i: usize) -> Value {
             use base64::Engine;
             Value::from(base64::engine::general_purpose::STANDARD.encode(&v[i]))
         }
+        TensorData::Json(v) => v[i].clone(),
         // Half floats and future types: as their bit patterns are not numbers, say so.
         _ => Value::Null,
     }
