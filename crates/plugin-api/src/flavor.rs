@@ -127,13 +127,14 @@ pub enum TensorData {
     Str(Vec<String>),
     /// `bytes`
     Bytes(Vec<Vec<u8>>),
-    /// JSON values as a request held them: the cells of a column MLflow types `Array`,
-    /// `Object`, `Map` or `AnyType`, and list or object cells (or tensor elements) where no
-    /// type is declared. A Python model gets each as the Python value `json.loads` makes of it
-    /// (a list, a dict, ...), as MLflow's scoring server passes them; a model that only takes
-    /// numbers or strings refuses them. A missing value of a table column is a placeholder
-    /// `null`; a present JSON `null` is a value.
-    Json(Vec<serde_json::Value>),
+    /// JSON values as a request held them, each as its JSON text (compact, an object's keys in
+    /// the request's order, which a Python dict keeps): the cells of a column MLflow types
+    /// `Array`, `Object`, `Map` or `AnyType`, and list or object cells (or tensor elements)
+    /// where no type is declared. A Python model gets each as the Python value `json.loads`
+    /// makes of it (a list, a dict, ...), as MLflow's scoring server passes them; a model that
+    /// only takes numbers or strings refuses them. A missing value of a table column is a
+    /// placeholder `null`; a present JSON `null` is a value.
+    Json(Vec<String>),
 }
 
 impl TensorData {

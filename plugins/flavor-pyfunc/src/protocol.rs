@@ -137,11 +137,11 @@ fn to_array(data: &TensorData, missing: Option<&[bool]>) -> Result<ArrayRef> {
                 |(i, b)| (!missing.is_some_and(|m| m[i])).then_some(b.as_slice()),
             )))
         }
-        TensorData::Json(v) => Arc::new(StringArray::from_iter(
-            v.iter()
-                .enumerate()
-                .map(|(i, x)| (!missing.is_some_and(|m| m[i])).then(|| x.to_string())),
-        )),
+        TensorData::Json(v) => {
+            Arc::new(StringArray::from_iter(v.iter().enumerate().map(
+                |(i, s)| (!missing.is_some_and(|m| m[i])).then_some(s.as_str()),
+            )))
+        }
         other => {
             return Err(Error::invalid(format!(
                 "a python_function model cannot take {:?} elements",
@@ -217,23 +217,20 @@ fn is_json(f: &Field) -> bool {
     f.metadata().get(JSON_KEY).map(String::as_str) == Some(JSON_VALUE)
 }
 
-/// Strings read from a column marked as JSON texts, as the values (nulls for missing ones).
+/// Strings read from a column marked as JSON texts, as JSON values (`null` placeholders for
+/// missing ones).
 fn json_values(data: TensorData, missing: Option<&[bool]>) -> Result<TensorData> {
-    let TensorData::Str(texts) = data else {
+    let TensorData::Str(mut texts) = data else {
         return Err(arrow_error("a JSON column that is not text"));
     };
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if missing.is_some_and(|m| m[i]) {
-                Ok(serde_json::Value::Null)
-            } else {
-                serde_json::from_str(t).map_err(arrow_error)
-            }
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(TensorData::Json)
+    for (i, t) in texts.iter_mut().enumerate() {
+        if missing.is_some_and(|m| m[i]) {
+            *t = "null".into();
+        } else if serde_json::from_str::<serde::de::IgnoredAny>(t).is_err() {
+            return Err(arrow_error(format!("a JSON column holds {t:?}")));
+        }
+    }
+    Ok(TensorData::Json(texts))
 }
 
 /// One record batch as an IPC stream.
@@ -427,9 +424,9 @@ mod tests {
                 Column::new(
                     "e",
                     TensorData::Json(vec![
-                        serde_json::json!([{"role": "user", "content": "é"}]),
-                        serde_json::Value::Null,
-                        serde_json::json!({"k": [1, 2.5]}),
+                        r#"[{"role":"user","content":"é"}]"#.into(),
+                        "null".into(),
+                        r#"{"k":[1,2.5]}"#.into(),
                     ]),
                     Some(vec![false, true, false]),
                 )
@@ -459,7 +456,7 @@ mod tests {
                     "j".to_string(),
                     Tensor::new(
                         vec![1, 2],
-                        TensorData::Json(vec![serde_json::json!({"a": 1}), serde_json::json!(null)]),
+                        TensorData::Json(vec![r#"{"b":1,"a":2}"#.into(), "null".into()]),
                     )
                     .unwrap(),
                 ),

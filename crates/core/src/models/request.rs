@@ -34,7 +34,8 @@ const FORMATS: &str = "{'dataframe_split', 'dataframe_records', 'instances', 'in
 
 // ----- scalars and sinks ----------------------------------------------------------------------
 
-/// A JSON scalar as read (or, where a scalar was expected, any other JSON value).
+/// A JSON scalar as read (or, where a scalar was expected, any other JSON value: its compact
+/// JSON text, keys in the request's order).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scalar {
     Null,
@@ -43,7 +44,7 @@ pub(crate) enum Scalar {
     UInt(u64),
     Float(f64),
     Str(String),
-    Other(Value),
+    Other(String),
 }
 
 impl Scalar {
@@ -59,15 +60,16 @@ impl Scalar {
         matches!(self, Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_))
     }
 
-    fn into_value(self) -> Value {
+    /// The value as compact JSON text (as serde_json writes it).
+    fn into_text(self) -> String {
         match self {
-            Scalar::Null => Value::Null,
-            Scalar::Bool(b) => Value::Bool(b),
-            Scalar::Int(i) => Value::from(i),
-            Scalar::UInt(u) => Value::from(u),
-            Scalar::Float(f) => Value::from(f),
-            Scalar::Str(s) => Value::String(s),
-            Scalar::Other(v) => v,
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::UInt(u) => u.to_string(),
+            Scalar::Float(f) => Value::from(f).to_string(),
+            Scalar::Str(s) => Value::String(s).to_string(),
+            Scalar::Other(text) => text,
         }
     }
 
@@ -106,7 +108,7 @@ impl From<Value> for Scalar {
                 _ => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => Scalar::Str(s),
-            other => Scalar::Other(other),
+            other => Scalar::Other(other.to_string()),
         }
     }
 }
@@ -168,12 +170,12 @@ fn append(data: &mut TensorData, s: Scalar) -> Result<(), Scalar> {
             v.push(match s {
                 Scalar::Null => String::new(),
                 Scalar::Str(x) => x,
-                other => other.into_value().to_string(),
+                other => other.into_text(),
             });
             Ok(())
         }
         TensorData::Json(v) => {
-            v.push(s.into_value());
+            v.push(s.into_text());
             Ok(())
         }
         _ => Err(s),
@@ -244,16 +246,16 @@ impl Sink {
 
     /// The elements as `dtype` (the declared one when there was one), or the value that does
     /// not convert.
-    fn finish(self, dtype: DType) -> Result<(TensorData, Option<Vec<bool>>), Value> {
+    fn finish(self, dtype: DType) -> Result<(TensorData, Option<Vec<bool>>), String> {
         if let Some(s) = self.failed {
-            return Err(s.into_value());
+            return Err(s.into_text());
         }
         let data = match self.data {
             Ok(data) => data,
             Err(kept) => {
                 let mut data = empty(dtype);
                 for s in kept {
-                    append(&mut data, s).map_err(Scalar::into_value)?;
+                    append(&mut data, s).map_err(Scalar::into_text)?;
                 }
                 data
             }
@@ -442,10 +444,69 @@ macro_rules! scalar_visits {
 macro_rules! object_as_scalar {
     () => {
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            let v = serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-            Ok(self.scalar(Scalar::Other(v)))
+            let mut text = String::new();
+            JsonText(&mut text).visit_map(map)?;
+            Ok(self.scalar(Scalar::Other(text)))
         }
     };
+}
+
+/// One JSON value written back as compact JSON text, object keys in the order read (a
+/// `serde_json::Value` would sort them; Python keeps a dict's order), numbers as serde_json
+/// writes them.
+struct JsonText<'a>(&'a mut String);
+
+impl JsonText<'_> {
+    fn scalar(self, s: Scalar) {
+        self.0.push_str(&s.into_text());
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonText<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonText<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    scalar_visits!();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push('[');
+        let mut first = true;
+        loop {
+            let at = self.0.len();
+            if !first {
+                self.0.push(',');
+            }
+            if seq.next_element_seed(JsonText(&mut *self.0))?.is_none() {
+                self.0.truncate(at);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push('{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<String>()? {
+            if !first {
+                self.0.push(',');
+            }
+            first = false;
+            self.0.push_str(&Value::String(key).to_string());
+            self.0.push(':');
+            map.next_value_seed(JsonText(&mut *self.0))?;
+        }
+        self.0.push('}');
+        Ok(())
+    }
 }
 
 fn drain<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<usize, A::Error> {
@@ -509,8 +570,9 @@ fn raw<'de, D: Deserializer<'de>>(
     name: &str,
     d: D,
 ) -> Result<Result<ModelData, Failure>, D::Error> {
-    let value: Value = serde::Deserialize::deserialize(d)?;
-    Ok(Tensor::new(vec![], TensorData::Json(vec![value]))
+    let mut text = String::new();
+    JsonText(&mut text).deserialize(d)?;
+    Ok(Tensor::new(vec![], TensorData::Json(vec![text]))
         .map(|t| ModelData::Tensors([(name.to_string(), t)].into()))
         .map_err(|e| bad(e.message)))
 }
@@ -704,8 +766,9 @@ impl<'de> Visitor<'de> for Cell<'_> {
     scalar_visits!();
     object_as_scalar!();
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let v = serde::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        self.0.push(Scalar::Other(v));
+        let mut text = String::new();
+        JsonText(&mut text).visit_seq(seq)?;
+        self.0.push(Scalar::Other(text));
         Ok(())
     }
 }
@@ -1864,11 +1927,15 @@ mod tests {
         assert!(is_bad(parse_csv(b"a,b\n1\n", &sig)));
     }
 
-    fn json_column(t: &Table, name: &str) -> Vec<Value> {
-        match t.column(name).unwrap().values() {
-            TensorData::Json(v) => v.clone(),
-            other => panic!("{name} is {other:?}"),
+    fn json_values(d: &TensorData) -> Vec<Value> {
+        match d {
+            TensorData::Json(v) => v.iter().map(|t| serde_json::from_str(t).unwrap()).collect(),
+            other => panic!("not JSON values: {other:?}"),
         }
+    }
+
+    fn json_column(t: &Table, name: &str) -> Vec<Value> {
+        json_values(t.column(name).unwrap().values())
     }
 
     #[test]
@@ -1891,6 +1958,23 @@ mod tests {
         );
         assert_eq!(t.column("o").unwrap().missing(), None);
         assert_eq!(t.column("n").unwrap().values(), &TensorData::Int64(vec![1, 2, 3]));
+        // The texts keep the request's key order (a Python dict keeps it), compact.
+        let body = r#"{"dataframe_records": [{"m": {"z": 1, "a": [2, {"y": null, "b": 1.5e0}]}}],
+                       "params": {}}"#;
+        let t = table_of(body, &none).unwrap();
+        assert_eq!(
+            t.column("m").unwrap().values(),
+            &TensorData::Json(vec![r#"{"z":1,"a":[2,{"y":null,"b":1.5}]}"#.into()])
+        );
+        let raw = r#"{"inputs": {"b": [1, {"y": 2, "x": "\u00e9\n"}], "a": []}}"#;
+        let (data, _) = parse_json(raw.as_bytes(), &col_sig()).unwrap();
+        let ModelData::Tensors(m) = data else {
+            panic!()
+        };
+        assert_eq!(
+            m[RAW_INPUTS].data(),
+            &TensorData::Json(vec![r#"{"b":[1,{"y":2,"x":"é\n"}],"a":[]}"#.into()])
+        );
         // Split, in either key order.
         for body in [
             json!({"dataframe_split": {"columns": ["m", "s"], "data": [[chat, "a"], [[1, [2]], "b"]]}}),
@@ -1949,14 +2033,11 @@ mod tests {
         let chat = json!([{"role": "user", "content": "hi"}, {"role": "user", "content": "yo"}]);
         let t = one_tensor(json!({"inputs": chat}), &none).unwrap();
         assert_eq!(t.shape(), &[2]);
-        assert_eq!(
-            t.data(),
-            &TensorData::Json(chat.as_array().unwrap().clone())
-        );
+        assert_eq!(json_values(t.data()), chat.as_array().unwrap().clone());
         let t = one_tensor(json!({"inputs": {"messages": [chat]}}), &none).unwrap();
         assert_eq!(t.shape(), &[1, 2]);
         let t = one_tensor(json!({"instances": [{"m": {"a": 1}}, {"m": 2}]}), &none).unwrap();
-        assert_eq!(t.data(), &TensorData::Json(vec![json!({"a": 1}), json!(2)]));
+        assert_eq!(json_values(t.data()), vec![json!({"a": 1}), json!(2)]);
         // Ragged lists are still a bad request (numpy's refusal in MLflow).
         assert!(is_bad(one_tensor(json!({"inputs": [[{"a": 1}], []]}), &none)));
         // A declared numeric dtype refuses them.
@@ -1974,7 +2055,7 @@ mod tests {
             };
             assert_eq!(m.len(), 1);
             assert_eq!(m[name].shape(), &[] as &[usize]);
-            assert_eq!(m[name].data(), &TensorData::Json(vec![value]));
+            assert_eq!(json_values(m[name].data()), vec![value]);
         }
     }
 }
