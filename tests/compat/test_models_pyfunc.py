@@ -842,7 +842,6 @@ def test_list_and_dict_cells_reach_a_schemaless_model_as_mlflow_passes_them(tmp_
             "inputs: named": {"inputs": {"messages": CHAT, "n": [1, 2]}},
             "inputs: one row of messages": {"inputs": [CHAT]},
             "instances": {"instances": [{"messages": CHAT}, {"messages": CHAT[::-1]}]},
-            "instances: a list": {"instances": [CHAT[0], CHAT[1]]},
             "params are kept apart": {"inputs": CHAT, "params": {}},
         }
         for label, body in bodies.items():
@@ -878,7 +877,7 @@ def test_array_object_map_and_any_columns_are_checked_as_mlflow_checks_them(tmp_
     ]))
     path = _echo_model(tmp_path_factory, "echo-typed", signature)
     mlmodel = open(os.path.join(path, "MLmodel")).read()
-    assert '\\"type\\": \\"array\\"' in mlmodel and '\\"type\\": \\"map\\"' in mlmodel, mlmodel
+    assert '"type": "array"' in mlmodel and '"type": "map"' in mlmodel, mlmodel
     real_url = real_mlflow_serve(path)
     proc, url = _serve(path, workers=1)
     try:
@@ -889,11 +888,19 @@ def test_array_object_map_and_any_columns_are_checked_as_mlflow_checks_them(tmp_
             "dataframe_split": _chat_split(CHAT_RECORDS),
             "dataframe_records in another key order": {"dataframe_records": records[::-1]},
             "inputs: records": {"inputs": CHAT_RECORDS[:2]},
-            "instances": {"instances": records[:2]},
         }
         for label, body in ok.items():
             got = _same_bytes_as_real_mlflow(url, real_url, body, label)
             assert got.status_code == 200, (label, got.text)
+        # The model got the messages as lists of dicts (checked by MLflow's Array(Object)),
+        # the weights as dicts, the Any column as it was sent (NaN where a record lacks it).
+        given = _post(url, {"dataframe_records": CHAT_RECORDS}).json()["predictions"][0]
+        assert given["answers"] == ["user said 'hi \u00e9' after 1 messages",
+                                    "user said 'hi \u00e9' after 0 messages", "nobody said anything"]
+        columns = given["given"]["DataFrame"]
+        assert list(columns["messages"]["cells"][1]) == ["list"]
+        assert columns["weights"]["cells"][0] == {"dict": {"a": {"float": 1.5}, "b": {"float": -2.0}}}
+        assert columns["extra"]["cells"][1] == "NaN"
         refused = {
             "messages not a list": {"dataframe_records": [
                 {"messages": "hi", "weights": {}, "user": "u"}]},
@@ -904,6 +911,13 @@ def test_array_object_map_and_any_columns_are_checked_as_mlflow_checks_them(tmp_
                 {"messages": CHAT, "weights": {"a": "heavy"}, "user": "u"}]},
             "inputs: a dict of columns (MLflow reads each column as one array)": {"inputs": {
                 "messages": [CHAT, CHAT], "weights": [{}, {}], "user": ["a", "b"]}},
+            # MLflow stacks each column of `instances` into one array: the messages become a
+            # 2-D array, which its Array check refuses (MLflow's log says: use `inputs`).
+            "instances": {"instances": [
+                {"messages": CHAT, "weights": {"w": 1.0}, "user": "a", "extra": 1},
+                {"messages": CHAT[::-1], "weights": {"w": 2.0}, "user": "b", "extra": "x"}]},
+            "instances: conversations of different lengths (numpy cannot stack them)":
+                {"instances": records[:2]},
             "instances: an int weight": {"instances": [
                 {"messages": CHAT, "weights": {"a": 2}, "user": "u"}]},
             "a missing required column": {"dataframe_records": [{"messages": CHAT, "user": "u"}]},
