@@ -893,13 +893,14 @@ def test_array_object_map_and_any_columns_are_checked_as_mlflow_checks_them(tmp_
             got = _same_bytes_as_real_mlflow(url, real_url, body, label)
             assert got.status_code == 200, (label, got.text)
         # The model got the messages as lists of dicts (checked by MLflow's Array(Object)),
-        # the weights as dicts, the Any column as it was sent (NaN where a record lacks it).
+        # the weights as dicts of numpy doubles (MLflow's Map(double) cast), the Any column as
+        # it was sent (NaN where a record lacks it).
         given = _post(url, {"dataframe_records": CHAT_RECORDS}).json()["predictions"][0]
         assert given["answers"] == ["user said 'hi \u00e9' after 1 messages",
                                     "user said 'hi \u00e9' after 0 messages", "nobody said anything"]
         columns = given["given"]["DataFrame"]
         assert list(columns["messages"]["cells"][1]) == ["list"]
-        assert columns["weights"]["cells"][0] == {"dict": {"a": {"float": 1.5}, "b": {"float": -2.0}}}
+        assert columns["weights"]["cells"][0] == {"dict": {"a": {"float64": 1.5}, "b": {"float64": -2.0}}}
         assert columns["extra"]["cells"][1] == "NaN"
         refused = {
             "messages not a list": {"dataframe_records": [

@@ -1941,7 +1941,8 @@ mod tests {
     #[test]
     fn list_and_object_cells_are_json_values() {
         let none = Signature::default();
-        let chat = json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "é"}]);
+        let chat =
+            json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "é"}]);
         // Records: a column with a list or an object anywhere is a column of JSON values; an
         // absent key is missing, a JSON null is a value (pandas: NaN and None).
         let body = json!({"dataframe_records": [
@@ -1950,14 +1951,20 @@ mod tests {
             {"n": 3, "o": "plain"},
         ]});
         let t = table_of(&body.to_string(), &none).unwrap();
-        assert_eq!(json_column(&t, "m"), vec![chat.clone(), json!([]), Value::Null]);
+        assert_eq!(
+            json_column(&t, "m"),
+            vec![chat.clone(), json!([]), Value::Null]
+        );
         assert!(!t.column("m").unwrap().is_missing(1) && t.column("m").unwrap().is_missing(2));
         assert_eq!(
             json_column(&t, "o"),
             vec![json!({"k": [1, 2.5]}), Value::Null, json!("plain")]
         );
         assert_eq!(t.column("o").unwrap().missing(), None);
-        assert_eq!(t.column("n").unwrap().values(), &TensorData::Int64(vec![1, 2, 3]));
+        assert_eq!(
+            t.column("n").unwrap().values(),
+            &TensorData::Int64(vec![1, 2, 3])
+        );
         // The texts keep the request's key order (a Python dict keeps it), compact.
         let body = r#"{"dataframe_records": [{"m": {"z": 1, "a": [2, {"y": null, "b": 1.5e0}]}}],
                        "params": {}}"#;
@@ -1998,8 +2005,12 @@ mod tests {
         };
         let sig = Signature {
             inputs: Some(Schema::Columns(vec![
-                spec("messages", None, Some(json!({"type": "array", "items": {"type": "object",
-                    "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}}))),
+                spec(
+                    "messages",
+                    None,
+                    Some(json!({"type": "array", "items": {"type": "object",
+                    "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}})),
+                ),
                 spec("any", None, Some(json!({"type": "any"}))),
                 spec("k", Some(ColumnType::Double), None),
             ])),
@@ -2010,13 +2021,22 @@ mod tests {
             {"messages": "not a list", "any": "x", "k": 3},
         ]});
         let t = table_of(&body.to_string(), &sig).unwrap();
-        assert_eq!(json_column(&t, "messages"), vec![chat.clone(), json!("not a list")]);
+        assert_eq!(
+            json_column(&t, "messages"),
+            vec![chat.clone(), json!("not a list")]
+        );
         assert_eq!(json_column(&t, "any"), vec![json!(1), json!("x")]);
-        assert_eq!(t.column("k").unwrap().values(), &TensorData::Float64(vec![2.0, 3.0]));
+        assert_eq!(
+            t.column("k").unwrap().values(),
+            &TensorData::Float64(vec![2.0, 3.0])
+        );
         let body = json!({"dataframe_split": {"data": [[1, [2]]], "columns": ["any", "messages"]}});
         let t = table_of(&body.to_string(), &sig);
         // 'k' is required.
-        assert!(matches!(t, Err(Failure::Json("INVALID_PARAMETER_VALUE", _))), "{t:?}");
+        assert!(
+            matches!(t, Err(Failure::Json("INVALID_PARAMETER_VALUE", _))),
+            "{t:?}"
+        );
         // One tensor spec: a column of lists is left as it is (MLflow does not cast it).
         let t = table_of(
             r#"{"dataframe_records": [{"x": [1, 2], "y": 1}, {"x": [3, 4], "y": 2}]}"#,
@@ -2024,7 +2044,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(json_column(&t, "x"), vec![json!([1, 2]), json!([3, 4])]);
-        assert_eq!(t.column("y").unwrap().values(), &TensorData::Float32(vec![1.0, 2.0]));
+        assert_eq!(
+            t.column("y").unwrap().values(),
+            &TensorData::Float32(vec![1.0, 2.0])
+        );
     }
 
     #[test]
@@ -2039,9 +2062,15 @@ mod tests {
         let t = one_tensor(json!({"instances": [{"m": {"a": 1}}, {"m": 2}]}), &none).unwrap();
         assert_eq!(json_values(t.data()), vec![json!({"a": 1}), json!(2)]);
         // Ragged lists are still a bad request (numpy's refusal in MLflow).
-        assert!(is_bad(one_tensor(json!({"inputs": [[{"a": 1}], []]}), &none)));
+        assert!(is_bad(one_tensor(
+            json!({"inputs": [[{"a": 1}], []]}),
+            &none
+        )));
         // A declared numeric dtype refuses them.
-        assert!(is_bad(one_tensor(json!({"inputs": [[{"a": 1}]]}), &tensor_sig(DType::Float64))));
+        assert!(is_bad(one_tensor(
+            json!({"inputs": [[{"a": 1}]]}),
+            &tensor_sig(DType::Float64)
+        )));
         // A column signature: the whole value, unread, for MLflow's rules in the model's
         // worker.
         let cols = col_sig();
