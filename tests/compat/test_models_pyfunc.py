@@ -699,3 +699,232 @@ def test_answers_are_byte_for_byte_mlflow_models_serves(tmp_path_factory):
         real.terminate()
         real.wait(timeout=60)
         _stop(proc)
+
+
+ECHO_CODE = textwrap.dedent('''
+    import math
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+
+    def describe(v):
+        """What the model was given, every part with its Python (or numpy) type."""
+        if isinstance(v, pd.DataFrame):
+            return {"DataFrame": {str(c): {"dtype": str(v[c].dtype),
+                                           "cells": [describe(x) for x in v[c].tolist()]}
+                                  for c in v.columns}}
+        if isinstance(v, np.ndarray):
+            return {"ndarray": str(v.dtype), "shape": list(v.shape),
+                    "items": [describe(x) for x in v.reshape(-1)]}
+        if isinstance(v, np.generic):
+            return {type(v).__name__: v.item()}
+        if isinstance(v, dict):
+            return {"dict": {str(k): describe(x) for k, x in v.items()}}
+        if isinstance(v, (list, tuple)):
+            return {type(v).__name__: [describe(x) for x in v]}
+        if isinstance(v, float) and math.isnan(v):
+            return "NaN"
+        return {type(v).__name__: v}
+
+
+    def answer(messages):
+        """A chat model's answer: the last message's content, and how many came before."""
+        if isinstance(messages, np.ndarray):
+            messages = messages.tolist()
+        if not len(messages):
+            return "nobody said anything"
+        last = messages[-1]
+        return f"{last['role']} said {last['content']!r} after {len(messages) - 1} messages"
+
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            out = {"given": describe(model_input)}
+            if isinstance(model_input, pd.DataFrame) and "messages" in model_input:
+                out["answers"] = [answer(m) for m in model_input["messages"]]
+            return [out]
+
+
+    mlflow.models.set_model(Echo())
+''')
+
+CHAT = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi \u00e9"}]
+CHAT_RECORDS = [
+    {"messages": CHAT, "weights": {"a": 1.5, "b": -2.0}, "extra": [1, "two", None], "user": "u1"},
+    {"messages": CHAT[1:], "weights": {}, "user": "u2"},
+    {"messages": [], "weights": {"c": 0.25}, "extra": {"k": {"deep": [True]}}, "user": "u3"},
+]
+
+
+@pytest.fixture(scope="module")
+def real_mlflow_serve():
+    """Starts the real `mlflow models serve --env-manager local` on a model directory: its URL
+    (the servers stop with the module)."""
+    procs = []
+
+    def start(path: str) -> str:
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+        mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
+        real = subprocess.Popen([mlflow_cli, "models", "serve", "-m", path, "-p", str(port),
+                                 "--env-manager", "local"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(real)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if requests.get(f"{url}/ping", timeout=5).status_code == 200:
+                    return url
+            except requests.ConnectionError:
+                pass
+            assert real.poll() is None, "mlflow models serve exited"
+            time.sleep(0.2)
+        raise AssertionError("mlflow models serve did not answer /ping")
+
+    yield start
+    for real in procs:
+        real.terminate()
+        real.wait(timeout=60)
+
+
+def _same_bytes_as_real_mlflow(url: str, real_url: str, body, label: str) -> requests.Response:
+    """The same status and the same response bytes as the real `mlflow models serve`; for an
+    error with a stack trace (the model's own exception) the same body but for the trace's
+    first frames."""
+    body = body if isinstance(body, str) else json.dumps(body)
+    want = requests.post(f"{real_url}/invocations", data=body,
+                         headers={"Content-Type": "application/json"}, timeout=60)
+    got = _post(url, body)
+    if want.status_code == 400 and "stack_trace" in want.json():
+        got_trace, want_trace = got.json()["stack_trace"], want.json()["stack_trace"]
+        assert got.text.replace(json.dumps(got_trace), json.dumps(want_trace)) == want.text, label
+        assert got_trace.splitlines()[-1] == want_trace.splitlines()[-1], (label, got_trace)
+    else:
+        assert (got.status_code, got.content) == (want.status_code, want.content), \
+            f"{label}:\ncairn:  {got.text}\nmlflow: {want.text}"
+    return got
+
+
+def _echo_model(tmp_path_factory, name: str, signature) -> str:
+    root = tmp_path_factory.mktemp(name)
+    code = root / "echo.py"
+    code.write_text(ECHO_CODE)
+    path = str(root / "model")
+    mlflow.pyfunc.save_model(path, python_model=str(code), signature=signature)
+    return path
+
+
+def _chat_split(records) -> dict:
+    columns = ["messages", "weights", "extra", "user"]
+    return {"dataframe_split": {"columns": columns,
+                                "data": [[r.get(c) for c in columns] for r in records]}}
+
+
+def test_list_and_dict_cells_reach_a_schemaless_model_as_mlflow_passes_them(tmp_path_factory,
+                                                                            real_mlflow_serve):
+    """No signature: list and dict cells (chat messages, nested objects) reach the model as the
+    lists and dicts `mlflow models serve` gives it, in every JSON form: the same answer bytes
+    (the model describes every value it was given, with its type)."""
+    path = _echo_model(tmp_path_factory, "echo-schemaless", None)
+    assert mlflow.models.Model.load(path).signature is None
+    real_url = real_mlflow_serve(path)
+    proc, url = _serve(path, workers=1)
+    try:
+        bodies = {
+            "dataframe_records": {"dataframe_records": CHAT_RECORDS},
+            "dataframe_split": _chat_split(CHAT_RECORDS),
+            "dataframe_split of mixed cells": {"dataframe_split": {
+                "columns": ["v"], "data": [[1], ["s"], [[1, 2]], [None], [{"a": None}]]}},
+            "inputs: a list of messages": {"inputs": CHAT},
+            "inputs: named": {"inputs": {"messages": CHAT, "n": [1, 2]}},
+            "inputs: one row of messages": {"inputs": [CHAT]},
+            "instances": {"instances": [{"messages": CHAT}, {"messages": CHAT[::-1]}]},
+            "params are kept apart": {"inputs": CHAT, "params": {}},
+        }
+        for label, body in bodies.items():
+            got = _same_bytes_as_real_mlflow(url, real_url, body, label)
+            assert got.status_code == 200, (label, got.text)
+        # The chat answers are derived from the dicts themselves.
+        got = _post(url, {"dataframe_records": CHAT_RECORDS}).json()["predictions"][0]
+        assert got["answers"][0] == "user said 'hi \u00e9' after 1 messages"
+        # A ragged list: both refuse it (numpy cannot make an array of it) with a bad request.
+        ragged = {"inputs": [CHAT, CHAT[:1]]}
+        want = requests.post(f"{real_url}/invocations", json=ragged, timeout=60)
+        got = _post(url, ragged)
+        assert (got.status_code, got.json()["error_code"]) == (want.status_code, want.json()["error_code"]) \
+            == (400, "BAD_REQUEST"), (got.text, want.text)
+    finally:
+        _stop(proc)
+
+
+def test_array_object_map_and_any_columns_are_checked_as_mlflow_checks_them(tmp_path_factory,
+                                                                            real_mlflow_serve):
+    """A signature with MLflow 3's composite column types (Array of Object, Map, AnyType) next
+    to a string column: the model gets MLflow's values (its casts of them included) in the
+    DataFrame forms and in `inputs`/`instances`, and what MLflow refuses is refused with the same
+    error body, byte for byte."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, Array, ColSpec, Map, Object, Property, Schema
+
+    signature = ModelSignature(inputs=Schema([
+        ColSpec(Array(Object([Property("role", "string"), Property("content", "string")])), "messages"),
+        ColSpec(Map("double"), "weights"),
+        ColSpec(AnyType(), "extra", required=False),
+        ColSpec("string", "user"),
+    ]))
+    path = _echo_model(tmp_path_factory, "echo-typed", signature)
+    mlmodel = open(os.path.join(path, "MLmodel")).read()
+    assert '"type": "array"' in mlmodel and '"type": "map"' in mlmodel, mlmodel
+    real_url = real_mlflow_serve(path)
+    proc, url = _serve(path, workers=1)
+    try:
+        records = [{k: v for k, v in r.items() if k != "weights"} | {"weights": {"w": 1.0}}
+                   for r in CHAT_RECORDS]
+        ok = {
+            "dataframe_records": {"dataframe_records": CHAT_RECORDS},
+            "dataframe_split": _chat_split(CHAT_RECORDS),
+            "dataframe_records in another key order": {"dataframe_records": records[::-1]},
+            "inputs: records": {"inputs": CHAT_RECORDS[:2]},
+        }
+        for label, body in ok.items():
+            got = _same_bytes_as_real_mlflow(url, real_url, body, label)
+            assert got.status_code == 200, (label, got.text)
+        # The model got the messages as lists of dicts (checked by MLflow's Array(Object)),
+        # the weights as dicts of numpy doubles (MLflow's Map(double) cast), the Any column as
+        # it was sent (NaN where a record lacks it).
+        given = _post(url, {"dataframe_records": CHAT_RECORDS}).json()["predictions"][0]
+        assert given["answers"] == ["user said 'hi \u00e9' after 1 messages",
+                                    "user said 'hi \u00e9' after 0 messages", "nobody said anything"]
+        columns = given["given"]["DataFrame"]
+        assert list(columns["messages"]["cells"][1]) == ["list"]
+        assert columns["weights"]["cells"][0] == {"dict": {"a": {"float64": 1.5}, "b": {"float64": -2.0}}}
+        assert columns["extra"]["cells"][1] == "NaN"
+        refused = {
+            "messages not a list": {"dataframe_records": [
+                {"messages": "hi", "weights": {}, "user": "u"}]},
+            "a message without content": {"dataframe_split": {
+                "columns": ["messages", "weights", "user"],
+                "data": [[[{"role": "user"}], {}, "u"]]}},
+            "a weight that is not a double": {"dataframe_records": [
+                {"messages": CHAT, "weights": {"a": "heavy"}, "user": "u"}]},
+            "inputs: a dict of columns (MLflow reads each column as one array)": {"inputs": {
+                "messages": [CHAT, CHAT], "weights": [{}, {}], "user": ["a", "b"]}},
+            # MLflow stacks each column of `instances` into one array: the messages become a
+            # 2-D array, which its Array check refuses (MLflow's log says: use `inputs`).
+            "instances": {"instances": [
+                {"messages": CHAT, "weights": {"w": 1.0}, "user": "a", "extra": 1},
+                {"messages": CHAT[::-1], "weights": {"w": 2.0}, "user": "b", "extra": "x"}]},
+            "instances: conversations of different lengths (numpy cannot stack them)":
+                {"instances": records[:2]},
+            "instances: an int weight": {"instances": [
+                {"messages": CHAT, "weights": {"a": 2}, "user": "u"}]},
+            "a missing required column": {"dataframe_records": [{"messages": CHAT, "user": "u"}]},
+        }
+        for label, body in refused.items():
+            got = _same_bytes_as_real_mlflow(url, real_url, body, label)
+            assert got.status_code == 400, (label, got.text)
+    finally:
+        _stop(proc)

@@ -90,6 +90,8 @@ pub enum DType {
     Bytes,
     /// `object` (numpy's dtype of string arrays; elements are strings)
     Object,
+    /// JSON values ([`TensorData::Json`]): not a numpy dtype; no MLflow signature names it.
+    Json,
 }
 
 /// A tensor's (or column's) elements, row-major.
@@ -125,6 +127,14 @@ pub enum TensorData {
     Str(Vec<String>),
     /// `bytes`
     Bytes(Vec<Vec<u8>>),
+    /// JSON values as a request held them, each as its JSON text (compact, an object's keys in
+    /// the request's order, which a Python dict keeps): the cells of a column MLflow types
+    /// `Array`, `Object`, `Map` or `AnyType`, and list or object cells (or tensor elements)
+    /// where no type is declared. A Python model gets each as the Python value `json.loads`
+    /// makes of it (a list, a dict, ...), as MLflow's scoring server passes them; a model that
+    /// only takes numbers or strings refuses them. A missing value of a table column is a
+    /// placeholder `null`; a present JSON `null` is a value.
+    Json(Vec<String>),
 }
 
 impl TensorData {
@@ -144,6 +154,7 @@ impl TensorData {
             TensorData::Float64(v) => v.len(),
             TensorData::Str(v) => v.len(),
             TensorData::Bytes(v) => v.len(),
+            TensorData::Json(v) => v.len(),
         }
     }
 
@@ -169,6 +180,7 @@ impl TensorData {
             TensorData::Float64(_) => DType::Float64,
             TensorData::Str(_) => DType::Str,
             TensorData::Bytes(_) => DType::Bytes,
+            TensorData::Json(_) => DType::Json,
         }
     }
 }
@@ -178,7 +190,7 @@ macro_rules! every_variant {
     ($m:ident) => {
         $m!(
             Bool, Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Float16, Float32,
-            Float64, Str, Bytes
+            Float64, Str, Bytes, Json
         )
     };
 }
@@ -624,6 +636,17 @@ pub const MLFLOW_ERROR_CODE: &str = "mlflow_error_code";
 /// JSON object: `error_code`, `message`, `sqlstate`, `error_class`, ...); the scoring server
 /// then answers it as it is, with 400.
 pub const MLFLOW_ERROR_BODY: &str = "mlflow_error_body";
+
+/// The name of the one tensor carrying a JSON request's whole `inputs` value, unread, when the
+/// model has a column signature: MLflow reads that form for such a model by its own rules
+/// (`parse_tf_serving_input`: a dict of columns, a list of records, a list for the one column,
+/// each value checked by its column type), which a Python model's flavor applies with MLflow's
+/// code. The tensor is a scalar (shape `[]`) of [`TensorData::Json`]; a flavor that cannot
+/// read it refuses it as input it does not know.
+pub const RAW_INPUTS: &str = "\u{0}inputs";
+
+/// As [`RAW_INPUTS`], for the `instances` form.
+pub const RAW_INSTANCES: &str = "\u{0}instances";
 
 /// Inference parameters (MLflow's `params`), after [`Signature::validate_params`].
 pub type Params = BTreeMap<String, serde_json::Value>;

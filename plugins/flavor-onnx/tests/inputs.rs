@@ -284,3 +284,37 @@ fn small_calls_after_a_quick_one_answer_the_same_as_pooled_ones() {
         );
     }
 }
+
+#[test]
+fn json_values_are_refused_as_invalid_argument_never_a_crash() {
+    // List or object cells, a composite column, a column-signature model's whole `inputs`:
+    // an ONNX model takes none of them, and says so in MLflow's INVALID_PARAMETER_VALUE family.
+    let (model, _dir) = mlp();
+    let json = |n: usize| TensorData::Json(vec![r#"[1,{"a":2}]"#.to_string(); n]);
+    let tensors = [
+        ("x", Tensor::new(vec![1, 4], json(4)).unwrap()),
+        ("", Tensor::new(vec![1, 4], json(4)).unwrap()),
+        (
+            cairn_plugin_api::flavor::RAW_INPUTS,
+            Tensor::new(vec![], json(1)).unwrap(),
+        ),
+    ];
+    for (name, t) in tensors {
+        let input = ModelData::Tensors([(name.to_string(), t)].into_iter().collect());
+        let err = block_on(model.predict(input, Params::new())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{name:?}: {err}");
+    }
+    let columns = (0..4)
+        .map(|c| {
+            let values = if c == 2 {
+                json(2)
+            } else {
+                TensorData::Float32(vec![0.5; 2])
+            };
+            Column::new(format!("f{c}"), values, None).unwrap()
+        })
+        .collect();
+    let input = ModelData::Table(Table::new(columns).unwrap());
+    let err = block_on(model.predict(input, Params::new())).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err}");
+}

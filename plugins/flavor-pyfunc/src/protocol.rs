@@ -7,6 +7,10 @@
 //! * a [`Table`] is one record batch, one column per column, missing values as nulls;
 //! * [`Tensor`]s are one record batch of one row, one list column per tensor holding its
 //!   elements row-major; the header's `tensors` lists each one's `name` and `shape`;
+//! * JSON values ([`TensorData::Json`]: list and dict cells, a column signature's whole
+//!   `inputs`) are a string column of their JSON texts whose field's metadata has
+//!   [`JSON_KEY`]` = `[`JSON_VALUE`] (a table's column; a tensor's list column); the worker
+//!   `json.loads` each into the Python value MLflow's scoring server would pass;
 //! * an output neither form carries exactly (nested values, lists mixing element types, a dict
 //!   whose keys are not in name order, ...) comes back rendered by MLflow's own code in the
 //!   worker (`output: "json"`): one string column of JSON texts, one per element of a list
@@ -33,7 +37,12 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The protocol version the worker script speaks; its `ready` frame must name it.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
+
+/// The field metadata key (and its value) marking a string column of JSON texts.
+pub const JSON_KEY: &str = "cairn.json";
+/// See [`JSON_KEY`].
+pub const JSON_VALUE: &str = "1";
 
 /// The name of the tensor holding a prediction rendered by MLflow's code in the worker (JSON
 /// texts); `cairn_core::models::pyjson::RENDERED` is the same name. No other tensor of a
@@ -128,6 +137,11 @@ fn to_array(data: &TensorData, missing: Option<&[bool]>) -> Result<ArrayRef> {
                 |(i, b)| (!missing.is_some_and(|m| m[i])).then_some(b.as_slice()),
             )))
         }
+        TensorData::Json(v) => {
+            Arc::new(StringArray::from_iter(v.iter().enumerate().map(
+                |(i, s)| (!missing.is_some_and(|m| m[i])).then_some(s.as_str()),
+            )))
+        }
         other => {
             return Err(Error::invalid(format!(
                 "a python_function model cannot take {:?} elements",
@@ -188,6 +202,37 @@ fn from_array(a: &dyn Array) -> Result<(TensorData, Option<Vec<bool>>)> {
     Ok((data, missing))
 }
 
+/// A field of `array`'s type, marked as JSON texts when `data` holds JSON values.
+fn field(name: impl Into<String>, data_type: DataType, data: &TensorData) -> Field {
+    let f = Field::new(name, data_type, true);
+    if matches!(data, TensorData::Json(_)) {
+        f.with_metadata([(JSON_KEY, JSON_VALUE)])
+    } else {
+        f
+    }
+}
+
+/// Whether a field is marked as JSON texts.
+fn is_json(f: &Field) -> bool {
+    f.metadata().get(JSON_KEY).map(String::as_str) == Some(JSON_VALUE)
+}
+
+/// Strings read from a column marked as JSON texts, as JSON values (`null` placeholders for
+/// missing ones).
+fn json_values(data: TensorData, missing: Option<&[bool]>) -> Result<TensorData> {
+    let TensorData::Str(mut texts) = data else {
+        return Err(arrow_error("a JSON column that is not text"));
+    };
+    for (i, t) in texts.iter_mut().enumerate() {
+        if missing.is_some_and(|m| m[i]) {
+            *t = "null".into();
+        } else if serde_json::from_str::<serde::de::IgnoredAny>(t).is_err() {
+            return Err(arrow_error(format!("a JSON column holds {t:?}")));
+        }
+    }
+    Ok(TensorData::Json(texts))
+}
+
 /// One record batch as an IPC stream.
 fn ipc(batch: &RecordBatch) -> Result<Vec<u8>> {
     let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())
@@ -214,7 +259,7 @@ pub fn encode(data: &ModelData) -> Result<(serde_json::Value, Vec<u8>)> {
                 .iter()
                 .map(|c| -> Result<Field> {
                     let a = to_array(c.values(), c.missing())?;
-                    Ok(Field::new(c.name(), a.data_type().clone(), true))
+                    Ok(field(c.name(), a.data_type().clone(), c.values()))
                 })
                 .collect::<Result<_>>()?;
             let arrays = t
@@ -245,7 +290,7 @@ pub fn encode(data: &ModelData) -> Result<(serde_json::Value, Vec<u8>)> {
                     values,
                     None,
                 );
-                fields.push(Field::new(format!("t{i}"), DataType::List(item), true));
+                fields.push(field(format!("t{i}"), DataType::List(item), t.data()));
                 arrays.push(Arc::new(list));
                 heads.push(TensorHead {
                     name: name.clone(),
@@ -281,6 +326,11 @@ pub fn decode(header: &serde_json::Value, body: &[u8]) -> Result<ModelData> {
                 let mut missing = Vec::new();
                 for b in &batches {
                     let (data, m) = from_array(b.column(i).as_ref())?;
+                    let data = if is_json(field) {
+                        json_values(data, m.as_deref())?
+                    } else {
+                        data
+                    };
                     missing.extend(m.unwrap_or_else(|| vec![false; data.len()]));
                     parts.push(data);
                 }
@@ -304,11 +354,17 @@ pub fn decode(header: &serde_json::Value, body: &[u8]) -> Result<ModelData> {
                 return Err(arrow_error("tensors need one list column each, one row"));
             }
             let mut out = std::collections::BTreeMap::new();
-            for (head, col) in heads.into_iter().zip(batch.columns()) {
+            let schema = batch.schema();
+            for ((head, col), f) in heads.into_iter().zip(batch.columns()).zip(schema.fields()) {
                 let list = col
                     .as_list_opt::<i32>()
                     .ok_or_else(|| arrow_error("a tensor column is not a list"))?;
-                let (data, _) = from_array(list.value(0).as_ref())?;
+                let (data, missing) = from_array(list.value(0).as_ref())?;
+                let data = if is_json(f) {
+                    json_values(data, missing.as_deref())?
+                } else {
+                    data
+                };
                 out.insert(head.name, Tensor::new(head.shape, data)?);
             }
             Ok(ModelData::Tensors(out))
@@ -365,11 +421,24 @@ mod tests {
                 .unwrap(),
                 Column::new("c", TensorData::Int32(vec![1, 2, 3]), None).unwrap(),
                 Column::new("d", TensorData::Bool(vec![true, false, true]), None).unwrap(),
+                Column::new(
+                    "e",
+                    TensorData::Json(vec![
+                        r#"[{"role":"user","content":"é"}]"#.into(),
+                        "null".into(),
+                        r#"{"k":[1,2.5]}"#.into(),
+                    ]),
+                    Some(vec![false, true, false]),
+                )
+                .unwrap(),
             ])
             .unwrap(),
         );
         let (head, body) = encode(&table).unwrap();
         assert_eq!(head["input"], "table");
+        // The JSON column is marked so for the worker.
+        let schema = batches(&body).unwrap()[0].schema();
+        assert!(is_json(schema.field(4)) && !is_json(schema.field(1)));
         let back = decode(&serde_json::json!({"output": "table"}), &body).unwrap();
         assert_eq!(back, table);
 
@@ -382,6 +451,14 @@ mod tests {
                 (
                     "s".to_string(),
                     Tensor::new(vec![2], TensorData::Str(vec!["p".into(), "q".into()])).unwrap(),
+                ),
+                (
+                    "j".to_string(),
+                    Tensor::new(
+                        vec![1, 2],
+                        TensorData::Json(vec![r#"{"b":1,"a":2}"#.into(), "null".into()]),
+                    )
+                    .unwrap(),
                 ),
             ]
             .into(),

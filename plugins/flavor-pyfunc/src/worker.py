@@ -1,4 +1,4 @@
-"""Cairn's python_function worker, protocol version 2 (shipped inside the cairn binary).
+"""Cairn's python_function worker, protocol version 3 (shipped inside the cairn binary).
 
 Started as `python -c <this file> <model dir>` with CAIRN_PYFUNC_SOCKET naming a Unix socket
 that Cairn listens on. It connects, loads the model once with `mlflow.pyfunc.load_model`, says
@@ -8,7 +8,15 @@ Frames, both ways: u32 LE header length, the header (UTF-8 JSON), u64 LE body le
 body (an Arrow IPC stream, or nothing). Data crosses as Arrow, never as per-row JSON:
   * a table is one record batch, one column per column (nulls are missing values);
   * tensors are one record batch of one row, one list column per tensor holding its elements
-    row-major; the header's "tensors" gives each one's name and shape.
+    row-major; the header's "tensors" gives each one's name and shape;
+  * a column (or a tensor's list column) whose field metadata has cairn.json=1 holds JSON texts:
+    each becomes the Python value json.loads makes of it (a list, a dict, ...), a null in a
+    table NaN (a record without the key, as pandas reads records). As MLflow's scoring server
+    does, a table's columns typed Array/Object/Map/Any then go through MLflow's
+    cast_df_types_according_to_schema, and tensors holding JSON values are rebuilt into the
+    request's `inputs` value and read by MLflow's parse_tf_serving_input (the tensors
+    "\\0inputs" / "\\0instances" are a column-signature model's whole `inputs` / `instances`);
+    MLflow's refusals there answer as its scoring server answers them.
 Header fields: "op" (ready | predict | result | error), "protocol", "id", "input"/"output"
 (table | tensors), "tensors", "params"; an error has "error_code" and "message" (MLflow's).
 Anything the model prints goes to stderr, never into the protocol.
@@ -25,7 +33,9 @@ import struct
 import sys
 import traceback
 
-PROTOCOL = 2
+PROTOCOL = 3
+JSON_KEY = b"cairn.json"
+RAW_INPUTS = {"\0inputs": "inputs", "\0instances": "instances"}
 
 
 def read_exact(stream, n):
@@ -60,15 +70,89 @@ def ipc(batch):
     return sink.getvalue().to_pybytes()
 
 
-def decode_input(header, body):
+class ParseError(Exception):
+    """MLflow's refusal of the request while reading it (before predict): answered as its
+    scoring server answers it, without predict's wording."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_json(field):
+    return (field.metadata or {}).get(JSON_KEY) == b"1"
+
+
+def _nest(flat, shape):
+    """The flat list `flat` as nested lists of `shape` (row-major)."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return list(flat)
+    stride = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * stride:(i + 1) * stride], shape[1:]) for i in range(shape[0])]
+
+
+def _json_columns(df, table, schema):
+    """The table's JSON columns as the Python values, then MLflow's casts of the ones its
+    signature types Array/Object/Map/Any."""
+    import pandas as pd
+
+    names = []
+    for field, column in zip(table.schema, table.columns):
+        if _is_json(field):
+            values = [float("nan") if t is None else json.loads(t) for t in column.to_pylist()]
+            df[field.name] = pd.Series(values, index=df.index, name=field.name)
+            names.append(field.name)
+    if not names or schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return df
+    from mlflow.exceptions import MlflowException
+    from mlflow.types.schema import AnyType, Array, Map, Object, Schema
+    from mlflow.utils.proto_json_utils import cast_df_types_according_to_schema
+
+    specs = [s for s in schema.inputs
+             if s.name in names and isinstance(s.type, (Array, Object, Map, AnyType))]
+    if not specs:
+        return df
+    try:
+        cast = cast_df_types_according_to_schema(df[[s.name for s in specs]].copy(), Schema(specs))
+    except MlflowException as e:
+        raise ParseError(e)
+    for spec in specs:
+        df[spec.name] = cast[spec.name]
+    return df
+
+
+def decode_input(header, body, schema):
     import numpy as np
     import pyarrow as pa
 
     table = pa.ipc.open_stream(body).read_all()
     if header["input"] == "table":
-        return table.to_pandas()
+        return _json_columns(table.to_pandas(), table, schema)
+    specs = header["tensors"]
+    if any(spec["name"] in RAW_INPUTS for spec in specs) or any(_is_json(f) for f in table.schema):
+        # MLflow's own reading of the `inputs` (or `instances`) value.
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.proto_json_utils import parse_tf_serving_input
+
+        values = {}
+        for spec, field, column in zip(specs, table.schema, table.columns):
+            flat = column[0].values.to_pylist()
+            if _is_json(field):
+                flat = [json.loads(t) for t in flat]
+            values[spec["name"]] = _nest(flat, spec["shape"])
+        (name,) = values if len(values) == 1 else [None]
+        if name in RAW_INPUTS:
+            request = {RAW_INPUTS[name]: values[name]}
+        else:
+            request = {"inputs": values[""] if list(values) == [""] else values}
+        try:
+            return parse_tf_serving_input(request, schema=schema)
+        except MlflowException as e:
+            raise ParseError(e)
     out = {}
-    for spec, column in zip(header["tensors"], table.columns):
+    for spec, column in zip(specs, table.columns):
         values = column[0].values
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             arr = np.array(values.to_pylist(), dtype=object)
@@ -327,6 +411,7 @@ def main():
                             "message": f"mlflow.pyfunc.load_model failed: {type(e).__name__}: {e}"})
         return
     takes_params = "params" in inspect.signature(model.predict).parameters
+    input_schema = model.metadata.get_input_schema()
     write_frame(wfile, {"op": "ready", "protocol": PROTOCOL, "pid": os.getpid(),
                         "python": sys.version.split()[0], "mlflow": mlflow.__version__})
     while True:
@@ -340,7 +425,12 @@ def main():
             continue
         reply = {"id": header.get("id")}
         try:
-            data = decode_input(header, body)
+            data = decode_input(header, body, input_schema)
+        except ParseError as e:
+            error_body = e.error.serialize_as_json()
+            write_frame(wfile, {**reply, "op": "error", "error_code": json.loads(error_body)["error_code"],
+                                "message": e.error.message, "body": error_body})
+            continue
         except Exception as e:
             write_frame(wfile, {**reply, "op": "error", "error_code": "BAD_REQUEST",
                                 "message": f"cannot read the batch: {e}"})

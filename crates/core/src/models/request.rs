@@ -7,6 +7,13 @@
 //! `serde_json::Value` tree of the input is built. CSV and Parquet cells go through the same
 //! column sinks.
 //!
+//! Lists and objects where a scalar would be (a DataFrame cell, a tensor element), and every cell
+//! of a column the signature types `Array`, `Object`, `Map` or `AnyType`, are kept as JSON values
+//! ([`TensorData::Json`]): a Python model gets them as the lists and dicts MLflow's scoring server
+//! passes. A model with a column signature given `inputs` or `instances` gets the whole value
+//! unread ([`RAW_INPUTS`], [`RAW_INSTANCES`]): MLflow's own rules for that form run in the
+//! Python worker.
+//!
 //! Failures keep MLflow's families and the order in which the old two-pass reader found them:
 //! invalid JSON first (the whole body is read before any other failure is reported), then the
 //! top-level shape, `params`, the format keys, and last the format's own failures (missing
@@ -15,8 +22,8 @@
 
 use super::scoring::{Failure, bad, invalid};
 use cairn_plugin_api::flavor::{
-    ColSpec, Column, ColumnType, DType, ModelData, Params, Schema, Signature, Table, Tensor,
-    TensorData, TensorSpec,
+    ColSpec, Column, ColumnType, DType, ModelData, Params, RAW_INPUTS, RAW_INSTANCES, Schema,
+    Signature, Table, Tensor, TensorData, TensorSpec,
 };
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -27,7 +34,8 @@ const FORMATS: &str = "{'dataframe_split', 'dataframe_records', 'instances', 'in
 
 // ----- scalars and sinks ----------------------------------------------------------------------
 
-/// A JSON scalar as read (or, where a scalar was expected, any other JSON value).
+/// A JSON scalar as read (or, where a scalar was expected, any other JSON value: its compact
+/// JSON text, keys in the request's order).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scalar {
     Null,
@@ -36,7 +44,7 @@ pub(crate) enum Scalar {
     UInt(u64),
     Float(f64),
     Str(String),
-    Other(Value),
+    Other(String),
 }
 
 impl Scalar {
@@ -52,15 +60,16 @@ impl Scalar {
         matches!(self, Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_))
     }
 
-    fn into_value(self) -> Value {
+    /// The value as compact JSON text (as serde_json writes it).
+    fn into_text(self) -> String {
         match self {
-            Scalar::Null => Value::Null,
-            Scalar::Bool(b) => Value::Bool(b),
-            Scalar::Int(i) => Value::from(i),
-            Scalar::UInt(u) => Value::from(u),
-            Scalar::Float(f) => Value::from(f),
-            Scalar::Str(s) => Value::String(s),
-            Scalar::Other(v) => v,
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::UInt(u) => u.to_string(),
+            Scalar::Float(f) => Value::from(f).to_string(),
+            Scalar::Str(s) => Value::String(s).to_string(),
+            Scalar::Other(text) => text,
         }
     }
 
@@ -99,7 +108,7 @@ impl From<Value> for Scalar {
                 _ => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Value::String(s) => Scalar::Str(s),
-            other => Scalar::Other(other),
+            other => Scalar::Other(other.to_string()),
         }
     }
 }
@@ -114,6 +123,7 @@ fn empty(dtype: DType) -> TensorData {
         DType::Int32 => TensorData::Int32(vec![]),
         DType::Bool => TensorData::Bool(vec![]),
         DType::Bytes => TensorData::Bytes(vec![]),
+        DType::Json => TensorData::Json(vec![]),
         _ => TensorData::Str(vec![]),
     }
 }
@@ -160,8 +170,12 @@ fn append(data: &mut TensorData, s: Scalar) -> Result<(), Scalar> {
             v.push(match s {
                 Scalar::Null => String::new(),
                 Scalar::Str(x) => x,
-                other => other.into_value().to_string(),
+                other => other.into_text(),
             });
+            Ok(())
+        }
+        TensorData::Json(v) => {
+            v.push(s.into_text());
             Ok(())
         }
         _ => Err(s),
@@ -175,6 +189,9 @@ pub(crate) struct Sink {
     data: Result<TensorData, Vec<Scalar>>,
     /// Which elements were null (columns only).
     missing: Option<Vec<bool>>,
+    /// The positions of the nulls that stand for an absent key of a record (columns only): in
+    /// a column of JSON values only these are missing, a JSON `null` is a value.
+    absent: Vec<usize>,
     failed: Option<Scalar>,
     len: usize,
 }
@@ -184,9 +201,24 @@ impl Sink {
         Sink {
             data: dtype.map(empty).ok_or_else(Vec::new),
             missing: track_missing.then(Vec::new),
+            absent: Vec::new(),
             failed: None,
             len: 0,
         }
+    }
+
+    /// A record without this key.
+    fn push_absent(&mut self) {
+        if self.failed.is_none() {
+            self.absent.push(self.len);
+        }
+        self.push(Scalar::Null);
+    }
+
+    /// Whether a list or an object was read where a scalar would be (values kept for
+    /// inference only).
+    fn has_json(&self) -> bool {
+        self.kept().iter().any(|s| matches!(s, Scalar::Other(_)))
     }
 
     fn push(&mut self, s: Scalar) {
@@ -214,27 +246,40 @@ impl Sink {
 
     /// The elements as `dtype` (the declared one when there was one), or the value that does
     /// not convert.
-    fn finish(self, dtype: DType) -> Result<(TensorData, Option<Vec<bool>>), Value> {
+    fn finish(self, dtype: DType) -> Result<(TensorData, Option<Vec<bool>>), String> {
         if let Some(s) = self.failed {
-            return Err(s.into_value());
+            return Err(s.into_text());
         }
         let data = match self.data {
             Ok(data) => data,
             Err(kept) => {
                 let mut data = empty(dtype);
                 for s in kept {
-                    append(&mut data, s).map_err(Scalar::into_value)?;
+                    append(&mut data, s).map_err(Scalar::into_text)?;
                 }
                 data
             }
         };
-        Ok((data, self.missing))
+        let missing = match (&data, self.missing) {
+            (TensorData::Json(_), Some(_)) => {
+                let mut m = vec![false; data.len()];
+                for i in self.absent {
+                    m[i] = true;
+                }
+                Some(m)
+            }
+            (_, missing) => missing,
+        };
+        Ok((data, missing))
     }
 }
 
-/// A tensor's type inferred from its elements, as MLflow's `np.array` would.
+/// A tensor's type inferred from its elements, as MLflow's `np.array` would (JSON values
+/// when a list or an object stands where a scalar would).
 fn infer_dtype(leaves: &[Scalar]) -> DType {
-    if leaves.iter().all(|s| matches!(s, Scalar::Bool(_))) && !leaves.is_empty() {
+    if leaves.iter().any(|s| matches!(s, Scalar::Other(_))) {
+        DType::Json
+    } else if leaves.iter().all(|s| matches!(s, Scalar::Bool(_))) && !leaves.is_empty() {
         DType::Bool
     } else if leaves.iter().all(Scalar::is_int) {
         DType::Int64
@@ -245,8 +290,17 @@ fn infer_dtype(leaves: &[Scalar]) -> DType {
     }
 }
 
-/// A column's type inferred from its present values, as pandas would.
-fn infer_column(values: &[Scalar]) -> ColumnType {
+/// A column's element type inferred from its present values, as pandas would: JSON values
+/// when a cell is a list or an object (pandas keeps them as they are), else a column type's.
+fn infer_column(values: &[Scalar]) -> DType {
+    if values.iter().any(|s| matches!(s, Scalar::Other(_))) {
+        return DType::Json;
+    }
+    infer_column_type(values).dtype()
+}
+
+/// A scalar column's type inferred from its present values, as pandas would.
+fn infer_column_type(values: &[Scalar]) -> ColumnType {
     let present = || values.iter().filter(|v| !v.is_null());
     let some = present().next().is_some();
     if some && present().all(|s| matches!(s, Scalar::Bool(_))) {
@@ -390,10 +444,69 @@ macro_rules! scalar_visits {
 macro_rules! object_as_scalar {
     () => {
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            let v = serde::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-            Ok(self.scalar(Scalar::Other(v)))
+            let mut text = String::new();
+            JsonText(&mut text).visit_map(map)?;
+            Ok(self.scalar(Scalar::Other(text)))
         }
     };
+}
+
+/// One JSON value written back as compact JSON text, object keys in the order read (a
+/// `serde_json::Value` would sort them; Python keeps a dict's order), numbers as serde_json
+/// writes them.
+struct JsonText<'a>(&'a mut String);
+
+impl JsonText<'_> {
+    fn scalar(self, s: Scalar) {
+        self.0.push_str(&s.into_text());
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonText<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonText<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    scalar_visits!();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push('[');
+        let mut first = true;
+        loop {
+            let at = self.0.len();
+            if !first {
+                self.0.push(',');
+            }
+            if seq.next_element_seed(JsonText(&mut *self.0))?.is_none() {
+                self.0.truncate(at);
+                break;
+            }
+            first = false;
+        }
+        self.0.push(']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push('{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<String>()? {
+            if !first {
+                self.0.push(',');
+            }
+            first = false;
+            self.0.push_str(&Value::String(key).to_string());
+            self.0.push(':');
+            map.next_value_seed(JsonText(&mut *self.0))?;
+        }
+        self.0.push('}');
+        Ok(())
+    }
 }
 
 fn drain<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<usize, A::Error> {
@@ -437,17 +550,31 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 }
 
-/// The tensor specs of the signature (`None` without a signature); a column signature refuses
-/// tensor input.
+/// The tensor specs of the signature (`None` without a signature, or with a column signature,
+/// whose `inputs` and `instances` are read whole: [`raw`]).
 fn tensor_specs(signature: &Signature) -> Result<Option<&[TensorSpec]>, Failure> {
     match &signature.inputs {
         Some(Schema::Tensors(t)) => Ok(Some(t)),
-        Some(Schema::Columns(_)) => Err(invalid(
-            "This model has a column-based signature; send a DataFrame (dataframe_split or \
-             dataframe_records), not a tensor",
-        )),
-        None => Ok(None),
+        _ => Ok(None),
     }
+}
+
+/// Whether `inputs` and `instances` are carried whole to the model, unread: a column signature
+/// (MLflow reads them by the column types, with its own rules).
+fn reads_raw(signature: &Signature) -> bool {
+    matches!(signature.inputs, Some(Schema::Columns(_)))
+}
+
+/// The whole value of a tensor form as the one tensor `name` ([`RAW_INPUTS`], [`RAW_INSTANCES`]).
+fn raw<'de, D: Deserializer<'de>>(
+    name: &str,
+    d: D,
+) -> Result<Result<ModelData, Failure>, D::Error> {
+    let mut text = String::new();
+    JsonText(&mut text).deserialize(d)?;
+    Ok(Tensor::new(vec![], TensorData::Json(vec![text]))
+        .map(|t| ModelData::Tensors([(name.to_string(), t)].into()))
+        .map_err(|e| bad(e.message)))
 }
 
 /// A named input: `Some(dtype)` to read it (declared or inferred), `None` to ignore it (the
@@ -486,6 +613,9 @@ struct Inputs<'a> {
 impl<'de> DeserializeSeed<'de> for Inputs<'_> {
     type Value = Result<ModelData, Failure>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if reads_raw(self.signature) {
+            return raw(RAW_INPUTS, d);
+        }
         d.deserialize_any(self)
     }
 }
@@ -567,21 +697,49 @@ impl Field for Nest {
     }
 }
 
-/// A table column being read: its name, its declared type, its cells.
+/// A table column being read: its name, its declared type (`json`: a composite type, whose
+/// cells are all JSON values), its cells.
 struct Col {
     name: String,
     ty: Option<ColumnType>,
+    json: bool,
     sink: Sink,
 }
 
 impl Col {
-    fn new(name: String, ty: Option<ColumnType>) -> Col {
+    fn new(name: String, ty: Option<ColumnType>, json: bool) -> Col {
+        let dtype = if json {
+            Some(DType::Json)
+        } else {
+            ty.map(ColumnType::dtype)
+        };
         Col {
             name,
             ty,
-            sink: Sink::new(ty.map(ColumnType::dtype), true),
+            json,
+            sink: Sink::new(dtype, true),
         }
     }
+
+    /// The column of `spec`.
+    fn of(name: String, spec: &ColSpec) -> Col {
+        Col::new(name, spec.column_type, is_composite(spec))
+    }
+
+    /// The element type: declared, else inferred.
+    fn dtype(&self) -> DType {
+        match self.ty {
+            _ if self.json => DType::Json,
+            Some(t) => t.dtype(),
+            None => infer_column(self.sink.kept()),
+        }
+    }
+}
+
+/// Whether a column spec has a composite type (`Array`, `Object`, `Map`, `AnyType`): its cells
+/// are JSON values.
+fn is_composite(spec: &ColSpec) -> bool {
+    spec.column_type.is_none() && spec.composite.is_some()
 }
 
 /// One table cell: a scalar (a list or an object is one value).
@@ -608,15 +766,16 @@ impl<'de> Visitor<'de> for Cell<'_> {
     scalar_visits!();
     object_as_scalar!();
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let v = serde::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        self.0.push(Scalar::Other(v));
+        let mut text = String::new();
+        JsonText(&mut text).visit_seq(seq)?;
+        self.0.push(Scalar::Other(text));
         Ok(())
     }
 }
 
 impl Field for Col {
     fn null(&mut self) {
-        self.sink.push(Scalar::Null);
+        self.sink.push_absent();
     }
     fn read<'de, D: Deserializer<'de>>(&mut self, d: D) -> Result<(), D::Error> {
         Cell(&mut self.sink).deserialize(d)
@@ -765,6 +924,9 @@ struct Instances<'a> {
 impl<'de> DeserializeSeed<'de> for Instances<'_> {
     type Value = Result<ModelData, Failure>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if reads_raw(self.signature) {
+            return raw(RAW_INSTANCES, d);
+        }
         d.deserialize_any(self)
     }
 }
@@ -918,11 +1080,11 @@ fn column_specs(signature: &Signature) -> Option<&[ColSpec]> {
 /// it (extra columns are ignored).
 fn column_for(specs: Option<&[ColSpec]>, name: &str) -> Option<Col> {
     match specs {
-        None => Some(Col::new(name.to_string(), None)),
+        None => Some(Col::new(name.to_string(), None, false)),
         Some(specs) => specs
             .iter()
             .find(|s| s.name.as_deref() == Some(name))
-            .map(|s| Col::new(name.to_string(), s.column_type)),
+            .map(|s| Col::of(name.to_string(), s)),
     }
 }
 
@@ -952,6 +1114,7 @@ fn table(columns: Vec<Col>, signature: &Signature) -> Result<ModelData, Failure>
                 .filter_map(|s| {
                     let mut c = by_name.remove(s.name.as_deref().unwrap_or_default())?;
                     c.ty = s.column_type;
+                    c.json = is_composite(s);
                     Some(c)
                 })
                 .collect()
@@ -961,9 +1124,10 @@ fn table(columns: Vec<Col>, signature: &Signature) -> Result<ModelData, Failure>
     let columns = columns
         .into_iter()
         .map(|c| {
-            let ty = c.ty.unwrap_or_else(|| infer_column(c.sink.kept()));
+            let dtype = c.dtype();
+            let ty = c.ty.unwrap_or_else(|| infer_column_type(c.sink.kept()));
             let name = c.name;
-            let (data, missing) = c.sink.finish(ty.dtype()).map_err(|v| {
+            let (data, missing) = c.sink.finish(dtype).map_err(|v| {
                 bad(format!(
                     "Incompatible input types for column {name}. Can not safely convert {v} \
                      to {ty:?}."
@@ -978,7 +1142,8 @@ fn table(columns: Vec<Col>, signature: &Signature) -> Result<ModelData, Failure>
 }
 
 /// A JSON DataFrame's table: as [`table`], but a model whose signature is one tensor gets
-/// every column as that tensor's type, as MLflow's `cast_df_types_according_to_schema` does.
+/// every column as that tensor's type, as MLflow's `cast_df_types_according_to_schema` does
+/// (but a column holding lists, which it leaves as they are).
 fn json_table(columns: Vec<Col>, signature: &Signature) -> Result<ModelData, Failure> {
     let dtype = match &signature.inputs {
         Some(Schema::Tensors(t)) if t.len() == 1 => t[0].dtype,
@@ -987,6 +1152,11 @@ fn json_table(columns: Vec<Col>, signature: &Signature) -> Result<ModelData, Fai
     let columns = columns
         .into_iter()
         .map(|c| {
+            let dtype = if c.sink.has_json() {
+                DType::Json
+            } else {
+                dtype
+            };
             let name = c.name;
             let (data, missing) = c.sink.finish(dtype).map_err(|v| {
                 bad(format!(
@@ -1084,7 +1254,7 @@ impl SplitData {
     /// The sink of cell `j` of the current row (`None`: an ignored column or a cell too many).
     fn cell(&mut self, j: usize) -> Option<&mut Sink> {
         if self.width.is_none() && j == self.cols.len() {
-            self.cols.push(Some(Col::new(j.to_string(), None)));
+            self.cols.push(Some(Col::new(j.to_string(), None, false)));
         }
         self.cols.get_mut(j)?.as_mut().map(|c| &mut c.sink)
     }
@@ -1622,12 +1792,8 @@ mod tests {
             br#"{"instances": [{"a": 1}, 2]}"#,
             &none
         )));
-        // A column signature refuses tensors; a list at the top level is a bad request.
+        // A list at the top level is a bad request.
         let cols = col_sig();
-        assert!(matches!(
-            parse_json(br#"{"inputs": [[1]]}"#, &cols),
-            Err(Failure::Json("INVALID_PARAMETER_VALUE", _))
-        ));
         let Err(Failure::Json("BAD_REQUEST", m)) = parse_json(b"[1]", &cols) else {
             panic!()
         };
@@ -1759,5 +1925,166 @@ mod tests {
             &TensorData::Str(vec!["x".into(), "y,z".into()])
         );
         assert!(is_bad(parse_csv(b"a,b\n1\n", &sig)));
+    }
+
+    fn json_values(d: &TensorData) -> Vec<Value> {
+        match d {
+            TensorData::Json(v) => v.iter().map(|t| serde_json::from_str(t).unwrap()).collect(),
+            other => panic!("not JSON values: {other:?}"),
+        }
+    }
+
+    fn json_column(t: &Table, name: &str) -> Vec<Value> {
+        json_values(t.column(name).unwrap().values())
+    }
+
+    #[test]
+    fn list_and_object_cells_are_json_values() {
+        let none = Signature::default();
+        let chat =
+            json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "é"}]);
+        // Records: a column with a list or an object anywhere is a column of JSON values; an
+        // absent key is missing, a JSON null is a value (pandas: NaN and None).
+        let body = json!({"dataframe_records": [
+            {"m": chat, "n": 1, "o": {"k": [1, 2.5]}},
+            {"m": [], "n": 2, "o": null},
+            {"n": 3, "o": "plain"},
+        ]});
+        let t = table_of(&body.to_string(), &none).unwrap();
+        assert_eq!(
+            json_column(&t, "m"),
+            vec![chat.clone(), json!([]), Value::Null]
+        );
+        assert!(!t.column("m").unwrap().is_missing(1) && t.column("m").unwrap().is_missing(2));
+        assert_eq!(
+            json_column(&t, "o"),
+            vec![json!({"k": [1, 2.5]}), Value::Null, json!("plain")]
+        );
+        assert_eq!(t.column("o").unwrap().missing(), None);
+        assert_eq!(
+            t.column("n").unwrap().values(),
+            &TensorData::Int64(vec![1, 2, 3])
+        );
+        // The texts keep the request's key order (a Python dict keeps it), compact.
+        let body = r#"{"dataframe_records": [{"m": {"z": 1, "a": [2, {"y": null, "b": 1.5e0}]}}],
+                       "params": {}}"#;
+        let t = table_of(body, &none).unwrap();
+        assert_eq!(
+            t.column("m").unwrap().values(),
+            &TensorData::Json(vec![r#"{"z":1,"a":[2,{"y":null,"b":1.5}]}"#.into()])
+        );
+        let raw = r#"{"inputs": {"b": [1, {"y": 2, "x": "\u00e9\n"}], "a": []}}"#;
+        let (data, _) = parse_json(raw.as_bytes(), &col_sig()).unwrap();
+        let ModelData::Tensors(m) = data else {
+            panic!()
+        };
+        assert_eq!(
+            m[RAW_INPUTS].data(),
+            &TensorData::Json(vec![r#"{"b":[1,{"y":2,"x":"é\n"}],"a":[]}"#.into()])
+        );
+        // Split, in either key order.
+        for body in [
+            json!({"dataframe_split": {"columns": ["m", "s"], "data": [[chat, "a"], [[1, [2]], "b"]]}}),
+            json!({"dataframe_split": {"data": [[chat, "a"], [[1, [2]], "b"]], "columns": ["m", "s"]}}),
+        ] {
+            let t = table_of(&body.to_string(), &none).unwrap();
+            assert_eq!(json_column(&t, "m"), vec![chat.clone(), json!([1, [2]])]);
+            assert_eq!(t.column("m").unwrap().missing(), None);
+            assert_eq!(
+                t.column("s").unwrap().values(),
+                &TensorData::Str(vec!["a".into(), "b".into()])
+            );
+        }
+        // A column typed Array/Object/Map/Any holds JSON values whatever its cells (MLflow's
+        // own checks of them run with the model).
+        let spec = |name: &str, ty: Option<ColumnType>, composite: Option<Value>| ColSpec {
+            name: Some(name.into()),
+            column_type: ty,
+            composite,
+            required: true,
+        };
+        let sig = Signature {
+            inputs: Some(Schema::Columns(vec![
+                spec(
+                    "messages",
+                    None,
+                    Some(json!({"type": "array", "items": {"type": "object",
+                    "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}})),
+                ),
+                spec("any", None, Some(json!({"type": "any"}))),
+                spec("k", Some(ColumnType::Double), None),
+            ])),
+            ..Signature::default()
+        };
+        let body = json!({"dataframe_records": [
+            {"messages": chat, "any": 1, "k": "2"},
+            {"messages": "not a list", "any": "x", "k": 3},
+        ]});
+        let t = table_of(&body.to_string(), &sig).unwrap();
+        assert_eq!(
+            json_column(&t, "messages"),
+            vec![chat.clone(), json!("not a list")]
+        );
+        assert_eq!(json_column(&t, "any"), vec![json!(1), json!("x")]);
+        assert_eq!(
+            t.column("k").unwrap().values(),
+            &TensorData::Float64(vec![2.0, 3.0])
+        );
+        let body = json!({"dataframe_split": {"data": [[1, [2]]], "columns": ["any", "messages"]}});
+        let t = table_of(&body.to_string(), &sig);
+        // 'k' is required.
+        assert!(
+            matches!(t, Err(Failure::Json("INVALID_PARAMETER_VALUE", _))),
+            "{t:?}"
+        );
+        // One tensor spec: a column of lists is left as it is (MLflow does not cast it).
+        let t = table_of(
+            r#"{"dataframe_records": [{"x": [1, 2], "y": 1}, {"x": [3, 4], "y": 2}]}"#,
+            &tensor_sig(DType::Float32),
+        )
+        .unwrap();
+        assert_eq!(json_column(&t, "x"), vec![json!([1, 2]), json!([3, 4])]);
+        assert_eq!(
+            t.column("y").unwrap().values(),
+            &TensorData::Float32(vec![1.0, 2.0])
+        );
+    }
+
+    #[test]
+    fn tensor_forms_with_objects_are_json_and_column_signatures_read_them_whole() {
+        let none = Signature::default();
+        let chat = json!([{"role": "user", "content": "hi"}, {"role": "user", "content": "yo"}]);
+        let t = one_tensor(json!({"inputs": chat}), &none).unwrap();
+        assert_eq!(t.shape(), &[2]);
+        assert_eq!(json_values(t.data()), chat.as_array().unwrap().clone());
+        let t = one_tensor(json!({"inputs": {"messages": [chat]}}), &none).unwrap();
+        assert_eq!(t.shape(), &[1, 2]);
+        let t = one_tensor(json!({"instances": [{"m": {"a": 1}}, {"m": 2}]}), &none).unwrap();
+        assert_eq!(json_values(t.data()), vec![json!({"a": 1}), json!(2)]);
+        // Ragged lists are still a bad request (numpy's refusal in MLflow).
+        assert!(is_bad(one_tensor(
+            json!({"inputs": [[{"a": 1}], []]}),
+            &none
+        )));
+        // A declared numeric dtype refuses them.
+        assert!(is_bad(one_tensor(
+            json!({"inputs": [[{"a": 1}]]}),
+            &tensor_sig(DType::Float64)
+        )));
+        // A column signature: the whole value, unread, for MLflow's rules in the model's
+        // worker.
+        let cols = col_sig();
+        for (key, name) in [("inputs", RAW_INPUTS), ("instances", RAW_INSTANCES)] {
+            let value = json!([{"a": 1, "b": [1, 2]}, {"a": "x"}]);
+            let body = json!({key: value, "params": {"p": 1}});
+            let (data, params) = parse_json(body.to_string().as_bytes(), &cols).unwrap();
+            assert_eq!(params["p"], json!(1));
+            let ModelData::Tensors(m) = data else {
+                panic!()
+            };
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[name].shape(), &[] as &[usize]);
+            assert_eq!(json_values(m[name].data()), vec![value]);
+        }
     }
 }

@@ -407,6 +407,10 @@ impl Serialize for Scalar<'_> {
                 use base64::Engine;
                 s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&v[i]))
             }
+            TensorData::Json(v) => match serde_json::from_str::<Value>(&v[i]) {
+                Ok(x) => x.serialize(s),
+                Err(_) => s.serialize_unit(),
+            },
             _ => s.serialize_unit(),
         }
     }
@@ -431,6 +435,7 @@ fn scalar(d: &TensorData, i: usize) -> Value {
             use base64::Engine;
             Value::from(base64::engine::general_purpose::STANDARD.encode(&v[i]))
         }
+        TensorData::Json(v) => serde_json::from_str(&v[i]).unwrap_or(Value::Null),
         // Half floats and future types: as their bit patterns are not numbers, say so.
         _ => Value::Null,
     }

@@ -101,12 +101,14 @@ use serde::{Deserialize, Serialize};
 /// `ArtifactRepository::head` crosses the boundary ([`ArtifactMethod::Head`]) and libraries
 /// report their [`schema_hash`]; `ModelFlavor::load` takes the parsed `MLmodel`, and
 /// `LoadedModel::predict` (with params) sends tensors in a binary form
-/// ([`ModelMethod::Predict`]).
+/// ([`ModelMethod::Predict`]). Version 4: tensor and column elements may be JSON values
+/// ([`TensorData::Json`](crate::flavor::TensorData::Json), dtype `json`), which a library built
+/// before could not read.
 ///
 /// The wire form of every request and response is recorded in golden files
 /// (`crates/plugin-api/abi/`); a test fails when it changes until this version is bumped and
 /// the files are written again (`CAIRN_BLESS_ABI=1`).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The digest of this build's wire form: of the sample request and response of every method
 /// and of the boundary's records, as the golden files hold them. A library reports its own

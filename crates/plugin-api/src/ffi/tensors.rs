@@ -10,7 +10,8 @@
 //! header:  {"params": {...} | null, "kind": "tensors" | "table", "rows": n,
 //!           "items": [{"name", "dtype", "len", "shape"?, "missing"?}, ...]}
 //! payload: each item's elements in order: numbers as their little-endian bytes, booleans
-//!          one byte each, strings and bytes as a u32 length and the bytes
+//!          one byte each, strings and bytes as a u32 length and the bytes, JSON values as a
+//!          u32 length and their JSON text
 //! ```
 
 use crate::flavor::{Column, DType, ModelData, Params, Table, Tensor, TensorData};
@@ -170,6 +171,11 @@ fn put_data(out: &mut Vec<u8>, data: &TensorData) {
                 put_bytes(out, b);
             }
         }
+        TensorData::Json(v) => {
+            for x in v {
+                put_bytes(out, x.as_bytes());
+            }
+        }
     }
 }
 
@@ -251,6 +257,13 @@ impl<'a> Reader<'a> {
                     .map_err(|_| malformed("a string is not UTF-8"))?,
             ),
             DType::Bytes => TensorData::Bytes(self.blobs(n)?),
+            DType::Json => TensorData::Json(
+                self.blobs(n)?
+                    .into_iter()
+                    .map(String::from_utf8)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| malformed("a JSON text is not UTF-8"))?,
+            ),
         })
     }
 }
@@ -291,6 +304,16 @@ mod tests {
                         "f".to_string(),
                         t(vec![2], TensorData::Bool(vec![true, false])),
                     ),
+                    (
+                        "j".to_string(),
+                        t(
+                            vec![2],
+                            TensorData::Json(vec![
+                                r#"[{"role":"user","content":"é"}]"#.into(),
+                                r#"{"k":[1,2.5,null]}"#.into(),
+                            ]),
+                        ),
+                    ),
                 ]
                 .into_iter()
                 .collect(),
@@ -304,6 +327,12 @@ mod tests {
                     )
                     .unwrap(),
                     Column::new("b", TensorData::UInt16(vec![7, 8]), None).unwrap(),
+                    Column::new(
+                        "c",
+                        TensorData::Json(vec![r#"["x"]"#.into(), "null".into()]),
+                        Some(vec![false, true]),
+                    )
+                    .unwrap(),
                 ])
                 .unwrap(),
             ),

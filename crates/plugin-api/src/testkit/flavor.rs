@@ -125,17 +125,7 @@ pub fn assert_close(actual: &ModelData, expected: &ModelData, tolerance: f64, wh
 /// Rows `start..end` (the first dimension) of `data`.
 pub fn rows(data: &ModelData, start: usize, end: usize) -> ModelData {
     fn slice(d: &TensorData, start: usize, end: usize) -> TensorData {
-        macro_rules! s {
-            ($($v:ident),*) => {
-                match d {
-                    $(TensorData::$v(x) => TensorData::$v(x[start..end].to_vec()),)*
-                }
-            };
-        }
-        s!(
-            Bool, Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Float16, Float32,
-            Float64, Str, Bytes
-        )
+        d.slice(start..end)
     }
     match data {
         ModelData::Tensors(m) => ModelData::Tensors(
