@@ -11,11 +11,16 @@
 //! the first dimension, or table columns, and the same params) go in one call, up to
 //! [`BATCH_MAX_ROWS`] rows. If the merged call fails or its output does not split by rows,
 //! each request runs alone, so every request gets its own answer or error.
+//!
+//! A request holding JSON values (lists or dicts in its cells, e.g. a chat model's messages)
+//! is never merged: its rows are parts of one document more often than independent rows, so
+//! stacking two requests would show the model one longer conversation, and a model that answers
+//! it with one value would then be called again per request.
 
 use super::metrics::Metrics;
 use cairn_plugin_api::LoadedModel;
 use cairn_plugin_api::Result;
-use cairn_plugin_api::flavor::{ModelData, Params, Schema, Signature};
+use cairn_plugin_api::flavor::{DType, ModelData, Params, Schema, Signature};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -103,7 +108,8 @@ impl Batcher {
 
     /// The model's prediction for `input`, possibly computed together with other requests'.
     pub async fn predict(&self, input: ModelData, params: Params) -> Result<ModelData> {
-        let small = input.rows().is_some_and(|r| r > 0 && r <= MERGE_MAX_ROWS);
+        let small =
+            input.rows().is_some_and(|r| r > 0 && r <= MERGE_MAX_ROWS) && !holds_json(&input);
         let (Some(queue), true) = (&self.queue, small) else {
             self.metrics.batch(1);
             return self.model.predict(input, params).await;
@@ -138,6 +144,17 @@ impl Batcher {
                 "the batching task dropped the request",
             )),
         }
+    }
+}
+
+/// Whether any tensor or column of `input` holds JSON values (see the module documentation).
+fn holds_json(input: &ModelData) -> bool {
+    match input {
+        ModelData::Tensors(m) => m.values().any(|t| t.dtype() == DType::Json),
+        ModelData::Table(t) => t
+            .columns()
+            .iter()
+            .any(|c| c.values().dtype() == DType::Json),
     }
 }
 
@@ -235,5 +252,85 @@ async fn run(model: &dyn LoadedModel, metrics: &Metrics, mut batch: Vec<Job>) {
     for job in batch.drain(..) {
         metrics.batch(1);
         let _ = job.reply.send(model.predict(job.input, job.params).await);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_plugin_api::async_trait;
+    use cairn_plugin_api::flavor::{ModelCapabilities, Tensor, TensorData};
+    use std::sync::Mutex;
+
+    /// A batchable model echoing its input; it records the rows of every call and waits for
+    /// the test to open `gate` before answering.
+    struct Echo {
+        calls: Mutex<Vec<usize>>,
+        gate: Semaphore,
+    }
+
+    #[async_trait]
+    impl LoadedModel for Echo {
+        fn signature(&self) -> Signature {
+            Signature::default()
+        }
+        fn capabilities(&self) -> ModelCapabilities {
+            ModelCapabilities::new(true, true, false)
+        }
+        async fn predict(&self, input: ModelData, _: Params) -> Result<ModelData> {
+            self.calls.lock().unwrap().push(input.rows().unwrap_or(0));
+            self.gate.acquire().await.unwrap().forget();
+            Ok(input)
+        }
+    }
+
+    fn tensors(data: TensorData) -> ModelData {
+        let rows = data.len();
+        ModelData::Tensors([("x".to_string(), Tensor::new(vec![rows], data).unwrap())].into())
+    }
+
+    /// Queued requests of plain numbers merge; requests holding JSON values (a chat model's
+    /// messages) each get a call of their own.
+    #[tokio::test]
+    async fn requests_holding_json_values_are_never_merged() {
+        for (json, want) in [(false, vec![1, 3]), (true, vec![1, 1, 1, 1])] {
+            let model = Arc::new(Echo {
+                calls: Mutex::default(),
+                gate: Semaphore::new(0),
+            });
+            let metrics = Arc::new(Metrics::default());
+            let batcher = Arc::new(Batcher::new(model.clone(), metrics.clone(), 1));
+            let send = |k: usize| {
+                let batcher = batcher.clone();
+                let data = if json {
+                    TensorData::Json(vec![format!("{{\"role\":\"user\",\"content\":\"{k}\"}}")])
+                } else {
+                    TensorData::Float64(vec![k as f64])
+                };
+                tokio::spawn(async move { batcher.predict(tensors(data), Params::default()).await })
+            };
+            // The first request holds the only slot; three more arrive meanwhile.
+            let first = send(0);
+            while model.calls.lock().unwrap().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let rest: Vec<_> = (1..=3).map(send).collect();
+            // Every request is either in a call of its own or queued to merge.
+            while model.calls.lock().unwrap().len() + metrics.queue_depth() < 4 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            model.gate.add_permits(100);
+            for (k, task) in std::iter::once(first).chain(rest).enumerate() {
+                let out = task.await.unwrap().unwrap();
+                assert_eq!(
+                    out.rows(),
+                    Some(1),
+                    "request {k} got another request's rows"
+                );
+            }
+            let mut calls = model.calls.lock().unwrap().clone();
+            calls.sort();
+            assert_eq!(calls, want, "json: {json}");
+        }
     }
 }
