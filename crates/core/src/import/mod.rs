@@ -164,7 +164,7 @@ pub fn run(
             root.display(),
             if args.dry_run { ", dry run" } else { "" }
         ));
-        filestore::copy_all(&root, &mut dest, &mut report)
+        filestore::copy_all(&root, &mut dest, &mut report).and_then(|()| dest.finish())
     } else {
         let mut db = source::open(&args.from)?;
         let schema = Schema::inspect(&mut *db)?;
@@ -177,7 +177,7 @@ pub fn run(
             ctx.schema.revision,
             if args.dry_run { ", dry run" } else { "" }
         ));
-        copy_all(&mut ctx, &mut report)
+        copy_all(&mut ctx, &mut report).and_then(|()| ctx.dest.finish())
     };
     let verb = if args.dry_run {
         "would write"
@@ -236,6 +236,18 @@ impl Dest<'_> {
         if !self.quiet {
             let _ = writeln!(self.err, "{line}");
         }
+    }
+
+    /// Tells the tracking store the import is complete (it may refresh its statistics).
+    fn finish(&mut self) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.progress("cairn import: updating the destination's statistics");
+        let store = self.tracking.clone();
+        self.rt
+            .block_on(async move { importer(&store)?.import_finished().await })
+            .map_err(|e| store_failed("finishing the import".into(), e))
     }
 
     /// Whether the destination already has the entity `probe` looks up.
