@@ -19,7 +19,12 @@ use tokio_postgres::Transaction;
 pub const MIGRATION_LOCK: i64 = 0x4361_6972;
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_TRACES, MIGRATION_ANALYZE];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_TRACES,
+    MIGRATION_ANALYZE,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
