@@ -874,6 +874,11 @@ def main() -> None:
     ap.add_argument("--cairn-bin", help="the cairn binary (bench/run passes the release build)")
     ap.add_argument("--mlflow-only", action="store_true", help="run only mlflow (harness check)")
     ap.add_argument(
+        "--cairn-only",
+        action="store_true",
+        help="run only cairn (to compare cairn builds quickly; no ratios against mlflow)",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="a small run to check the harness (coarse CPU figures: /proc counts 10 ms ticks)",
@@ -955,6 +960,8 @@ def main() -> None:
     startup_repeats = (
         args.startup_repeats if args.startup_repeats is not None else (1 if quick else 3)
     )
+    if args.mlflow_only and args.cairn_only:
+        ap.error("--mlflow-only and --cairn-only exclude each other")
     if not args.mlflow_only and not args.cairn_bin:
         ap.error("--cairn-bin is required unless --mlflow-only")
     if args.cairn_bin:
@@ -981,6 +988,8 @@ def main() -> None:
         startup_flavors = [mlflow_main]
     cairn = Flavor("cairn", "cairn", "cairn server (release build)")
     main_flavors = [mlflow_main]
+    if args.cairn_only:
+        startup_flavors, main_flavors = [], []
     if not args.mlflow_only:
         startup_flavors.append(cairn)
         main_flavors.append(cairn)

@@ -30,11 +30,16 @@ PLUGIN = os.environ.get("CAIRN_COMPAT_PLUGIN")
 POSTGRES = os.environ.get("CAIRN_COMPAT_POSTGRES_URI")
 
 
-def postgres_uri(workdir: Path) -> str:
-    """The store URI of `workdir`'s own schema of the test database (created if missing)."""
+def postgres_schema(workdir: Path) -> str:
+    """The name of `workdir`'s own schema of the test database."""
     import hashlib
 
-    schema = "w_" + hashlib.sha1(str(workdir).encode()).hexdigest()[:16]
+    return "w_" + hashlib.sha1(str(workdir).encode()).hexdigest()[:16]
+
+
+def postgres_uri(workdir: Path) -> str:
+    """The store URI of `workdir`'s own schema of the test database (created if missing)."""
+    schema = postgres_schema(workdir)
     subprocess.run(
         ["psql", POSTGRES, "-q", "-c", f"CREATE SCHEMA IF NOT EXISTS {schema}"],
         check=True,

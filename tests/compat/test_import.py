@@ -48,7 +48,17 @@ from mlflow.entities import (
 )
 from mlflow.tracking import MlflowClient
 
-from helpers import POSTGRES, REFERENCE, PLUGIN, ServerProcess, free_port, log_tail, postgres_uri, unique
+from helpers import (
+    POSTGRES,
+    REFERENCE,
+    PLUGIN,
+    ServerProcess,
+    free_port,
+    log_tail,
+    postgres_schema,
+    postgres_uri,
+    unique,
+)
 
 pytestmark = pytest.mark.skipif(
     REFERENCE or bool(PLUGIN),
@@ -309,6 +319,8 @@ def test_import_from_mlflow_reads_back_equal(source):
     assert "logged models      written        2" in lines, lines
     assert "model versions     written        2" in lines, lines
     assert f"metric values      written     {HISTORY + 6}" in lines, lines
+    if POSTGRES:
+        assert_analyzed(postgres_schema(cairn_dir))
 
     again = cairn("import", "--from", backend, "--backend-store-uri", dest, cwd=cairn_dir)
     assert again.returncode == 0, again.stderr
@@ -341,6 +353,27 @@ def test_import_from_mlflow_reads_back_equal(source):
     finally:
         server.assert_clean_exit(server.terminate())
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def assert_analyzed(schema: str) -> None:
+    """The import ended with ANALYZE of the destination's tables (its schema's only), so the
+    first searches are planned on statistics of the imported rows, not of empty tables."""
+    searched = ("runs", "params", "tags", "latest_metrics", "experiments")
+    out = subprocess.run(
+        [
+            "psql",
+            POSTGRES,
+            "-tA",
+            "-c",
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = '"
+            + schema
+            + "' AND last_analyze IS NOT NULL ORDER BY relname",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert set(searched) <= set(out), out
 
 
 def test_import_from_mlflow_filestore_reads_back_equal():
@@ -388,6 +421,8 @@ def test_import_from_mlflow_filestore_reads_back_equal():
 
     done = cairn("import", "--from", source, "--backend-store-uri", dest, cwd=cairn_dir)
     assert done.returncode == 0, done.stderr + done.stdout
+    if POSTGRES:
+        assert_analyzed(postgres_schema(cairn_dir))
     lines = done.stdout
     assert "experiments        written        4" in lines, lines
     assert "runs               written        5" in lines, lines

@@ -117,6 +117,14 @@ pub trait TrackingImport: Send + Sync {
         model: LoggedModel,
         stage: LifecycleStage,
     ) -> Result<Imported>;
+
+    /// Called once after an import wrote everything it had (not after a dry run, nor after a
+    /// failed one): a store refreshes what bulk writes leave stale — the PostgreSQL store
+    /// runs `ANALYZE`, so the first searches over the imported rows are planned on their
+    /// statistics. Default: nothing.
+    async fn import_finished(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Import into a model-registry store (see the module documentation for the rules).

@@ -26,6 +26,7 @@
 //!   `sslrootcert`), as libpq reads them: see [`tls`].
 
 mod config;
+mod db;
 mod error;
 mod registry;
 pub mod schema;

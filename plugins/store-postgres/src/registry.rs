@@ -7,6 +7,7 @@
 //! by the unique index (`RESOURCE_ALREADY_EXISTS`).
 
 use crate::error::{StoreError, StoreResult, invalid, not_found};
+use crate::store::Transaction;
 use crate::store::{PostgresStore, now_ms, run_page_query, sql};
 use cairn_plugin_api::import::{ImportModelVersion, Imported, RegistryImport};
 use cairn_plugin_api::model_registry::*;
@@ -15,7 +16,7 @@ use cairn_plugin_api::search::sql::{self as search_sql, Target};
 use cairn_plugin_api::search::{Entity, Expr, Key, OrderBy};
 use cairn_plugin_api::tracking::Page;
 use cairn_plugin_api::{Error, Result, validation};
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::Row;
 
 const VERSION_COLUMNS: &str = "mv.id, rm.name, mv.version, mv.creation_timestamp, \
      mv.last_updated_timestamp, mv.user_id, mv.current_stage, mv.description, mv.source, \

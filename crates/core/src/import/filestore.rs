@@ -98,16 +98,19 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The entries of `dir`; none when it does not exist.
+fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.map_err(|e| failed(dir, e))).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(failed(dir, e)),
+    }
+}
+
 /// `<dir>/<digits>/meta.yaml` directories, unsorted.
 fn experiment_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(failed(dir, e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| failed(dir, e))?;
+    for entry in dir_entries(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
@@ -124,14 +127,8 @@ fn experiment_dirs(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
 
 /// Sorted subdirectory names of `dir` (none when it does not exist).
 fn subdirs(dir: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(failed(dir, e)),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| failed(dir, e))?;
+    for entry in dir_entries(dir)? {
         if entry.file_type().map_err(|e| failed(dir, e))?.is_dir() {
             out.push(entry.file_name().to_string_lossy().into_owned());
         }
@@ -146,13 +143,7 @@ fn keyed_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut todo = vec![(String::new(), dir.to_path_buf())];
     while let Some((prefix, d)) = todo.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(failed(&d, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| failed(&d, e))?;
+        for entry in dir_entries(&d)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             let key = if prefix.is_empty() {
                 name

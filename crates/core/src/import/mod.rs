@@ -182,7 +182,8 @@ pub fn run(
             root.display(),
             if args.dry_run { ", dry run" } else { "" }
         ));
-        let result = filestore::copy_all(&root, &mut dest, &mut report);
+        let result =
+            filestore::copy_all(&root, &mut dest, &mut report).and_then(|()| dest.finish());
         (dest, result)
     } else {
         let mut db = source::open(&args.from)?;
@@ -196,7 +197,7 @@ pub fn run(
             ctx.schema.revision,
             if args.dry_run { ", dry run" } else { "" }
         ));
-        let result = copy_all(&mut ctx, &mut report);
+        let result = copy_all(&mut ctx, &mut report).and_then(|()| ctx.dest.finish());
         (ctx.dest, result)
     };
     let result = match (result, artifact_repos) {
@@ -291,6 +292,18 @@ impl Dest<'_> {
         if !self.quiet {
             let _ = writeln!(self.err, "{line}");
         }
+    }
+
+    /// Tells the tracking store the import is complete (it may refresh its statistics).
+    fn finish(&mut self) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.progress("cairn import: updating the destination's statistics");
+        let store = self.tracking.clone();
+        self.rt
+            .block_on(async move { importer(&store)?.import_finished().await })
+            .map_err(|e| store_failed("finishing the import".into(), e))
     }
 
     /// Whether the destination already has the entity `probe` looks up.

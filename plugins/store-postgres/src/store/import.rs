@@ -12,6 +12,33 @@ pub(crate) fn conflict(message: String) -> StoreError {
 
 #[cairn_plugin_api::async_trait]
 impl TrackingImport for PostgresStore {
+    /// `ANALYZE` of the store's tables (those of the connection's schema, not the whole
+    /// database's): autovacuum would analyse the imported tables only on one of its next
+    /// rounds (up to `autovacuum_naptime` later), and until then the planner takes them for
+    /// nearly empty and plans searches with nested loops (hundreds of ms instead of ~1).
+    async fn import_finished(&self) -> Result<()> {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let tables: Vec<String> = tx
+                    .query(
+                        "SELECT format('%I', tablename) FROM pg_tables \
+                         WHERE schemaname = current_schema() ORDER BY tablename",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<std::result::Result<_, _>>()?;
+                if !tables.is_empty() {
+                    tx.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn import_experiment(&self, exp: Experiment) -> Result<Imported> {
         let id = experiment_id(&exp.experiment_id)?;
         self.write(move |tx, _| {

@@ -91,29 +91,43 @@ pub(super) async fn write_log_batch(
         }
     }
     if !metrics.is_empty() {
-        // Latest values first (the run's row lock is held, so no other writer races on them);
-        // the upsert also creates each key's series row, whose id the history rows carry.
-        let mut series: HashMap<&str, i64> = HashMap::new();
-        for m in latest_per_key(metrics) {
+        // Latest values first (the run's row lock is held, so no other writer races on them),
+        // all keys in one upsert (in key order, a fixed lock order); the upsert also creates
+        // each key's series row, whose id the history rows carry.
+        let latest = latest_per_key(metrics);
+        let mut keys = Vec::with_capacity(latest.len());
+        let mut values = Vec::with_capacity(latest.len());
+        let mut nans = Vec::with_capacity(latest.len());
+        let mut ts = Vec::with_capacity(latest.len());
+        let mut steps = Vec::with_capacity(latest.len());
+        for m in &latest {
             let (v, nan) = search_value(m.value);
-            tx.execute(
-                "INSERT INTO latest_metrics (run, key, value, is_nan, timestamp, step) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (run, key) DO UPDATE SET value = excluded.value, \
-                 is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
-                 WHERE (excluded.step, excluded.timestamp, coalesce(excluded.value, 0)) > \
-                 (latest_metrics.step, latest_metrics.timestamp, coalesce(latest_metrics.value, 0))",
-                &[&run.id, &m.key, &v, &nan, &m.timestamp, &m.step],
+            keys.push(m.key.as_str());
+            values.push(v);
+            nans.push(nan);
+            ts.push(m.timestamp);
+            steps.push(m.step);
+        }
+        tx.execute(
+            "INSERT INTO latest_metrics (run, key, value, is_nan, timestamp, step) \
+             SELECT $1, * FROM unnest($2::text[], $3::float8[], $4::int4[], $5::int8[], \
+             $6::int8[]) \
+             ON CONFLICT (run, key) DO UPDATE SET value = excluded.value, \
+             is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
+             WHERE (excluded.step, excluded.timestamp, coalesce(excluded.value, 0)) > \
+             (latest_metrics.step, latest_metrics.timestamp, coalesce(latest_metrics.value, 0))",
+            &[&run.id, &keys, &values, &nans, &ts, &steps],
+        )
+        .await?;
+        let mut series: HashMap<String, i64> = HashMap::with_capacity(latest.len());
+        for r in tx
+            .query(
+                "SELECT key, id FROM latest_metrics WHERE run = $1 AND key = ANY($2)",
+                &[&run.id, &keys],
             )
-            .await?;
-            let id: i64 = tx
-                .query_one(
-                    "SELECT id FROM latest_metrics WHERE run = $1 AND key = $2",
-                    &[&run.id, &m.key],
-                )
-                .await?
-                .try_get(0)?;
-            series.insert(m.key.as_str(), id);
+            .await?
+        {
+            series.insert(r.try_get(0)?, r.try_get(1)?);
         }
         // The whole history in one statement, as arrays.
         let mut s = Vec::with_capacity(metrics.len());

@@ -94,18 +94,52 @@ fn kv(r: &Row) -> StoreResult<(i64, String, String)> {
 }
 
 /// Runs with everything they logged, in the order of `ids` (ids that do not exist are skipped).
+///
+/// The eight statements of a chunk are sent at once (pipelined on the connection: one round
+/// trip, not eight), each fetching its rows for all the chunk's runs.
 pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<Vec<Run>> {
     let mut runs: HashMap<i64, Run> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
         let chunk = chunk.to_vec();
-        for r in tx
-            .query(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)"),
-                &[&chunk],
-            )
-            .await?
-        {
-            let (id, info) = run_info_row(&r)?;
+        let p: &[&(dyn ToSql + Sync)] = &[&chunk];
+        let info_sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)");
+        let (info, params, tags, metrics, inputs, input_tags, model_inputs, model_outputs) = tokio::try_join!(
+            tx.query(&info_sql, p),
+            tx.query(
+                "SELECT run, key, value FROM params WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
+            tx.query(
+                "SELECT run, key, value FROM tags WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
+            tx.query(
+                "SELECT run, key, value, is_nan, timestamp, step FROM latest_metrics \
+                 WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
+            // Dataset inputs in first-logged order, with their tags.
+            tx.query(
+                "SELECT i.run, i.id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
+                 FROM inputs i JOIN datasets d ON d.id = i.dataset WHERE i.run = ANY($1) ORDER BY i.id",
+                p,
+            ),
+            tx.query(
+                "SELECT t.input, t.key, t.value FROM input_tags t JOIN inputs i ON i.id = t.input \
+                 WHERE i.run = ANY($1) ORDER BY t.input, t.key",
+                p,
+            ),
+            tx.query(
+                "SELECT run, model_id FROM model_inputs WHERE run = ANY($1) ORDER BY id",
+                p,
+            ),
+            tx.query(
+                "SELECT run, model_id, step FROM model_outputs WHERE run = ANY($1) ORDER BY id",
+                p,
+            ),
+        )?;
+        for r in &info {
+            let (id, info) = run_info_row(r)?;
             runs.insert(
                 id,
                 Run {
@@ -116,38 +150,19 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
                 },
             );
         }
-        for r in tx
-            .query(
-                "SELECT run, key, value FROM params WHERE run = ANY($1) ORDER BY run, key",
-                &[&chunk],
-            )
-            .await?
-        {
-            let (id, k, v) = kv(&r)?;
+        for r in &params {
+            let (id, k, v) = kv(r)?;
             if let Some(run) = runs.get_mut(&id) {
                 run.data.params.push(Param::new(k, v));
             }
         }
-        for r in tx
-            .query(
-                "SELECT run, key, value FROM tags WHERE run = ANY($1) ORDER BY run, key",
-                &[&chunk],
-            )
-            .await?
-        {
-            let (id, k, v) = kv(&r)?;
+        for r in &tags {
+            let (id, k, v) = kv(r)?;
             if let Some(run) = runs.get_mut(&id) {
                 run.data.tags.push(RunTag::new(k, v));
             }
         }
-        for r in tx
-            .query(
-                "SELECT run, key, value, is_nan, timestamp, step FROM latest_metrics \
-                 WHERE run = ANY($1) ORDER BY run, key",
-                &[&chunk],
-            )
-            .await?
-        {
+        for r in &metrics {
             let id: i64 = r.try_get(0)?;
             let m = Metric::new(
                 r.try_get::<_, String>(1)?,
@@ -159,46 +174,32 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
                 run.data.metrics.push(m);
             }
         }
-        // Dataset inputs in first-logged order, with their tags.
-        let mut inputs: Vec<(i64, i64, Dataset)> = Vec::new();
-        for r in tx
-            .query(
-                "SELECT i.run, i.id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
-                 FROM inputs i JOIN datasets d ON d.id = i.dataset WHERE i.run = ANY($1) ORDER BY i.id",
-                &[&chunk],
-            )
-            .await?
-        {
-            inputs.push((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                Dataset {
-                    name: r.try_get(2)?,
-                    digest: r.try_get(3)?,
-                    source_type: r.try_get(4)?,
-                    source: r.try_get(5)?,
-                    schema: r.try_get(6)?,
-                    profile: r.try_get(7)?,
-                },
-            ));
+        let mut tags_of_input: HashMap<i64, Vec<InputTag>> = HashMap::new();
+        for r in &input_tags {
+            let (id, k, v) = kv(r)?;
+            tags_of_input
+                .entry(id)
+                .or_default()
+                .push(InputTag::new(k, v));
         }
-        let input_ids: Vec<i64> = inputs.iter().map(|(_, id, _)| *id).collect();
-        let mut tags = input_tags(tx, &input_ids).await?;
-        for (run_id, input_id, dataset) in inputs {
+        for r in &inputs {
+            let (run_id, input_id): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let dataset = Dataset {
+                name: r.try_get(2)?,
+                digest: r.try_get(3)?,
+                source_type: r.try_get(4)?,
+                source: r.try_get(5)?,
+                schema: r.try_get(6)?,
+                profile: r.try_get(7)?,
+            };
             if let Some(run) = runs.get_mut(&run_id) {
                 run.inputs.dataset_inputs.push(DatasetInput {
-                    tags: tags.remove(&input_id).unwrap_or_default(),
+                    tags: tags_of_input.remove(&input_id).unwrap_or_default(),
                     dataset,
                 });
             }
         }
-        for r in tx
-            .query(
-                "SELECT run, model_id FROM model_inputs WHERE run = ANY($1) ORDER BY id",
-                &[&chunk],
-            )
-            .await?
-        {
+        for r in &model_inputs {
             let id: i64 = r.try_get(0)?;
             if let Some(run) = runs.get_mut(&id) {
                 run.inputs.model_inputs.push(ModelInput {
@@ -206,13 +207,7 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
                 });
             }
         }
-        for r in tx
-            .query(
-                "SELECT run, model_id, step FROM model_outputs WHERE run = ANY($1) ORDER BY id",
-                &[&chunk],
-            )
-            .await?
-        {
+        for r in &model_outputs {
             let id: i64 = r.try_get(0)?;
             if let Some(run) = runs.get_mut(&id) {
                 run.outputs.model_outputs.push(ModelOutput {
@@ -223,27 +218,6 @@ pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<
         }
     }
     Ok(ids.iter().filter_map(|id| runs.remove(id)).collect())
-}
-
-pub(super) async fn input_tags(
-    tx: &Transaction<'_>,
-    input_ids: &[i64],
-) -> StoreResult<HashMap<i64, Vec<InputTag>>> {
-    let mut out: HashMap<i64, Vec<InputTag>> = HashMap::new();
-    if input_ids.is_empty() {
-        return Ok(out);
-    }
-    for r in tx
-        .query(
-            "SELECT input, key, value FROM input_tags WHERE input = ANY($1) ORDER BY input, key",
-            &[&input_ids],
-        )
-        .await?
-    {
-        let (id, k, v) = kv(&r)?;
-        out.entry(id).or_default().push(InputTag::new(k, v));
-    }
-    Ok(out)
 }
 
 pub(super) async fn load_run(tx: &Transaction<'_>, run_uuid: &str) -> StoreResult<Run> {

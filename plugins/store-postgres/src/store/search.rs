@@ -254,6 +254,26 @@ pub(super) async fn search_datasets(
 }
 
 impl PostgresStore {
+    /// The statements prepared on the pooled connection a read takes (PostgreSQL's
+    /// `pg_prepared_statements` of that session), for the test that the store's statements
+    /// are prepared once per connection and the search translation's are not kept.
+    #[doc(hidden)]
+    pub async fn prepared_statements(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT statement FROM pg_prepared_statements ORDER BY statement",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get::<_, String>(0)?))
+                .collect()
+            })
+        })
+        .await
+    }
+
     /// PostgreSQL's `EXPLAIN` of the page query `search_runs(req)` runs (for the plan stated in
     /// ARCHITECTURE.md and its test), one line per plan line.
     #[doc(hidden)]

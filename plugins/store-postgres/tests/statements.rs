@@ -1,0 +1,82 @@
+//! The store's statements are prepared once per pooled connection (`db::Transaction`): a
+//! second identical call prepares nothing new, and the search translation's per-request texts
+//! (unnamed statements) are never kept on the connection.
+
+mod common;
+
+use cairn_plugin_api::TrackingStore;
+use cairn_plugin_api::entities::{Metric, Param, ViewType};
+use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
+use cairn_plugin_api::tracking::{CreateExperiment, CreateRun, SearchRuns};
+use cairn_store_postgres::PostgresSettings;
+use futures_executor::block_on;
+
+#[test]
+fn statements_are_prepared_once_per_connection() {
+    // One connection, so every call below runs on the same PostgreSQL session.
+    let settings = PostgresSettings {
+        pool_size: 1,
+        ..Default::default()
+    };
+    let store = cairn_store_postgres::open_with_settings(
+        &common::fresh_uri(),
+        Some("file:///tmp/a"),
+        &settings,
+    )
+    .unwrap();
+    let exp = block_on(store.create_experiment(CreateExperiment {
+        name: "statements".into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let run = block_on(store.create_run(CreateRun {
+        experiment_id: exp.clone(),
+        user_id: "u".into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    block_on(store.log_batch(
+        &run.info.run_id,
+        vec![Metric::new("loss", 0.25, 0, 0)],
+        vec![Param::new("opt", "adam")],
+        vec![],
+    ))
+    .unwrap();
+    let search = || {
+        block_on(
+            store.search_runs(SearchRuns {
+                experiment_ids: vec![exp.clone()],
+                filter: parse_filter(
+                    SearchKind::Runs,
+                    "metrics.loss < 0.5 and params.opt = 'adam'",
+                )
+                .unwrap(),
+                order_by: parse_order_by(SearchKind::Runs, &["metrics.loss ASC".to_string()])
+                    .unwrap(),
+                view_type: ViewType::ActiveOnly,
+                max_results: 10,
+                page_token: None,
+            }),
+        )
+        .unwrap()
+    };
+    block_on(store.get_run(&run.info.run_id)).unwrap();
+    assert_eq!(search().items.len(), 1);
+    let before = block_on(store.prepared_statements()).unwrap();
+    assert!(
+        before
+            .iter()
+            .any(|s| s.contains("FROM params WHERE run = ANY($1)")),
+        "load_runs' statements are kept on the connection: {before:#?}"
+    );
+    assert!(
+        !before.iter().any(|s| s.contains("LIMIT")),
+        "a search's page query is not kept: {before:#?}"
+    );
+    for _ in 0..3 {
+        block_on(store.get_run(&run.info.run_id)).unwrap();
+        assert_eq!(search().items.len(), 1);
+    }
+    let after = block_on(store.prepared_statements()).unwrap();
+    assert_eq!(before, after, "the same calls again prepared nothing new");
+}
