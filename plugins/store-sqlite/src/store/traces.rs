@@ -450,6 +450,84 @@ impl TraceStore for SqliteStore {
         .await
     }
 
+    async fn batch_get_spans(
+        &self,
+        trace_ids: &[String],
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Result<Page<SpanRecord>> {
+        let trace_ids = trace_ids.to_vec();
+        let max_results = max_results.max(1);
+        self.read(move |tx| {
+            let query = search_sql::fingerprint(&("batch-spans", &trace_ids));
+            let last = match &page_token {
+                Some(t) => Some(search_sql::decode_token(t, query, 3)?),
+                None => None,
+            };
+            let mut out = Vec::new();
+            if trace_ids.is_empty() {
+                return Ok(Page::last(out));
+            }
+            if trace_ids.len() > IN_CHUNK {
+                return Err(invalid(format!(
+                    "At most {IN_CHUNK} trace ids may be read at once, got {}",
+                    trace_ids.len()
+                )));
+            }
+            // One query a page, in the order of the index (trace, start_ns, span_id).
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&trace_ids);
+            let after = match last.as_deref() {
+                Some([SortVal::I(row), SortVal::I(start), SortVal::S(id)]) => {
+                    let (row, start, id) = (sql.bind(*row), sql.bind(*start), sql.bind(id.clone()));
+                    format!("AND (s.trace, s.start_ns, s.span_id) > ({row}, {start}, {id})")
+                }
+                Some(_) => return Err(invalid("Invalid page token")),
+                None => String::new(),
+            };
+            let limit = sql.bind(max_results as i64 + 1);
+            let mut stmt = tx.prepare(&format!(
+                "SELECT s.trace, t.trace_id, s.span_id, s.parent_span_id, s.name, s.type, \
+                 s.status, s.start_ns, s.end_ns, s.content FROM traces t \
+                 JOIN spans s ON s.trace = t.id WHERE t.trace_id IN {list} {after} \
+                 ORDER BY s.trace, s.start_ns, s.span_id LIMIT {limit}"
+            ))?;
+            let mut q = stmt.query(search_sql::params(&sql))?;
+            let mut last_row = 0;
+            while let Some(r) = q.next()? {
+                if out.len() == max_results {
+                    let s: &SpanRecord = out.last().expect("non-empty");
+                    let token = search_sql::encode_token(
+                        query,
+                        vec![
+                            SortVal::I(last_row),
+                            SortVal::I(s.start_time_unix_nano),
+                            SortVal::S(s.span_id.clone()),
+                        ],
+                    );
+                    return Ok(Page {
+                        items: out,
+                        next_page_token: Some(token),
+                    });
+                }
+                last_row = r.get(0)?;
+                out.push(SpanRecord::new(
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get::<_, String>(9)?,
+                ));
+            }
+            Ok(Page::last(out))
+        })
+        .await
+    }
+
     async fn search_traces(&self, req: SearchTraces) -> Result<Page<TraceInfo>> {
         let mut exps = Vec::with_capacity(req.experiment_ids.len());
         for id in &req.experiment_ids {

@@ -782,3 +782,163 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
         )]
     );
 }
+
+/// Forwards every method but [`TraceStore::batch_get_spans`] to the store, so that the
+/// contract's default of that method runs over the store's data.
+struct DefaultBatchSpans<'a>(&'a dyn TraceStore);
+
+#[async_trait::async_trait]
+impl TraceStore for DefaultBatchSpans<'_> {
+    async fn start_trace(&self, info: TraceInfo) -> crate::Result<TraceInfo> {
+        self.0.start_trace(info).await
+    }
+    async fn log_spans(&self, experiment_id: &str, spans: Vec<SpanRecord>) -> crate::Result<()> {
+        self.0.log_spans(experiment_id, spans).await
+    }
+    async fn get_trace_info(&self, trace_id: &str) -> crate::Result<TraceInfo> {
+        self.0.get_trace_info(trace_id).await
+    }
+    async fn batch_get_trace_infos(&self, trace_ids: &[String]) -> crate::Result<Vec<TraceInfo>> {
+        self.0.batch_get_trace_infos(trace_ids).await
+    }
+    async fn get_spans(
+        &self,
+        trace_id: &str,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> crate::Result<Page<SpanRecord>> {
+        self.0.get_spans(trace_id, max_results, page_token).await
+    }
+    async fn search_traces(&self, req: SearchTraces) -> crate::Result<Page<TraceInfo>> {
+        self.0.search_traces(req).await
+    }
+    async fn delete_traces(
+        &self,
+        experiment_id: &str,
+        which: DeleteTraces,
+    ) -> crate::Result<usize> {
+        self.0.delete_traces(experiment_id, which).await
+    }
+    async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> crate::Result<()> {
+        self.0.set_trace_tag(trace_id, key, value).await
+    }
+    async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> crate::Result<()> {
+        self.0.delete_trace_tag(trace_id, key).await
+    }
+    async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> crate::Result<()> {
+        self.0.link_traces_to_run(trace_ids, run_id).await
+    }
+    async fn create_assessment(&self, assessment: Assessment) -> crate::Result<Assessment> {
+        self.0.create_assessment(assessment).await
+    }
+    async fn get_assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+    ) -> crate::Result<Assessment> {
+        self.0.get_assessment(trace_id, assessment_id).await
+    }
+    async fn update_assessment(&self, assessment: Assessment) -> crate::Result<Assessment> {
+        self.0.update_assessment(assessment).await
+    }
+    async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> crate::Result<()> {
+        self.0.delete_assessment(trace_id, assessment_id).await
+    }
+}
+
+/// All spans of `ids` through `batch_get_spans`, `max` a page, checking each page's size.
+async fn all_batch_spans(store: &dyn TraceStore, ids: &[String], max: usize) -> Vec<SpanRecord> {
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..100 {
+        let page = ok(
+            store.batch_get_spans(ids, max, token).await,
+            "batch_get_spans",
+        );
+        assert!(
+            page.items.len() <= max,
+            "a page of {} > {max}",
+            page.items.len()
+        );
+        out.extend(page.items);
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return out,
+        }
+    }
+    panic!("batch_get_spans never ended");
+}
+
+/// Spans of several traces at once: every span of every known trace exactly once, a trace's
+/// spans together and in `(start, span_id)` order, unknown ids skipped, pages bounded; the
+/// contract's default (one `get_spans` per trace) answers the same.
+pub async fn traces_batch_get_spans(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_batch_get_spans") {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-batch-spans").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Error).await;
+    // a: root + 3 children (two starting at the same time: span id breaks the tie); c: root + 1.
+    ok(
+        traces
+            .log_spans(
+                &exp,
+                vec![
+                    span(&a, "00000000000000c3", Some("00000000000000aa"), "a3", 1003),
+                    span(&a, "00000000000000c2", Some("00000000000000aa"), "a2", 1002),
+                    span(&a, "00000000000000c1", Some("00000000000000aa"), "a1", 1002),
+                    span(&c, "00000000000000c1", Some("00000000000000aa"), "c1", 3001),
+                ],
+            )
+            .await,
+        "log_spans",
+    );
+    let missing = format!("tr-{}", hex_id(99));
+    let ids = vec![c.clone(), missing, a.clone(), b.clone()];
+    let expected: Vec<(String, Vec<&str>)> = vec![
+        (a.clone(), vec!["root", "a1", "a2", "a3"]),
+        (b.clone(), vec!["root"]),
+        (c.clone(), vec!["root", "c1"]),
+    ];
+    let default = DefaultBatchSpans(traces);
+    for (which, s) in [("store", traces), ("default", &default as &dyn TraceStore)] {
+        for max in [1, 2, 3, 1000] {
+            let spans = all_batch_spans(s, &ids, max).await;
+            assert_eq!(spans.len(), 7, "{which}, {max} a page: {spans:?}");
+            // Each trace's spans are contiguous and in order.
+            let mut seen: Vec<(String, Vec<&str>)> = Vec::new();
+            for sp in &spans {
+                match seen.last_mut() {
+                    Some((t, names)) if *t == sp.trace_id => names.push(sp.name.as_str()),
+                    _ => {
+                        assert!(
+                            !seen.iter().any(|(t, _)| *t == sp.trace_id),
+                            "{which}, {max} a page: the spans of {} are split",
+                            sp.trace_id
+                        );
+                        seen.push((sp.trace_id.clone(), vec![sp.name.as_str()]));
+                    }
+                }
+            }
+            seen.sort();
+            let mut want = expected.clone();
+            want.sort();
+            assert_eq!(seen, want, "{which}, {max} a page");
+        }
+        let none = ok(
+            s.batch_get_spans(&[format!("tr-{}", hex_id(98))], 10, None)
+                .await,
+            "unknown ids only",
+        );
+        assert!(none.items.is_empty() && none.next_page_token.is_none());
+        expect_err(
+            s.batch_get_spans(&ids, 10, Some("not a token".into()))
+                .await,
+            ErrorKind::InvalidArgument,
+            "bad token",
+        );
+    }
+}
