@@ -104,7 +104,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
         let mut sql = Sql::default();
         let list = sql.bind_list(chunk);
         let p = || search_sql::params(&sql);
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, trace_id, experiment_id, client_request_id, request_time, execution_time, \
              state, request_preview, response_preview FROM traces WHERE id IN {list}"
         ))?;
@@ -123,7 +123,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
             infos.insert(r.get(0)?, info);
         }
         for (table, is_tags) in [("trace_tags", true), ("trace_metadata", false)] {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT trace, key, value FROM {table} WHERE trace IN {list}"
             ))?;
             let mut q = stmt.query(p())?;
@@ -138,7 +138,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
                 }
             }
         }
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT a.trace, a.assessment_id, t.trace_id, a.name, a.create_time, \
              a.last_update_time, a.body FROM assessments a JOIN traces t ON t.id = a.trace \
              WHERE a.trace IN {list} ORDER BY a.create_time, a.assessment_id"
@@ -565,26 +565,8 @@ impl TraceStore for SqliteStore {
                 last.as_deref(),
                 req.max_results + 1,
             );
-            let mut rows: Vec<(i64, Vec<SortVal>)> = Vec::new();
-            {
-                let mut stmt = tx.prepare(&sql.text)?;
-                let mut q = stmt.query(search_sql::params(&sql))?;
-                while let Some(r) = q.next()? {
-                    let mut k = Vec::with_capacity(keys.len());
-                    for i in 0..keys.len() {
-                        k.push(search_sql::sort_val(r, i + 1)?);
-                    }
-                    rows.push((r.get(0)?, k));
-                }
-            }
-            let next_page_token = if rows.len() > req.max_results {
-                rows.truncate(req.max_results);
-                rows.last()
-                    .map(|(_, k)| search_sql::encode_token(query, k.clone()))
-            } else {
-                None
-            };
-            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let (ids, next) = super::search::run_page_query(tx, &sql, keys.len(), req.max_results)?;
+            let next_page_token = next.map(|k| search_sql::encode_token(query, k));
             Ok(Page {
                 items: load_infos(tx, &ids)?,
                 next_page_token,
