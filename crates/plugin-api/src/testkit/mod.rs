@@ -581,6 +581,7 @@ macro_rules! __cairn_tracking_cases {
             traces_search_span_attributes_assessments_rlike,
             traces_metrics_aggregate_and_group,
             traces_batch_get_spans,
+            traces_search_issue_and_prompt,
             // the web UI's reads
             run_keys_are_distinct_sorted_paged_and_scoped,
             metric_history_downsampled_keeps_min_and_max_per_bucket,

@@ -942,3 +942,107 @@ pub async fn traces_batch_get_spans(store: &dyn TrackingStore) {
         );
     }
 }
+
+/// `issue.id = '<id>'` holds for traces with an issue reference (an assessment with `issue`,
+/// named by the issue id), not for another kind of assessment of that name; `prompt =
+/// '<name>/<version>'` holds for traces whose linked-prompts tag lists that version (the
+/// version written as text or as a number), and a tag that is not such a list matches nothing
+/// without failing the search.
+pub async fn traces_search_issue_and_prompt(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_search_issue_and_prompt") {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-issue-prompt").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Error).await;
+    let issue = |trace: &str, issue_id: &str| {
+        Assessment::new(
+            format!("a-{}", hex_id(trace.len() + issue_id.len())),
+            trace,
+            issue_id,
+            10,
+            10,
+            serde_json::json!({"assessment_name": issue_id, "issue": {"issue_name": "slow"},
+                "valid": true}),
+        )
+    };
+    let mut ia = issue(&a, "iss-1");
+    ia.assessment_id = format!("a-{}", hex_id(11));
+    ok(traces.create_assessment(ia).await, "issue a");
+    let mut ib = issue(&b, "iss-2");
+    ib.assessment_id = format!("a-{}", hex_id(12));
+    ok(traces.create_assessment(ib).await, "issue b");
+    // A feedback named like an issue is not an issue reference.
+    ok(
+        traces
+            .create_assessment(Assessment::new(
+                format!("a-{}", hex_id(13)),
+                c.clone(),
+                "iss-1",
+                10,
+                10,
+                serde_json::json!({"assessment_name": "iss-1", "feedback": {"value": true}}),
+            ))
+            .await,
+        "feedback c",
+    );
+    let tag = "mlflow.linkedPrompts";
+    ok(
+        traces
+            .set_trace_tag(
+                &a,
+                tag,
+                r#"[{"name": "qa", "version": "1"}, {"name": "summary/x", "version": "3"}]"#,
+            )
+            .await,
+        "prompts a",
+    );
+    ok(
+        traces
+            .set_trace_tag(&b, tag, r#"[{"name":"qa","version":2}]"#)
+            .await,
+        "prompts b",
+    );
+    ok(
+        traces.set_trace_tag(&c, tag, "not [json").await,
+        "prompts c",
+    );
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("issue.id = 'iss-1'", vec![&a]),
+        ("issue.id = 'iss-2'", vec![&b]),
+        ("issue.id = 'iss-3'", vec![]),
+        ("issue.id = 'iss-1' OR issue.id = 'iss-2'", vec![&b, &a]),
+        ("prompt = 'qa/1'", vec![&a]),
+        ("prompt = 'qa/2'", vec![&b]),
+        ("prompt = 'qa/3'", vec![]),
+        ("prompt = 'summary/3'", vec![]),
+        ("tags.`mlflow.linkedPrompts` = 'qa/2'", vec![&b]),
+        ("prompt = 'qa/1' AND trace.status = 'OK'", vec![&a]),
+        ("issue.id = 'iss-1' OR prompt = 'qa/2'", vec![&b, &a]),
+    ];
+    for (f, want) in cases {
+        let page = ok(
+            traces
+                .search_traces(SearchTraces::new(
+                    vec![exp.clone()],
+                    filter(SearchKind::Traces, f),
+                    Vec::new(),
+                    100,
+                    None,
+                ))
+                .await,
+            f,
+        );
+        let got: Vec<&String> = page.items.iter().map(|i| &i.trace_id).collect();
+        assert_eq!(got, want, "{f}");
+        let n = ok(
+            traces
+                .count_traces(std::slice::from_ref(&exp), filter(SearchKind::Traces, f))
+                .await,
+            f,
+        );
+        assert_eq!(n, want.len(), "count_traces {f}");
+    }
+}
