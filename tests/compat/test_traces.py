@@ -316,6 +316,48 @@ def test_search_span_attributes_assessments_and_rlike(experiment, client):
     assert [t.info.trace_id for t in ordered] == ids
 
 
+def test_search_issue_and_prompt_filters(experiment, client):
+    """MLflow 3.18's `issue.id` (traces with an issue reference) and `prompt = "name/version"`
+    (traces linked to that prompt version) filters."""
+    ids = [traced_call(i) for i in range(3)]
+    mlflow.log_assessment(
+        trace_id=ids[0], assessment=mlflow.entities.IssueReference(issue_id="iss-a", issue_name="slow")
+    )
+    mlflow.log_assessment(
+        trace_id=ids[1], assessment=mlflow.entities.IssueReference(issue_id="iss-b", issue_name="wrong")
+    )
+    # A feedback named like an issue is not an issue reference.
+    mlflow.log_feedback(trace_id=ids[2], name="iss-a", value=True)
+    name = unique("qa")
+    v1 = mlflow.genai.register_prompt(name=name, template="Answer {{q}}")
+    v2 = mlflow.genai.register_prompt(name=name, template="Answer briefly {{q}}")
+    client.link_prompt_versions_to_trace([v1], ids[1])
+    client.link_prompt_versions_to_trace([v1, v2], ids[2])
+
+    def search(f):
+        return [
+            t.info.trace_id
+            for t in mlflow.search_traces(
+                locations=[experiment], filter_string=f, return_type="list"
+            )
+        ]
+
+    assert search("issue.id = 'iss-a'") == [ids[0]]
+    assert search("issue.id = 'iss-b' OR issue.id = 'iss-a'") == [ids[1], ids[0]]
+    assert search("issue.id = 'iss-none'") == []
+    assert search(f"prompt = '{name}/1'") == [ids[2], ids[1]]
+    assert search(f"prompt = '{name}/2'") == [ids[2]]
+    assert search(f"prompt = '{name}/2' AND issue.id = 'iss-b'") == []
+    for bad, needle in [
+        ("issue.name = 'x'", "Invalid issue attribute"),
+        (f"prompt LIKE '{name}%'", "Only '=' is supported"),
+        (f"prompt = '{name}'", "Invalid prompts filter value"),
+    ]:
+        with pytest.raises(mlflow.exceptions.MlflowException, match=needle) as e:
+            search(bad)
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
 def test_filter_correlation(experiment, client):
     ids = [traced_call(i) for i in range(4)]
     for i in ids[:2]:

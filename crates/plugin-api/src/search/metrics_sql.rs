@@ -20,6 +20,76 @@ use crate::{Error, Result};
 pub const TOKEN_USAGE_METADATA: &str = "mlflow.trace.tokenUsage";
 /// Metadata holding the trace's session id.
 pub const SESSION_METADATA: &str = "mlflow.trace.session";
+/// Span attribute holding an LLM call's cost (JSON: `input_cost`, `output_cost`, `total_cost`).
+pub const LLM_COST_ATTRIBUTE: &str = "mlflow.llm.cost";
+/// Span attribute naming the model an LLM span called.
+pub const MODEL_ATTRIBUTE: &str = "mlflow.llm.model";
+/// Span attribute naming the model's provider.
+pub const MODEL_PROVIDER_ATTRIBUTE: &str = "mlflow.llm.provider";
+/// Longest model name or provider a dimension keeps (MLflow's `MODEL_DIMENSION_MAX_LENGTH`).
+pub const MODEL_DIMENSION_MAX_LENGTH: usize = 500;
+
+/// The text of span attribute `key` of `spans s` as the span holds it (MLflow's attributes are
+/// JSON text: `"gpt-4o"` with its quotes, a cost as a JSON object); `NULL` when absent.
+fn span_attribute(sql: &mut Sql, key: &str) -> String {
+    let k = sql.bind(key);
+    match sql.dialect {
+        Dialect::Sqlite => format!(
+            "(SELECT json_extract(sa.value, '$.value.string_value') FROM \
+             json_each(s.content, '$.attributes') sa WHERE json_extract(sa.value, '$.key') = {k} \
+             LIMIT 1)"
+        ),
+        Dialect::Postgres => format!(
+            "(SELECT sa.e -> 'value' ->> 'string_value' FROM \
+             jsonb_array_elements(s.content::jsonb -> 'attributes') sa(e) WHERE sa.e ->> 'key' = {k} \
+             LIMIT 1)"
+        ),
+    }
+}
+
+/// A model dimension (`span_model_name`, `span_model_provider`) as MLflow derives it when it
+/// stores a span: the attribute decoded when it is a JSON string, else its text as it is, cut
+/// to [`MODEL_DIMENSION_MAX_LENGTH`] characters.
+fn model_dimension(sql: &mut Sql, key: &str) -> String {
+    let n = MODEL_DIMENSION_MAX_LENGTH;
+    // One subquery, its numbered placeholder used again where it is repeated.
+    let r = span_attribute(sql, key);
+    match sql.dialect {
+        Dialect::Sqlite => format!(
+            "substr(CASE WHEN json_valid({r}) AND json_type({r}) = 'text' \
+             THEN json_extract({r}, '$') ELSE {r} END, 1, {n})"
+        ),
+        Dialect::Postgres => {
+            // Only a text a pattern shows to be one JSON string literal is cast (PostgreSQL
+            // 15 has no `IS JSON`, and a failed cast would abort the statement).
+            let re =
+                sql.bind(r#"^"([^"\\[:cntrl:]]|\\(["\\/bfnrt]|u[0-9a-fA-F]{4}))*"$"#.to_string());
+            format!("left(CASE WHEN {r} ~ {re} THEN ({r})::jsonb #>> '{{}}' ELSE {r} END, {n})")
+        }
+    }
+}
+
+/// One cost of an LLM span (`input_cost`, ...) as MLflow derives it when it stores a span: the
+/// field of the cost attribute's JSON object when it is a number, else `NULL`.
+fn span_cost(sql: &mut Sql, field: &str) -> String {
+    match sql.dialect {
+        Dialect::Sqlite => {
+            let r = span_attribute(sql, LLM_COST_ATTRIBUTE);
+            format!(
+                "(CASE WHEN json_valid({r}) THEN (CASE WHEN json_type({r}, '$.{field}') \
+                 IN ('integer', 'real') THEN CAST(json_extract({r}, '$.{field}') AS REAL) END) END)"
+            )
+        }
+        Dialect::Postgres => {
+            // The number is taken by a pattern, so the cast never fails.
+            let r = span_attribute(sql, LLM_COST_ATTRIBUTE);
+            let re = sql.bind(format!(
+                r#""{field}"\s*:\s*(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)"#
+            ));
+            format!("(substring({r} from {re}))::float8")
+        }
+    }
+}
 
 /// The statement of `q` over the experiments `experiment_ids` (already parsed), and how many
 /// of its leading columns are dimensions.
@@ -145,6 +215,9 @@ pub fn trace_metrics(
         ) => json_number(&mut sql, field),
         (MetricView::Spans, "span_count") => "s.span_id".into(),
         (MetricView::Spans, "latency") => "((s.end_ns - s.start_ns) / 1000000)".into(),
+        (MetricView::Spans, field @ ("input_cost" | "output_cost" | "total_cost")) => {
+            span_cost(&mut sql, field)
+        }
         (MetricView::Assessments, "assessment_count") => "a.assessment_id".into(),
         (MetricView::Assessments, "assessment_value") => assessment_number(pg),
         (view, name) => {
@@ -175,6 +248,10 @@ pub fn trace_metrics(
             (MetricView::Spans, "span_name") => "s.name".into(),
             (MetricView::Spans, "span_type") => "s.type".into(),
             (MetricView::Spans, "span_status") => "s.status".into(),
+            (MetricView::Spans, "span_model_name") => model_dimension(&mut sql, MODEL_ATTRIBUTE),
+            (MetricView::Spans, "span_model_provider") => {
+                model_dimension(&mut sql, MODEL_PROVIDER_ATTRIBUTE)
+            }
             (MetricView::Assessments, "assessment_name") => "a.name".into(),
             (MetricView::Assessments, "assessment_value") => {
                 if pg {

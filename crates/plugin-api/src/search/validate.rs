@@ -746,7 +746,9 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
     {
         return fail(
             &value_span,
-            format!("Invalid prompts filter value '{v}'. Expected format: prompt = \"name/version\""),
+            format!(
+                "Invalid prompts filter value '{v}'. Expected format: prompt = \"name/version\""
+            ),
         );
     }
     Ok(Comparison {
@@ -1039,15 +1041,27 @@ mod trace_tests {
             );
         }
         for (text, needle) in [
-            ("issue.name = 'x'", "Invalid issue attribute 'name'. Supported attributes: id"),
-            ("issue.id != 'x'", "issue.id comparator '!=' not one of '{'='}'"),
+            (
+                "issue.name = 'x'",
+                "Invalid issue attribute 'name'. Supported attributes: id",
+            ),
+            (
+                "issue.id != 'x'",
+                "issue.id comparator '!=' not one of '{'='}'",
+            ),
             (
                 "prompt LIKE 'qa/%'",
                 "Invalid comparator 'LIKE' for prompts filter. Only '=' is supported",
             ),
-            ("prompt = 'qa'", "Invalid prompts filter value 'qa'. Expected format"),
+            (
+                "prompt = 'qa'",
+                "Invalid prompts filter value 'qa'. Expected format",
+            ),
             ("prompt = 'a/b/1'", "Invalid prompts filter value 'a/b/1'"),
-            ("tags.`mlflow.linkedPrompts` != 'qa/1'", "for prompts filter"),
+            (
+                "tags.`mlflow.linkedPrompts` != 'qa/1'",
+                "for prompts filter",
+            ),
         ] {
             let e = parse_filter(SearchKind::Traces, text).unwrap_err();
             assert!(e.message.contains(needle), "{text}: {}", e.message);

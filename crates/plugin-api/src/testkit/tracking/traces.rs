@@ -1046,3 +1046,200 @@ pub async fn traces_search_issue_and_prompt(store: &dyn TrackingStore) {
         assert_eq!(n, want.len(), "count_traces {f}");
     }
 }
+
+/// An LLM span as MLflow's client writes one: the model, its provider and the call's cost as
+/// span attributes holding JSON text.
+fn llm_span(trace_id: &str, span_id: &str, attrs: &[(&str, &str)], start_ms: i64) -> SpanRecord {
+    let attributes: Vec<serde_json::Value> = attrs
+        .iter()
+        .map(|(k, v)| serde_json::json!({"key": k, "value": {"string_value": v}}))
+        .collect();
+    let content = serde_json::json!({"name": "llm", "attributes": attributes});
+    SpanRecord::new(
+        trace_id,
+        span_id,
+        Some("00000000000000aa".into()),
+        "llm",
+        Some("LLM".into()),
+        "OK",
+        start_ms * 1_000_000,
+        Some((start_ms + 5) * 1_000_000),
+        content.to_string(),
+    )
+}
+
+/// `traces/metrics` over spans: the costs (`input_cost`, `output_cost`, `total_cost`) and the
+/// dimensions `span_model_name` / `span_model_provider`, taken from the span attributes
+/// `mlflow.llm.cost`, `mlflow.llm.model` and `mlflow.llm.provider` as MLflow takes them (a JSON
+/// string decoded, a plain text kept, a non-number cost left out).
+pub async fn traces_metrics_span_cost_and_model(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_metrics_span_cost_and_model",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-cost").await;
+    let id = new_trace(traces, &exp, 9000, TraceState::Ok).await;
+    let cost = |i: f64, o: f64| {
+        format!(
+            r#"{{"input_cost": {i}, "output_cost": {o}, "total_cost": {}}}"#,
+            i + o
+        )
+    };
+    let spans = vec![
+        llm_span(
+            &id,
+            "00000000000000b1",
+            &[
+                ("mlflow.llm.model", "\"gpt-4o\""),
+                ("mlflow.llm.provider", "\"openai\""),
+                ("mlflow.llm.cost", &cost(0.5, 1.5)),
+            ],
+            9001,
+        ),
+        llm_span(
+            &id,
+            "00000000000000b2",
+            &[
+                ("mlflow.llm.model", "\"gpt-4o\""),
+                ("mlflow.llm.provider", "\"openai\""),
+                ("mlflow.llm.cost", &cost(1.0, 2.0)),
+            ],
+            9002,
+        ),
+        llm_span(
+            &id,
+            "00000000000000b3",
+            &[
+                // Not JSON: kept as it is.
+                ("mlflow.llm.model", "claude-3"),
+                ("mlflow.llm.provider", "\"anthropic\""),
+                (
+                    "mlflow.llm.cost",
+                    r#"{"input_cost": "x", "output_cost": 4, "total_cost": 4}"#,
+                ),
+            ],
+            9003,
+        ),
+        // No model, no cost.
+        llm_span(&id, "00000000000000b4", &[], 9004),
+    ];
+    ok(traces.log_spans(&exp, spans).await, "log_spans");
+    let s = |x: &str| x.to_string();
+    let run = |metric: &str, aggs: Vec<MetricAggregation>, dims: &[&str]| {
+        let mut q = TraceMetricsQuery::new(vec![exp.clone()], MetricView::Spans, metric, aggs);
+        q.dimensions = dims.iter().map(|d| d.to_string()).collect();
+        q
+    };
+    type Points = Vec<(Vec<(String, String)>, Vec<(String, f64)>)>;
+    let points = |r: crate::Result<Vec<MetricDataPoint>>| -> Option<Points> {
+        match r {
+            Err(e) if e.kind == ErrorKind::Unsupported => None,
+            r => Some(
+                ok(r, "query_trace_metrics")
+                    .into_iter()
+                    .map(|p| {
+                        let mut values: Vec<(String, f64)> = p.values.into_iter().collect();
+                        for (_, v) in &mut values {
+                            *v = (*v * 1e9).round() / 1e9;
+                        }
+                        (p.dimensions.into_iter().collect(), values)
+                    })
+                    .collect(),
+            ),
+        }
+    };
+    let Some(got) = points(
+        traces
+            .query_trace_metrics(run(
+                "total_cost",
+                vec![MetricAggregation::Sum, MetricAggregation::Max],
+                &["span_model_name"],
+            ))
+            .await,
+    ) else {
+        eprintln!("skipped traces_metrics_span_cost_and_model: the store has no traces/metrics");
+        return;
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec![(s("span_model_name"), s("claude-3"))],
+                vec![(s("MAX"), 4.0), (s("SUM"), 4.0)]
+            ),
+            (
+                vec![(s("span_model_name"), s("gpt-4o"))],
+                vec![(s("MAX"), 3.0), (s("SUM"), 5.0)]
+            ),
+        ]
+    );
+    // A non-number cost is left out: only the two gpt-4o spans have an input cost.
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "input_cost",
+                vec![MetricAggregation::Avg, MetricAggregation::Count],
+                &[],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![(vec![], vec![(s("AVG"), 0.75), (s("COUNT"), 2.0)])])
+    );
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "output_cost",
+                vec![MetricAggregation::Percentile(50.0)],
+                &["span_model_provider"],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![
+            (
+                vec![(s("span_model_provider"), s("anthropic"))],
+                vec![(s("P50.0"), 4.0)]
+            ),
+            (
+                vec![(s("span_model_provider"), s("openai"))],
+                vec![(s("P50.0"), 1.75)]
+            ),
+        ])
+    );
+    // Span counts by model: spans without one are left out of the groups.
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "span_count",
+                vec![MetricAggregation::Count],
+                &["span_model_provider", "span_model_name"],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![
+            (
+                vec![
+                    (s("span_model_name"), s("claude-3")),
+                    (s("span_model_provider"), s("anthropic"))
+                ],
+                vec![(s("COUNT"), 1.0)]
+            ),
+            (
+                vec![
+                    (s("span_model_name"), s("gpt-4o")),
+                    (s("span_model_provider"), s("openai"))
+                ],
+                vec![(s("COUNT"), 2.0)]
+            ),
+        ])
+    );
+}
