@@ -615,6 +615,42 @@ def test_query_trace_metrics(experiment, client):
     ) == [({}, {"COUNT": 1.0})]
 
 
+def test_query_trace_metrics_span_cost_and_model(experiment, client):
+    """Span costs and the model dimensions, from the attributes the client's LLM spans carry."""
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    @mlflow.trace(name="llm", span_type=SpanType.LLM)
+    def llm(model, provider, cost):
+        span = mlflow.get_current_active_span()
+        span.set_attribute(SpanAttributeKey.MODEL, model)
+        span.set_attribute(SpanAttributeKey.MODEL_PROVIDER, provider)
+        span.set_attribute(SpanAttributeKey.LLM_COST, cost)
+        return model
+
+    llm("gpt-4o", "openai", {"input_cost": 0.5, "output_cost": 1.5, "total_cost": 2.0})
+    llm("gpt-4o", "openai", {"input_cost": 1.0, "output_cost": 2.0, "total_cost": 3.0})
+    llm("claude-3", "anthropic", {"input_cost": 2.0, "output_cost": 2.0, "total_cost": 4.0})
+    flush()
+    assert _metrics(
+        client, experiment, "SPANS", "total_cost", ["SUM", "MAX"], dimensions=["span_model_name"]
+    ) == [
+        ({"span_model_name": "claude-3"}, {"SUM": 4.0, "MAX": 4.0}),
+        ({"span_model_name": "gpt-4o"}, {"SUM": 5.0, "MAX": 3.0}),
+    ]
+    assert _metrics(
+        client, experiment, "SPANS", "input_cost", ["AVG"], dimensions=["span_model_provider"]
+    ) == [
+        ({"span_model_provider": "anthropic"}, {"AVG": 2.0}),
+        ({"span_model_provider": "openai"}, {"AVG": 0.75}),
+    ]
+    assert _metrics(
+        client, experiment, "SPANS", "span_count", ["COUNT"], dimensions=["span_model_name"]
+    ) == [
+        ({"span_model_name": "claude-3"}, {"COUNT": 1.0}),
+        ({"span_model_name": "gpt-4o"}, {"COUNT": 2.0}),
+    ]
+
+
 def test_query_trace_metrics_errors(experiment, client):
     from mlflow.exceptions import MlflowException
 

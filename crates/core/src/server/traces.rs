@@ -1233,6 +1233,33 @@ fn metric_configs(
     }
 }
 
+/// MLflow's check that every requested aggregation (or dimension) is one the metric supports:
+/// "Found invalid {what}: [...]. Supported {supported_what}: [...]", both lists sorted.
+fn check_supported(
+    requested: &[String],
+    allowed: &[&str],
+    what: &str,
+    supported_what: &str,
+) -> ApiResult<()> {
+    let mut bad: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !allowed.contains(r))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort();
+    bad.dedup();
+    let mut supported = allowed.to_vec();
+    supported.sort();
+    Err(ApiError::invalid(format!(
+        "Found invalid {what}: {}. Supported {supported_what}: {}",
+        py_list(&bad),
+        py_list(&supported)
+    )))
+}
+
 /// A Python list of strings as `repr` writes it (`['a', 'b']`), for MLflow's messages.
 fn py_list<S: AsRef<str>>(items: &[S]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
@@ -1504,38 +1531,13 @@ pub async fn query_trace_metrics(
             py_list(&names)
         )));
     };
-    let mut bad_aggs: Vec<&str> = aggregation_names
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !allowed_aggs.contains(a))
-        .collect();
-    if !bad_aggs.is_empty() {
-        bad_aggs.sort();
-        bad_aggs.dedup();
-        let mut supported = allowed_aggs.to_vec();
-        supported.sort();
-        return Err(ApiError::invalid(format!(
-            "Found invalid aggregation_type(s): {}. Supported aggregation types: {}",
-            py_list(&bad_aggs),
-            py_list(&supported)
-        )));
-    }
-    let mut bad_dims: Vec<&str> = dimensions
-        .iter()
-        .map(String::as_str)
-        .filter(|d| !allowed_dims.contains(d))
-        .collect();
-    if !bad_dims.is_empty() {
-        bad_dims.sort();
-        bad_dims.dedup();
-        let mut supported = allowed_dims.to_vec();
-        supported.sort();
-        return Err(ApiError::invalid(format!(
-            "Found invalid dimension(s): {}. Supported dimensions: {}",
-            py_list(&bad_dims),
-            py_list(&supported)
-        )));
-    }
+    check_supported(
+        &aggregation_names,
+        allowed_aggs,
+        "aggregation_type(s)",
+        "aggregation types",
+    )?;
+    check_supported(&dimensions, allowed_dims, "dimension(s)", "dimensions")?;
     if time_interval_seconds.is_some() && (start_time_ms.is_none() || end_time_ms.is_none()) {
         return Err(ApiError::invalid(
             "start_time_ms and end_time_ms are required if time_interval_seconds is set",
