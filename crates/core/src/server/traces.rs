@@ -48,6 +48,16 @@ fn traces(state: &AppState) -> ApiResult<&dyn TraceStore> {
     })
 }
 
+/// The experiments of a trace search (or metrics, or correlation) request the caller may read:
+/// the ids checked as MLflow checks them, then narrowed by the caller's permissions.
+async fn readable_experiments(
+    caller: Option<&axum::Extension<super::auth::Caller>>,
+    experiment_ids: Vec<String>,
+) -> ApiResult<Vec<String>> {
+    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
+    super::auth::readable_experiments(caller.map(|c| &c.0), experiment_ids).await
+}
+
 // ----- time formats --------------------------------------------------------------------------
 
 /// ms since the epoch as protobuf JSON's RFC 3339 timestamp (`2024-01-02T03:04:05.678Z`).
@@ -635,9 +645,7 @@ pub async fn search_traces(
             }
         }
     }
-    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
-    let experiment_ids =
-        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+    let experiment_ids = readable_experiments(caller.as_ref(), experiment_ids).await?;
     let max_results = match get(&body, "max_results", "maxResults") {
         None => SEARCH_TRACES_DEFAULT,
         Some(v) => {
@@ -1143,9 +1151,7 @@ pub async fn calculate_filter_correlation(
     let f1 = text("filter_string1", "filterString1", true)?.unwrap_or_default();
     let f2 = text("filter_string2", "filterString2", true)?.unwrap_or_default();
     let base = text("base_filter", "baseFilter", false)?;
-    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
-    let experiment_ids =
-        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+    let experiment_ids = readable_experiments(caller.as_ref(), experiment_ids).await?;
     let parse = |f: &str| parse_filter(SearchKind::Traces, f);
     let base = match &base {
         Some(b) => parse(b)?,
@@ -1568,9 +1574,7 @@ pub async fn query_trace_metrics(
         }
         parsed_filters.push(parsed);
     }
-    cairn_plugin_api::search::check_experiment_ids(&experiment_ids)?;
-    let experiment_ids =
-        super::auth::readable_experiments(caller.as_ref().map(|c| &c.0), experiment_ids).await?;
+    let experiment_ids = readable_experiments(caller.as_ref(), experiment_ids).await?;
 
     let mut query = TraceMetricsQuery::new(experiment_ids, view, metric_name.clone(), aggregations);
     query.dimensions = dimensions;
