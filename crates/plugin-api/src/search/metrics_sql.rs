@@ -70,23 +70,53 @@ fn model_dimension(sql: &mut Sql, key: &str) -> String {
 }
 
 /// One cost of an LLM span (`input_cost`, ...) as MLflow derives it when it stores a span: the
-/// field of the cost attribute's JSON object when it is a number, else `NULL`.
+/// field of the cost attribute when it is a number, else `NULL`. The attribute is JSON text of
+/// an object (MLflow's own span form) or, as the 3.18 client sends it over OTLP, a typed
+/// key-value list (`kvlist_value`) of doubles or integers.
 fn span_cost(sql: &mut Sql, field: &str) -> String {
+    let k = sql.bind(LLM_COST_ATTRIBUTE);
+    let f = sql.bind(field);
     match sql.dialect {
         Dialect::Sqlite => {
-            let r = span_attribute(sql, LLM_COST_ATTRIBUTE);
+            let attr = |path: &str| {
+                format!(
+                    "(SELECT json_extract(sa.value, '$.value.{path}') FROM \
+                     json_each(s.content, '$.attributes') sa WHERE json_extract(sa.value, '$.key') \
+                     = {k} LIMIT 1)"
+                )
+            };
+            let (text, list) = (attr("string_value"), attr("kvlist_value.values"));
             format!(
-                "(CASE WHEN json_valid({r}) THEN (CASE WHEN json_type({r}, '$.{field}') \
-                 IN ('integer', 'real') THEN CAST(json_extract({r}, '$.{field}') AS REAL) END) END)"
+                "COALESCE(\
+                 (CASE WHEN json_valid({text}) THEN (CASE WHEN json_type({text}, '$.' || {f}) \
+                 IN ('integer', 'real') THEN CAST(json_extract({text}, '$.' || {f}) AS REAL) END) \
+                 END), \
+                 (SELECT CASE WHEN json_type(kv.value, '$.value.double_value') IN ('integer', 'real') \
+                 THEN CAST(json_extract(kv.value, '$.value.double_value') AS REAL) \
+                 WHEN json_type(kv.value, '$.value.int_value') IS NOT NULL \
+                 THEN CAST(json_extract(kv.value, '$.value.int_value') AS REAL) END \
+                 FROM json_each({list}) kv WHERE json_extract(kv.value, '$.key') = {f} LIMIT 1))"
             )
         }
         Dialect::Postgres => {
-            // The number is taken by a pattern, so the cast never fails.
-            let r = span_attribute(sql, LLM_COST_ATTRIBUTE);
+            let attrs = "jsonb_array_elements(s.content::jsonb -> 'attributes') sa(e)";
+            // From the JSON text the number is taken by a pattern, so the cast never fails.
             let re = sql.bind(format!(
                 r#""{field}"\s*:\s*(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)"#
             ));
-            format!("(substring({r} from {re}))::float8")
+            format!(
+                "COALESCE(\
+                 (SELECT (substring(sa.e -> 'value' ->> 'string_value' from {re}))::float8 \
+                 FROM {attrs} WHERE sa.e ->> 'key' = {k} LIMIT 1), \
+                 (SELECT CASE WHEN jsonb_typeof(kv.e -> 'value' -> 'double_value') = 'number' \
+                 THEN (kv.e -> 'value' ->> 'double_value')::float8 \
+                 WHEN (kv.e -> 'value' ->> 'int_value') ~ '^-?[0-9]{{1,18}}$' \
+                 THEN (kv.e -> 'value' ->> 'int_value')::float8 END \
+                 FROM {attrs} CROSS JOIN LATERAL \
+                 jsonb_array_elements(sa.e -> 'value' -> 'kvlist_value' -> 'values') kv(e) \
+                 WHERE sa.e ->> 'key' = {k} AND jsonb_typeof(sa.e -> 'value' -> 'kvlist_value' -> 'values') = 'array' \
+                 AND kv.e ->> 'key' = {f} LIMIT 1))"
+            )
         }
     }
 }

@@ -1042,8 +1042,8 @@ mod trace_tests {
         }
         for (text, needle) in [
             (
-                "issue.name = 'x'",
-                "Invalid issue attribute 'name'. Supported attributes: id",
+                "issue.status = 'x'",
+                "Invalid issue attribute 'status'. Supported attributes: id",
             ),
             (
                 "issue.id != 'x'",

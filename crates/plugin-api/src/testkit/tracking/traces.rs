@@ -1052,7 +1052,12 @@ pub async fn traces_search_issue_and_prompt(store: &dyn TrackingStore) {
 fn llm_span(trace_id: &str, span_id: &str, attrs: &[(&str, &str)], start_ms: i64) -> SpanRecord {
     let attributes: Vec<serde_json::Value> = attrs
         .iter()
-        .map(|(k, v)| serde_json::json!({"key": k, "value": {"string_value": v}}))
+        .map(|(k, v)| match v.strip_prefix("kvlist:") {
+            // A typed key-value list, as the 3.18 client sends a dict over OTLP.
+            Some(list) => serde_json::json!({"key": k, "value": {"kvlist_value": {"values":
+                serde_json::from_str::<serde_json::Value>(list).unwrap()}}}),
+            None => serde_json::json!({"key": k, "value": {"string_value": v}}),
+        })
         .collect();
     let content = serde_json::json!({"name": "llm", "attributes": attributes});
     SpanRecord::new(
@@ -1104,9 +1109,16 @@ pub async fn traces_metrics_span_cost_and_model(store: &dyn TrackingStore) {
             &id,
             "00000000000000b2",
             &[
-                ("mlflow.llm.model", "\"gpt-4o\""),
-                ("mlflow.llm.provider", "\"openai\""),
-                ("mlflow.llm.cost", &cost(1.0, 2.0)),
+                // Plain text (as the 3.18 client sends strings over OTLP), and the cost as
+                // a typed list: a double, an integer (protobuf JSON: a string), a double.
+                ("mlflow.llm.model", "gpt-4o"),
+                ("mlflow.llm.provider", "openai"),
+                (
+                    "mlflow.llm.cost",
+                    r#"kvlist:[{"key": "input_cost", "value": {"double_value": 1.0}},
+                        {"key": "output_cost", "value": {"int_value": "2"}},
+                        {"key": "total_cost", "value": {"double_value": 3.0}}]"#,
+                ),
             ],
             9002,
         ),
