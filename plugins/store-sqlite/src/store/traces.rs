@@ -409,13 +409,17 @@ impl TraceStore for SqliteStore {
                 Some(_) => return Err(invalid("Invalid page token")),
                 None => (i64::MIN, String::new()),
             };
-            let mut stmt = tx.prepare_cached(
+            // The LIMIT is written into the text, not bound: SQLite marks a bound LIMIT
+            // "re-prepare when rebound", and the statement cache clears the bindings of a
+            // statement it takes back, so a bound LIMIT compiled the statement on every call.
+            let mut stmt = tx.prepare_cached(&format!(
                 "SELECT span_id, parent_span_id, name, type, status, start_ns, end_ns, content \
                  FROM spans WHERE trace = ?1 AND (start_ns > ?2 OR (start_ns = ?2 AND span_id > ?3)) \
-                 ORDER BY start_ns, span_id LIMIT ?4",
-            )?;
+                 ORDER BY start_ns, span_id LIMIT {}",
+                max_results.saturating_add(1).min(i64::MAX as usize)
+            ))?;
             let mut items = Vec::new();
-            let mut q = stmt.query(params![row, after_start, after_id, max_results as i64 + 1])?;
+            let mut q = stmt.query(params![row, after_start, after_id])?;
             while let Some(r) = q.next()? {
                 items.push(SpanRecord::new(
                     trace_id.clone(),
@@ -485,8 +489,9 @@ impl TraceStore for SqliteStore {
                 Some(_) => return Err(invalid("Invalid page token")),
                 None => String::new(),
             };
-            let limit = sql.bind(max_results as i64 + 1);
-            let mut stmt = tx.prepare(&format!(
+            // In the text, not bound (see get_spans), and the statement cached.
+            let limit = max_results.saturating_add(1).min(i64::MAX as usize);
+            let mut stmt = tx.prepare_cached(&format!(
                 "SELECT s.trace, t.trace_id, s.span_id, s.parent_span_id, s.name, s.type, \
                  s.status, s.start_ns, s.end_ns, s.content FROM traces t \
                  JOIN spans s ON s.trace = t.id WHERE t.trace_id IN {list} {after} \
