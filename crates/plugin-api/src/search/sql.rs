@@ -1163,7 +1163,10 @@ pub fn page_query(
     } else {
         format!(" WHERE {}", wheres.join(" AND "))
     };
-    let lim = sql.bind(limit as i64);
+    // Written into the text, not bound: SQLite marks a statement with a bound LIMIT to be
+    // compiled again whenever that value is rebound, and a statement cache that clears the
+    // bindings of the statements it takes back (rusqlite's) then compiles every search anew.
+    let lim = limit.min(i64::MAX as usize);
     sql.text = format!(
         "SELECT {}, {} FROM {from}{where_clause} ORDER BY {} LIMIT {lim}",
         target.id(),
