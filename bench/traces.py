@@ -148,8 +148,27 @@ def count_traces(client, experiment_id: str) -> tuple[int, dict]:
             return n, states
 
 
-def search(server, client, experiment_id: str, traces: int, queries: int, include_spans: bool) -> dict:
+def timed_queries(server, once, queries: int) -> dict:
+    """Runs `once` `queries` times: latency percentiles seen by the caller and the server's CPU
+    (its process tree's, from /proc) per query."""
     from tracking_server import pct, tree_cpu_s
+
+    latencies = []
+    cpu0 = tree_cpu_s(server.pid)
+    for _ in range(queries):
+        t = time.perf_counter()
+        once()
+        latencies.append(time.perf_counter() - t)
+    server_cpu = tree_cpu_s(server.pid) - cpu0
+    return {
+        "queries": queries,
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "server_cpu_ms_per_query": 1000 * server_cpu / queries,
+    }
+
+
+def search(server, client, experiment_id: str, traces: int, queries: int, include_spans: bool) -> dict:
 
     def once():
         return client.search_traces(
@@ -170,19 +189,7 @@ def search(server, client, experiment_id: str, traces: int, queries: int, includ
     if include_spans and any(len(t.data.spans) != SPANS_PER_TRACE for t in first):
         counts = sorted({len(t.data.spans) for t in first})
         sys.exit(f"{server.flavor.label}: traces with {counts} spans, not {SPANS_PER_TRACE}")
-    latencies = []
-    cpu0 = tree_cpu_s(server.pid)
-    for _ in range(queries):
-        t = time.perf_counter()
-        once()
-        latencies.append(time.perf_counter() - t)
-    server_cpu = tree_cpu_s(server.pid) - cpu0
-    return {
-        "queries": queries,
-        "p50_ms": pct(latencies, 50) * 1000,
-        "p99_ms": pct(latencies, 99) * 1000,
-        "server_cpu_ms_per_query": 1000 * server_cpu / queries,
-    }
+    return timed_queries(server, once, queries)
 
 
 def raw_search(server, experiment_id: str, queries: int, include_spans: bool) -> dict:
@@ -191,7 +198,7 @@ def raw_search(server, experiment_id: str, queries: int, include_spans: bool) ->
     ids 10 at a time, as the client does (`_MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE`)."""
     import urllib.parse
 
-    from tracking_server import RawHttp, pct, tree_cpu_s
+    from tracking_server import RawHttp
 
     raw = RawHttp(server.url)
     body = json.dumps({
@@ -215,21 +222,9 @@ def raw_search(server, experiment_id: str, queries: int, include_spans: bool) ->
     first = once()
     if include_spans and first == 0:
         sys.exit(f"{server.flavor.label}: batchGet returned no spans")
-    latencies = []
-    cpu0 = tree_cpu_s(server.pid)
-    for _ in range(queries):
-        t = time.perf_counter()
-        once()
-        latencies.append(time.perf_counter() - t)
-    server_cpu = tree_cpu_s(server.pid) - cpu0
+    timed = timed_queries(server, once, queries)
     raw.close()
-    return {
-        "queries": queries,
-        "spans_per_query": first,
-        "p50_ms": pct(latencies, 50) * 1000,
-        "p99_ms": pct(latencies, 99) * 1000,
-        "server_cpu_ms_per_query": 1000 * server_cpu / queries,
-    }
+    return {"spans_per_query": first, **timed}
 
 
 def main() -> None:

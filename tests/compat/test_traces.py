@@ -316,6 +316,51 @@ def test_search_span_attributes_assessments_and_rlike(experiment, client):
     assert [t.info.trace_id for t in ordered] == ids
 
 
+def test_search_issue_and_prompt_filters(experiment, client):
+    """MLflow 3.18's `issue.id` (traces with an issue reference) and `prompt = "name/version"`
+    (traces linked to that prompt version) filters."""
+    ids = [traced_call(i) for i in range(3)]
+    mlflow.log_assessment(
+        trace_id=ids[0], assessment=mlflow.entities.IssueReference(issue_id="iss-a", issue_name="slow")
+    )
+    mlflow.log_assessment(
+        trace_id=ids[1], assessment=mlflow.entities.IssueReference(issue_id="iss-b", issue_name="wrong")
+    )
+    # A feedback named like an issue is not an issue reference.
+    mlflow.log_feedback(trace_id=ids[2], name="iss-a", value=True)
+    # Linking needs only the name and version (MLflow's server does not load the prompt).
+    from mlflow.entities.model_registry import PromptVersion
+
+    name = unique("qa")
+    v1 = PromptVersion(name=name, version=1, template="Answer {{q}}")
+    v2 = PromptVersion(name=name, version=2, template="Answer briefly {{q}}")
+    client.link_prompt_versions_to_trace([v1], ids[1])
+    client.link_prompt_versions_to_trace([v1, v2], ids[2])
+
+    def search(f):
+        return [
+            t.info.trace_id
+            for t in mlflow.search_traces(
+                locations=[experiment], filter_string=f, return_type="list"
+            )
+        ]
+
+    assert search("issue.id = 'iss-a'") == [ids[0]]
+    assert search("issue.id = 'iss-b'") == [ids[1]]
+    assert search("issue.id = 'iss-none'") == []
+    assert search(f"prompt = '{name}/1'") == [ids[2], ids[1]]
+    assert search(f"prompt = '{name}/2'") == [ids[2]]
+    assert search(f"prompt = '{name}/2' AND issue.id = 'iss-b'") == []
+    for bad, needle in [
+        ("issue.status = 'x'", "Invalid issue attribute 'status'"),
+        (f"prompt LIKE '{name}%'", "Only '=' is supported"),
+        (f"prompt = '{name}'", "Invalid prompts filter value"),
+    ]:
+        with pytest.raises(mlflow.exceptions.MlflowException, match=needle) as e:
+            search(bad)
+        assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
 def test_filter_correlation(experiment, client):
     ids = [traced_call(i) for i in range(4)]
     for i in ids[:2]:
@@ -571,6 +616,42 @@ def test_query_trace_metrics(experiment, client):
         client, experiment, "ASSESSMENTS", "assessment_count", ["COUNT"],
         filters=["assessment.type = 'feedback'", "assessment.name = 'relevant'"],
     ) == [({}, {"COUNT": 1.0})]
+
+
+def test_query_trace_metrics_span_cost_and_model(experiment, client):
+    """Span costs and the model dimensions, from the attributes the client's LLM spans carry."""
+    from mlflow.tracing.constant import SpanAttributeKey
+
+    @mlflow.trace(name="llm", span_type=SpanType.LLM)
+    def llm(model, provider, cost):
+        span = mlflow.get_current_active_span()
+        span.set_attribute(SpanAttributeKey.MODEL, model)
+        span.set_attribute(SpanAttributeKey.MODEL_PROVIDER, provider)
+        span.set_attribute(SpanAttributeKey.LLM_COST, cost)
+        return model
+
+    llm("gpt-4o", "openai", {"input_cost": 0.5, "output_cost": 1.5, "total_cost": 2.0})
+    llm("gpt-4o", "openai", {"input_cost": 1.0, "output_cost": 2.0, "total_cost": 3.0})
+    llm("claude-3", "anthropic", {"input_cost": 2.0, "output_cost": 2.0, "total_cost": 4.0})
+    flush()
+    assert _metrics(
+        client, experiment, "SPANS", "total_cost", ["SUM", "MAX"], dimensions=["span_model_name"]
+    ) == [
+        ({"span_model_name": "claude-3"}, {"SUM": 4.0, "MAX": 4.0}),
+        ({"span_model_name": "gpt-4o"}, {"SUM": 5.0, "MAX": 3.0}),
+    ]
+    assert _metrics(
+        client, experiment, "SPANS", "input_cost", ["AVG"], dimensions=["span_model_provider"]
+    ) == [
+        ({"span_model_provider": "anthropic"}, {"AVG": 2.0}),
+        ({"span_model_provider": "openai"}, {"AVG": 0.75}),
+    ]
+    assert _metrics(
+        client, experiment, "SPANS", "span_count", ["COUNT"], dimensions=["span_model_name"]
+    ) == [
+        ({"span_model_name": "claude-3"}, {"COUNT": 1.0}),
+        ({"span_model_name": "gpt-4o"}, {"COUNT": 2.0}),
+    ]
 
 
 def test_query_trace_metrics_errors(experiment, client):

@@ -60,6 +60,7 @@ impl Display for Key {
             Entity::Span => "span",
             Entity::Feedback => "feedback",
             Entity::Expectation => "expectation",
+            Entity::Issue => "issue",
         };
         write!(f, "{prefix}.")?;
         if is_plain(&self.name) {

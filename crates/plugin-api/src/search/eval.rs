@@ -117,7 +117,9 @@ fn field<'a, T: Searchable + ?Sized>(
         Entity::Param => item.param_value(name).map(Field::Str),
         Entity::Tag => item.tag_value(name).map(Field::Str),
         Entity::Metadata => item.metadata_value(name).map(Field::Str),
-        Entity::Dataset | Entity::Span | Entity::Feedback | Entity::Expectation => None,
+        Entity::Dataset | Entity::Span | Entity::Feedback | Entity::Expectation | Entity::Issue => {
+            None
+        }
     };
     // NaN never satisfies a comparison, but it sorts (after every number, before missing).
     value.filter(|v| sort || !matches!(v, Field::Num(n) if n.is_nan()))

@@ -20,6 +20,106 @@ use crate::{Error, Result};
 pub const TOKEN_USAGE_METADATA: &str = "mlflow.trace.tokenUsage";
 /// Metadata holding the trace's session id.
 pub const SESSION_METADATA: &str = "mlflow.trace.session";
+/// Span attribute holding an LLM call's cost (JSON: `input_cost`, `output_cost`, `total_cost`).
+pub const LLM_COST_ATTRIBUTE: &str = "mlflow.llm.cost";
+/// Span attribute naming the model an LLM span called.
+pub const MODEL_ATTRIBUTE: &str = "mlflow.llm.model";
+/// Span attribute naming the model's provider.
+pub const MODEL_PROVIDER_ATTRIBUTE: &str = "mlflow.llm.provider";
+/// Longest model name or provider a dimension keeps (MLflow's `MODEL_DIMENSION_MAX_LENGTH`).
+pub const MODEL_DIMENSION_MAX_LENGTH: usize = 500;
+
+/// The text of span attribute `key` of `spans s` as the span holds it (MLflow's attributes are
+/// JSON text: `"gpt-4o"` with its quotes, a cost as a JSON object); `NULL` when absent.
+fn span_attribute(sql: &mut Sql, key: &str) -> String {
+    let k = sql.bind(key);
+    match sql.dialect {
+        Dialect::Sqlite => format!(
+            "(SELECT json_extract(sa.value, '$.value.string_value') FROM \
+             json_each(s.content, '$.attributes') sa WHERE json_extract(sa.value, '$.key') = {k} \
+             LIMIT 1)"
+        ),
+        Dialect::Postgres => format!(
+            "(SELECT sa.e -> 'value' ->> 'string_value' FROM \
+             jsonb_array_elements(s.content::jsonb -> 'attributes') sa(e) WHERE sa.e ->> 'key' = {k} \
+             LIMIT 1)"
+        ),
+    }
+}
+
+/// A model dimension (`span_model_name`, `span_model_provider`) as MLflow derives it when it
+/// stores a span: the attribute decoded when it is a JSON string, else its text as it is, cut
+/// to [`MODEL_DIMENSION_MAX_LENGTH`] characters.
+fn model_dimension(sql: &mut Sql, key: &str) -> String {
+    let n = MODEL_DIMENSION_MAX_LENGTH;
+    // One subquery, its numbered placeholder used again where it is repeated.
+    let r = span_attribute(sql, key);
+    match sql.dialect {
+        Dialect::Sqlite => format!(
+            "substr(CASE WHEN json_valid({r}) AND json_type({r}) = 'text' \
+             THEN json_extract({r}, '$') ELSE {r} END, 1, {n})"
+        ),
+        Dialect::Postgres => {
+            // Only a text a pattern shows to be one JSON string literal is cast (PostgreSQL
+            // 15 has no `IS JSON`, and a failed cast would abort the statement).
+            let re =
+                sql.bind(r#"^"([^"\\[:cntrl:]]|\\(["\\/bfnrt]|u[0-9a-fA-F]{4}))*"$"#.to_string());
+            format!("left(CASE WHEN {r} ~ {re} THEN ({r})::jsonb #>> '{{}}' ELSE {r} END, {n})")
+        }
+    }
+}
+
+/// One cost of an LLM span (`input_cost`, ...) as MLflow derives it when it stores a span: the
+/// field of the cost attribute when it is a number, else `NULL`. The attribute is JSON text of
+/// an object (MLflow's own span form) or, as the 3.18 client sends it over OTLP, a typed
+/// key-value list (`kvlist_value`) of doubles or integers.
+fn span_cost(sql: &mut Sql, field: &str) -> String {
+    let k = sql.bind(LLM_COST_ATTRIBUTE);
+    let f = sql.bind(field);
+    match sql.dialect {
+        Dialect::Sqlite => {
+            let attr = |path: &str| {
+                format!(
+                    "(SELECT json_extract(sa.value, '$.value.{path}') FROM \
+                     json_each(s.content, '$.attributes') sa WHERE json_extract(sa.value, '$.key') \
+                     = {k} LIMIT 1)"
+                )
+            };
+            let (text, list) = (attr("string_value"), attr("kvlist_value.values"));
+            format!(
+                "COALESCE(\
+                 (CASE WHEN json_valid({text}) THEN (CASE WHEN json_type({text}, '$.' || {f}) \
+                 IN ('integer', 'real') THEN CAST(json_extract({text}, '$.' || {f}) AS REAL) END) \
+                 END), \
+                 (SELECT CASE WHEN json_type(kv.value, '$.value.double_value') IN ('integer', 'real') \
+                 THEN CAST(json_extract(kv.value, '$.value.double_value') AS REAL) \
+                 WHEN json_type(kv.value, '$.value.int_value') IS NOT NULL \
+                 THEN CAST(json_extract(kv.value, '$.value.int_value') AS REAL) END \
+                 FROM json_each({list}) kv WHERE json_extract(kv.value, '$.key') = {f} LIMIT 1))"
+            )
+        }
+        Dialect::Postgres => {
+            let attrs = "jsonb_array_elements(s.content::jsonb -> 'attributes') sa(e)";
+            // From the JSON text the number is taken by a pattern, so the cast never fails.
+            let re = sql.bind(format!(
+                r#""{field}"\s*:\s*(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)"#
+            ));
+            format!(
+                "COALESCE(\
+                 (SELECT (substring(sa.e -> 'value' ->> 'string_value' from {re}))::float8 \
+                 FROM {attrs} WHERE sa.e ->> 'key' = {k} LIMIT 1), \
+                 (SELECT CASE WHEN jsonb_typeof(kv.e -> 'value' -> 'double_value') = 'number' \
+                 THEN (kv.e -> 'value' ->> 'double_value')::float8 \
+                 WHEN (kv.e -> 'value' ->> 'int_value') ~ '^-?[0-9]{{1,18}}$' \
+                 THEN (kv.e -> 'value' ->> 'int_value')::float8 END \
+                 FROM {attrs} CROSS JOIN LATERAL \
+                 jsonb_array_elements(sa.e -> 'value' -> 'kvlist_value' -> 'values') kv(e) \
+                 WHERE sa.e ->> 'key' = {k} AND jsonb_typeof(sa.e -> 'value' -> 'kvlist_value' -> 'values') = 'array' \
+                 AND kv.e ->> 'key' = {f} LIMIT 1))"
+            )
+        }
+    }
+}
 
 /// The statement of `q` over the experiments `experiment_ids` (already parsed), and how many
 /// of its leading columns are dimensions.
@@ -145,6 +245,9 @@ pub fn trace_metrics(
         ) => json_number(&mut sql, field),
         (MetricView::Spans, "span_count") => "s.span_id".into(),
         (MetricView::Spans, "latency") => "((s.end_ns - s.start_ns) / 1000000)".into(),
+        (MetricView::Spans, field @ ("input_cost" | "output_cost" | "total_cost")) => {
+            span_cost(&mut sql, field)
+        }
         (MetricView::Assessments, "assessment_count") => "a.assessment_id".into(),
         (MetricView::Assessments, "assessment_value") => assessment_number(pg),
         (view, name) => {
@@ -175,6 +278,10 @@ pub fn trace_metrics(
             (MetricView::Spans, "span_name") => "s.name".into(),
             (MetricView::Spans, "span_type") => "s.type".into(),
             (MetricView::Spans, "span_status") => "s.status".into(),
+            (MetricView::Spans, "span_model_name") => model_dimension(&mut sql, MODEL_ATTRIBUTE),
+            (MetricView::Spans, "span_model_provider") => {
+                model_dimension(&mut sql, MODEL_PROVIDER_ATTRIBUTE)
+            }
             (MetricView::Assessments, "assessment_name") => "a.name".into(),
             (MetricView::Assessments, "assessment_value") => {
                 if pg {

@@ -135,6 +135,11 @@ pub enum Entity {
     /// [`Entity::Feedback`].
     #[serde(skip)]
     Expectation,
+    /// An issue a trace is linked to (`issue.id = '<issue id>'`): some assessment of the trace
+    /// that references that issue (an `IssueReference`: its name is the issue id). Host-side
+    /// only, as [`Entity::Metadata`].
+    #[serde(skip)]
+    Issue,
 }
 
 /// An identifier: an entity and a key. Attribute keys are canonical (`created` is `start_time`,

@@ -25,6 +25,7 @@
 //! no server state, so any replica of a server answers it.
 
 use crate::search::eval::PROMPT_TAG;
+use crate::search::validate::LINKED_PROMPTS_TAG;
 use crate::search::{Comparison, Entity, Expr, Op, OrderBy, Value};
 use crate::tracking::{DatasetRef, LoggedModelOrderBy};
 use crate::{Error, Result};
@@ -544,9 +545,30 @@ fn comparison(
             );
             condition(sql, &col, cmp.op, &cmp.value)
         }
+        Entity::Tag if name == LINKED_PROMPTS_TAG && target == Target::Traces => {
+            linked_prompt_condition(sql, id, cmp)
+        }
         Entity::Tag => {
             let (table, owner) = target.tags();
             key_value_condition(sql, table, owner, id, name, "", cmp)
+        }
+        Entity::Issue => {
+            if target != Target::Traces {
+                return Err(invalid("Invalid entity type 'issue' for this search"));
+            }
+            // An `IssueReference` assessment: its name is the issue id, its body has `issue`.
+            let Value::String(v) = &cmp.value else {
+                return Err(invalid("Expected a quoted string value for an issue id"));
+            };
+            let v = sql.bind(v.clone());
+            let is_issue = match sql.dialect {
+                Dialect::Sqlite => "json_type(a.body, '$.issue') IS NOT NULL",
+                Dialect::Postgres => "(a.body::jsonb) ? 'issue'",
+            };
+            Ok(format!(
+                "EXISTS (SELECT 1 FROM assessments a WHERE a.trace = {id} AND a.name = {v} \
+                 AND {is_issue})"
+            ))
         }
         Entity::Metric => match target {
             // A NaN latest value is stored as NULL: for IS [NOT] NULL it reads as missing.
@@ -693,6 +715,49 @@ fn span_attribute_condition(
     Ok(format!(
         "EXISTS (SELECT 1 FROM {from} WHERE s.trace = {id} AND {key} = {k} AND {c})"
     ))
+}
+
+/// `prompt = "<name>/<version>"` (the tag `mlflow.linkedPrompts`, `=` only, checked by the
+/// parser): the trace is linked to that prompt version, that is, the tag's JSON list (written
+/// by `link-prompts` and by the client) holds `{"name": <name>, "version": <version>}`. A tag
+/// that is not such a list links nothing (and never fails the search: PostgreSQL casts only
+/// text a pattern has shown to be a list of flat objects of strings and integers).
+fn linked_prompt_condition(sql: &mut Sql, id: &str, cmp: &Comparison) -> Result<String> {
+    let Value::String(v) = &cmp.value else {
+        return Err(invalid(
+            "Invalid prompts filter value. Expected format: prompt = \"name/version\"",
+        ));
+    };
+    let (name, version) = v.split_once('/').ok_or_else(|| {
+        invalid(format!(
+            "Invalid prompts filter value '{v}'. Expected format: prompt = \"name/version\""
+        ))
+    })?;
+    let k = sql.bind(LINKED_PROMPTS_TAG.to_string());
+    let (n, ver) = (sql.bind(name.to_string()), sql.bind(version.to_string()));
+    Ok(match sql.dialect {
+        Dialect::Sqlite => format!(
+            "EXISTS (SELECT 1 FROM trace_tags x, json_each(CASE WHEN json_valid(x.value) AND \
+             json_type(x.value) = 'array' THEN x.value ELSE '[]' END) p \
+             WHERE x.trace = {id} AND x.key = {k} AND json_type(p.value) = 'object' \
+             AND json_extract(p.value, '$.name') = {n} \
+             AND CAST(json_extract(p.value, '$.version') AS TEXT) = {ver})"
+        ),
+        Dialect::Postgres => {
+            const STR: &str = r#""([^"\\[:cntrl:]]|\\(["\\/bfnrt]|u[0-9a-fA-F]{4}))*""#;
+            let scalar = format!("({STR}|-?[0-9]+)");
+            let pair = format!(r"\s*{STR}\s*:\s*{scalar}\s*");
+            let obj = format!(r"\{{({pair}(,{pair})*)?\}}");
+            let list = format!(r"^\s*\[\s*({obj}\s*(,\s*{obj}\s*)*)?\]\s*$");
+            let re = sql.bind(list);
+            format!(
+                "EXISTS (SELECT 1 FROM trace_tags x CROSS JOIN LATERAL jsonb_array_elements(\
+                 CASE WHEN x.value ~ {re} THEN x.value::jsonb ELSE '[]'::jsonb END) p(e) \
+                 WHERE x.trace = {id} AND x.key = {k} AND p.e ->> 'name' = {n} \
+                 AND p.e ->> 'version' = {ver})"
+            )
+        }
+    })
 }
 
 /// `feedback.<name>` / `expectation.<name>`: some valid assessment of that kind and name. Its
@@ -876,7 +941,9 @@ fn order_expr(
         Entity::Metadata => Err(invalid("only traces are ordered by metadata")),
         Entity::Dataset => Err(invalid("cannot order by datasets")),
         Entity::Span => Err(invalid("cannot order by spans")),
-        Entity::Feedback | Entity::Expectation => Err(invalid("cannot order by assessments")),
+        Entity::Feedback | Entity::Expectation | Entity::Issue => {
+            Err(invalid("cannot order by assessments"))
+        }
     }
 }
 
@@ -1096,7 +1163,10 @@ pub fn page_query(
     } else {
         format!(" WHERE {}", wheres.join(" AND "))
     };
-    let lim = sql.bind(limit as i64);
+    // Written into the text, not bound: SQLite marks a statement with a bound LIMIT to be
+    // compiled again whenever that value is rebound, and a statement cache that clears the
+    // bindings of the statements it takes back (rusqlite's) then compiles every search anew.
+    let lim = limit.min(i64::MAX as usize);
     sql.text = format!(
         "SELECT {}, {} FROM {from}{where_clause} ORDER BY {} LIMIT {lim}",
         target.id(),

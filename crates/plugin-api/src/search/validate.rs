@@ -224,7 +224,17 @@ const TRACE_ENTITIES: &[(&str, Entity)] = &[
     ("spans", Entity::Span),
     ("feedback", Entity::Feedback),
     ("expectation", Entity::Expectation),
+    ("issue", Entity::Issue),
 ];
+
+/// `issue.id`: the only key of an issue, compared with `=` only (MLflow's
+/// `_SUPPORTED_ISSUE_ATTRIBUTES`, `VALID_ISSUE_COMPARATORS`).
+const ISSUE_KEYS: &[&str] = &["id"];
+const ISSUE_OPS: &[Op] = &[Op::Eq];
+/// The trace attribute `prompt` is this tag (MLflow's `SEARCH_KEY_TO_TAG`), and a comparison of
+/// it is special: `=` only, against `"<prompt name>/<version>"`, holding when the trace is
+/// linked to that prompt version.
+pub const LINKED_PROMPTS_TAG: &str = "mlflow.linkedPrompts";
 
 const SPAN_KEYS: &[&str] = &["name", "type", "status"];
 /// `span.attributes.<key>`: one attribute of a span, compared by its (JSON-decoded) value.
@@ -411,7 +421,7 @@ fn spec(kind: SearchKind) -> &'static Spec {
     };
     fn trace_entity(e: &str) -> String {
         format!(
-            "Invalid entity type '{e}'. Valid values are ['trace', 'attribute', 'tag', 'metadata', 'span', 'feedback', 'expectation']"
+            "Invalid entity type '{e}'. Valid values are ['trace', 'attribute', 'tag', 'metadata', 'span', 'feedback', 'expectation', 'issue']"
         )
     }
     static TRACES: Spec = Spec {
@@ -465,6 +475,7 @@ fn entity_name(entity: Entity) -> &'static str {
         Entity::Span => "span",
         Entity::Feedback => "feedback",
         Entity::Expectation => "expectation",
+        Entity::Issue => "issue",
     }
 }
 
@@ -534,12 +545,23 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
         )
     };
 
-    // The trace attribute `text` is the whole span (`span.content`), as in MLflow.
-    let (entity, raw_key) = if spec.rlike && entity == Entity::Attribute && raw_key == "text" {
-        (Entity::Span, SPAN_CONTENT_KEY.to_string())
-    } else {
-        (entity, raw_key)
+    // The trace attribute `text` is the whole span (`span.content`), and `prompt` the tag of
+    // linked prompts, as in MLflow.
+    let (entity, raw_key) = match (spec.rlike, entity, raw_key.as_str()) {
+        (true, Entity::Attribute, "text") => (Entity::Span, SPAN_CONTENT_KEY.to_string()),
+        (true, Entity::Attribute, "prompt") => (Entity::Tag, LINKED_PROMPTS_TAG.to_string()),
+        _ => (entity, raw_key),
     };
+    let linked_prompts = spec.rlike && entity == Entity::Tag && raw_key == LINKED_PROMPTS_TAG;
+    if linked_prompts && op != Op::Eq {
+        return fail(
+            op_span,
+            format!(
+                "Invalid comparator '{op}' for prompts filter. Only '=' is supported with \
+                 format: prompt = \"name/version\""
+            ),
+        );
+    }
     let with_rlike = |ops: &[Op]| -> Vec<Op> {
         ops.iter()
             .copied()
@@ -687,6 +709,27 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
             };
             (raw_key, expect, kind.into())
         }
+        Entity::Issue => {
+            if !ISSUE_KEYS.contains(&raw_key.as_str()) {
+                return fail(
+                    key_span,
+                    format!(
+                        "Invalid issue attribute '{raw_key}'. Supported attributes: {}",
+                        ISSUE_KEYS.join(", ")
+                    ),
+                );
+            }
+            if !ISSUE_OPS.contains(&op) {
+                return fail(
+                    op_span,
+                    format!(
+                        "issue.{raw_key} comparator '{op}' not one of '{}'",
+                        py_set(ISSUE_OPS)
+                    ),
+                );
+            }
+            (raw_key, Expect::String, "issue".into())
+        }
         Entity::Param | Entity::Tag | Entity::Metadata => {
             if !spec.kv_ops.contains(&op) {
                 return invalid_op(spec.kv_ops);
@@ -695,7 +738,19 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
         }
     };
 
+    let value_span = value.span.clone();
     let value = check_value(expect, &what, op, value, text)?;
+    if linked_prompts
+        && let Value::String(v) = &value
+        && v.matches('/').count() != 1
+    {
+        return fail(
+            &value_span,
+            format!(
+                "Invalid prompts filter value '{v}'. Expected format: prompt = \"name/version\""
+            ),
+        );
+    }
     Ok(Comparison {
         key: Key::new(entity, name),
         op,
@@ -969,6 +1024,48 @@ mod trace_tests {
                 "{text}"
             );
         }
+        // `issue.id` and `prompt` (the linked-prompts tag), MLflow 3.18's.
+        let c = one("issue.id = 'iss-1'");
+        assert_eq!(c.key, Key::new(Entity::Issue, "id"));
+        let c = one("prompt = 'qa/1'");
+        assert_eq!(c.key, Key::new(Entity::Tag, "mlflow.linkedPrompts"));
+        assert_eq!(one("trace.prompt = 'qa/1'"), c);
+        let text = "issue.id = 'iss-1' OR prompt = 'qa/1'";
+        let e = parse_filter(SearchKind::Traces, text).unwrap().unwrap();
+        assert_eq!(
+            parse_filter(SearchKind::Traces, &e.to_string())
+                .unwrap()
+                .unwrap(),
+            e,
+            "{text}"
+        );
+        for (text, needle) in [
+            (
+                "issue.status = 'x'",
+                "Invalid issue attribute 'status'. Supported attributes: id",
+            ),
+            (
+                "issue.id != 'x'",
+                "issue.id comparator '!=' not one of '{'='}'",
+            ),
+            (
+                "prompt LIKE 'qa/%'",
+                "Invalid comparator 'LIKE' for prompts filter. Only '=' is supported",
+            ),
+            (
+                "prompt = 'qa'",
+                "Invalid prompts filter value 'qa'. Expected format",
+            ),
+            ("prompt = 'a/b/1'", "Invalid prompts filter value 'a/b/1'"),
+            (
+                "tags.`mlflow.linkedPrompts` != 'qa/1'",
+                "for prompts filter",
+            ),
+        ] {
+            let e = parse_filter(SearchKind::Traces, text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+        }
+        assert!(parse_filter(SearchKind::Runs, "issue.id = 'x'").is_err());
         // RLIKE is MLflow's for traces only.
         assert!(parse_filter(SearchKind::Runs, "tags.t RLIKE 'x'").is_err());
         assert!(parse_filter(SearchKind::Runs, "feedback.q = 'x'").is_err());

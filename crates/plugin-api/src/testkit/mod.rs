@@ -580,6 +580,9 @@ macro_rules! __cairn_tracking_cases {
             traces_unknown_is_not_found,
             traces_search_span_attributes_assessments_rlike,
             traces_metrics_aggregate_and_group,
+            traces_batch_get_spans,
+            traces_search_issue_and_prompt,
+            traces_metrics_span_cost_and_model,
             // the web UI's reads
             run_keys_are_distinct_sorted_paged_and_scoped,
             metric_history_downsampled_keeps_min_and_max_per_bucket,

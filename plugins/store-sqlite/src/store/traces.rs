@@ -104,7 +104,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
         let mut sql = Sql::default();
         let list = sql.bind_list(chunk);
         let p = || search_sql::params(&sql);
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT id, trace_id, experiment_id, client_request_id, request_time, execution_time, \
              state, request_preview, response_preview FROM traces WHERE id IN {list}"
         ))?;
@@ -123,7 +123,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
             infos.insert(r.get(0)?, info);
         }
         for (table, is_tags) in [("trace_tags", true), ("trace_metadata", false)] {
-            let mut stmt = conn.prepare(&format!(
+            let mut stmt = conn.prepare_cached(&format!(
                 "SELECT trace, key, value FROM {table} WHERE trace IN {list}"
             ))?;
             let mut q = stmt.query(p())?;
@@ -138,7 +138,7 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
                 }
             }
         }
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT a.trace, a.assessment_id, t.trace_id, a.name, a.create_time, \
              a.last_update_time, a.body FROM assessments a JOIN traces t ON t.id = a.trace \
              WHERE a.trace IN {list} ORDER BY a.create_time, a.assessment_id"
@@ -409,13 +409,17 @@ impl TraceStore for SqliteStore {
                 Some(_) => return Err(invalid("Invalid page token")),
                 None => (i64::MIN, String::new()),
             };
-            let mut stmt = tx.prepare_cached(
+            // The LIMIT is written into the text, not bound: SQLite marks a bound LIMIT
+            // "re-prepare when rebound", and the statement cache clears the bindings of a
+            // statement it takes back, so a bound LIMIT compiled the statement on every call.
+            let mut stmt = tx.prepare_cached(&format!(
                 "SELECT span_id, parent_span_id, name, type, status, start_ns, end_ns, content \
                  FROM spans WHERE trace = ?1 AND (start_ns > ?2 OR (start_ns = ?2 AND span_id > ?3)) \
-                 ORDER BY start_ns, span_id LIMIT ?4",
-            )?;
+                 ORDER BY start_ns, span_id LIMIT {}",
+                max_results.saturating_add(1).min(i64::MAX as usize)
+            ))?;
             let mut items = Vec::new();
-            let mut q = stmt.query(params![row, after_start, after_id, max_results as i64 + 1])?;
+            let mut q = stmt.query(params![row, after_start, after_id])?;
             while let Some(r) = q.next()? {
                 items.push(SpanRecord::new(
                     trace_id.clone(),
@@ -446,6 +450,85 @@ impl TraceStore for SqliteStore {
                 items,
                 next_page_token,
             })
+        })
+        .await
+    }
+
+    async fn batch_get_spans(
+        &self,
+        trace_ids: &[String],
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> Result<Page<SpanRecord>> {
+        let trace_ids = trace_ids.to_vec();
+        let max_results = max_results.max(1);
+        self.read(move |tx| {
+            let query = search_sql::fingerprint(&("batch-spans", &trace_ids));
+            let last = match &page_token {
+                Some(t) => Some(search_sql::decode_token(t, query, 3)?),
+                None => None,
+            };
+            let mut out = Vec::new();
+            if trace_ids.is_empty() {
+                return Ok(Page::last(out));
+            }
+            if trace_ids.len() > IN_CHUNK {
+                return Err(invalid(format!(
+                    "At most {IN_CHUNK} trace ids may be read at once, got {}",
+                    trace_ids.len()
+                )));
+            }
+            // One query a page, in the order of the index (trace, start_ns, span_id).
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&trace_ids);
+            let after = match last.as_deref() {
+                Some([SortVal::I(row), SortVal::I(start), SortVal::S(id)]) => {
+                    let (row, start, id) = (sql.bind(*row), sql.bind(*start), sql.bind(id.clone()));
+                    format!("AND (s.trace, s.start_ns, s.span_id) > ({row}, {start}, {id})")
+                }
+                Some(_) => return Err(invalid("Invalid page token")),
+                None => String::new(),
+            };
+            // In the text, not bound (see get_spans), and the statement cached.
+            let limit = max_results.saturating_add(1).min(i64::MAX as usize);
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT s.trace, t.trace_id, s.span_id, s.parent_span_id, s.name, s.type, \
+                 s.status, s.start_ns, s.end_ns, s.content FROM traces t \
+                 JOIN spans s ON s.trace = t.id WHERE t.trace_id IN {list} {after} \
+                 ORDER BY s.trace, s.start_ns, s.span_id LIMIT {limit}"
+            ))?;
+            let mut q = stmt.query(search_sql::params(&sql))?;
+            let mut last_row = 0;
+            while let Some(r) = q.next()? {
+                if out.len() == max_results {
+                    let s: &SpanRecord = out.last().expect("non-empty");
+                    let token = search_sql::encode_token(
+                        query,
+                        vec![
+                            SortVal::I(last_row),
+                            SortVal::I(s.start_time_unix_nano),
+                            SortVal::S(s.span_id.clone()),
+                        ],
+                    );
+                    return Ok(Page {
+                        items: out,
+                        next_page_token: Some(token),
+                    });
+                }
+                last_row = r.get(0)?;
+                out.push(SpanRecord::new(
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get::<_, String>(9)?,
+                ));
+            }
+            Ok(Page::last(out))
         })
         .await
     }
@@ -487,26 +570,8 @@ impl TraceStore for SqliteStore {
                 last.as_deref(),
                 req.max_results + 1,
             );
-            let mut rows: Vec<(i64, Vec<SortVal>)> = Vec::new();
-            {
-                let mut stmt = tx.prepare(&sql.text)?;
-                let mut q = stmt.query(search_sql::params(&sql))?;
-                while let Some(r) = q.next()? {
-                    let mut k = Vec::with_capacity(keys.len());
-                    for i in 0..keys.len() {
-                        k.push(search_sql::sort_val(r, i + 1)?);
-                    }
-                    rows.push((r.get(0)?, k));
-                }
-            }
-            let next_page_token = if rows.len() > req.max_results {
-                rows.truncate(req.max_results);
-                rows.last()
-                    .map(|(_, k)| search_sql::encode_token(query, k.clone()))
-            } else {
-                None
-            };
-            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let (ids, next) = super::search::run_page_query(tx, &sql, keys.len(), req.max_results)?;
+            let next_page_token = next.map(|k| search_sql::encode_token(query, k));
             Ok(Page {
                 items: load_infos(tx, &ids)?,
                 next_page_token,

@@ -782,3 +782,476 @@ pub async fn traces_metrics_aggregate_and_group(store: &dyn TrackingStore) {
         )]
     );
 }
+
+/// Forwards every method but [`TraceStore::batch_get_spans`] to the store, so that the
+/// contract's default of that method runs over the store's data.
+struct DefaultBatchSpans<'a>(&'a dyn TraceStore);
+
+#[async_trait::async_trait]
+impl TraceStore for DefaultBatchSpans<'_> {
+    async fn start_trace(&self, info: TraceInfo) -> crate::Result<TraceInfo> {
+        self.0.start_trace(info).await
+    }
+    async fn log_spans(&self, experiment_id: &str, spans: Vec<SpanRecord>) -> crate::Result<()> {
+        self.0.log_spans(experiment_id, spans).await
+    }
+    async fn get_trace_info(&self, trace_id: &str) -> crate::Result<TraceInfo> {
+        self.0.get_trace_info(trace_id).await
+    }
+    async fn batch_get_trace_infos(&self, trace_ids: &[String]) -> crate::Result<Vec<TraceInfo>> {
+        self.0.batch_get_trace_infos(trace_ids).await
+    }
+    async fn get_spans(
+        &self,
+        trace_id: &str,
+        max_results: usize,
+        page_token: Option<String>,
+    ) -> crate::Result<Page<SpanRecord>> {
+        self.0.get_spans(trace_id, max_results, page_token).await
+    }
+    async fn search_traces(&self, req: SearchTraces) -> crate::Result<Page<TraceInfo>> {
+        self.0.search_traces(req).await
+    }
+    async fn delete_traces(
+        &self,
+        experiment_id: &str,
+        which: DeleteTraces,
+    ) -> crate::Result<usize> {
+        self.0.delete_traces(experiment_id, which).await
+    }
+    async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> crate::Result<()> {
+        self.0.set_trace_tag(trace_id, key, value).await
+    }
+    async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> crate::Result<()> {
+        self.0.delete_trace_tag(trace_id, key).await
+    }
+    async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> crate::Result<()> {
+        self.0.link_traces_to_run(trace_ids, run_id).await
+    }
+    async fn create_assessment(&self, assessment: Assessment) -> crate::Result<Assessment> {
+        self.0.create_assessment(assessment).await
+    }
+    async fn get_assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+    ) -> crate::Result<Assessment> {
+        self.0.get_assessment(trace_id, assessment_id).await
+    }
+    async fn update_assessment(&self, assessment: Assessment) -> crate::Result<Assessment> {
+        self.0.update_assessment(assessment).await
+    }
+    async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> crate::Result<()> {
+        self.0.delete_assessment(trace_id, assessment_id).await
+    }
+}
+
+/// All spans of `ids` through `batch_get_spans`, `max` a page, checking each page's size.
+async fn all_batch_spans(store: &dyn TraceStore, ids: &[String], max: usize) -> Vec<SpanRecord> {
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..100 {
+        let page = ok(
+            store.batch_get_spans(ids, max, token).await,
+            "batch_get_spans",
+        );
+        assert!(
+            page.items.len() <= max,
+            "a page of {} > {max}",
+            page.items.len()
+        );
+        out.extend(page.items);
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return out,
+        }
+    }
+    panic!("batch_get_spans never ended");
+}
+
+/// Spans of several traces at once: every span of every known trace exactly once, a trace's
+/// spans together and in `(start, span_id)` order, unknown ids skipped, pages bounded; the
+/// contract's default (one `get_spans` per trace) answers the same.
+pub async fn traces_batch_get_spans(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_batch_get_spans") {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-batch-spans").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Error).await;
+    // a: root + 3 children (two starting at the same time: span id breaks the tie); c: root + 1.
+    ok(
+        traces
+            .log_spans(
+                &exp,
+                vec![
+                    span(&a, "00000000000000c3", Some("00000000000000aa"), "a3", 1003),
+                    span(&a, "00000000000000c2", Some("00000000000000aa"), "a2", 1002),
+                    span(&a, "00000000000000c1", Some("00000000000000aa"), "a1", 1002),
+                    span(&c, "00000000000000c1", Some("00000000000000aa"), "c1", 3001),
+                ],
+            )
+            .await,
+        "log_spans",
+    );
+    let missing = format!("tr-{}", hex_id(99));
+    let ids = vec![c.clone(), missing, a.clone(), b.clone()];
+    let expected: Vec<(String, Vec<&str>)> = vec![
+        (a.clone(), vec!["root", "a1", "a2", "a3"]),
+        (b.clone(), vec!["root"]),
+        (c.clone(), vec!["root", "c1"]),
+    ];
+    let default = DefaultBatchSpans(traces);
+    for (which, s) in [("store", traces), ("default", &default as &dyn TraceStore)] {
+        for max in [1, 2, 3, 1000] {
+            let spans = all_batch_spans(s, &ids, max).await;
+            assert_eq!(spans.len(), 7, "{which}, {max} a page: {spans:?}");
+            // Each trace's spans are contiguous and in order.
+            let mut seen: Vec<(String, Vec<&str>)> = Vec::new();
+            for sp in &spans {
+                match seen.last_mut() {
+                    Some((t, names)) if *t == sp.trace_id => names.push(sp.name.as_str()),
+                    _ => {
+                        assert!(
+                            !seen.iter().any(|(t, _)| *t == sp.trace_id),
+                            "{which}, {max} a page: the spans of {} are split",
+                            sp.trace_id
+                        );
+                        seen.push((sp.trace_id.clone(), vec![sp.name.as_str()]));
+                    }
+                }
+            }
+            seen.sort();
+            let mut want = expected.clone();
+            want.sort();
+            assert_eq!(seen, want, "{which}, {max} a page");
+        }
+        let none = ok(
+            s.batch_get_spans(&[format!("tr-{}", hex_id(98))], 10, None)
+                .await,
+            "unknown ids only",
+        );
+        assert!(none.items.is_empty() && none.next_page_token.is_none());
+        expect_err(
+            s.batch_get_spans(&ids, 10, Some("not a token".into()))
+                .await,
+            ErrorKind::InvalidArgument,
+            "bad token",
+        );
+    }
+}
+
+/// `issue.id = '<id>'` holds for traces with an issue reference (an assessment with `issue`,
+/// named by the issue id), not for another kind of assessment of that name; `prompt =
+/// '<name>/<version>'` holds for traces whose linked-prompts tag lists that version (the
+/// version written as text or as a number), and a tag that is not such a list matches nothing
+/// without failing the search.
+pub async fn traces_search_issue_and_prompt(store: &dyn TrackingStore) {
+    if !supports(store, Capability::Traces, "traces_search_issue_and_prompt") {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-issue-prompt").await;
+    let a = new_trace(traces, &exp, 1000, TraceState::Ok).await;
+    let b = new_trace(traces, &exp, 2000, TraceState::Ok).await;
+    let c = new_trace(traces, &exp, 3000, TraceState::Error).await;
+    let issue = |trace: &str, issue_id: &str| {
+        Assessment::new(
+            format!("a-{}", hex_id(trace.len() + issue_id.len())),
+            trace,
+            issue_id,
+            10,
+            10,
+            serde_json::json!({"assessment_name": issue_id, "issue": {"issue_name": "slow"},
+                "valid": true}),
+        )
+    };
+    let mut ia = issue(&a, "iss-1");
+    ia.assessment_id = format!("a-{}", hex_id(11));
+    ok(traces.create_assessment(ia).await, "issue a");
+    let mut ib = issue(&b, "iss-2");
+    ib.assessment_id = format!("a-{}", hex_id(12));
+    ok(traces.create_assessment(ib).await, "issue b");
+    // A feedback named like an issue is not an issue reference.
+    ok(
+        traces
+            .create_assessment(Assessment::new(
+                format!("a-{}", hex_id(13)),
+                c.clone(),
+                "iss-1",
+                10,
+                10,
+                serde_json::json!({"assessment_name": "iss-1", "feedback": {"value": true}}),
+            ))
+            .await,
+        "feedback c",
+    );
+    let tag = "mlflow.linkedPrompts";
+    ok(
+        traces
+            .set_trace_tag(
+                &a,
+                tag,
+                r#"[{"name": "qa", "version": "1"}, {"name": "summary/x", "version": "3"}]"#,
+            )
+            .await,
+        "prompts a",
+    );
+    ok(
+        traces
+            .set_trace_tag(&b, tag, r#"[{"name":"qa","version":2}]"#)
+            .await,
+        "prompts b",
+    );
+    ok(
+        traces.set_trace_tag(&c, tag, "not [json").await,
+        "prompts c",
+    );
+    let cases: Vec<(&str, Vec<&String>)> = vec![
+        ("issue.id = 'iss-1'", vec![&a]),
+        ("issue.id = 'iss-2'", vec![&b]),
+        ("issue.id = 'iss-3'", vec![]),
+        ("issue.id = 'iss-1' OR issue.id = 'iss-2'", vec![&b, &a]),
+        ("prompt = 'qa/1'", vec![&a]),
+        ("prompt = 'qa/2'", vec![&b]),
+        ("prompt = 'qa/3'", vec![]),
+        ("prompt = 'summary/3'", vec![]),
+        ("tags.`mlflow.linkedPrompts` = 'qa/2'", vec![&b]),
+        ("prompt = 'qa/1' AND trace.status = 'OK'", vec![&a]),
+        ("issue.id = 'iss-1' OR prompt = 'qa/2'", vec![&b, &a]),
+    ];
+    for (f, want) in cases {
+        let page = ok(
+            traces
+                .search_traces(SearchTraces::new(
+                    vec![exp.clone()],
+                    filter(SearchKind::Traces, f),
+                    Vec::new(),
+                    100,
+                    None,
+                ))
+                .await,
+            f,
+        );
+        let got: Vec<&String> = page.items.iter().map(|i| &i.trace_id).collect();
+        assert_eq!(got, want, "{f}");
+        let n = ok(
+            traces
+                .count_traces(std::slice::from_ref(&exp), filter(SearchKind::Traces, f))
+                .await,
+            f,
+        );
+        assert_eq!(n, want.len(), "count_traces {f}");
+    }
+}
+
+/// An LLM span as MLflow's client writes one: the model, its provider and the call's cost as
+/// span attributes holding JSON text.
+fn llm_span(trace_id: &str, span_id: &str, attrs: &[(&str, &str)], start_ms: i64) -> SpanRecord {
+    let attributes: Vec<serde_json::Value> = attrs
+        .iter()
+        .map(|(k, v)| match v.strip_prefix("kvlist:") {
+            // A typed key-value list, as the 3.18 client sends a dict over OTLP.
+            Some(list) => serde_json::json!({"key": k, "value": {"kvlist_value": {"values":
+                serde_json::from_str::<serde_json::Value>(list).unwrap()}}}),
+            None => serde_json::json!({"key": k, "value": {"string_value": v}}),
+        })
+        .collect();
+    let content = serde_json::json!({"name": "llm", "attributes": attributes});
+    SpanRecord::new(
+        trace_id,
+        span_id,
+        Some("00000000000000aa".into()),
+        "llm",
+        Some("LLM".into()),
+        "OK",
+        start_ms * 1_000_000,
+        Some((start_ms + 5) * 1_000_000),
+        content.to_string(),
+    )
+}
+
+/// `traces/metrics` over spans: the costs (`input_cost`, `output_cost`, `total_cost`) and the
+/// dimensions `span_model_name` / `span_model_provider`, taken from the span attributes
+/// `mlflow.llm.cost`, `mlflow.llm.model` and `mlflow.llm.provider` as MLflow takes them (a JSON
+/// string decoded, a plain text kept, a non-number cost left out).
+pub async fn traces_metrics_span_cost_and_model(store: &dyn TrackingStore) {
+    if !supports(
+        store,
+        Capability::Traces,
+        "traces_metrics_span_cost_and_model",
+    ) {
+        return;
+    }
+    let traces = store_of(store);
+    let exp = new_experiment(store, "conf-tr-cost").await;
+    let id = new_trace(traces, &exp, 9000, TraceState::Ok).await;
+    let cost = |i: f64, o: f64| {
+        format!(
+            r#"{{"input_cost": {i}, "output_cost": {o}, "total_cost": {}}}"#,
+            i + o
+        )
+    };
+    let spans = vec![
+        llm_span(
+            &id,
+            "00000000000000b1",
+            &[
+                ("mlflow.llm.model", "\"gpt-4o\""),
+                ("mlflow.llm.provider", "\"openai\""),
+                ("mlflow.llm.cost", &cost(0.5, 1.5)),
+            ],
+            9001,
+        ),
+        llm_span(
+            &id,
+            "00000000000000b2",
+            &[
+                // Plain text (as the 3.18 client sends strings over OTLP), and the cost as
+                // a typed list: a double, an integer (protobuf JSON: a string), a double.
+                ("mlflow.llm.model", "gpt-4o"),
+                ("mlflow.llm.provider", "openai"),
+                (
+                    "mlflow.llm.cost",
+                    r#"kvlist:[{"key": "input_cost", "value": {"double_value": 1.0}},
+                        {"key": "output_cost", "value": {"int_value": "2"}},
+                        {"key": "total_cost", "value": {"double_value": 3.0}}]"#,
+                ),
+            ],
+            9002,
+        ),
+        llm_span(
+            &id,
+            "00000000000000b3",
+            &[
+                // Not JSON: kept as it is.
+                ("mlflow.llm.model", "claude-3"),
+                ("mlflow.llm.provider", "\"anthropic\""),
+                (
+                    "mlflow.llm.cost",
+                    r#"{"input_cost": "x", "output_cost": 4, "total_cost": 4}"#,
+                ),
+            ],
+            9003,
+        ),
+        // No model, no cost.
+        llm_span(&id, "00000000000000b4", &[], 9004),
+    ];
+    ok(traces.log_spans(&exp, spans).await, "log_spans");
+    let s = |x: &str| x.to_string();
+    let run = |metric: &str, aggs: Vec<MetricAggregation>, dims: &[&str]| {
+        let mut q = TraceMetricsQuery::new(vec![exp.clone()], MetricView::Spans, metric, aggs);
+        q.dimensions = dims.iter().map(|d| d.to_string()).collect();
+        q
+    };
+    type Points = Vec<(Vec<(String, String)>, Vec<(String, f64)>)>;
+    let points = |r: crate::Result<Vec<MetricDataPoint>>| -> Option<Points> {
+        match r {
+            Err(e) if e.kind == ErrorKind::Unsupported => None,
+            r => Some(
+                ok(r, "query_trace_metrics")
+                    .into_iter()
+                    .map(|p| {
+                        let mut values: Vec<(String, f64)> = p.values.into_iter().collect();
+                        for (_, v) in &mut values {
+                            *v = (*v * 1e9).round() / 1e9;
+                        }
+                        (p.dimensions.into_iter().collect(), values)
+                    })
+                    .collect(),
+            ),
+        }
+    };
+    let Some(got) = points(
+        traces
+            .query_trace_metrics(run(
+                "total_cost",
+                vec![MetricAggregation::Sum, MetricAggregation::Max],
+                &["span_model_name"],
+            ))
+            .await,
+    ) else {
+        eprintln!("skipped traces_metrics_span_cost_and_model: the store has no traces/metrics");
+        return;
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                vec![(s("span_model_name"), s("claude-3"))],
+                vec![(s("MAX"), 4.0), (s("SUM"), 4.0)]
+            ),
+            (
+                vec![(s("span_model_name"), s("gpt-4o"))],
+                vec![(s("MAX"), 3.0), (s("SUM"), 5.0)]
+            ),
+        ]
+    );
+    // A non-number cost is left out: only the two gpt-4o spans have an input cost.
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "input_cost",
+                vec![MetricAggregation::Avg, MetricAggregation::Count],
+                &[],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![(vec![], vec![(s("AVG"), 0.75), (s("COUNT"), 2.0)])])
+    );
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "output_cost",
+                vec![MetricAggregation::Percentile(50.0)],
+                &["span_model_provider"],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![
+            (
+                vec![(s("span_model_provider"), s("anthropic"))],
+                vec![(s("P50.0"), 4.0)]
+            ),
+            (
+                vec![(s("span_model_provider"), s("openai"))],
+                vec![(s("P50.0"), 1.75)]
+            ),
+        ])
+    );
+    // Span counts by model: spans without one are left out of the groups.
+    let got = points(
+        traces
+            .query_trace_metrics(run(
+                "span_count",
+                vec![MetricAggregation::Count],
+                &["span_model_provider", "span_model_name"],
+            ))
+            .await,
+    );
+    assert_eq!(
+        got,
+        Some(vec![
+            (
+                vec![
+                    (s("span_model_name"), s("claude-3")),
+                    (s("span_model_provider"), s("anthropic"))
+                ],
+                vec![(s("COUNT"), 1.0)]
+            ),
+            (
+                vec![
+                    (s("span_model_name"), s("gpt-4o")),
+                    (s("span_model_provider"), s("openai"))
+                ],
+                vec![(s("COUNT"), 2.0)]
+            ),
+        ])
+    );
+}
