@@ -126,6 +126,30 @@ def test_local_and_foreign_sources_are_refused(client, server, tmp_path):
         assert "Invalid model version source" in r.json()["message"]
 
 
+def test_prompt_registry_register_version_alias_load_and_search(server):
+    """MLflow 3's prompt registry (prompts are registered models tagged as prompts, their
+    versions created with a placeholder source): register two versions, alias one, load each by
+    version and alias, search; a prompt version whose source is not a placeholder is refused."""
+    name = unique("prompt")
+    first = mlflow.genai.register_prompt(name=name, template="Hello {{who}}", commit_message="first")
+    second = mlflow.genai.register_prompt(name=name, template="Hi {{who}}!", commit_message="second")
+    assert (first.version, second.version) == (1, 2)
+    mlflow.genai.set_prompt_alias(name, alias="prod", version=1)
+    assert mlflow.genai.load_prompt(f"prompts:/{name}@prod").format(who="a") == "Hello a"
+    assert mlflow.genai.load_prompt(f"prompts:/{name}/2").format(who="b") == "Hi b!"
+    assert name in [p.name for p in mlflow.genai.search_prompts(filter_string=f"name = '{name}'")]
+    r = requests.post(
+        f"{server.url}/api/2.0/mlflow/model-versions/create",
+        json={"name": name, "source": "/etc/passwd", "tags": [{"key": "mlflow.prompt.is_prompt", "value": "true"}]},
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert r.json()["message"] == (
+        "Invalid prompt source: '/etc/passwd'. Prompt sources must use an MLflow placeholder."
+    )
+
+
 LOCAL_SOURCE_MESSAGE = (
     "Invalid model version source: '{}'. To use a local path as a model version source, the "
     "run_id request parameter has to be specified and the local path has to be contained within "

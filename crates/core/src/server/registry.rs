@@ -67,6 +67,21 @@ fn registry(state: &AppState) -> ApiResult<&Arc<dyn ModelRegistryStore>> {
 
 // ----- source validation ----------------------------------------------------------------------
 
+/// The tag that makes a model version a prompt version (MLflow's `IS_PROMPT_TAG_KEY`).
+const IS_PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+/// The sources a prompt version may have: placeholders the client and MLflow's stores write,
+/// not locations (MLflow's `_PROMPT_SOURCE_PLACEHOLDERS`).
+const PROMPT_SOURCES: [&str; 2] = ["dummy-source", "prompt-template"];
+
+/// Whether a new version is a prompt version, as MLflow decides it: the last
+/// `mlflow.prompt.is_prompt` tag of the request says `true`, in any case.
+fn is_prompt_request(tags: &[RegistryTag]) -> bool {
+    tags.iter()
+        .rev()
+        .find(|t| t.key == IS_PROMPT_TAG)
+        .is_some_and(|t| t.value.eq_ignore_ascii_case("true"))
+}
+
 /// MLflow's refusal of a model version source.
 pub fn invalid_source(source: &str) -> Error {
     Error::invalid(format!("Invalid model version source: '{source}'."))
@@ -685,15 +700,31 @@ pub async fn create_model_version(
     let run_id = req.run_id.as_deref().filter(|s| !s.is_empty());
     let model_id = req.model_id.as_deref().filter(|s| !s.is_empty());
     let tracking = state.store().as_ref();
-    let validated = validate_source(
-        source,
-        run_id,
-        model_id,
-        tracking,
-        store.as_ref(),
-        &state.registry().roots,
-    )
-    .await?;
+    // A prompt version's source is one of MLflow's placeholders, checked as such; it names no
+    // files, so there is no run or LoggedModel lineage to check it against.
+    let validated = if is_prompt_request(&req.tags) {
+        if !PROMPT_SOURCES.contains(&source) {
+            return Err(Error::invalid(format!(
+                "Invalid prompt source: '{source}'. Prompt sources must use an MLflow placeholder."
+            ))
+            .into());
+        }
+        ValidatedSource {
+            location: source.to_owned(),
+            run_id: run_id.map(str::to_owned),
+            model_id: model_id.map(str::to_owned),
+        }
+    } else {
+        validate_source(
+            source,
+            run_id,
+            model_id,
+            tracking,
+            store.as_ref(),
+            &state.registry().roots,
+        )
+        .await?
+    };
     let logged_model = match &validated.model_id {
         Some(id) => find_logged_model(tracking, id).await?,
         None => None,
