@@ -544,6 +544,16 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
             format!("Invalid comparator '{op}' not one of '{}'", py_set(allowed)),
         )
     };
+    // The trace entities' wording names the key: "span.<key> comparator '<op>' not one of ...".
+    let keyed_invalid_op = |prefix: &str, key: &str, allowed: &[Op]| {
+        fail(
+            op_span,
+            format!(
+                "{prefix}.{key} comparator '{op}' not one of '{}'",
+                py_set(allowed)
+            ),
+        )
+    };
 
     // The trace attribute `text` is the whole span (`span.content`), and `prompt` the tag of
     // linked prompts, as in MLflow.
@@ -678,13 +688,7 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
                 );
             };
             if !ops.contains(&op) {
-                return fail(
-                    op_span,
-                    format!(
-                        "span.{raw_key} comparator '{op}' not one of '{}'",
-                        py_set(ops)
-                    ),
-                );
+                return keyed_invalid_op("span", &raw_key, ops);
             }
             (raw_key, Expect::String, "span attributes".into())
         }
@@ -694,13 +698,7 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
                 return fail(key_span, "Assessment field name cannot be empty");
             }
             if !ASSESSMENT_OPS.contains(&op) {
-                return fail(
-                    op_span,
-                    format!(
-                        "assessment.{raw_key} comparator '{op}' not one of '{}'",
-                        py_set(ASSESSMENT_OPS)
-                    ),
-                );
+                return keyed_invalid_op("assessment", &raw_key, ASSESSMENT_OPS);
             }
             let expect = if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) {
                 Expect::Number
@@ -720,13 +718,7 @@ fn comparison(spec: &Spec, raw: RawComparison, text: &str) -> Result<Comparison,
                 );
             }
             if !ISSUE_OPS.contains(&op) {
-                return fail(
-                    op_span,
-                    format!(
-                        "issue.{raw_key} comparator '{op}' not one of '{}'",
-                        py_set(ISSUE_OPS)
-                    ),
-                );
+                return keyed_invalid_op("issue", &raw_key, ISSUE_OPS);
             }
             (raw_key, Expect::String, "issue".into())
         }
