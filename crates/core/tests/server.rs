@@ -1862,9 +1862,12 @@ async fn static_prefix_moves_every_route() {
 
 // ----- a real socket ----------------------------------------------------------------------------
 
-#[tokio::test]
-async fn serves_over_tcp_and_shuts_down_gracefully() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A server on a free port of 127.0.0.1: its address, the sender that stops it, and its task.
+async fn serve_on_a_socket() -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router(store(), &ServerInfo::default());
@@ -1872,6 +1875,13 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     let server = tokio::spawn(cairn_core::server::serve(listener, app, async {
         let _ = stopped.await;
     }));
+    (addr, stop, server)
+}
+
+#[tokio::test]
+async fn serves_over_tcp_and_shuts_down_gracefully() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, stop, server) = serve_on_a_socket().await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
@@ -1922,13 +1932,7 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> (String, String) {
 #[tokio::test]
 async fn refusals_that_need_no_body_still_read_it_and_keep_the_connection() {
     use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router(store(), &ServerInfo::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cairn_core::server::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = serve_on_a_socket().await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     // Larger than hyper's read buffer: left unread, it closed the connection.
     let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(300_000));
