@@ -17,6 +17,8 @@
 //!   serialise per entity: a `log_batch` is all or nothing, the latest-metric row is always
 //!   the greatest `(step, timestamp, value)`, and model version numbers are allocated under the
 //!   model's row lock without duplicates or gaps. Reads run in one REPEATABLE READ snapshot.
+//! - **Statistics that follow the writes** (`stats.rs`): tables a burst of writes changed by a
+//!   fifth are analysed by the store within about a second, not on autovacuum's next round.
 //! - **Searches in SQL,** by the translation shared with the SQLite store
 //!   ([`cairn_plugin_api::search::sql`], PostgreSQL dialect): bound parameters only, keyset
 //!   pages whose tokens carry the last row's sort keys, so any replica answers any token.
@@ -30,6 +32,7 @@ mod db;
 mod error;
 mod registry;
 pub mod schema;
+mod stats;
 mod store;
 pub mod tls;
 

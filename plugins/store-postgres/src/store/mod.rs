@@ -12,6 +12,7 @@ use crate::config::PostgresSettings;
 pub(crate) use crate::db::Transaction;
 use crate::error::{StoreError, StoreResult, invalid, not_found};
 use crate::schema;
+use crate::stats::Statistics;
 use cairn_plugin_api::entities::*;
 use cairn_plugin_api::search::sql::{self as search_sql, Dialect, SortVal, Sql, SqlParam, Target};
 use cairn_plugin_api::tracking::*;
@@ -52,6 +53,7 @@ pub(crate) type Fut<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send 
 pub struct PostgresStore {
     pool: deadpool_postgres::Pool,
     ctx: Arc<Ctx>,
+    stats: Arc<Statistics>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -206,7 +208,11 @@ pub fn open_with_settings(
             Ok(())
         })?;
     }
-    Ok(PostgresStore { pool, ctx })
+    Ok(PostgresStore {
+        pool,
+        ctx,
+        stats: Arc::default(),
+    })
 }
 
 /// An error and its causes, `: `-joined.
@@ -332,18 +338,21 @@ pub(crate) fn sort_val(row: &Row, i: usize) -> StoreResult<SortVal> {
 // ----- the trait -----
 
 impl PostgresStore {
-    /// Runs `f` in one READ COMMITTED write transaction; any error rolls it back.
+    /// Runs `f` in one READ COMMITTED write transaction; any error rolls it back. A committed
+    /// write is counted by the planner-statistics watcher (`crate::stats`).
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a Transaction<'a>, &'a Ctx) -> Fut<'a, T> + Send + 'static,
     {
-        let (pool, ctx) = (self.pool.clone(), self.ctx.clone());
+        let (pool, ctx, stats) = (self.pool.clone(), self.ctx.clone(), self.stats.clone());
         run(async move {
             let mut client = pool.get().await?;
             let tx = Transaction::new(client.transaction().await?);
             let out = f(&tx, &ctx).await?;
             tx.commit().await?;
+            drop(client);
+            stats.wrote(&pool);
             Ok(out)
         })
         .await

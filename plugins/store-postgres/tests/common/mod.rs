@@ -44,3 +44,25 @@ pub fn fresh_uri() -> String {
     let sep = if uri.contains('?') { '&' } else { '?' };
     format!("{uri}{sep}options=-csearch_path%3D{schema}")
 }
+
+/// The first column of the first row of `sql` on the test database, as text (`NULL`: None).
+pub fn query_text(sql: &str) -> Option<String> {
+    let uri = server_uri();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {uri}: {e}"));
+        let task = tokio::spawn(conn);
+        let row = client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(client);
+        let _ = task.await;
+        row.get(0)
+    })
+}
