@@ -50,7 +50,8 @@ const IN_CHUNK: usize = 500;
 /// The SQLite tracking store. Cheap to share behind an `Arc`; dropping the last handle closes
 /// its connections once queued work is done.
 pub struct SqliteStore {
-    pool: Pool,
+    /// Shared with every other store of this process on the same file ([`OPEN_FILES`]).
+    pool: Arc<Pool>,
     ctx: Arc<Ctx>,
 }
 
@@ -87,26 +88,71 @@ pub fn open_with_settings(
         Some(r) if !r.is_empty() => r.to_string(),
         _ => default_mlruns_uri()?,
     };
-    let (writer, readers) = match &location {
-        Location::Memory => {
-            let mut conn = Connection::open_in_memory().map_err(StoreError::from)?;
-            configure(&conn, settings).map_err(StoreError::from)?;
-            schema::migrate(&mut conn, ":memory:")?;
-            (conn, Vec::new())
-        }
-        Location::File(path) => open_file(path, settings)?,
-    };
     let ctx = Arc::new(Ctx {
         location,
         default_artifact_root: root,
     });
-    // Experiment 0, `Default`, exists in every store.
-    let mut writer = writer;
-    ensure_default_experiment(&mut writer, &ctx)?;
-    Ok(SqliteStore {
-        pool: Pool::start(writer, readers),
-        ctx,
-    })
+    let start = |writer, readers| -> StoreResult<Arc<Pool>> {
+        // Experiment 0, `Default`, exists in every store.
+        let mut writer = writer;
+        ensure_default_experiment(&mut writer, &ctx)?;
+        Ok(Arc::new(Pool::start(writer, readers)))
+    };
+    let pool = match &ctx.location {
+        Location::Memory => {
+            let mut conn = Connection::open_in_memory().map_err(StoreError::from)?;
+            configure(&conn, settings).map_err(StoreError::from)?;
+            schema::migrate(&mut conn, ":memory:")?;
+            start(conn, Vec::new())?
+        }
+        Location::File(path) => {
+            let key = file_key(path);
+            let mut open = OPEN_FILES.lock().unwrap_or_else(|e| e.into_inner());
+            open.retain(|_, pool| pool.strong_count() > 0);
+            match open.get(&key).and_then(std::sync::Weak::upgrade) {
+                Some(pool) => pool,
+                None => {
+                    let (writer, readers) = open_file(path, settings)?;
+                    let pool = start(writer, readers)?;
+                    open.insert(key, Arc::downgrade(&pool));
+                    pool
+                }
+            }
+        }
+    };
+    Ok(SqliteStore { pool, ctx })
+}
+
+/// The database files this process has open, by canonical path. A second store on a file
+/// already open here — the model registry's and the auth app's stores are usually on the
+/// tracking store's file — shares the first one's connections and threads instead of opening
+/// its own. Besides sparing a second writer that would queue for the same write lock, this is
+/// what keeps the database safe: POSIX releases *all* of a process's `fcntl` locks on a file
+/// when the process closes *any* descriptor of it, and the second open's checks read the file
+/// through a descriptor of their own. That dropped the shared lock that SQLite's open
+/// connections hold on a WAL-mode database, so another process's `sqlite3` (a backup, a
+/// curious user) took itself for the last connection on closing and deleted the WAL and
+/// shared-memory files under the running server: its later commits went to an unlinked file,
+/// invisible to everyone else and lost on restart, and its reads then failed.
+static OPEN_FILES: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Weak<Pool>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The key of `path` in [`OPEN_FILES`]: its canonical form, or its directory's canonical form
+/// joined with its name while the file does not exist yet (the path itself when neither
+/// exists: opening it then fails with SQLite's own message).
+fn file_key(path: &Path) -> std::path::PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 fn default_mlruns_uri() -> Result<String> {
