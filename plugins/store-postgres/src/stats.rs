@@ -23,7 +23,6 @@
 //! Nothing here can fail a request: a failed look is retried on the next one, and a role that
 //! may not analyse the tables (not their owner) turns the watcher off for the process.
 
-use crate::db::Transaction;
 use deadpool_postgres::Pool;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,30 +113,36 @@ impl Statistics {
 }
 
 /// Analyses the tables of the store's schema whose statistics are stale; returns their names
-/// (empty when none is, or when another replica holds the lock).
+/// (empty when none is, or when another replica holds the lock). Simple queries (the values
+/// are this module's constants): nothing is added to the connection's statement cache.
 pub(crate) async fn analyse_stale(pool: &Pool) -> Result<Vec<String>, tokio_postgres::Error> {
+    use tokio_postgres::SimpleQueryMessage::Row;
     let Ok(mut client) = pool.get().await else {
         return Ok(Vec::new());
     };
-    let tx = Transaction::new(client.transaction().await?);
-    let locked: bool = tx
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STATS_LOCK])
+    let tx = client.transaction().await?;
+    let locked = tx
+        .simple_query(&format!("SELECT pg_try_advisory_xact_lock({STATS_LOCK})"))
         .await?
-        .get(0);
+        .iter()
+        .any(|m| matches!(m, Row(r) if r.get(0) == Some("t")));
     if !locked {
         return Ok(Vec::new());
     }
     let tables: Vec<String> = tx
-        .query(
+        .simple_query(&format!(
             "SELECT format('%I', s.relname) FROM pg_stat_user_tables s \
              JOIN pg_class c ON c.oid = s.relid \
-             WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze >= $1 \
-             AND s.n_mod_since_analyze >= $2::float8 * greatest(c.reltuples, 0) ORDER BY 1",
-            &[&MIN_CHANGED, &STALE_FRACTION],
-        )
+             WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze >= {MIN_CHANGED} \
+             AND s.n_mod_since_analyze >= {STALE_FRACTION} * greatest(c.reltuples, 0) \
+             ORDER BY 1"
+        ))
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .filter_map(|m| match m {
+            Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
         .collect();
     if !tables.is_empty() {
         tx.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
