@@ -66,7 +66,7 @@ fn statements_are_prepared_once_per_connection() {
     assert!(
         before
             .iter()
-            .any(|s| s.contains("FROM params WHERE run = u.id")),
+            .any(|s| s.contains("FROM params WHERE run = ANY($1)")),
         "load_runs' statements are kept on the connection: {before:#?}"
     );
     assert!(

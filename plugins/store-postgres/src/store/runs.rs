@@ -93,43 +93,31 @@ fn kv(r: &Row) -> StoreResult<(i64, String, String)> {
     Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
 }
 
-/// The rows of `table` (`columns` of it) for each run id of `$1`, run by run in the array's
-/// order and by key within a run: one `(run, key)` index probe per id, whatever the table's
-/// size and whatever the planner believes of it. (`run = ANY($1)` let the planner choose, and
-/// on tables it took for small it chose a sequential scan testing every row against the 100
-/// ids: 0.6-1.0 ms a table where the probes take 0.3-0.7, and more while freshly written rows
-/// still need their visibility checked one by one.) The `ORDER BY` keeps the subquery from
-/// being flattened into a join the planner would again be free to plan.
-fn per_run(columns: &str, table: &str) -> String {
-    format!(
-        "SELECT u.id, x.* FROM unnest($1::int8[]) AS u(id) \
-         CROSS JOIN LATERAL (SELECT {columns} FROM {table} WHERE run = u.id ORDER BY key) x"
-    )
-}
-
 /// Runs with everything they logged, in the order of `ids` (ids that do not exist are skipped).
 ///
 /// The eight statements of a chunk are sent at once (pipelined on the connection: one round
 /// trip, not eight), each fetching its rows for all the chunk's runs.
 pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<Vec<Run>> {
     let mut runs: HashMap<i64, Run> = HashMap::with_capacity(ids.len());
-    let info_sql = format!(
-        "SELECT x.* FROM unnest($1::int8[]) AS u(id) \
-         CROSS JOIN LATERAL (SELECT {RUN_COLUMNS} FROM runs WHERE id = u.id OFFSET 0) x"
-    );
-    let (params_sql, tags_sql, metrics_sql) = (
-        per_run("key, value", "params"),
-        per_run("key, value", "tags"),
-        per_run("key, value, is_nan, timestamp, step", "latest_metrics"),
-    );
     for chunk in ids.chunks(IN_CHUNK) {
         let chunk = chunk.to_vec();
         let p: &[&(dyn ToSql + Sync)] = &[&chunk];
+        let info_sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)");
         let (info, params, tags, metrics, inputs, input_tags, model_inputs, model_outputs) = tokio::try_join!(
             tx.query(&info_sql, p),
-            tx.query(&params_sql, p),
-            tx.query(&tags_sql, p),
-            tx.query(&metrics_sql, p),
+            tx.query(
+                "SELECT run, key, value FROM params WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
+            tx.query(
+                "SELECT run, key, value FROM tags WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
+            tx.query(
+                "SELECT run, key, value, is_nan, timestamp, step FROM latest_metrics \
+                 WHERE run = ANY($1) ORDER BY run, key",
+                p,
+            ),
             // Dataset inputs in first-logged order, with their tags.
             tx.query(
                 "SELECT i.run, i.id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
