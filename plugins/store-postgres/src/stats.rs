@@ -97,7 +97,7 @@ impl Statistics {
             return;
         }
         match analyse_stale(pool).await {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e)
                 if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
             {
@@ -112,13 +112,13 @@ impl Statistics {
     }
 }
 
-/// Analyses the tables of the store's schema whose statistics are stale; returns their names
-/// (empty when none is, or when another replica holds the lock). Simple queries (the values
-/// are this module's constants): nothing is added to the connection's statement cache.
-pub(crate) async fn analyse_stale(pool: &Pool) -> Result<Vec<String>, tokio_postgres::Error> {
+/// Analyses the tables of the store's schema whose statistics are stale (nothing when another
+/// replica holds the lock, or no pooled connection is free). Simple queries (the values are
+/// this module's constants): nothing is added to the connection's statement cache.
+async fn analyse_stale(pool: &Pool) -> Result<(), tokio_postgres::Error> {
     use tokio_postgres::SimpleQueryMessage::Row;
     let Ok(mut client) = pool.get().await else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let tx = client.transaction().await?;
     let locked = tx
@@ -127,7 +127,7 @@ pub(crate) async fn analyse_stale(pool: &Pool) -> Result<Vec<String>, tokio_post
         .iter()
         .any(|m| matches!(m, Row(r) if r.get(0) == Some("t")));
     if !locked {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let tables: Vec<String> = tx
         .simple_query(&format!(
@@ -148,6 +148,5 @@ pub(crate) async fn analyse_stale(pool: &Pool) -> Result<Vec<String>, tokio_post
         tx.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
             .await?;
     }
-    tx.commit().await?;
-    Ok(tables)
+    tx.commit().await
 }

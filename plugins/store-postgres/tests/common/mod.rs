@@ -14,8 +14,11 @@ pub fn server_uri() -> String {
     })
 }
 
-/// Runs `sql` on the test database.
-pub fn execute(sql: &str) {
+/// Runs `f` with a client of the test database (a connection of its own, closed when `f`'s
+/// future drops the client).
+fn with_client<T, F: std::future::Future<Output = T>>(
+    f: impl FnOnce(tokio_postgres::Client) -> F,
+) -> T {
     let uri = server_uri();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -26,13 +29,20 @@ pub fn execute(sql: &str) {
             .await
             .unwrap_or_else(|e| panic!("connect to {uri}: {e}"));
         let task = tokio::spawn(conn);
+        let out = f(client).await;
+        let _ = task.await;
+        out
+    })
+}
+
+/// Runs `sql` on the test database.
+pub fn execute(sql: &str) {
+    with_client(|client| async move {
         client
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        drop(client);
-        let _ = task.await;
-    });
+    })
 }
 
 /// A URI whose connections work in a new, empty schema of the test database (its
@@ -47,22 +57,11 @@ pub fn fresh_uri() -> String {
 
 /// The first column of the first row of `sql` on the test database, as text (`NULL`: None).
 pub fn query_text(sql: &str) -> Option<String> {
-    let uri = server_uri();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {uri}: {e}"));
-        let task = tokio::spawn(conn);
-        let row = client
+    with_client(|client| async move {
+        client
             .query_one(sql, &[])
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        drop(client);
-        let _ = task.await;
-        row.get(0)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
     })
 }
