@@ -478,9 +478,26 @@ impl TraceStore for SqliteStore {
                     trace_ids.len()
                 )));
             }
-            // One query a page, in the order of the index (trace, start_ns, span_id).
+            // The traces' rows first, in row order; then one query a page over the spans of
+            // those rows in the order of the index (trace, start_ns, span_id), which SQLite
+            // walks row by row without sorting (joined on trace_id, it sorted every span).
             let mut sql = Sql::default();
             let list = sql.bind_list(&trace_ids);
+            let mut names: BTreeMap<i64, String> = BTreeMap::new();
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT id, trace_id FROM traces WHERE trace_id IN {list}"
+            ))?;
+            let mut q = stmt.query(search_sql::params(&sql))?;
+            while let Some(r) = q.next()? {
+                names.insert(r.get(0)?, r.get(1)?);
+            }
+            drop(q);
+            if names.is_empty() {
+                return Ok(Page::last(out));
+            }
+            let rows: Vec<i64> = names.keys().copied().collect();
+            let mut sql = Sql::default();
+            let list = sql.bind_list(&rows);
             let after = match last.as_deref() {
                 Some([SortVal::I(row), SortVal::I(start), SortVal::S(id)]) => {
                     let (row, start, id) = (sql.bind(*row), sql.bind(*start), sql.bind(id.clone()));
@@ -492,9 +509,8 @@ impl TraceStore for SqliteStore {
             // In the text, not bound (see get_spans), and the statement cached.
             let limit = max_results.saturating_add(1).min(i64::MAX as usize);
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT s.trace, t.trace_id, s.span_id, s.parent_span_id, s.name, s.type, \
-                 s.status, s.start_ns, s.end_ns, s.content FROM traces t \
-                 JOIN spans s ON s.trace = t.id WHERE t.trace_id IN {list} {after} \
+                "SELECT s.trace, s.span_id, s.parent_span_id, s.name, s.type, s.status, \
+                 s.start_ns, s.end_ns, s.content FROM spans s WHERE s.trace IN {list} {after} \
                  ORDER BY s.trace, s.start_ns, s.span_id LIMIT {limit}"
             ))?;
             let mut q = stmt.query(search_sql::params(&sql))?;
@@ -517,15 +533,15 @@ impl TraceStore for SqliteStore {
                 }
                 last_row = r.get(0)?;
                 out.push(SpanRecord::new(
+                    names[&last_row].clone(),
                     r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get(6)?,
                     r.get(7)?,
-                    r.get(8)?,
-                    r.get::<_, String>(9)?,
+                    r.get::<_, String>(8)?,
                 ));
             }
             Ok(Page::last(out))
