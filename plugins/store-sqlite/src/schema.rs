@@ -661,15 +661,26 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION);
     }
 
-    #[test]
-    fn version_1_database_migrates_to_the_registry_schema() {
-        let mut conn = Connection::open_in_memory().unwrap();
+    /// An in-memory database at schema `version` (the first `version` migrations applied and
+    /// recorded), then `rows` run on it.
+    fn database_at(version: usize, rows: &str) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        let migrations = MIGRATIONS[..version].concat();
         conn.execute_batch(&format!(
-            "PRAGMA application_id = {APPLICATION_ID}; {MIGRATION_1} \
-             INSERT INTO cairn_schema (version) VALUES (1); PRAGMA user_version = 1; \
-             INSERT INTO experiments VALUES (7, 'kept', 'file:///a', 'active', 1, 1);"
+            "PRAGMA application_id = {APPLICATION_ID}; {migrations} \
+             INSERT INTO cairn_schema (version) VALUES ({version}); \
+             PRAGMA user_version = {version}; {rows}"
         ))
         .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_1_database_migrates_to_the_registry_schema() {
+        let mut conn = database_at(
+            1,
+            "INSERT INTO experiments VALUES (7, 'kept', 'file:///a', 'active', 1, 1);",
+        );
         migrate(&mut conn, "mem").unwrap();
         assert_eq!(pragma_i64(&conn, "user_version").unwrap(), SCHEMA_VERSION);
         let name: String = conn
@@ -690,24 +701,22 @@ mod tests {
 
     #[test]
     fn version_5_spans_move_to_a_rowid_table_with_every_span_kept() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        let upto5: String = MIGRATIONS[..5].concat();
-        conn.execute_batch(&format!(
-            "PRAGMA application_id = {APPLICATION_ID}; {upto5} \
-             INSERT INTO cairn_schema (version) VALUES (5); PRAGMA user_version = 5; \
-             INSERT INTO experiments VALUES (1, 'e', 'file:///a', 'active', 1, 1); \
+        let mut conn = database_at(
+            5,
+            "INSERT INTO experiments VALUES (1, 'e', 'file:///a', 'active', 1, 1); \
              INSERT INTO traces (id, trace_id, experiment_id, request_time, state) \
-                 VALUES (3, 'tr-a', 1, 1, 'OK');"
-        ))
-        .unwrap();
-        let big = "x".repeat(3000);
-        for (id, start, content) in [("b", 20, "{}"), ("a", 10, big.as_str()), ("c", 10, "[]")] {
+                 VALUES (3, 'tr-a', 1, 1, 'OK');",
+        );
+        let insert_span = |conn: &Connection, id: &str, start: i64, content: &str| {
             conn.execute(
                 "INSERT INTO spans (trace, span_id, name, status, start_ns, content) \
                  VALUES (3, ?1, 'n', 'OK', ?2, ?3)",
                 rusqlite::params![id, start, content],
             )
-            .unwrap();
+        };
+        let big = "x".repeat(3000);
+        for (id, start, content) in [("b", 20, "{}"), ("a", 10, big.as_str()), ("c", 10, "[]")] {
+            insert_span(&conn, id, start, content).unwrap();
         }
         migrate(&mut conn, "mem").unwrap();
         assert_eq!(pragma_i64(&conn, "user_version").unwrap(), SCHEMA_VERSION);
@@ -734,14 +743,7 @@ mod tests {
         ];
         assert_eq!(rows, want);
         // The (trace, span_id) key still holds.
-        assert!(
-            conn.execute(
-                "INSERT INTO spans (trace, span_id, name, status, start_ns, content) \
-                 VALUES (3, 'a', 'n', 'OK', 1, '')",
-                [],
-            )
-            .is_err()
-        );
+        assert!(insert_span(&conn, "a", 1, "").is_err());
     }
 
     #[test]

@@ -99,10 +99,10 @@ fn kv(r: &Row) -> StoreResult<(i64, String, String)> {
 /// trip, not eight), each fetching its rows for all the chunk's runs.
 pub(super) async fn load_runs(tx: &Transaction<'_>, ids: &[i64]) -> StoreResult<Vec<Run>> {
     let mut runs: HashMap<i64, Run> = HashMap::with_capacity(ids.len());
+    let info_sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)");
     for chunk in ids.chunks(IN_CHUNK) {
         let chunk = chunk.to_vec();
         let p: &[&(dyn ToSql + Sync)] = &[&chunk];
-        let info_sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ANY($1)");
         let (info, params, tags, metrics, inputs, input_tags, model_inputs, model_outputs) = tokio::try_join!(
             tx.query(&info_sql, p),
             tx.query(
