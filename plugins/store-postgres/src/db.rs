@@ -17,6 +17,10 @@
 //! unnamed statement, parse + bind + execute in one round trip, planned for the actual values
 //! each time (a cached statement's generic plan would be planned without them). As a guard
 //! anyway, a connection's cache is emptied when it holds more than [`MAX_CACHED`] statements.
+//!
+//! Plans: the session's `plan_cache_mode` is `force_generic_plan` (set at connect), so a cached
+//! statement is planned once per connection; `query_sql` switches to `force_custom_plan` for
+//! its one statement and back.
 
 use cairn_plugin_api::search::sql::{Sql, SqlParam};
 use std::ops::Deref;
@@ -135,7 +139,18 @@ impl<'a> Transaction<'a> {
                 (&**b as &(dyn ToSql + Sync), t)
             })
             .collect();
-        self.inner.query_typed(&sql.text, &refs).await
+        // The session plans statements generically (`plan_cache_mode`, set when the store
+        // connects); this one is planned for its values, which decide between driving a
+        // search from the experiment's rows or from a filter's index. The setting is switched
+        // for it alone and back, in the same pipeline: one round trip for the three.
+        let (_, rows, _) = tokio::try_join!(
+            self.inner
+                .batch_execute("SET LOCAL plan_cache_mode = force_custom_plan"),
+            self.inner.query_typed(&sql.text, &refs),
+            self.inner
+                .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan"),
+        )?;
+        Ok(rows)
     }
 
     /// Commits.

@@ -1,6 +1,8 @@
 //! The store's statements are prepared once per pooled connection (`db::Transaction`): a
 //! second identical call prepares nothing new, and the search translation's per-request texts
-//! (unnamed statements) are never kept on the connection.
+//! (unnamed statements) are never kept on the connection. They are also planned once: never
+//! for a call's values, not even a page query's loads, which run after the page query planned
+//! for its values in the same transaction.
 
 mod common;
 
@@ -62,7 +64,11 @@ fn statements_are_prepared_once_per_connection() {
     };
     block_on(store.get_run(&run.info.run_id)).unwrap();
     assert_eq!(search().items.len(), 1);
-    let before = block_on(store.prepared_statements()).unwrap();
+    let texts = || -> Vec<String> {
+        let all = block_on(store.prepared_statements()).unwrap();
+        all.into_iter().map(|(text, _, _)| text).collect()
+    };
+    let before = texts();
     assert!(
         before
             .iter()
@@ -77,6 +83,33 @@ fn statements_are_prepared_once_per_connection() {
         block_on(store.get_run(&run.info.run_id)).unwrap();
         assert_eq!(search().items.len(), 1);
     }
-    let after = block_on(store.prepared_statements()).unwrap();
+    let after = texts();
     assert_eq!(before, after, "the same calls again prepared nothing new");
+    // PostgreSQL's default plans a statement for its values five times first (and again after
+    // each ANALYZE of its tables); the store's session plans it once, without them.
+    for _ in 0..4 {
+        assert_eq!(search().items.len(), 1);
+    }
+    let plans = block_on(store.prepared_statements()).unwrap();
+    let (_, generic, custom) = plans
+        .iter()
+        .find(|(text, _, _)| text.contains("FROM params WHERE run = ANY($1)"))
+        .unwrap_or_else(|| panic!("load_runs' params statement: {plans:#?}"));
+    assert_eq!(*custom, 0, "planned for a call's values: {plans:#?}");
+    assert!(*generic >= 8, "eight searches ran it: {plans:#?}");
+    assert!(
+        plans.iter().all(|(_, _, custom)| *custom == 0),
+        "no store statement is planned for a call's values: {plans:#?}"
+    );
+}
+
+#[test]
+fn only_the_search_translations_statements_are_planned_for_their_values() {
+    let store = cairn_store_postgres::open(&common::fresh_uri(), Some("file:///tmp/a")).unwrap();
+    let (translated, own) = block_on(store.plan_cache_modes()).unwrap();
+    assert_eq!(translated, "force_custom_plan");
+    assert_eq!(
+        own, "force_generic_plan",
+        "the setting is back after the statement"
+    );
 }

@@ -255,20 +255,43 @@ pub(super) async fn search_datasets(
 
 impl PostgresStore {
     /// The statements prepared on the pooled connection a read takes (PostgreSQL's
-    /// `pg_prepared_statements` of that session), for the test that the store's statements
-    /// are prepared once per connection and the search translation's are not kept.
+    /// `pg_prepared_statements` of that session) with how often each was planned generically
+    /// and for its values, for the tests that the store's statements are prepared and planned
+    /// once per connection and the search translation's are not kept.
     #[doc(hidden)]
-    pub async fn prepared_statements(&self) -> Result<Vec<String>> {
+    pub async fn prepared_statements(&self) -> Result<Vec<(String, i64, i64)>> {
         self.read(|tx| {
             Box::pin(async move {
                 tx.query(
-                    "SELECT statement FROM pg_prepared_statements ORDER BY statement",
+                    "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+                     ORDER BY statement",
                     &[],
                 )
                 .await?
                 .iter()
-                .map(|r| Ok(r.try_get::<_, String>(0)?))
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
                 .collect()
+            })
+        })
+        .await
+    }
+
+    /// `plan_cache_mode` as a search translation's statement sees it, then as the store's
+    /// next statement in the same transaction does (for the test that only the former is
+    /// planned for its values).
+    #[doc(hidden)]
+    pub async fn plan_cache_modes(&self) -> Result<(String, String)> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let mut sql = Sql::new(Dialect::Postgres);
+                let name = sql.bind("plan_cache_mode");
+                sql.text = format!("SELECT current_setting({name})");
+                let translated: String = query(tx, &sql).await?[0].try_get(0)?;
+                let own: String = tx
+                    .query_one("SELECT current_setting('plan_cache_mode')", &[])
+                    .await?
+                    .try_get(0)?;
+                Ok((translated, own))
             })
         })
         .await
