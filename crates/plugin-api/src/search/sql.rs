@@ -1133,7 +1133,8 @@ fn after(sql: &mut Sql, keys: &[SortExpr], last: &[SortVal]) -> String {
 }
 
 /// Finishes a page query: `SELECT <id>, <keys...> FROM <from> WHERE <wheres> [AND after]
-/// ORDER BY <keys> LIMIT <limit>`.
+/// ORDER BY <keys> LIMIT <limit>`. The last of `keys` is unique and never NULL (the
+/// target's last tie-breaker, which every key list here ends with).
 pub fn page_query(
     sql: &mut Sql,
     target: Target,
@@ -1148,14 +1149,25 @@ pub fn page_query(
         wheres.push(a);
     }
     let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
+    // Each key `NULLS LAST` (missing values last in both directions), except:
+    // - a key whose expression an earlier key already orders by (a tie-breaker repeating a
+    //   requested key, as `timestamp_ms DESC` does for traces): it can never decide, and
+    //   SQLite sorts again for a repeated term instead of reading the rows in index order;
+    // - the last key, a unique tie-breaker that is never NULL: written plainly, so an index in
+    //   its order still serves the whole ORDER BY (SQLite's indexes hold NULLs first in
+    //   ascending order, so `ASC NULLS LAST` would need a sort).
+    let mut seen = std::collections::HashSet::new();
     let order: Vec<String> = keys
         .iter()
-        .map(|k| {
-            format!(
-                "{} {} NULLS LAST",
-                k.expr,
-                if k.ascending { "ASC" } else { "DESC" }
-            )
+        .enumerate()
+        .filter(|(_, k)| seen.insert(k.expr.as_str()))
+        .map(|(i, k)| {
+            let direction = if k.ascending { "ASC" } else { "DESC" };
+            if i + 1 == keys.len() {
+                format!("{} {direction}", k.expr)
+            } else {
+                format!("{} {direction} NULLS LAST", k.expr)
+            }
         })
         .collect();
     let where_clause = if wheres.is_empty() {

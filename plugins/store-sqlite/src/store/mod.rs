@@ -48,6 +48,26 @@ const CONTEXT_TAG: &str = "mlflow.data.context";
 /// Most rows bound into one `IN (...)` list.
 const IN_CHUNK: usize = 500;
 
+/// `ids` as one JSON array for `json_each(?)`, each id once, in the order first given. A
+/// statement that joins `json_each` probes an index once per id; an `IN (?, ...)` list is
+/// first copied into a temporary b-tree.
+fn id_list(ids: &[i64]) -> String {
+    use std::fmt::Write as _;
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut out = String::with_capacity(ids.len() * 8 + 2);
+    out.push('[');
+    for id in ids {
+        if seen.insert(*id) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            let _ = write!(out, "{id}");
+        }
+    }
+    out.push(']');
+    out
+}
+
 /// The SQLite tracking store. Cheap to share behind an `Arc`; dropping the last handle closes
 /// its connections once queued work is done.
 pub struct SqliteStore {
