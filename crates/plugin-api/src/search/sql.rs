@@ -1132,6 +1132,43 @@ fn after(sql: &mut Sql, keys: &[SortExpr], last: &[SortVal]) -> String {
     acc.unwrap_or_else(|| TRUE.into())
 }
 
+/// The page query of a trace search over experiments `exps` (their ids, already parsed) in
+/// `sql`'s dialect, the fingerprint its page tokens carry, and its number of sort keys.
+pub fn traces_page_query(
+    mut sql: Sql,
+    req: &crate::traces::SearchTraces,
+    exps: &[i64],
+) -> Result<(Sql, u64, usize)> {
+    // By display text: the trace-only entities are outside serde (see `Entity`).
+    let order: Vec<String> = req.order_by.iter().map(|o| o.to_string()).collect();
+    let query = fingerprint(&(
+        "traces",
+        &req.experiment_ids,
+        req.filter.as_ref().map(|f| f.to_string()),
+        order,
+    ));
+    let list = sql.bind_list(exps);
+    let mut wheres = vec![format!("t.experiment_id IN {list}")];
+    if let Some(f) = &req.filter {
+        wheres.push(filter(&mut sql, Target::Traces, f, &[])?);
+    }
+    let keys = order_keys(&mut sql, Target::Traces, &req.order_by)?;
+    let last = match &req.page_token {
+        Some(t) => Some(decode_token(t, query, keys.len())?),
+        None => None,
+    };
+    page_query(
+        &mut sql,
+        Target::Traces,
+        "traces t",
+        wheres,
+        &keys,
+        last.as_deref(),
+        req.max_results + 1,
+    );
+    Ok((sql, query, keys.len()))
+}
+
 /// Finishes a page query: `SELECT <id>, <keys...> FROM <from> WHERE <wheres> [AND after]
 /// ORDER BY <keys> LIMIT <limit>`. The last of `keys` is unique and never NULL (the
 /// target's last tie-breaker, which every key list here ends with).

@@ -573,35 +573,8 @@ impl TraceStore for PostgresStore {
         if exps.is_empty() {
             return Ok(Page::last(vec![]));
         }
-        // By display text: the trace-only entities are outside serde (see `Entity`).
-        let order: Vec<String> = req.order_by.iter().map(|o| o.to_string()).collect();
-        let fp = search_sql::fingerprint(&(
-            "traces",
-            &req.experiment_ids,
-            req.filter.as_ref().map(|f| f.to_string()),
-            order,
-        ));
-        let mut sql = sql();
-        let list = sql.bind_list(&exps);
-        let mut wheres = vec![format!("t.experiment_id IN {list}")];
-        if let Some(f) = &req.filter {
-            wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
-        }
-        let keys = search_sql::order_keys(&mut sql, Target::Traces, &req.order_by)?;
-        let last = match &req.page_token {
-            Some(t) => Some(search_sql::decode_token(t, fp, keys.len())?),
-            None => None,
-        };
-        search_sql::page_query(
-            &mut sql,
-            Target::Traces,
-            "traces t",
-            wheres,
-            &keys,
-            last.as_deref(),
-            req.max_results + 1,
-        );
-        let (n_keys, max) = (keys.len(), req.max_results);
+        let (sql, fp, n_keys) = search_sql::traces_page_query(sql(), &req, &exps)?;
+        let max = req.max_results;
         self.read(move |tx| {
             Box::pin(async move {
                 let (ids, next) = run_page_query(tx, &sql, n_keys, max).await?;

@@ -561,7 +561,8 @@ impl TraceStore for SqliteStore {
             return Ok(Page::last(vec![]));
         }
         self.read(move |tx| {
-            let (sql, query, n_keys) = search_traces_query(&req, &exps)?;
+            let (sql, query, n_keys) =
+                search_sql::traces_page_query(search_sql::sql(), &req, &exps)?;
             let (ids, next) = super::search::run_page_query(tx, &sql, n_keys, req.max_results)?;
             let next_page_token = next.map(|k| search_sql::encode_token(query, k));
             Ok(Page {
@@ -800,40 +801,6 @@ impl TraceStore for SqliteStore {
 }
 
 /// A `traces/metrics` dimension value as text (the time bucket is an integer).
-/// The page query of a trace search over experiments `exps`, the fingerprint its page tokens
-/// carry, and its number of sort keys.
-fn search_traces_query(req: &SearchTraces, exps: &[i64]) -> StoreResult<(Sql, u64, usize)> {
-    // By display text: the trace-only entities are outside serde (see `Entity`).
-    let order: Vec<String> = req.order_by.iter().map(|o| o.to_string()).collect();
-    let query = search_sql::fingerprint(&(
-        "traces",
-        &req.experiment_ids,
-        req.filter.as_ref().map(|f| f.to_string()),
-        order,
-    ));
-    let mut sql = Sql::default();
-    let list = sql.bind_list(exps);
-    let mut wheres = vec![format!("t.experiment_id IN {list}")];
-    if let Some(f) = &req.filter {
-        wheres.push(search_sql::filter(&mut sql, Target::Traces, f, &[])?);
-    }
-    let keys = search_sql::order_keys(&mut sql, Target::Traces, &req.order_by)?;
-    let last = match &req.page_token {
-        Some(t) => Some(search_sql::decode_token(t, query, keys.len())?),
-        None => None,
-    };
-    search_sql::page_query(
-        &mut sql,
-        Target::Traces,
-        "traces t",
-        wheres,
-        &keys,
-        last.as_deref(),
-        req.max_results + 1,
-    );
-    Ok((sql, query, keys.len()))
-}
-
 fn dimension_text(v: SortVal) -> String {
     match v {
         SortVal::I(i) => i.to_string(),
@@ -882,7 +849,8 @@ mod tests {
             let exps = vec![experiment_id(&exp).unwrap()];
             store
                 .read(move |conn| {
-                    let (sql, _, _) = search_traces_query(&req, &exps)?;
+                    let (sql, _, _) =
+                        search_sql::traces_page_query(search_sql::sql(), &req, &exps)?;
                     Ok(conn
                         .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?
                         .query_map(search_sql::params(&sql), |r| r.get::<_, String>(3))?
