@@ -452,6 +452,34 @@ fn op_text(op: Op) -> &'static str {
     }
 }
 
+/// The longest value, in bytes, that PostgreSQL's `(key, value, owner)` indexes of the text
+/// key/value tables hold: they are partial (`WHERE octet_length(value) <= 1024`), as a B-tree
+/// entry cannot exceed a third of a page and MLflow accepts values of thousands of characters.
+pub const INDEXED_VALUE_BYTES: usize = 1024;
+
+/// The tables with such an index.
+pub const VALUE_INDEXED_TABLES: &[&str] =
+    &["experiment_tags", "params", "tags", "trace_tags", "trace_metadata"];
+
+/// The condition that lets PostgreSQL answer `x.value <op> <value>` on `table` from its partial
+/// `(key, value, owner)` index: for `=` and `IN` with every value at most
+/// [`INDEXED_VALUE_BYTES`] long, a matching value is that short too (the "C" collation compares
+/// bytes), so `octet_length(x.value) <= 1024` changes no result and matches the index's
+/// predicate. Empty otherwise, and always in SQLite, whose indexes hold every value.
+fn indexed_value(dialect: Dialect, table: &str, op: Op, value: &Value) -> &'static str {
+    let short = |v: &String| v.len() <= INDEXED_VALUE_BYTES;
+    let fits = match (op, value) {
+        (Op::Eq, Value::String(v)) => short(v),
+        (Op::In, Value::List(vs)) => vs.iter().all(short),
+        _ => false,
+    };
+    if dialect == Dialect::Postgres && fits && VALUE_INDEXED_TABLES.contains(&table) {
+        " AND octet_length(x.value) <= 1024"
+    } else {
+        ""
+    }
+}
+
 /// A key/value table (params, tags, metrics) compared through `EXISTS`: a missing key never
 /// matches, except `IS NULL`, which is exactly "the key is missing".
 fn key_value_condition(
@@ -471,7 +499,8 @@ fn key_value_condition(
         Op::IsNotNull => format!("EXISTS ({base})"),
         op => {
             let c = condition(sql, "x.value", op, &cmp.value)?;
-            format!("EXISTS ({base} AND {c})")
+            let indexed = indexed_value(sql.dialect, table, op, &cmp.value);
+            format!("EXISTS ({base} AND {c}{indexed})")
         }
     })
 }
@@ -1287,5 +1316,50 @@ mod dialect_tests {
             sql.params,
             vec![SqlParam::Real(1.0), SqlParam::Text("x".into())]
         );
+    }
+
+    /// PostgreSQL's value indexes hold values of at most 1 KiB: an `=` or `IN` on a text
+    /// key/value table carries the index's predicate when its values fit, and only then (a
+    /// longer value, other operators, metrics, SQLite: none).
+    #[test]
+    fn short_equalities_carry_the_value_index_predicate() {
+        use crate::search::{Comparison, Entity, Key};
+        let translate = |dialect, f: &str| {
+            let expr = crate::search::parse_filter(crate::search::SearchKind::Runs, f)
+                .unwrap()
+                .unwrap();
+            filter(&mut Sql::new(dialect), Target::Runs, &expr, &[]).unwrap()
+        };
+        // `IN` on a tag, built by hand: the run parser refuses it, the translation serves all.
+        let tag_in = |dialect, values: &[&str]| {
+            let cmp = Comparison {
+                key: Key::new(Entity::Tag, "t"),
+                op: Op::In,
+                value: Value::List(values.iter().map(|v| v.to_string()).collect()),
+            };
+            filter(&mut Sql::new(dialect), Target::Runs, &Expr::Compare(cmp), &[]).unwrap()
+        };
+        let predicate = format!("octet_length(x.value) <= {INDEXED_VALUE_BYTES}");
+        let fits = "é".repeat(INDEXED_VALUE_BYTES / 2);
+        let too_long = format!("{fits}x");
+        for f in [
+            "params.opt = 'adam'".to_string(),
+            "tags.t = 'a'".to_string(),
+            format!("params.p = '{fits}'"),
+        ] {
+            assert!(translate(Dialect::Postgres, &f).contains(&predicate), "{f}");
+            assert!(!translate(Dialect::Sqlite, &f).contains("octet_length"), "{f}");
+        }
+        assert!(tag_in(Dialect::Postgres, &["a", &fits]).contains(&predicate));
+        assert!(!tag_in(Dialect::Postgres, &["a", &too_long]).contains("octet_length"));
+        assert!(!tag_in(Dialect::Sqlite, &["a"]).contains("octet_length"));
+        for f in [
+            format!("params.p = '{too_long}'"),
+            "params.opt != 'adam'".to_string(),
+            "params.opt LIKE 'ad%'".to_string(),
+            "metrics.loss = 1".to_string(),
+        ] {
+            assert!(!translate(Dialect::Postgres, &f).contains("octet_length"), "{f}");
+        }
     }
 }

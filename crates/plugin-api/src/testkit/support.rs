@@ -24,6 +24,24 @@ pub fn random_hex(n: usize) -> String {
         .collect()
 }
 
+/// `chars` random characters that do not compress: letters, digits and two- to four-byte
+/// UTF-8 characters, so the value is longer in bytes than in characters. A long value of a
+/// repeated pattern would pass where a real one fails: PostgreSQL compresses an index entry,
+/// and only an incompressible value finds that it cannot exceed a third of a page. Safe inside
+/// a quoted filter value (no quote, backslash or `LIKE` wildcard).
+pub fn incompressible(chars: usize) -> String {
+    const WIDE: [char; 4] = ['é', 'Ж', '你', '🚀'];
+    let mut rng = rand::rng();
+    (0..chars)
+        .map(|_| match rng.random_range(0..66u8) {
+            i @ 0..26 => (b'a' + i) as char,
+            i @ 26..52 => (b'A' + i - 26) as char,
+            i @ 52..62 => (b'0' + i - 52) as char,
+            i => WIDE[(i - 62) as usize],
+        })
+        .collect()
+}
+
 /// A name no other case (or earlier test run) uses: `<prefix>-<16 random hex>`.
 ///
 /// Only `[A-Za-z0-9-]` is added, so the result is safe inside a quoted filter value and has no

@@ -412,6 +412,26 @@ pub async fn experiment_tags_set_overwrite_delete(store: &dyn TrackingStore) {
         vec![ExperimentTag::new("empty", "")],
         "tags after delete"
     );
+    // MLflow's longest experiment tag value.
+    let long = incompressible(crate::validation::MAX_EXPERIMENT_TAG_VAL_LENGTH);
+    ok(
+        store
+            .set_experiment_tag(&id, ExperimentTag::new("long", long.clone()))
+            .await,
+        "set_experiment_tag with the longest value",
+    );
+    assert_eq!(
+        tags(id.clone()).await,
+        vec![
+            ExperimentTag::new("empty", ""),
+            ExperimentTag::new("long", long)
+        ],
+        "tags after setting the longest value"
+    );
+    ok(
+        store.delete_experiment_tag(&id, "long").await,
+        "delete_experiment_tag of the longest value",
+    );
     expect_err(
         store.delete_experiment_tag(&id, "k").await,
         ErrorKind::NotFound,

@@ -86,10 +86,10 @@ pub async fn param_same_value_again_is_ok_different_value_is_invalid(store: &dyn
 /// Param values of 6000 characters, unicode, quotes and newlines, and the empty string come
 /// back exactly; params are ordered by key.
 pub async fn param_long_and_unicode_values_round_trip(store: &dyn TrackingStore) {
-    let run_id = scratch_run(store, "conf-param-val").await;
-    let long: String = (0..6000)
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
+    let exp_id = new_experiment(store, "conf-param-val").await;
+    let run_id = new_run(store, &exp_id).await.info.run_id;
+    // MLflow's longest param value.
+    let long = incompressible(6000);
     let values = [
         ("long", long),
         ("unicode", "héllo wörld — 你好 🚀".to_string()),
@@ -112,6 +112,14 @@ pub async fn param_long_and_unicode_values_round_trip(store: &dyn TrackingStore)
         );
     }
     assert_sorted_by_key(run.data.params.iter().map(|p| p.key.as_str()), "run params");
+    for (k, v) in &values[..2] {
+        assert_eq!(
+            run_ids_matching(store, &exp_id, &format!("params.{k} = '{v}'")).await,
+            vec![run_id.clone()],
+            "search by the whole param {k} (length {})",
+            v.chars().count()
+        );
+    }
 }
 
 /// The history keeps every value logged: several values at one step, the same value at
@@ -430,10 +438,10 @@ pub async fn run_tags_set_overwrite_delete(store: &dyn TrackingStore) {
 
 /// Tag values of 8000 characters and unicode come back exactly.
 pub async fn run_tag_long_and_unicode_values_round_trip(store: &dyn TrackingStore) {
-    let run_id = scratch_run(store, "conf-tag-val").await;
-    let long: String = (0..8000)
-        .map(|i| char::from(b'A' + (i % 26) as u8))
-        .collect();
+    let exp_id = new_experiment(store, "conf-tag-val").await;
+    let run_id = new_run(store, &exp_id).await.info.run_id;
+    // MLflow's longest run tag value.
+    let long = incompressible(8000);
     let unicode = "naïve café — Ελληνικά — 日本語 — 🎉".to_string();
     ok(
         store
@@ -458,6 +466,13 @@ pub async fn run_tag_long_and_unicode_values_round_trip(store: &dyn TrackingStor
         Some(unicode.as_str()),
         "unicode tag value"
     );
+    for (k, v) in [("long", &long), ("unicode", &unicode)] {
+        assert_eq!(
+            run_ids_matching(store, &exp_id, &format!("tags.{k} = '{v}'")).await,
+            vec![run_id.clone()],
+            "search by the whole tag {k}"
+        );
+    }
 }
 
 /// Metric, param, run-tag and experiment-tag keys follow MLflow's rules (api.md §4):
