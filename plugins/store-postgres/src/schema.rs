@@ -394,20 +394,24 @@ ALTER TABLE experiments SET (autovacuum_analyze_scale_factor = 0, autovacuum_ana
 /// - The `(key, value)` indexes of the text key/value tables held the whole value, and a B-tree
 ///   entry cannot exceed a third of a page: a param of 6000 or a tag of 8000 characters that do
 ///   not compress (MLflow's limits) was refused ("index row size ... exceeds btree maximum").
-///   They now hold only values of at most [`INDEXED_VALUE_BYTES`](cairn_plugin_api::search::sql::INDEXED_VALUE_BYTES) bytes (a partial index); the
-///   search translation adds `octet_length(x.value) <= 1024` to an `=` or `IN` comparison with
-///   values that short, which is what lets PostgreSQL use the index (a longer value cannot equal
-///   them), and reads the table by its primary key otherwise.
-/// - Each of those indexes, and `latest_metrics_by_key_value`, ends with the owner, so a
-///   search's "runs with `params.opt = 'adam'`" is an index-only scan, not a heap visit per
-///   matching row (measured: 2.9 of the 3.8 ms of the benchmark's crowded search query were
-///   spent there and in the two visits below).
-/// - `runs_by_experiment_stage_start` includes the run's `id`, and the `(run, key)` key of
-///   `latest_metrics` includes the latest value, so the experiment's runs and their metric are
-///   read from the indexes too.
+///   They now hold only values of at most
+///   [`INDEXED_VALUE_BYTES`](cairn_plugin_api::search::sql::INDEXED_VALUE_BYTES) bytes (a
+///   partial index); the search translation adds `octet_length(x.value) <= 1024` to an `=` or
+///   `IN` comparison with values that short, which is what lets PostgreSQL use the index (a
+///   longer value cannot equal them), and compares longer ones through the primary key. The
+///   statistics on `octet_length(value)` tell the planner that the added condition keeps
+///   (nearly) every row; without them it assumes a third and picks worse joins.
+/// - Each of those indexes ends with the owner, so a search's "runs with `params.opt =
+///   'adam'`" is an index-only scan, not a heap visit per matching row;
+///   `runs_by_experiment_stage_start` includes the run's `id`, so the experiment's runs are
+///   read from the index too. `latest_metrics_by_key_value` is left as it was: covering, it
+///   made the planner hash every run's metric of the database where the searched experiment's
+///   runs are fewer and probing them is cheaper.
 /// - Tables a search reads are vacuumed after a fixed number of inserted rows, whatever their
-///   size (as version 4 does for ANALYZE): index-only scans skip the heap only for pages the
-///   visibility map marks all-visible, and only a vacuum marks them. PostgreSQL 13 or later.
+///   size (as version 4 does for ANALYZE): an index-only scan skips the heap only on pages the
+///   visibility map marks all-visible, and only a vacuum marks them.
+///
+/// Needs PostgreSQL 14 (statistics on an expression).
 const MIGRATION_COVERING: &str = r#"
 DROP INDEX experiment_tags_by_key_value;
 CREATE INDEX experiment_tags_by_key_value ON experiment_tags (key, value, experiment_id)
@@ -422,11 +426,11 @@ CREATE INDEX trace_tags_by_key_value ON trace_tags (key, value, trace)
 DROP INDEX trace_metadata_by_key_value;
 CREATE INDEX trace_metadata_by_key_value ON trace_metadata (key, value, trace)
     WHERE octet_length(value) <= 1024;
-DROP INDEX latest_metrics_by_key_value;
-CREATE INDEX latest_metrics_by_key_value ON latest_metrics (key, value, run);
-ALTER TABLE latest_metrics DROP CONSTRAINT latest_metrics_run_key_key;
-ALTER TABLE latest_metrics ADD CONSTRAINT latest_metrics_run_key_key
-    UNIQUE (run, key) INCLUDE (value, is_nan, timestamp, step);
+CREATE STATISTICS experiment_tags_value_bytes ON (octet_length(value)) FROM experiment_tags;
+CREATE STATISTICS params_value_bytes ON (octet_length(value)) FROM params;
+CREATE STATISTICS tags_value_bytes ON (octet_length(value)) FROM tags;
+CREATE STATISTICS trace_tags_value_bytes ON (octet_length(value)) FROM trace_tags;
+CREATE STATISTICS trace_metadata_value_bytes ON (octet_length(value)) FROM trace_metadata;
 DROP INDEX runs_by_experiment_stage_start;
 CREATE INDEX runs_by_experiment_stage_start
     ON runs (experiment_id, lifecycle_stage, start_time DESC, run_uuid) INCLUDE (id);
@@ -440,11 +444,40 @@ ALTER TABLE latest_metrics SET (autovacuum_vacuum_insert_scale_factor = 0,
     autovacuum_vacuum_insert_threshold = 2000);
 "#;
 
+/// The oldest PostgreSQL the schema and the store's sessions work on (`server_version_num`):
+/// 14 for statistics on an expression, 13 for `autovacuum_vacuum_insert_threshold`, 12 for
+/// `plan_cache_mode`.
+const OLDEST_SERVER: u32 = 140_000;
+
+/// Refuses a server older than [`OLDEST_SERVER`], before anything is touched.
+fn check_server_version(version_num: &str, what: &str) -> StoreResult<()> {
+    match version_num.trim().parse::<u32>() {
+        Ok(n) if n < OLDEST_SERVER => {
+            // 120005 is 12.5; before 10, 90624 is 9.6.24.
+            let release = if n >= 100_000 {
+                format!("{}.{}", n / 10_000, n % 10_000)
+            } else {
+                format!("{}.{}.{}", n / 10_000, n / 100 % 100, n % 100)
+            };
+            Err(invalid(format!(
+                "'{what}' is served by PostgreSQL {release}, older than 14, the oldest the \
+                 PostgreSQL store works on; nothing was modified"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Brings the database to [`SCHEMA_VERSION`] inside `tx`, which holds the migration lock:
 /// initialises an empty schema, applies missing migrations, refuses a newer or a foreign one.
 pub(crate) async fn migrate(tx: &Transaction<'_>, what: &str) -> StoreResult<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    let version_num: String = tx
+        .query_one("SELECT current_setting('server_version_num')", &[])
+        .await?
+        .get(0);
+    check_server_version(&version_num, what)?;
     let names: Vec<String> = tx
         .query(
             "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -505,6 +538,20 @@ pub(crate) async fn migrate(tx: &Transaction<'_>, what: &str) -> StoreResult<()>
 mod tests {
     use super::*;
 
+    #[test]
+    fn servers_older_than_14_are_refused_by_name() {
+        for (num, shown) in [("130012", "13.12"), ("90624", "9.6.24")] {
+            let e = check_server_version(num, "db").unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("PostgreSQL {shown}, older than 14")),
+                "{e}"
+            );
+        }
+        for ok in ["140000", "150010", "180001"] {
+            check_server_version(ok, "db").unwrap();
+        }
+    }
+
     /// The partial value indexes are the tables and the bound the search translation assumes.
     #[test]
     fn value_indexes_are_those_the_translation_assumes() {
@@ -516,8 +563,12 @@ mod tests {
         assert_eq!(partial.len(), VALUE_INDEXED_TABLES.len());
         for table in VALUE_INDEXED_TABLES {
             assert!(
-                partial.iter().any(|s| s.contains(&format!(" ON {table} (key, value, "))
-                    && s.contains(&format!("WHERE octet_length(value) <= {INDEXED_VALUE_BYTES}"))),
+                partial
+                    .iter()
+                    .any(|s| s.contains(&format!(" ON {table} (key, value, "))
+                        && s.contains(&format!(
+                            "WHERE octet_length(value) <= {INDEXED_VALUE_BYTES}"
+                        ))),
                 "no partial value index on {table}"
             );
         }

@@ -458,8 +458,13 @@ fn op_text(op: Op) -> &'static str {
 pub const INDEXED_VALUE_BYTES: usize = 1024;
 
 /// The tables with such an index.
-pub const VALUE_INDEXED_TABLES: &[&str] =
-    &["experiment_tags", "params", "tags", "trace_tags", "trace_metadata"];
+pub const VALUE_INDEXED_TABLES: &[&str] = &[
+    "experiment_tags",
+    "params",
+    "tags",
+    "trace_tags",
+    "trace_metadata",
+];
 
 /// The condition that lets PostgreSQL answer `x.value <op> <value>` on `table` from its partial
 /// `(key, value, owner)` index: for `=` and `IN` with every value at most
@@ -1337,7 +1342,13 @@ mod dialect_tests {
                 op: Op::In,
                 value: Value::List(values.iter().map(|v| v.to_string()).collect()),
             };
-            filter(&mut Sql::new(dialect), Target::Runs, &Expr::Compare(cmp), &[]).unwrap()
+            filter(
+                &mut Sql::new(dialect),
+                Target::Runs,
+                &Expr::Compare(cmp),
+                &[],
+            )
+            .unwrap()
         };
         let predicate = format!("octet_length(x.value) <= {INDEXED_VALUE_BYTES}");
         let fits = "é".repeat(INDEXED_VALUE_BYTES / 2);
@@ -1348,7 +1359,10 @@ mod dialect_tests {
             format!("params.p = '{fits}'"),
         ] {
             assert!(translate(Dialect::Postgres, &f).contains(&predicate), "{f}");
-            assert!(!translate(Dialect::Sqlite, &f).contains("octet_length"), "{f}");
+            assert!(
+                !translate(Dialect::Sqlite, &f).contains("octet_length"),
+                "{f}"
+            );
         }
         assert!(tag_in(Dialect::Postgres, &["a", &fits]).contains(&predicate));
         assert!(!tag_in(Dialect::Postgres, &["a", &too_long]).contains("octet_length"));
@@ -1359,7 +1373,10 @@ mod dialect_tests {
             "params.opt LIKE 'ad%'".to_string(),
             "metrics.loss = 1".to_string(),
         ] {
-            assert!(!translate(Dialect::Postgres, &f).contains("octet_length"), "{f}");
+            assert!(
+                !translate(Dialect::Postgres, &f).contains("octet_length"),
+                "{f}"
+            );
         }
     }
 }

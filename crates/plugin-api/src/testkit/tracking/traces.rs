@@ -274,10 +274,16 @@ pub async fn traces_tags_metadata_and_assessments(store: &dyn TrackingStore) {
     assert_eq!(info.tags.get("k").map(String::as_str), Some("v2"));
     // MLflow's longest trace tag value.
     let long = incompressible(8000);
-    ok(traces.set_trace_tag(&id, "long", &long).await, "set the longest value");
+    ok(
+        traces.set_trace_tag(&id, "long", &long).await,
+        "set the longest value",
+    );
     let info = ok(traces.get_trace_info(&id).await, "get");
     assert_eq!(info.tags.get("long"), Some(&long), "the longest tag value");
-    ok(traces.delete_trace_tag(&id, "long").await, "delete the longest value");
+    ok(
+        traces.delete_trace_tag(&id, "long").await,
+        "delete the longest value",
+    );
     ok(traces.delete_trace_tag(&id, "k").await, "delete");
     expect_err(
         traces.delete_trace_tag(&id, "k").await,
