@@ -142,14 +142,19 @@ impl<'a> Transaction<'a> {
         // The session plans statements generically (`plan_cache_mode`, set when the store
         // connects); this one is planned for its values, which decide between driving a
         // search from the experiment's rows or from a filter's index. The setting is switched
-        // for it alone and back, in the same pipeline: one round trip for the three.
-        let (_, rows, _) = tokio::try_join!(
+        // for it alone and back, in the same pipeline: one round trip for the three. All three
+        // are awaited, and the query's own error wins: when it fails, the statement after it
+        // fails too ("current transaction is aborted"), and that error says nothing.
+        let (before, rows, after) = tokio::join!(
             self.inner
                 .batch_execute("SET LOCAL plan_cache_mode = force_custom_plan"),
             self.inner.query_typed(&sql.text, &refs),
             self.inner
                 .batch_execute("SET LOCAL plan_cache_mode = force_generic_plan"),
-        )?;
+        );
+        before?;
+        let rows = rows?;
+        after?;
         Ok(rows)
     }
 
