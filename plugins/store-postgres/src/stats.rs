@@ -16,10 +16,7 @@
 //! the store's schema whose rows changed since their last analyse by at least [`MIN_CHANGED`]
 //! rows and [`STALE_FRACTION`] of the rows the planner believes they hold. A table that keeps
 //! its size (updates of latest values) is thus re-analysed rarely, a table that grows
-//! geometrically often, and a burst's end is seen within about a second. The same look vacuums
-//! the search tables that as many rows were inserted into since their last vacuum, so that
-//! their new pages are marked all-visible and the searches' index-only scans (schema version
-//! 5) need not visit them; autovacuum would, a minute or so later. Replicas do not
+//! geometrically often, and a burst's end is seen within about a second. Replicas do not
 //! analyse the same tables at once: a look runs under a transaction-level advisory lock that a
 //! replica which does not get it simply skips.
 //!
@@ -42,9 +39,6 @@ const PERIOD: Duration = Duration::from_secs(1);
 /// publish their statistics at most once a second while busy, and up to ten seconds after
 /// they go idle.
 const QUIET_CHECK: u32 = 11;
-/// The tables whose index-only scans searches rely on (as SQL string literals).
-const VACUUMED: &str = "'runs', 'params', 'tags', 'experiment_tags', 'trace_tags', \
-                        'trace_metadata'";
 /// The advisory lock a look runs under ("Cair" + 1: one above the experiment lock).
 const STATS_LOCK: i64 = 0x4361_6974;
 
@@ -118,9 +112,8 @@ impl Statistics {
     }
 }
 
-/// Analyses the tables of the store's schema whose statistics are stale, and vacuums the search
-/// tables many rows were inserted into (nothing when another replica holds the lock, or no
-/// pooled connection is free). Simple queries (the values are
+/// Analyses the tables of the store's schema whose statistics are stale (nothing when another
+/// replica holds the lock, or no pooled connection is free). Simple queries (the values are
 /// this module's constants): nothing is added to the connection's statement cache.
 async fn analyse_stale(pool: &Pool) -> Result<(), tokio_postgres::Error> {
     use tokio_postgres::SimpleQueryMessage::Row;
@@ -155,31 +148,5 @@ async fn analyse_stale(pool: &Pool) -> Result<(), tokio_postgres::Error> {
         tx.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
             .await?;
     }
-    // The search tables that many rows were inserted into since their last vacuum: a vacuum
-    // marks their new pages all-visible, and only then do the searches' index-only scans
-    // (schema version 5) skip the table. Outside the transaction (VACUUM cannot run in one);
-    // SKIP_LOCKED leaves a table another replica or autovacuum is vacuuming to it.
-    let inserted: Vec<String> = tx
-        .simple_query(&format!(
-            "SELECT format('%I', s.relname) FROM pg_stat_user_tables s \
-             JOIN pg_class c ON c.oid = s.relid \
-             WHERE s.schemaname = current_schema() AND s.relname IN ({VACUUMED}) \
-             AND s.n_ins_since_vacuum >= {MIN_CHANGED} \
-             AND s.n_ins_since_vacuum >= {STALE_FRACTION} * greatest(c.reltuples, 0) \
-             ORDER BY 1"
-        ))
-        .await?
-        .iter()
-        .filter_map(|m| match m {
-            Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        })
-        .collect();
-    tx.commit().await?;
-    if !inserted.is_empty() {
-        client
-            .batch_execute(&format!("VACUUM (SKIP_LOCKED) {}", inserted.join(", ")))
-            .await?;
-    }
-    Ok(())
+    tx.commit().await
 }
