@@ -137,7 +137,7 @@ def test_run_page_shows_params_metrics_tags_and_a_drawn_chart(page, data):
     expect(page.locator("table.kv").first).to_contain_text(data.experiment_name)
     canvas = page.locator('.chart[data-metric="acc"] canvas').first
     expect(canvas).to_be_visible()
-    page.wait_for_function("document.querySelector('.chart[data-metric=\"acc\"] canvas').width > 0")
+    expect(page.locator('.chart[data-metric="acc"] canvas')).not_to_have_js_property("width", 0)
     assert drawn_pixels(page, '.chart[data-metric="acc"] canvas') > 100
     # Tags: add, then delete.
     page.fill('section.panel:has(h2:text("Tags")) input[aria-label="Tag key"]', "reviewed")
@@ -174,7 +174,7 @@ def test_artifact_previews(page, data):
     open_file("params.yaml")
     expect(page.locator(".text-preview")).to_contain_text("epochs: 3")
     open_file("red.png")
-    page.wait_for_function("document.querySelector('.artifact-img') && document.querySelector('.artifact-img').naturalWidth === 4")
+    expect(page.locator(".artifact-img")).to_have_js_property("naturalWidth", 4)
     open_file("report.html")
     frame = page.locator("iframe.html-preview")
     expect(frame).to_have_attribute("sandbox", "")
@@ -442,7 +442,7 @@ def test_the_ui_works_with_basic_auth(browser, tmp_path, monkeypatch):
         expect(page.locator('input[data-col="p:lr"]')).to_have_count(1)
         with page.expect_response(lambda r: "get-history-downsampled" in r.url and r.status == 200):
             page.goto(f"{process.url}/#/experiments/{exp}/runs/{rid}")
-        page.wait_for_function("document.querySelector('.chart[data-metric=\"loss\"] canvas')?.width > 0")
+        expect(page.locator('.chart[data-metric="loss"] canvas')).not_to_have_js_property("width", 0)
         assert drawn_pixels(page, '.chart[data-metric="loss"] canvas') > 100
         page.on("dialog", lambda d: d.accept("made-behind-auth"))
         page.goto(f"{process.url}/#/experiments/{exp}")
