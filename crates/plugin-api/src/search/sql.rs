@@ -466,6 +466,12 @@ pub const VALUE_INDEXED_TABLES: &[&str] = &[
     "trace_metadata",
 ];
 
+/// The run-owned key/value tables whose PostgreSQL rows carry their run's experiment
+/// (`experiment_id`, always the run's), indexed `(key, value, experiment_id, run)`: tied to the
+/// searched run with `x.experiment_id = r.experiment_id`, a comparison reads the searched
+/// experiment's entries of that index, not those of every experiment.
+pub const EXPERIMENT_KEYED_TABLES: &[&str] = &["params", "tags"];
+
 /// The condition that lets PostgreSQL answer `x.value <op> <value>` on `table` from its partial
 /// `(key, value, owner)` index: for `=` and `IN` with every value at most
 /// [`INDEXED_VALUE_BYTES`] long, a matching value is that short too (the "C" collation compares
@@ -497,8 +503,17 @@ fn key_value_condition(
     cmp: &Comparison,
 ) -> Result<String> {
     let k = sql.bind(key.to_string());
-    let base =
-        format!("SELECT 1 FROM {table} x WHERE x.{owner} = {target_id} AND x.key = {k}{extra}");
+    let experiment = if sql.dialect == Dialect::Postgres
+        && owner == "run"
+        && EXPERIMENT_KEYED_TABLES.contains(&table)
+    {
+        " AND x.experiment_id = r.experiment_id"
+    } else {
+        ""
+    };
+    let base = format!(
+        "SELECT 1 FROM {table} x WHERE x.{owner} = {target_id}{experiment} AND x.key = {k}{extra}"
+    );
     Ok(match cmp.op {
         Op::IsNull => format!("NOT EXISTS ({base})"),
         Op::IsNotNull => format!("EXISTS ({base})"),
@@ -1378,5 +1393,48 @@ mod dialect_tests {
                 "{f}"
             );
         }
+    }
+
+    /// In PostgreSQL a run's params and tags are tied to the searched run's experiment, for
+    /// every operator, so their `(key, value, experiment_id, run)` indexes read the searched
+    /// experiment's entries only; metrics, LoggedModel params, other targets and SQLite (whose
+    /// tables have no such column) are not.
+    #[test]
+    fn run_params_and_tags_are_tied_to_the_run_experiment_in_postgres() {
+        let translate = |dialect, kind, target, f: &str| {
+            let expr = crate::search::parse_filter(kind, f).unwrap().unwrap();
+            filter(&mut Sql::new(dialect), target, &expr, &[]).unwrap()
+        };
+        let tie = "x.experiment_id = r.experiment_id";
+        let runs = crate::search::SearchKind::Runs;
+        for f in [
+            "params.opt = 'adam'",
+            "params.opt LIKE 'ad%'",
+            "tags.t != 'a'",
+            "tags.t IS NULL",
+        ] {
+            assert!(
+                translate(Dialect::Postgres, runs, Target::Runs, f).contains(tie),
+                "{f}"
+            );
+            assert!(
+                !translate(Dialect::Sqlite, runs, Target::Runs, f).contains("x.experiment_id"),
+                "{f}"
+            );
+        }
+        assert!(
+            !translate(Dialect::Postgres, runs, Target::Runs, "metrics.loss < 1")
+                .contains("x.experiment_id")
+        );
+        let models = crate::search::SearchKind::LoggedModels;
+        assert!(
+            !translate(
+                Dialect::Postgres,
+                models,
+                Target::LoggedModels,
+                "params.p = 'a'"
+            )
+            .contains("x.experiment_id")
+        );
     }
 }

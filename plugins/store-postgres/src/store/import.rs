@@ -152,17 +152,19 @@ impl TrackingImport for PostgresStore {
                 };
                 for p in &run.params {
                     tx.execute(
-                        "INSERT INTO params (run, key, value) VALUES ($1, $2, $3) \
+                        "INSERT INTO params (run, experiment_id, key, value) \
+                         VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (run, key) DO UPDATE SET value = excluded.value",
-                        &[&id, &p.key, &p.value],
+                        &[&id, &exp_id, &p.key, &p.value],
                     )
                     .await?;
                 }
                 for t in &run.tags {
                     tx.execute(
-                        "INSERT INTO tags (run, key, value) VALUES ($1, $2, $3) \
+                        "INSERT INTO tags (run, experiment_id, key, value) \
+                         VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (run, key) DO UPDATE SET value = excluded.value",
-                        &[&id, &t.key, &t.value],
+                        &[&id, &exp_id, &t.key, &t.value],
                     )
                     .await?;
                 }

@@ -83,8 +83,8 @@ pub(super) async fn write_log_batch(
             }
             None => {
                 tx.execute(
-                    "INSERT INTO params (run, key, value) VALUES ($1, $2, $3)",
-                    &[&run.id, &p.key, &p.value],
+                    "INSERT INTO params (run, experiment_id, key, value) VALUES ($1, $2, $3, $4)",
+                    &[&run.id, &run.experiment_id, &p.key, &p.value],
                 )
                 .await?;
             }
@@ -166,7 +166,7 @@ pub(super) async fn write_log_batch(
         }
     }
     for t in tags {
-        upsert_run_tag(tx, run.id, &t.key, &t.value).await?;
+        upsert_run_tag(tx, run, &t.key, &t.value).await?;
     }
     Ok(())
 }

@@ -230,19 +230,22 @@ pub(super) async fn load_run(tx: &Transaction<'_>, run_uuid: &str) -> StoreResul
 
 pub(super) async fn upsert_run_tag(
     tx: &Transaction<'_>,
-    run: i64,
+    run: &RunRef,
     key: &str,
     value: &str,
 ) -> StoreResult<()> {
     tx.execute(
-        "INSERT INTO tags (run, key, value) VALUES ($1, $2, $3) \
+        "INSERT INTO tags (run, experiment_id, key, value) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (run, key) DO UPDATE SET value = excluded.value",
-        &[&run, &key, &value],
+        &[&run.id, &run.experiment_id, &key, &value],
     )
     .await?;
     if key == RUN_NAME_TAG {
-        tx.execute("UPDATE runs SET name = $2 WHERE id = $1", &[&run, &value])
-            .await?;
+        tx.execute(
+            "UPDATE runs SET name = $2 WHERE id = $1",
+            &[&run.id, &value],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -309,10 +312,16 @@ pub(super) async fn create_run(store: &PostgresStore, req: CreateRun) -> Result<
                     )
                     .await?
                     .try_get(0)?;
+                let run = RunRef {
+                    id,
+                    run_uuid: run_uuid.clone(),
+                    experiment_id: exp_id,
+                    stage: LifecycleStage::Active,
+                };
                 for t in &tags {
-                    upsert_run_tag(tx, id, &t.key, &t.value).await?;
+                    upsert_run_tag(tx, &run, &t.key, &t.value).await?;
                 }
-                upsert_run_tag(tx, id, RUN_NAME_TAG, &run_name).await?;
+                upsert_run_tag(tx, &run, RUN_NAME_TAG, &run_name).await?;
                 load_runs(tx, &[id])
                     .await?
                     .pop()
@@ -354,7 +363,7 @@ pub(super) async fn update_run_info(
                     .await?;
                 }
                 if let Some(name) = &update.run_name {
-                    upsert_run_tag(tx, run.id, RUN_NAME_TAG, name).await?;
+                    upsert_run_tag(tx, &run, RUN_NAME_TAG, name).await?;
                 }
                 load_run_info(tx, run.id).await
             })
