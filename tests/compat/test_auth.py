@@ -7,6 +7,7 @@ A server of its own (the session's runs without auth), started once for this mod
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def auth_url():
     try:
         yield process.url
     finally:
-        process.assert_clean_exit(process.terminate())
+        try:
+            process.assert_clean_exit(process.terminate())
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def as_user(monkeypatch, name: str, password: str) -> None:

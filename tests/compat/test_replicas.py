@@ -9,6 +9,7 @@ be complete and duplicate-free.
 """
 
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -165,3 +166,5 @@ def test_replicas_share_one_database_and_survive_a_sigkill(monkeypatch):
                 r.assert_clean_exit(r.terminate())
         if replicas[2].proc.poll() is None:
             replicas[2].proc.kill()
+            replicas[2].proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -17,6 +17,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -95,7 +96,8 @@ class Data:
 
 @pytest.fixture(scope="session")
 def server():
-    process = ServerProcess(Path(tempfile.mkdtemp(prefix="cairn-ui-")))
+    workdir = Path(tempfile.mkdtemp(prefix="cairn-ui-"))
+    process = ServerProcess(workdir)
     try:
         process.wait_healthy()
     except RuntimeError as e:
@@ -104,6 +106,7 @@ def server():
     status = process.terminate()
     if status != 0:
         print(log_tail(process.log_path), file=sys.stderr)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +158,7 @@ def data(server) -> Data:
     (art / "model").mkdir()
     (art / "model" / "MLmodel").write_text(MLMODEL)
     client.log_artifacts(parent, str(art))
+    shutil.rmtree(art, ignore_errors=True)
 
     # The registry: two versions from the parent run, an alias, a stage.
     client.create_registered_model(d.model, tags={"owner": "ui-tests"}, description="the UI's model")

@@ -400,11 +400,15 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
         json!({"name": "mlp", "alias": "champion", "version": "1"}),
     );
 
+    // The server downloads the model into a temporary directory of its own, here.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = cairn(
         dir.path(),
         &["models", "serve", "-m", "models:/mlp@champion", "-p", "0"],
     )
     .env("MLFLOW_TRACKING_URI", &tracking)
+    .env("TMPDIR", &tmp)
     .spawn()
     .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -433,6 +437,17 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
     let (status, out) = post_json(&scoring.addr, &json!({"inputs": x}));
     assert_eq!(status, 200, "{out}");
     close(&out["predictions"], &reference(&rows).0);
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1, "the downloaded model");
+    // Stopped as a service manager stops it, the server removes what it downloaded.
+    let mut scoring = scoring;
+    let term = Command::new("kill")
+        .args(["-TERM", &scoring.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(scoring.child.wait().unwrap().success());
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Many concurrent batch-1 requests (which the server may merge into shared inference calls):
