@@ -13,6 +13,11 @@ of a shared machine hits both sides alike. What is measured:
 - `search_runs` over an experiment of 2000 runs with a metric + param filter ordered by a
   metric, through the client and as a raw HTTP request; then the same query again once other
   experiments hold 20 000 more runs of the same shape (its cost should not grow);
+  With `--backend postgres` each search phase starts once the databases have been quiet for
+  `--settle-s` seconds (default 75) after the last server's writes: autovacuum visits a
+  database once a minute and then vacuums and analyses what the burst inserted, and without
+  the wait the server written last (Cairn, whose population through the client takes longest)
+  was searched while that ran and the other was not;
 - `get_metric_history` of a 100 000-point metric, through the client and as raw HTTP pages;
 - memory of the server tree after the workload.
 
@@ -905,6 +910,12 @@ def main() -> None:
         "(default 20000, quick 2000; 0: no repeat)",
     )
     ap.add_argument(
+        "--settle-s",
+        type=float,
+        help="with --backend postgres, seconds of quiet after the last population before a "
+        "search phase (default 75: longer than autovacuum's one-minute naptime; quick 0)",
+    )
+    ap.add_argument(
         "--phases",
         help=f"the workload phases to run, comma-separated (default: all, {','.join(PHASES)}; "
         f"with --backend postgres also {','.join(PG_PHASES)})",
@@ -942,6 +953,10 @@ def main() -> None:
     search_runs = args.search_runs or (300 if quick else 2000)
     search_queries = args.search_queries or (10 if quick else 100)
     crowd_runs = args.crowd_runs if args.crowd_runs is not None else (2000 if quick else 20000)
+    if args.backend != "postgres":
+        settle_s = 0.0
+    else:
+        settle_s = args.settle_s if args.settle_s is not None else (0.0 if quick else 75.0)
     known = PHASES + (PG_PHASES if args.backend == "postgres" else [])
     phases = [p for p in (args.phases or ",".join(known)).split(",") if p]
     if unknown := set(phases) - set(known):
@@ -1020,6 +1035,7 @@ def main() -> None:
             "search_runs": search_runs,
             "search_queries": search_queries,
             "crowd_runs": crowd_runs,
+            "settle_s": settle_s,
             "phases": phases,
             "search_filter": SEARCH_FILTER,
             "search_order_by": SEARCH_ORDER,
@@ -1075,6 +1091,12 @@ def main() -> None:
                 "phases": {},
             }
 
+        def settle() -> None:
+            """Waits `settle_s` after the populations just made (see the module docstring)."""
+            if settle_s > 0:
+                log(f"letting the databases settle for {settle_s:.0f} s")
+                time.sleep(settle_s)
+
         def rounds_of(phase: str, fn) -> None:
             for r in range(rounds):
                 names = list(servers) if r % 2 == 0 else list(servers)[::-1]
@@ -1098,6 +1120,7 @@ def main() -> None:
                 results["servers"][name]["populate_search"] = res
                 log(f"populated search experiment on {name}: {res['wall_s']:.1f} s")
             search = lambda s: phase_search(s, search_exp[s.flavor.name], search_queries)  # noqa: E731
+            settle()
             rounds_of("search", search)
             if crowd_runs:
                 # The same query once other experiments hold `crowd_runs` more runs of the same
@@ -1106,6 +1129,7 @@ def main() -> None:
                     res = populate_crowd(server, crowd_runs, 8)
                     results["servers"][name]["populate_crowd"] = res
                     log(f"added {crowd_runs} runs in other experiments on {name}: {res['wall_s']:.1f} s")
+                settle()
                 rounds_of("search_crowded", search)
 
         if "history" in phases:

@@ -437,7 +437,11 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
     let (status, out) = post_json(&scoring.addr, &json!({"inputs": x}));
     assert_eq!(status, 200, "{out}");
     close(&out["predictions"], &reference(&rows).0);
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1, "the downloaded model");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the downloaded model"
+    );
     // Stopped as a service manager stops it, the server removes what it downloaded.
     let mut scoring = scoring;
     let term = Command::new("kill")

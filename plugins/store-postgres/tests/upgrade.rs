@@ -1,0 +1,129 @@
+//! A database written by an older build is brought up to date with its data intact: schema
+//! version 6 gives every param and run tag its run's experiment, which the run search then
+//! relies on, so a wrong backfill would make runs silently disappear from searches.
+
+mod common;
+
+use cairn_plugin_api::TrackingStore;
+use cairn_plugin_api::entities::{Param, RunTag, ViewType};
+use cairn_plugin_api::search::{SearchKind, parse_filter};
+use cairn_plugin_api::tracking::{CreateExperiment, CreateRun, SearchRuns};
+use cairn_store_postgres::PostgresStore;
+use futures_executor::block_on;
+
+const ROOT: Option<&str> = Some("file:///tmp/cairn-pg-artifacts");
+
+/// The schema of a `common::fresh_uri()`.
+fn schema_of(uri: &str) -> String {
+    uri.rsplit("search_path%3D").next().unwrap().to_string()
+}
+
+/// An experiment of `n` runs: run `i` has `opt` = adam or sgd and tag `team` = a or b.
+fn experiment(store: &PostgresStore, name: &str, n: usize) -> (String, Vec<String>) {
+    let exp = block_on(store.create_experiment(CreateExperiment {
+        name: name.into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let mut runs = Vec::new();
+    for i in 0..n {
+        let run = block_on(store.create_run(CreateRun {
+            experiment_id: exp.clone(),
+            user_id: "u".into(),
+            start_time: i as i64,
+            ..Default::default()
+        }))
+        .unwrap();
+        block_on(store.log_batch(
+            &run.info.run_id,
+            vec![],
+            vec![Param::new("opt", ["adam", "sgd"][i % 2])],
+            vec![RunTag::new("team", ["a", "b"][i % 2])],
+        ))
+        .unwrap();
+        runs.push(run.info.run_id);
+    }
+    (exp, runs)
+}
+
+/// The ids of the runs of `exp` that `filter` matches, in the default order.
+fn search(store: &PostgresStore, exp: &str, filter: &str) -> Vec<String> {
+    let page = block_on(store.search_runs(SearchRuns {
+        experiment_ids: vec![exp.to_string()],
+        filter: parse_filter(SearchKind::Runs, filter).unwrap(),
+        view_type: ViewType::ActiveOnly,
+        max_results: 1000,
+        order_by: vec![],
+        page_token: None,
+    }))
+    .unwrap();
+    let mut ids: Vec<String> = page.items.into_iter().map(|r| r.info.run_id).collect();
+    ids.sort();
+    ids
+}
+
+fn every_other(runs: &[String], first: usize) -> Vec<String> {
+    let mut ids: Vec<String> = runs.iter().skip(first).step_by(2).cloned().collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn params_and_tags_of_a_version_5_database_keep_being_found() {
+    let uri = common::fresh_uri();
+    let schema = schema_of(&uri);
+    let store = cairn_store_postgres::open(&uri, ROOT).unwrap();
+    let (a, runs_a) = experiment(&store, "a", 6);
+    let (b, runs_b) = experiment(&store, "b", 4);
+    drop(store);
+    // Back to version 5 as that build left it: no experiment on params and tags, value indexes
+    // `(key, value, run)` (dropping the column drops the version-6 indexes).
+    common::execute(&format!(
+        "SET search_path TO {schema};
+         ALTER TABLE params DROP COLUMN experiment_id;
+         ALTER TABLE tags DROP COLUMN experiment_id;
+         CREATE INDEX params_by_key_value ON params (key, value, run)
+             WHERE octet_length(value) <= 1024;
+         CREATE INDEX tags_by_key_value ON tags (key, value, run)
+             WHERE octet_length(value) <= 1024;
+         UPDATE cairn_schema SET version = 5;"
+    ));
+
+    let store = cairn_store_postgres::open(&uri, ROOT).unwrap();
+    assert_eq!(
+        common::query_text(&format!("SELECT version::text FROM {schema}.cairn_schema")).as_deref(),
+        Some("6")
+    );
+    for (exp, runs) in [(&a, &runs_a), (&b, &runs_b)] {
+        assert_eq!(
+            search(&store, exp, "params.opt = 'adam'"),
+            every_other(runs, 0)
+        );
+        assert_eq!(
+            search(&store, exp, "params.opt != 'adam'"),
+            every_other(runs, 1)
+        );
+        assert_eq!(search(&store, exp, "tags.team = 'b'"), every_other(runs, 1));
+        assert_eq!(
+            search(&store, exp, "tags.team = 'b' and params.opt = 'sgd'"),
+            every_other(runs, 1)
+        );
+    }
+    // Every row got its own run's experiment.
+    assert_eq!(
+        common::query_text(&format!(
+            "SELECT count(*)::text FROM {schema}.params p JOIN {schema}.runs r ON r.id = p.run \
+             WHERE p.experiment_id <> r.experiment_id"
+        ))
+        .as_deref(),
+        Some("0")
+    );
+    // And what is written after the migration is found too.
+    let (_, more) = experiment(&store, "c", 2);
+    let run = block_on(store.get_run(&more[0])).unwrap();
+    let exp_c = run.info.experiment_id;
+    assert_eq!(
+        search(&store, &exp_c, "params.opt = 'adam'"),
+        vec![more[0].clone()]
+    );
+}
