@@ -593,11 +593,11 @@ mod tests {
         let last_index = |table: &str| {
             MIGRATIONS
                 .iter()
-                .flat_map(|m| m.split(';'))
-                .filter(|s| {
+                .rev()
+                .flat_map(|m| m.rsplit(';'))
+                .find(|s| {
                     s.contains("CREATE INDEX") && s.contains(&format!(" ON {table} (key, value"))
                 })
-                .last()
                 .unwrap_or_else(|| panic!("no value index on {table}"))
         };
         for table in VALUE_INDEXED_TABLES {

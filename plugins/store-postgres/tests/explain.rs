@@ -5,40 +5,21 @@
 
 mod common;
 
-use cairn_plugin_api::TrackingStore;
 use cairn_plugin_api::entities::{Metric, Param, ViewType};
 use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
-use cairn_plugin_api::tracking::{CreateExperiment, CreateRun, SearchRuns};
+use cairn_plugin_api::tracking::SearchRuns;
 use futures_executor::block_on;
 
+/// `n` runs: loss 0.0-0.9 by tenths, `opt` adam or sgd.
 fn experiment_of_runs(store: &cairn_store_postgres::PostgresStore, name: &str, n: usize) -> String {
-    let exp = block_on(store.create_experiment(CreateExperiment {
-        name: name.into(),
-        ..Default::default()
-    }))
-    .unwrap();
-    for i in 0..n {
-        let run = block_on(store.create_run(CreateRun {
-            experiment_id: exp.clone(),
-            user_id: "u".into(),
-            start_time: i as i64,
-            ..Default::default()
-        }))
-        .unwrap();
-        block_on(store.log_batch(
-            &run.info.run_id,
+    common::experiment_of_runs(store, name, n, |i| {
+        (
             vec![Metric::new("loss", (i % 10) as f64 / 10.0, 0, 0)],
             vec![Param::new("opt", ["adam", "sgd"][i % 2])],
             vec![],
-        ))
-        .unwrap();
-    }
-    exp
-}
-
-/// The schema of a `common::fresh_uri()`.
-fn schema_of(uri: &str) -> String {
-    uri.rsplit("search_path%3D").next().unwrap().to_string()
+        )
+    })
+    .0
 }
 
 fn search(exp: String) -> SearchRuns {
@@ -79,7 +60,7 @@ fn run_search_is_driven_by_the_searched_experiment() {
     let exp = experiment_of_runs(&store, "searched", 100);
     experiment_of_runs(&store, "other", 1000);
     // This schema's tables only: a bare ANALYZE would analyse the other test's too.
-    let schema = schema_of(&uri);
+    let schema = common::schema_of(&uri);
     common::execute(&format!(
         "ANALYZE {schema}.runs, {schema}.params, {schema}.tags, {schema}.latest_metrics"
     ));
@@ -95,7 +76,7 @@ fn run_search_is_driven_by_the_searched_experiment() {
 #[test]
 fn the_store_analyses_tables_a_burst_of_writes_changed() {
     let uri = common::fresh_uri();
-    let schema = schema_of(&uri);
+    let schema = common::schema_of(&uri);
     let store = cairn_store_postgres::open(&uri, Some("file:///tmp/a")).unwrap();
     // 700 rows in each table: more than the store's 500, fewer than the thresholds at which
     // autovacuum would analyse them first (schema version 4: 1000 and 2000).

@@ -7,43 +7,21 @@ mod common;
 use cairn_plugin_api::TrackingStore;
 use cairn_plugin_api::entities::{Param, RunTag, ViewType};
 use cairn_plugin_api::search::{SearchKind, parse_filter};
-use cairn_plugin_api::tracking::{CreateExperiment, CreateRun, SearchRuns};
+use cairn_plugin_api::tracking::SearchRuns;
 use cairn_store_postgres::PostgresStore;
 use futures_executor::block_on;
 
 const ROOT: Option<&str> = Some("file:///tmp/cairn-pg-artifacts");
 
-/// The schema of a `common::fresh_uri()`.
-fn schema_of(uri: &str) -> String {
-    uri.rsplit("search_path%3D").next().unwrap().to_string()
-}
-
 /// An experiment of `n` runs: run `i` has `opt` = adam or sgd and tag `team` = a or b.
 fn experiment(store: &PostgresStore, name: &str, n: usize) -> (String, Vec<String>) {
-    let exp = block_on(store.create_experiment(CreateExperiment {
-        name: name.into(),
-        ..Default::default()
-    }))
-    .unwrap();
-    let mut runs = Vec::new();
-    for i in 0..n {
-        let run = block_on(store.create_run(CreateRun {
-            experiment_id: exp.clone(),
-            user_id: "u".into(),
-            start_time: i as i64,
-            ..Default::default()
-        }))
-        .unwrap();
-        block_on(store.log_batch(
-            &run.info.run_id,
+    common::experiment_of_runs(store, name, n, |i| {
+        (
             vec![],
             vec![Param::new("opt", ["adam", "sgd"][i % 2])],
             vec![RunTag::new("team", ["a", "b"][i % 2])],
-        ))
-        .unwrap();
-        runs.push(run.info.run_id);
-    }
-    (exp, runs)
+        )
+    })
 }
 
 /// The ids of the runs of `exp` that `filter` matches, in the default order.
@@ -71,7 +49,7 @@ fn every_other(runs: &[String], first: usize) -> Vec<String> {
 #[test]
 fn params_and_tags_of_a_version_5_database_keep_being_found() {
     let uri = common::fresh_uri();
-    let schema = schema_of(&uri);
+    let schema = common::schema_of(&uri);
     let store = cairn_store_postgres::open(&uri, ROOT).unwrap();
     let (a, runs_a) = experiment(&store, "a", 6);
     let (b, runs_b) = experiment(&store, "b", 4);

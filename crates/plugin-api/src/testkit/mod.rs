@@ -115,6 +115,8 @@ pub mod flavor;
 pub mod import;
 pub mod registry;
 pub mod run;
+#[cfg(feature = "property-tests")]
+pub mod search_property;
 pub mod support;
 pub mod tracking;
 

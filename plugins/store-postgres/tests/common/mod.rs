@@ -65,3 +65,46 @@ pub fn query_text(sql: &str) -> Option<String> {
             .get(0)
     })
 }
+
+/// The schema of a [`fresh_uri`].
+pub fn schema_of(uri: &str) -> String {
+    uri.rsplit("search_path%3D").next().unwrap().to_string()
+}
+
+/// A new experiment `name` of `n` runs (start times 0, 1, ...), run `i` logged with `batch(i)`
+/// in one `log_batch`; its id and the runs' ids in order.
+pub fn experiment_of_runs(
+    store: &cairn_store_postgres::PostgresStore,
+    name: &str,
+    n: usize,
+    batch: impl Fn(
+        usize,
+    ) -> (
+        Vec<cairn_plugin_api::entities::Metric>,
+        Vec<cairn_plugin_api::entities::Param>,
+        Vec<cairn_plugin_api::entities::RunTag>,
+    ),
+) -> (String, Vec<String>) {
+    use cairn_plugin_api::TrackingStore;
+    use cairn_plugin_api::tracking::{CreateExperiment, CreateRun};
+    use futures_executor::block_on;
+    let exp = block_on(store.create_experiment(CreateExperiment {
+        name: name.into(),
+        ..Default::default()
+    }))
+    .unwrap();
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n {
+        let run = block_on(store.create_run(CreateRun {
+            experiment_id: exp.clone(),
+            user_id: "u".into(),
+            start_time: i as i64,
+            ..Default::default()
+        }))
+        .unwrap();
+        let (metrics, params, tags) = batch(i);
+        block_on(store.log_batch(&run.info.run_id, metrics, params, tags)).unwrap();
+        runs.push(run.info.run_id);
+    }
+    (exp, runs)
+}

@@ -1,16 +1,135 @@
-//! Property test: for random registered models and versions and random filters and orderings,
-//! the SQLite registry's SQL translation returns the same model versions (and registered
-//! models) in the same order as the reference evaluator (`cairn_plugin_api::search::eval`)
-//! plus the prompt-hiding rule of api.md §5.4, page by page to the end.
+//! The registry: random registered models and versions (run ids, sources, tags, prompt tags,
+//! stages) searched with random filters (OR included) and orderings.
 
-use cairn_plugin_api::model_registry::{
+use super::check;
+use crate::model_registry::{
     CreateModelVersion, ModelRegistryStore, ModelVersion, RegisteredModel, RegistrySearch,
     RegistryTag, Stage,
 };
-use cairn_plugin_api::search::eval::PROMPT_TAG;
-use cairn_plugin_api::search::{SearchKind, eval, parse_filter, parse_order_by};
+use crate::search::eval::PROMPT_TAG;
+use crate::search::{SearchKind, eval, parse_filter, parse_order_by};
 use futures_executor::block_on;
 use proptest::prelude::*;
+
+/// For random registered models and versions, filters (with OR), orderings and page sizes,
+/// `search_model_versions` returns the versions the reference evaluator ([`eval`]) selects, less
+/// prompts unless the filter names the prompt tag (api.md §5.4), in its order, page by page;
+/// each of `cases` cases builds its registry in a store `open` returns.
+pub fn model_versions_match_the_reference_evaluator<S: ModelRegistryStore>(
+    open: impl Fn() -> S,
+    cases: u32,
+) {
+    check(
+        cases,
+        (
+            model_specs(),
+            prop::collection::vec(version_comparison(), 0..3),
+            prop::collection::vec(any::<bool>(), 2),
+            orders(&[
+                "name",
+                "version_number",
+                "creation_timestamp",
+                "last_updated_timestamp",
+            ]),
+            1usize..5,
+        ),
+        |(specs, parts, ors, order, page_size)| {
+            let store = open();
+            let (_, versions) = block_on(populate(&store, &specs));
+            let text = if parts.is_empty() {
+                String::new()
+            } else {
+                combine(parts, ors)
+            };
+            let filter = parse_filter(SearchKind::ModelVersions, &text).unwrap();
+            let order_by = parse_order_by(SearchKind::ModelVersions, &order).unwrap();
+            let shows_prompts = text.contains(PROMPT_TAG);
+            let mut expected: Vec<&ModelVersion> = versions
+                .iter()
+                .filter(|v| shows_prompts || !is_prompt(&v.tags))
+                .filter(|v| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| eval::matches_model_version(f, v))
+                })
+                .collect();
+            expected.sort_by(|a, b| eval::compare_model_versions(&order_by, a, b));
+            let expected: Vec<(String, String)> = expected
+                .iter()
+                .map(|v| (v.name.clone(), v.version.clone()))
+                .collect();
+            let got = block_on(all_pages(
+                page_size,
+                |page_token| RegistrySearch {
+                    filter: filter.clone(),
+                    max_results: page_size,
+                    order_by: order_by.clone(),
+                    page_token,
+                },
+                async |req| store.search_model_versions(req).await,
+            ));
+            let got: Vec<(String, String)> = got
+                .iter()
+                .map(|v| (v.name.clone(), v.version.clone()))
+                .collect();
+            prop_assert_eq!(got, expected, "filter {:?} order {:?}", text, order);
+            Ok(())
+        },
+    );
+}
+
+/// The same for `search_registered_models`.
+pub fn registered_models_match_the_reference_evaluator<S: ModelRegistryStore>(
+    open: impl Fn() -> S,
+    cases: u32,
+) {
+    check(
+        cases,
+        (
+            model_specs(),
+            prop::collection::vec(model_comparison(), 0..3),
+            prop::collection::vec(any::<bool>(), 2),
+            orders(&["name", "last_updated_timestamp"]),
+            1usize..4,
+        ),
+        |(specs, parts, ors, order, page_size)| {
+            let store = open();
+            let (models, _) = block_on(populate(&store, &specs));
+            let text = if parts.is_empty() {
+                String::new()
+            } else {
+                combine(parts, ors)
+            };
+            let filter = parse_filter(SearchKind::RegisteredModels, &text).unwrap();
+            let order_by = parse_order_by(SearchKind::RegisteredModels, &order).unwrap();
+            let shows_prompts = text.contains(PROMPT_TAG);
+            let mut expected: Vec<&RegisteredModel> = models
+                .iter()
+                .filter(|m| shows_prompts || !is_prompt(&m.tags))
+                .filter(|m| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| eval::matches_registered_model(f, m))
+                })
+                .collect();
+            expected.sort_by(|a, b| eval::compare_registered_models(&order_by, a, b));
+            let expected: Vec<String> = expected.iter().map(|m| m.name.clone()).collect();
+            let got = block_on(all_pages(
+                page_size,
+                |page_token| RegistrySearch {
+                    filter: filter.clone(),
+                    max_results: page_size,
+                    order_by: order_by.clone(),
+                    page_token,
+                },
+                async |req| store.search_registered_models(req).await,
+            ));
+            let got: Vec<String> = got.iter().map(|m| m.name.clone()).collect();
+            prop_assert_eq!(got, expected, "filter {:?} order {:?}", text, order);
+            Ok(())
+        },
+    );
+}
 
 const NAMES: &[&str] = &["a", "A", "ab", "a_c", "b%"];
 const STRINGS: &[&str] = &["a", "A", "ab", "b%", "a_c", "", "r1", "s3://x/a"];
@@ -211,9 +330,7 @@ async fn populate(
 async fn all_pages<T>(
     page_size: usize,
     mut fetch: impl FnMut(Option<String>) -> RegistrySearch,
-    search: impl AsyncFn(
-        RegistrySearch,
-    ) -> cairn_plugin_api::Result<cairn_plugin_api::tracking::Page<T>>,
+    search: impl AsyncFn(RegistrySearch) -> crate::Result<crate::tracking::Page<T>>,
 ) -> Vec<T> {
     let mut out = Vec::new();
     let mut token = None;
@@ -225,81 +342,5 @@ async fn all_pages<T>(
             Some(t) => token = Some(t),
             None => return out,
         }
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
-
-    #[test]
-    fn model_version_search_matches_reference_evaluator(
-        specs in model_specs(),
-        parts in prop::collection::vec(version_comparison(), 0..3),
-        ors in prop::collection::vec(any::<bool>(), 2),
-        order in orders(&["name", "version_number", "creation_timestamp", "last_updated_timestamp"]),
-        page_size in 1usize..5,
-    ) {
-        let store = cairn_store_sqlite::open("sqlite://", Some("file:///tmp/a")).unwrap();
-        let (_, versions) = block_on(populate(&store, &specs));
-        let text = if parts.is_empty() { String::new() } else { combine(parts, ors) };
-        let filter = parse_filter(SearchKind::ModelVersions, &text).unwrap();
-        let order_by = parse_order_by(SearchKind::ModelVersions, &order).unwrap();
-        let shows_prompts = text.contains(PROMPT_TAG);
-        let mut expected: Vec<&ModelVersion> = versions
-            .iter()
-            .filter(|v| shows_prompts || !is_prompt(&v.tags))
-            .filter(|v| filter.as_ref().is_none_or(|f| eval::matches_model_version(f, v)))
-            .collect();
-        expected.sort_by(|a, b| eval::compare_model_versions(&order_by, a, b));
-        let expected: Vec<(String, String)> =
-            expected.iter().map(|v| (v.name.clone(), v.version.clone())).collect();
-        let got = block_on(all_pages(
-            page_size,
-            |page_token| RegistrySearch {
-                filter: filter.clone(),
-                max_results: page_size,
-                order_by: order_by.clone(),
-                page_token,
-            },
-            async |req| store.search_model_versions(req).await,
-        ));
-        let got: Vec<(String, String)> =
-            got.iter().map(|v| (v.name.clone(), v.version.clone())).collect();
-        prop_assert_eq!(got, expected, "filter {:?} order {:?}", text, order);
-    }
-
-    #[test]
-    fn registered_model_search_matches_reference_evaluator(
-        specs in model_specs(),
-        parts in prop::collection::vec(model_comparison(), 0..3),
-        ors in prop::collection::vec(any::<bool>(), 2),
-        order in orders(&["name", "last_updated_timestamp"]),
-        page_size in 1usize..4,
-    ) {
-        let store = cairn_store_sqlite::open("sqlite://", Some("file:///tmp/a")).unwrap();
-        let (models, _) = block_on(populate(&store, &specs));
-        let text = if parts.is_empty() { String::new() } else { combine(parts, ors) };
-        let filter = parse_filter(SearchKind::RegisteredModels, &text).unwrap();
-        let order_by = parse_order_by(SearchKind::RegisteredModels, &order).unwrap();
-        let shows_prompts = text.contains(PROMPT_TAG);
-        let mut expected: Vec<&RegisteredModel> = models
-            .iter()
-            .filter(|m| shows_prompts || !is_prompt(&m.tags))
-            .filter(|m| filter.as_ref().is_none_or(|f| eval::matches_registered_model(f, m)))
-            .collect();
-        expected.sort_by(|a, b| eval::compare_registered_models(&order_by, a, b));
-        let expected: Vec<String> = expected.iter().map(|m| m.name.clone()).collect();
-        let got = block_on(all_pages(
-            page_size,
-            |page_token| RegistrySearch {
-                filter: filter.clone(),
-                max_results: page_size,
-                order_by: order_by.clone(),
-                page_token,
-            },
-            async |req| store.search_registered_models(req).await,
-        ));
-        let got: Vec<String> = got.iter().map(|m| m.name.clone()).collect();
-        prop_assert_eq!(got, expected, "filter {:?} order {:?}", text, order);
     }
 }
