@@ -10,6 +10,32 @@
 mod registry;
 mod runs;
 
+/// Stamps the search property tests as `#[test]`s against the store `$open()` returns (a new
+/// one for each case): `search_property_tests!(|| my_store::open(...).unwrap());`
+#[macro_export]
+macro_rules! search_property_tests {
+    ($open:expr $(,)?) => {
+        #[test]
+        fn run_search_matches_the_reference_evaluator() {
+            $crate::testkit::search_property::runs_match_the_reference_evaluator($open, 200);
+        }
+
+        #[test]
+        fn model_version_search_matches_the_reference_evaluator() {
+            $crate::testkit::search_property::model_versions_match_the_reference_evaluator(
+                $open, 96,
+            );
+        }
+
+        #[test]
+        fn registered_model_search_matches_the_reference_evaluator() {
+            $crate::testkit::search_property::registered_models_match_the_reference_evaluator(
+                $open, 96,
+            );
+        }
+    };
+}
+
 pub use registry::{
     model_versions_match_the_reference_evaluator, registered_models_match_the_reference_evaluator,
 };
