@@ -12,7 +12,7 @@ of a shared machine hits both sides alike. What is measured:
 - sequential `log_metric` calls;
 - `search_runs` over an experiment of 2000 runs with a metric + param filter ordered by a
   metric, through the client and as a raw HTTP request; then the same query again once other
-  experiments hold 20 000 more runs of the same shape (its cost should not grow);
+  experiments hold 20 000 more runs of the same shape (its cost should not grow).
   With `--backend postgres` each search phase starts once the databases have been quiet for
   `--settle-s` seconds (default 75) after the last server's writes: autovacuum visits a
   database once a minute and then vacuums and analyses what the burst inserted, and without

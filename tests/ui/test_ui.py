@@ -117,6 +117,36 @@ def test_filter_sort_and_columns_are_server_side_and_kept_in_the_url(page, data)
     expect(page.locator("table.runs thead th[aria-sort=ascending]")).to_contain_text("acc")
 
 
+def test_a_late_answer_to_an_older_filter_does_not_replace_the_newer_one(page, data):
+    """Filters typed one after the other: the first search's answer is held back until the
+    second's is shown, then let through; the table keeps the second filter's runs."""
+    page.goto(f"{data.url}/#/experiments/{data.experiment_id}")
+    expect(page.locator("table.runs tbody tr[data-run-id]").first).to_be_visible()
+    older = "params.optimizer = 'sgd'"
+    held = []
+
+    def hold_the_older(route):
+        if json.loads(route.request.post_data or "{}").get("filter") == older and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/runs/search", hold_the_older)
+    page.fill("input.filter", older)
+    page.keyboard.press("Enter")
+    while not held:
+        page.wait_for_timeout(20)
+    page.fill("input.filter", "attributes.run_name = 'solo'")
+    page.keyboard.press("Enter")
+    expect(page.locator("table.runs tbody tr[data-run-id]")).to_have_count(1)
+    with page.expect_response(lambda r: r.request is held[0].request):
+        held[0].continue_()
+    # Give the page a turn of its event loop to handle that answer (a script of its own).
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 200))")
+    expect(page.locator("table.runs tbody tr[data-run-id]")).to_have_count(1)
+    assert runs_table_names(page) == ["solo"]
+
+
 def test_keyset_paging_never_loads_all_runs(page, data):
     requests: list[dict] = []
     page.on("request", lambda r: requests.append(json.loads(r.post_data)) if "runs/search" in r.url else None)

@@ -428,7 +428,7 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
             .unwrap();
         panic!("unexpected first line {line:?}; stderr: {stderr}");
     };
-    let scoring = Server {
+    let mut scoring = Server {
         child,
         addr: addr.to_owned(),
     };
@@ -443,7 +443,6 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
         "the downloaded model"
     );
     // Stopped as a service manager stops it, the server removes what it downloaded.
-    let mut scoring = scoring;
     let term = Command::new("kill")
         .args(["-TERM", &scoring.child.id().to_string()])
         .status()

@@ -51,6 +51,20 @@ export const post = (path: string, body: unknown) => request("POST", path, body)
 export const patch = (path: string, body: unknown) => request("PATCH", path, body);
 export const del = (path: string, body: unknown) => request("DELETE", path, body);
 
+/**
+ * Numbers the loads of one view, so that the answer of a load a newer one has replaced (another
+ * filter, order or page, asked for before the first answer came) is dropped however late it
+ * arrives: `const begin = newestOnly();` once, then in each load `const fresh = begin();` and
+ * after every await `if (!fresh()) return;`.
+ */
+export function newestOnly(): () => () => boolean {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
+}
+
 /** The URL of a run's artifact file (served with nosniff and its guessed type). */
 export function artifactUrl(runId: string, path: string): string {
   return `get-artifact?${new URLSearchParams({ run_id: runId, path })}`;

@@ -434,7 +434,9 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
     );
   }
 
+  const begin = api.newestOnly();
   async function load() {
+    const fresh = begin();
     clear(status, h("span", { class: "muted" }, "Loading runs…"));
     clear(filterError);
     filterInput.classList.remove("invalid");
@@ -447,6 +449,7 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
         run_view_type: state.deleted ? "DELETED_ONLY" : "ACTIVE_ONLY",
         page_token: tokens[page],
       });
+      if (!fresh()) return;
       runs = r.runs || [];
       tokens[page + 1] = r.next_page_token;
       for (const run of runs) {
@@ -460,6 +463,7 @@ async function runsView(content: HTMLElement, experimentIds: string[], experimen
       if (!picker.hidden) drawPicker();
       loadRelatives(runs);
     } catch (e) {
+      if (!fresh()) return;
       runs = [];
       drawTable();
       clear(status);

@@ -12,7 +12,9 @@ export async function modelsPage(root: HTMLElement, query: URLSearchParams) {
   const err = h("div");
   let tokens: (string | undefined)[] = [undefined];
   let page = 0;
+  const begin = api.newestOnly();
   const load = async () => {
+    const fresh = begin();
     clear(err);
     const needle = search.value.trim();
     try {
@@ -21,6 +23,7 @@ export async function modelsPage(root: HTMLElement, query: URLSearchParams) {
         max_results: 50,
         page_token: tokens[page],
       });
+      if (!fresh()) return;
       tokens[page + 1] = r.next_page_token;
       const models = r.registered_models || [];
       clear(
@@ -47,7 +50,7 @@ export async function modelsPage(root: HTMLElement, query: URLSearchParams) {
       );
       clear(pager, h("button", { disabled: page === 0, onclick: () => { page--; load(); } }, "‹ Previous"), ` Page ${page + 1} `, h("button", { disabled: !r.next_page_token, onclick: () => { page++; load(); } }, "Next ›"));
     } catch (e) {
-      clear(err, errorBox(e));
+      if (fresh()) clear(err, errorBox(e));
     }
   };
   clear(root, h("h1", null, "Registered models"), h("form", { class: "toolbar", onsubmit: (e: Event) => { e.preventDefault(); tokens = [undefined]; page = 0; load(); } }, search, h("button", { type: "submit" }, "Search")), err, h("div", { class: "table-wrap" }, table), pager);
