@@ -104,7 +104,9 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
     );
   };
 
+  const begin = api.newestOnly();
   const load = async () => {
+    const fresh = begin();
     try {
       // One bucket per device pixel of the plot's width: at most two points per pixel.
       const buckets = Math.max(2, Math.min(MAX_BUCKETS, Math.round((plotEl.clientWidth || 600) * (window.devicePixelRatio || 1))));
@@ -117,6 +119,7 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
         min_x: range?.lo,
         max_x: range?.hi,
       });
+      if (!fresh()) return; // another zoom asked for since
       const byRun = new Map<string, api.Metric[]>();
       for (const m of r.metrics || []) {
         if (!byRun.has(m.run_id)) byRun.set(m.run_id, []);
@@ -142,7 +145,7 @@ export function metricChart(metric: string, runs: ChartRun[], opts: { height?: n
       // the canvas drawn.
       box.dataset.drawnMs = String(performance.now() - t0);
     } catch (e) {
-      clear(status, errorBox(e));
+      if (fresh()) clear(status, errorBox(e));
     }
   };
   plotEl.addEventListener("dblclick", () => {
