@@ -379,6 +379,19 @@ fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
             "{answer}"
         );
     }
+    // The same oversized head in two pieces, so that it completes within one large read (the
+    // server bounds every complete head, not only an incomplete one).
+    let huge = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    let mut stream = TcpStream::connect(&addr).expect("connect");
+    stream.write_all(&huge.as_bytes()[..1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // The server may close before it has read everything: then the rest is refused.
+    let _ = stream.write_all(&huge.as_bytes()[1000..]);
+    let answer = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
     sigterm(&child);
     assert!(wait(&mut child).success());

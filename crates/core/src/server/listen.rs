@@ -14,7 +14,7 @@
 //!   ones close, and in-flight requests get `shutdown_timeout` to finish; connections still
 //!   open after it are dropped.
 //! - **JSON for 414 and 431.** hyper answers a request head it refuses (a request target over
-//!   64 KiB, a head over its buffer or with too many headers) itself, with an empty body,
+//!   64 KiB, a head over 408 KiB or with over 100 headers) itself, with an empty body,
 //!   before any handler runs. `JsonHeadErrors` rewrites exactly those answers on their way
 //!   to the socket into MLflow's `{"error_code", "message"}` shape.
 
@@ -63,6 +63,12 @@ impl Default for ConnectionLimits {
 /// table does not spin the accept loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The largest request head (request line and headers) accepted, in bytes: hyper's read buffer
+/// (8 KiB + 100 × 4 KiB). hyper checks its buffer only while a head is incomplete, so a head
+/// that completes within one large read could pass it (a 500 KB header sent in two pieces was
+/// answered 200); this bound is checked on every complete head.
+const MAX_HEAD_BYTES: usize = 408 * 1024;
+
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then drains the
 /// connections (see the [module docs](self)).
 pub async fn serve(
@@ -74,7 +80,8 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout);
+        .header_read_timeout(limits.idle_timeout)
+        .max_header_size(MAX_HEAD_BYTES);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
