@@ -121,6 +121,46 @@ fn the_signature_is_read_from_the_graph_when_mlmodel_has_none() {
     assert_eq!(names, ["probabilities", "label"]);
 }
 
+/// The other two profiling fixtures (what `scripts/release-build` serves): a `MatMul`/`Add`
+/// network whose weights are in an external data file, as `mlflow.onnx.save_model` writes
+/// them, and an `ai.onnx.ml` logistic regression.
+#[test]
+fn the_dense_and_linear_fixtures_predict_what_plain_arithmetic_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [48, 192, 192, 5];
+    let dense = dir.path().join("dense");
+    fixtures::write_model(&dense, fixtures::dense_onnx(&sizes)).unwrap();
+    assert!(
+        dense.join("weights.data").is_file(),
+        "the weights are external"
+    );
+    let rows = fixtures::rows(7, 48);
+    let out = block_on(
+        load(&dense)
+            .unwrap()
+            .predict(fixtures::float_input("x", &rows), Params::new()),
+    )
+    .unwrap();
+    let (p, l) = fixtures::dense_reference(&sizes, &rows);
+    assert_close(&out, &fixtures::classifier_output(p, l), 1e-5, "dense");
+
+    let linear = dir.path().join("linear");
+    fixtures::write_model(&linear, fixtures::linear_classifier_onnx(8)).unwrap();
+    let rows = fixtures::rows(7, 8);
+    let out = block_on(
+        load(&linear)
+            .unwrap()
+            .predict(fixtures::float_input("X", &rows), Params::new()),
+    )
+    .unwrap();
+    let (p, l) = fixtures::linear_reference(8, &rows);
+    assert!(
+        l.contains(&0) && l.contains(&1),
+        "both classes among the rows: {l:?}"
+    );
+    assert_close(&out, &fixtures::classifier_output(p, l), 1e-5, "linear");
+}
+
 #[test]
 fn an_operator_tract_lacks_is_unsupported_naming_it() {
     let dir = tempfile::tempdir().unwrap();
