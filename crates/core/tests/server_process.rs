@@ -19,6 +19,53 @@ fn http_get(addr: &str, path: &str) -> String {
     response
 }
 
+/// A started `cairn server`: killed and reaped when dropped, so a failing assertion does not
+/// leave it running after the test run.
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Spawns `cmd` (a `cairn server` with `-p 0`, stdout piped) without the caller's `CAIRN_*`
+/// and `RUST_LOG` variables; returns it and the address from its first line.
+fn spawn(cmd: &mut Command, env: &[(&str, &str)]) -> (Server, String) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = Server(cmd.spawn().expect("start cairn server"));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("Cairn is listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
 /// Waits for the child to exit; a guard against hanging the test run, not a timing check.
 fn wait(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -49,20 +96,7 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd.spawn().expect("start cairn server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let (mut child, addr) = spawn(&mut cmd, &[]);
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     let health = http_get(&addr, "/health");
@@ -107,28 +141,14 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
 
 /// Starts `cairn server` on a free port in a fresh directory with the `CAIRN_*` variables
 /// `env`; returns the child, its address and the directory.
-fn start(env: &[(&str, &str)]) -> (Child, String, tempfile::TempDir) {
+fn start(env: &[(&str, &str)]) -> (Server, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     cmd.current_dir(dir.path())
         .args(["server", "-p", "0", "--no-serve-artifacts"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().expect("start cairn server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let (child, addr) = spawn(&mut cmd, env);
     (child, addr, dir)
 }
 

@@ -501,7 +501,12 @@ fn check_server_version(version_num: &str, what: &str) -> StoreResult<()> {
 
 /// Brings the database to [`SCHEMA_VERSION`] inside `tx`, which holds the migration lock:
 /// initialises an empty schema, applies missing migrations, refuses a newer or a foreign one.
+///
+/// The store's `statement_timeout` bounds requests, not this: waiting for another replica's
+/// migration and rewriting a large table (version 6 rewrites `params` and `tags`) may take far
+/// longer, and a cancelled migration would stop the server from starting at all.
 pub(crate) async fn migrate(tx: &Transaction<'_>, what: &str) -> StoreResult<()> {
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let version_num: String = tx

@@ -105,3 +105,39 @@ fn params_and_tags_of_a_version_5_database_keep_being_found() {
         vec![more[0].clone()]
     );
 }
+
+/// The store's `statement_timeout` bounds requests, not migrations: a replica waiting for
+/// another one's migration (here a session holding the migration lock for a second, twenty
+/// times the timeout) must start once the lock is free instead of failing.
+#[test]
+fn the_statement_timeout_does_not_cut_short_a_migration() {
+    use cairn_store_postgres::{PostgresSettings, schema::MIGRATION_LOCK};
+    let uri = common::fresh_uri();
+    let holder = std::thread::spawn(|| {
+        common::execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); SELECT pg_sleep(1); COMMIT;"
+        ))
+    });
+    // The lock is held before the store starts waiting for it (a bigint key below 2^32 is
+    // `objid` in pg_locks). The wait is a guard against hanging, not a timing check.
+    let held = format!(
+        "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND classid = 0 AND objid = {MIGRATION_LOCK}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while common::query_text(&held).as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was never taken"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let settings = PostgresSettings {
+        statement_timeout_ms: 50,
+        ..Default::default()
+    };
+    let opened = cairn_store_postgres::open_with_settings(&uri, ROOT, &settings);
+    holder.join().unwrap();
+    let store = opened.unwrap_or_else(|e| panic!("the store did not start: {e}"));
+    assert_eq!(block_on(store.get_experiment("0")).unwrap().name, "Default");
+}
