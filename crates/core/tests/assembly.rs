@@ -4,25 +4,13 @@
 //! runs `runs/create` makes, the user's tags winning.
 #![cfg(all(unix, feature = "store-sqlite"))]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-/// `cairn args...` in `dir` with `env` added and every other `CAIRN_*` variable (and
-/// `RUST_LOG`) removed.
-fn cairn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key == "RUST_LOG" || key == "MLFLOW_TRACKING_URI" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd
-}
+use std::process::Stdio;
+use support::{Running, cairn, first_line, terminate, wait};
 
 /// The shared library of package `name` (with `-` as `_`), built next to this test binary (it
 /// is a dev-dependency of cairn-core).
@@ -41,42 +29,10 @@ fn jsonl_library() -> PathBuf {
     library("cairn_example_jsonl")
 }
 
-/// Waits for `child` to exit; a guard against hanging the test run, not a timing check.
-fn wait(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cairn server did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn terminate(child: &mut Child) -> ExitStatus {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait(child)
-}
-
 /// A started `cairn server`: the process and the address it listens on.
 struct Server {
-    child: Child,
+    child: Running,
     addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            terminate(&mut self.child);
-        }
-    }
 }
 
 /// What `cairn server` did with a configuration: listened (the server, still running), or
@@ -89,15 +45,14 @@ enum Started {
 fn start_server(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Started {
     let mut args = vec!["server", "-p", "0"];
     args.extend_from_slice(flags);
-    let mut child = cairn(dir, &args, env)
+    let child = cairn(dir, &args, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start cairn server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    if let Some(addr) = line.trim().strip_prefix("Cairn is listening on http://") {
+    let mut child = Running(child);
+    let line = first_line(&mut child);
+    if let Some(addr) = line.strip_prefix("Cairn is listening on http://") {
         return Started::Listening(Server {
             addr: addr.to_owned(),
             child,

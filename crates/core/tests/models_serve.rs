@@ -3,11 +3,14 @@
 //! input formats, its error shapes and statuses.
 #![cfg(all(unix, feature = "flavor-onnx"))]
 
+mod support;
+
 use cairn_flavor_onnx::fixtures;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use support::{Running, address, first_line, terminate};
 
 /// One HTTP/1.1 request; returns the status and the body.
 fn http(
@@ -49,33 +52,19 @@ fn post_json(addr: &str, body: &Value) -> (u16, Value) {
 }
 
 struct Server {
-    child: Child,
+    child: Running,
     addr: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `cairn args...` in `dir`, stdout and stderr piped.
 fn cairn(dir: &std::path::Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key.starts_with("MLFLOW_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = support::cairn(dir, args, &[]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
 fn serve(dir: &std::path::Path, model: &str) -> Server {
-    let mut child = cairn(
+    let child = cairn(
         dir,
         &[
             "models",
@@ -90,14 +79,8 @@ fn serve(dir: &std::path::Path, model: &str) -> Server {
     )
     .spawn()
     .expect("start cairn models serve");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is serving the model on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let mut child = Running(child);
+    let addr = address(&mut child, "Cairn is serving the model on http://");
     Server { child, addr }
 }
 
@@ -330,17 +313,11 @@ fn models_predict_scores_a_file_without_a_server() {
 
 /// Starts `cairn server` on a fresh SQLite store in `dir`; returns it with its address.
 fn tracking_server(dir: &std::path::Path) -> Server {
-    let mut child = cairn(dir, &["server", "-p", "0"])
+    let child = cairn(dir, &["server", "-p", "0"])
         .spawn()
         .expect("start cairn server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let mut child = Running(child);
+    let addr = address(&mut child, "Cairn is listening on http://");
     Server { child, addr }
 }
 
@@ -403,7 +380,7 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
     // The server downloads the model into a temporary directory of its own, here.
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let mut child = cairn(
+    let child = cairn(
         dir.path(),
         &["models", "serve", "-m", "models:/mlp@champion", "-p", "0"],
     )
@@ -411,13 +388,9 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
     .env("TMPDIR", &tmp)
     .spawn()
     .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let Some(addr) = line
-        .trim()
-        .strip_prefix("Cairn is serving the model on http://")
-    else {
+    let mut child = Running(child);
+    let line = first_line(&mut child);
+    let Some(addr) = line.strip_prefix("Cairn is serving the model on http://") else {
         let mut stderr = String::new();
         let _ = child.kill();
         child
@@ -443,12 +416,7 @@ fn a_registered_model_alias_is_served_straight_from_a_tracking_server() {
         "the downloaded model"
     );
     // Stopped as a service manager stops it, the server removes what it downloaded.
-    let term = Command::new("kill")
-        .args(["-TERM", &scoring.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(scoring.child.wait().unwrap().success());
+    assert!(terminate(&mut scoring.child).success());
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -4,57 +4,20 @@
 //! asynchronous submission re-attached through the stored handle.
 #![cfg(all(unix, feature = "store-sqlite"))]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// `cairn args...` in `dir` with `env`, and no `CAIRN_*`/`MLFLOW_*` variables of the caller.
-fn cairn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key.starts_with("MLFLOW_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd
-}
-
-/// Waits for `child`; a guard against hanging the test run, not a timing check.
-fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the process did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use support::{Running, cairn, server, signal, wait};
 
 /// A `cairn server` on a fresh SQLite store, and a scratch directory with a copy of the
 /// example project.
 struct Env {
-    server: Child,
+    // Stopped when the Env is dropped.
+    _server: Running,
     uri: String,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        signal(self.server.id(), "-TERM");
-        wait(&mut self.server);
-    }
 }
 
 impl Env {
@@ -67,33 +30,17 @@ impl Env {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), project.join(entry.file_name())).unwrap();
         }
-        let mut server = cairn(
-            dir.path(),
-            &[
-                "server",
-                "-p",
-                "0",
-                "--backend-store-uri",
-                "sqlite:///db.sqlite",
-            ],
-            &[],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("Cairn is listening on ")
-            .unwrap_or_else(|| panic!("cairn server did not start: {line}"))
-            .to_owned();
+        let args = [
+            "server",
+            "-p",
+            "0",
+            "--backend-store-uri",
+            "sqlite:///db.sqlite",
+        ];
+        let (server, uri) = server(dir.path(), &args, Stdio::null());
         Env {
-            server,
-            uri: addr,
+            _server: server,
+            uri,
             dir,
         }
     }
@@ -826,26 +773,10 @@ fn against_the_configured_store_with_its_run_context_providers() {
     let run_id = announced_run_id(&stderr);
 
     // Read the run back through a server on that store.
-    let mut server = cairn(
-        &dir,
-        &["server", "-p", "0", "--backend-store-uri", &store_uri],
-        &[],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let uri = line
-        .trim()
-        .strip_prefix("Cairn is listening on ")
-        .unwrap()
-        .to_owned();
+    let args = ["server", "-p", "0", "--backend-store-uri", &store_uri];
+    let (server, uri) = server(&dir, &args, Stdio::null());
     let reader = Env {
-        server,
+        _server: server,
         uri,
         dir: tempfile::tempdir().unwrap(),
     };

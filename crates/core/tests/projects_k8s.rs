@@ -5,11 +5,13 @@
 //! the run over REST.
 #![cfg(all(unix, feature = "store-sqlite", feature = "backend-k8s"))]
 
+mod support;
+
 use cairn_backend_k8s::fake::FakeCluster;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::Running;
 
 const MLPROJECT: &str = r#"name: k8s-example
 docker_env:
@@ -50,15 +52,6 @@ spec:
       restartPolicy: Never
 "#;
 
-/// Waits for `child`; a guard against hanging the test run, not a timing check.
-fn wait(child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the process did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
@@ -75,19 +68,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// a backend config.
 struct Env {
     cluster: FakeCluster,
-    server: Child,
+    // Stopped when the Env is dropped.
+    _server: Running,
     uri: String,
     dir: tempfile::TempDir,
     commit: String,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.server.id().to_string()])
-            .status();
-        wait(&mut self.server);
-    }
 }
 
 impl Env {
@@ -114,32 +99,17 @@ impl Env {
             .to_string(),
         )
         .unwrap();
-        let mut server = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .current_dir(dir.path())
-            .args([
-                "server",
-                "-p",
-                "0",
-                "--backend-store-uri",
-                "sqlite:///db.sqlite",
-            ])
-            .env_remove("MLFLOW_TRACKING_URI")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let uri = line
-            .trim()
-            .strip_prefix("Cairn is listening on ")
-            .unwrap_or_else(|| panic!("cairn server did not start: {line}"))
-            .to_owned();
+        let args = [
+            "server",
+            "-p",
+            "0",
+            "--backend-store-uri",
+            "sqlite:///db.sqlite",
+        ];
+        let (server, uri) = support::server(dir.path(), &args, Stdio::null());
         Env {
             cluster,
-            server,
+            _server: server,
             uri,
             dir,
             commit,

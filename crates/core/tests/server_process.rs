@@ -2,10 +2,13 @@
 //! directory, prints where it listens, answers over TCP, and exits cleanly on SIGTERM.
 #![cfg(all(unix, feature = "store-sqlite"))]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Running, address, cairn, terminate};
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -19,84 +22,18 @@ fn http_get(addr: &str, path: &str) -> String {
     response
 }
 
-/// A started `cairn server`: killed and reaped when dropped, so a failing assertion does not
-/// leave it running after the test run.
-struct Server(Child);
-
-impl std::ops::Deref for Server {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Spawns `cmd` (a `cairn server` with `-p 0`, stdout piped) without the caller's `CAIRN_*`
-/// and `RUST_LOG` variables; returns it and the address from its first line.
-fn spawn(cmd: &mut Command, env: &[(&str, &str)]) -> (Server, String) {
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    let mut child = Server(cmd.spawn().expect("start cairn server"));
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (child, addr)
-}
-
-/// Waits for the child to exit; a guard against hanging the test run, not a timing check.
-fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cairn server did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn server_starts_on_the_default_store_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir.path())
-        .args([
-            "server",
-            "-p",
-            "0",
-            "--workers",
-            "4",
-            "--no-serve-artifacts",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (mut child, addr) = spawn(&mut cmd, &[]);
+    let args = [
+        "server",
+        "-p",
+        "0",
+        "--workers",
+        "4",
+        "--no-serve-artifacts",
+    ];
+    let (mut child, addr) = spawn(cairn(dir.path(), &args, &[]).stderr(Stdio::piped()));
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     let health = http_get(&addr, "/health");
@@ -111,12 +48,7 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
     assert!(exp.contains("\"name\":\"Default\""), "{exp}");
     assert!(dir.path().join("cairn.db").is_file());
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = wait(&mut child);
+    let status = terminate(&mut child);
     let mut stderr = String::new();
     child
         .stderr
@@ -139,25 +71,21 @@ fn server_starts_on_the_default_store_and_stops_on_sigterm() {
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
 
-/// Starts `cairn server` on a free port in a fresh directory with the `CAIRN_*` variables
-/// `env`; returns the child, its address and the directory.
-fn start(env: &[(&str, &str)]) -> (Server, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir.path())
-        .args(["server", "-p", "0", "--no-serve-artifacts"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (child, addr) = spawn(&mut cmd, env);
-    (child, addr, dir)
+/// Starts `cmd` (a `cairn server` or `cairn ui` on port 0); returns it and the address it
+/// prints first.
+fn spawn(cmd: &mut Command) -> (Running, String) {
+    let mut child = Running(cmd.stdout(Stdio::piped()).spawn().expect("start cairn"));
+    let addr = address(&mut child, "Cairn is listening on http://");
+    (child, addr)
 }
 
-fn sigterm(child: &Child) {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+/// Starts `cairn server` on a free port in a fresh directory with the variables `env`; returns
+/// the child, its address and the directory.
+fn start(env: &[(&str, &str)]) -> (Running, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["server", "-p", "0", "--no-serve-artifacts"];
+    let (child, addr) = spawn(cairn(dir.path(), &args, env).stderr(Stdio::piped()));
+    (child, addr, dir)
 }
 
 /// Reads until the server closes the connection; the read timeout only guards against
@@ -192,8 +120,7 @@ fn idle_connections_and_half_sent_headers_are_closed_after_the_idle_timeout() {
     assert_eq!(kept.matches("HTTP/1.1").count(), 1, "{kept}");
     // The server still answers.
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
 }
 
 #[test]
@@ -218,8 +145,7 @@ fn sigterm_exits_after_the_deadline_while_a_client_holds_a_half_sent_request() {
     .unwrap();
     // Both connections are in the server's hands before the signal.
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
-    sigterm(&child);
-    let status = wait(&mut child);
+    let status = terminate(&mut child);
     let mut stderr = String::new();
     child
         .stderr
@@ -255,8 +181,7 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(holder);
     let answer = String::from_utf8(read_until_closed(&mut probe)).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
 }
 
 /// The process's resident-set high-water mark (`VmHWM`), in bytes.
@@ -351,8 +276,7 @@ fn huge_search_inputs_are_refused_with_400_in_bounded_memory() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("INVALID_PARAMETER_VALUE"), "{answer}");
 
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
 }
 
 /// Sends `request` raw and reads the answer until the server closes the connection.
@@ -413,8 +337,7 @@ fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
     let answer = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
     assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
     assert!(http_get(&addr, "/health").starts_with("HTTP/1.1 200"));
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
 }
 
 /// `--app-name basic-auth` as a process: it refuses to start without an admin password, naming
@@ -423,13 +346,14 @@ fn uri_too_long_and_headers_too_large_answer_in_mlflows_json_shape() {
 #[test]
 fn basic_auth_needs_an_admin_password_and_keeps_credentials_out_of_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .current_dir(dir.path())
-        .args(["server", "-p", "0", "--app-name", "basic-auth"])
-        .env_remove("MLFLOW_AUTH_ADMIN_PASSWORD")
-        .env_remove("CAIRN_AUTH__ADMIN_PASSWORD")
-        .output()
-        .unwrap();
+    // Without the caller's MLFLOW_AUTH_ADMIN_PASSWORD or CAIRN_AUTH__ADMIN_PASSWORD.
+    let out = cairn(
+        dir.path(),
+        &["server", "-p", "0", "--app-name", "basic-auth"],
+        &[],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("auth.admin_password"), "{stderr}");
@@ -455,8 +379,7 @@ fn basic_auth_needs_an_admin_password_and_keeps_credentials_out_of_the_log() {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
     let mut log = String::new();
     child
         .stderr
@@ -474,26 +397,8 @@ fn basic_auth_needs_an_admin_password_and_keeps_credentials_out_of_the_log() {
 #[test]
 fn cairn_ui_serves_the_web_ui_and_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.current_dir(dir.path())
-        .args(["ui", "-p", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAIRN_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd.spawn().expect("start cairn ui");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Cairn is listening on http://127.0.0.1:")
-        .map(|port| format!("127.0.0.1:{port}"))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let (mut child, addr) = spawn(cairn(dir.path(), &["ui", "-p", "0"], &[]).stderr(Stdio::null()));
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let page = http_get(&addr, "/");
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("text/html"), "{page}");
@@ -504,6 +409,5 @@ fn cairn_ui_serves_the_web_ui_and_the_api() {
         "/ajax-api/2.0/mlflow/experiments/get?experiment_id=0",
     );
     assert!(api.contains("\"name\":\"Default\""), "{api}");
-    sigterm(&child);
-    assert!(wait(&mut child).success());
+    assert!(terminate(&mut child).success());
 }
