@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_5,
     MIGRATION_6,
     MIGRATION_7,
+    MIGRATION_8,
 ];
 
 /// The schema version this build writes.
@@ -357,6 +358,36 @@ CREATE INDEX spans_by_trace_start ON spans (trace, start_ns, span_id);
 const MIGRATION_7: &str = r#"
 DROP INDEX traces_by_experiment_time;
 CREATE INDEX traces_by_experiment_time ON traces (experiment_id, request_time DESC, trace_id, state);
+"#;
+
+/// Each trace tag also holds its trace's experiment, request time and id, kept equal by
+/// triggers, and the tag index is ordered by them: a newest-first search of one experiment
+/// with a `tags.k = 'v'` condition reads exactly its page's tags from the index instead of
+/// walking every trace of the experiment and probing its tags (docs/PERFORMANCE.md, "What the
+/// infos-only search would take"). The old `(key, value)` index is this one's prefix.
+const MIGRATION_8: &str = r#"
+ALTER TABLE trace_tags ADD COLUMN experiment_id INTEGER;
+ALTER TABLE trace_tags ADD COLUMN request_time INTEGER;
+ALTER TABLE trace_tags ADD COLUMN trace_id TEXT;
+UPDATE trace_tags SET (experiment_id, request_time, trace_id) =
+    (SELECT t.experiment_id, t.request_time, t.trace_id FROM traces t WHERE t.id = trace_tags.trace);
+DROP INDEX trace_tags_by_key_value;
+CREATE INDEX trace_tags_by_key_value
+    ON trace_tags (key, value, experiment_id, request_time DESC, trace_id);
+CREATE TRIGGER trace_tags_take_their_trace AFTER INSERT ON trace_tags BEGIN
+    UPDATE trace_tags SET (experiment_id, request_time, trace_id) =
+        (SELECT t.experiment_id, t.request_time, t.trace_id FROM traces t WHERE t.id = NEW.trace)
+    WHERE trace = NEW.trace AND key = NEW.key;
+END;
+CREATE TRIGGER traces_pass_on_to_their_tags AFTER UPDATE OF experiment_id, request_time, trace_id
+    ON traces
+    WHEN NEW.experiment_id IS NOT OLD.experiment_id OR NEW.request_time IS NOT OLD.request_time
+        OR NEW.trace_id IS NOT OLD.trace_id
+BEGIN
+    UPDATE trace_tags SET experiment_id = NEW.experiment_id, request_time = NEW.request_time,
+        trace_id = NEW.trace_id
+    WHERE trace = NEW.id;
+END;
 "#;
 
 /// MLflow 3 traces (issue 18): trace infos, their tags, request metadata, spans and
@@ -707,6 +738,55 @@ mod tests {
             [],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn version_7_trace_tags_take_their_traces_experiment_time_and_id() {
+        let mut conn = database_at(
+            7,
+            "INSERT INTO experiments VALUES (1, 'e', 'file:///a', 'active', 1, 1); \
+             INSERT INTO experiments VALUES (2, 'f', 'file:///b', 'active', 1, 1); \
+             INSERT INTO traces (id, trace_id, experiment_id, request_time, state) \
+                 VALUES (3, 'tr-a', 1, 10, 'OK'), (4, 'tr-b', 2, 20, 'OK'); \
+             INSERT INTO trace_tags (trace, key, value) \
+                 VALUES (3, 'g', 'x'), (3, 'h', 'y'), (4, 'g', 'x');",
+        );
+        migrate(&mut conn, "mem").unwrap();
+        let tags = |conn: &Connection| -> Vec<(i64, String, i64, i64, String)> {
+            conn.prepare(
+                "SELECT trace, key, experiment_id, request_time, trace_id FROM trace_tags \
+                 ORDER BY trace, key",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let row = |t: i64, k: &str, e: i64, time: i64, id: &str| {
+            (t, k.to_string(), e, time, id.to_string())
+        };
+        assert_eq!(
+            tags(&conn),
+            [
+                row(3, "g", 1, 10, "tr-a"),
+                row(3, "h", 1, 10, "tr-a"),
+                row(4, "g", 2, 20, "tr-b")
+            ]
+        );
+        // From now on the triggers keep them equal: a new tag takes its trace's, and a trace's
+        // new time or experiment reaches its tags.
+        conn.execute_batch(
+            "INSERT INTO trace_tags (trace, key, value) VALUES (4, 'h', 'z'); \
+             UPDATE traces SET request_time = 30, experiment_id = 1 WHERE id = 4;",
+        )
+        .unwrap();
+        assert_eq!(
+            tags(&conn)[2..],
+            [row(4, "g", 1, 30, "tr-b"), row(4, "h", 1, 30, "tr-b")]
+        );
     }
 
     #[test]

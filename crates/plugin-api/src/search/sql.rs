@@ -1201,7 +1201,34 @@ pub fn traces_page_query(
     if let Some(f) = &req.filter {
         wheres.push(filter(&mut sql, Target::Traces, f, &[])?);
     }
-    let keys = order_keys(&mut sql, Target::Traces, &req.order_by)?;
+    let mut keys = order_keys(&mut sql, Target::Traces, &req.order_by)?;
+    let mut from = "traces t";
+    // SQLite (schema 8): a newest-first search of one experiment with a top-level
+    // `tags.k = 'v'` reads its page from the tag index, which holds each tag's trace
+    // experiment, time and id in that order, instead of walking every trace of the experiment
+    // and probing its tags. The filter still applies in full.
+    let newest_first = keys.iter().all(|k| {
+        (k.expr == "t.request_time" && !k.ascending) || (k.expr == "t.trace_id" && k.ascending)
+    });
+    if let (Dialect::Sqlite, [exp], true, Some((name, value))) = (
+        sql.dialect,
+        exps,
+        newest_first,
+        req.filter.as_ref().and_then(tag_equality),
+    ) {
+        let (name, value, exp) = (
+            sql.bind(name.to_string()),
+            sql.bind(value.to_string()),
+            sql.bind(*exp),
+        );
+        wheres.push(format!(
+            "w.key = {name} AND w.value = {value} AND w.experiment_id = {exp}"
+        ));
+        for k in &mut keys {
+            k.expr = k.expr.replacen("t.", "w.", 1);
+        }
+        from = "trace_tags w CROSS JOIN traces t ON t.id = w.trace";
+    }
     let last = match &req.page_token {
         Some(t) => Some(decode_token(t, query, keys.len())?),
         None => None,
@@ -1209,13 +1236,31 @@ pub fn traces_page_query(
     page_query(
         &mut sql,
         Target::Traces,
-        "traces t",
+        from,
         wheres,
         &keys,
         last.as_deref(),
         req.max_results + 1,
     );
     Ok((sql, query, keys.len()))
+}
+
+/// A trace filter's top-level `tags.k = 'v'` (the filter itself or one operand of its AND):
+/// `(k, v)`.
+fn tag_equality(expr: &Expr) -> Option<(&str, &str)> {
+    fn one(e: &Expr) -> Option<(&str, &str)> {
+        let Expr::Compare(c) = e else { return None };
+        match (&c.key.entity, c.op, &c.value) {
+            (Entity::Tag, Op::Eq, Value::String(v)) if c.key.name != LINKED_PROMPTS_TAG => {
+                Some((c.key.name.as_str(), v.as_str()))
+            }
+            _ => None,
+        }
+    }
+    match expr {
+        Expr::And(items) => items.iter().find_map(one),
+        e => one(e),
+    }
 }
 
 /// Finishes a page query: `SELECT <id>, <keys...> FROM <from> WHERE <wheres> [AND after]

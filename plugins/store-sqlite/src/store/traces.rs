@@ -816,13 +816,11 @@ mod tests {
     use cairn_plugin_api::TraceStore;
     use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
 
-    /// The usual search of a trace list: a state and a tag, newest first. It walks the
-    /// experiment's trace index in order (no sorting) and reads the state from the index (no
-    /// trace row per trace passed).
-    #[test]
-    fn a_trace_search_walks_the_experiments_index_without_reading_trace_rows() {
+    /// The page query's plan for `filter`, newest first, in a fresh experiment of 20 traces.
+    fn plan_of(filter: &str) -> Vec<String> {
         let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
-        let plan = futures_executor::block_on(async {
+        let filter = parse_filter(SearchKind::Traces, filter).unwrap();
+        futures_executor::block_on(async {
             let exp = store
                 .create_experiment(CreateExperiment {
                     name: "traces".into(),
@@ -836,12 +834,14 @@ mod tests {
                 } else {
                     TraceState::Ok
                 };
-                let info = TraceInfo::new(format!("tr-{i}"), exp.clone(), i, state);
+                let mut info = TraceInfo::new(format!("tr-{i}"), exp.clone(), i, state);
+                info.tags
+                    .insert("g".into(), ["x", "y"][i as usize % 2].into());
                 store.start_trace(info).await.unwrap();
             }
             let req = SearchTraces::new(
                 vec![exp.clone()],
-                parse_filter(SearchKind::Traces, "trace.status = 'OK' AND tags.g = 'x'").unwrap(),
+                filter,
                 parse_order_by(SearchKind::Traces, &["timestamp_ms DESC".to_string()]).unwrap(),
                 10,
                 None,
@@ -858,11 +858,93 @@ mod tests {
                 })
                 .await
                 .unwrap()
-        });
+        })
+    }
+
+    /// The usual search of a trace list, by state, newest first: it walks the experiment's
+    /// trace index in order (no sorting) and reads the state from the index (no trace row per
+    /// trace passed).
+    #[test]
+    fn a_trace_search_walks_the_experiments_index_without_reading_trace_rows() {
+        let plan = plan_of("trace.status = 'OK'");
         assert!(
             plan[0].contains("COVERING INDEX traces_by_experiment_time"),
             "{plan:?}"
         );
         assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
+    /// With a tag equality too, the page comes from the tag index in order: only the tags of
+    /// that value in that experiment are read, newest first, each joined to its trace by rowid.
+    #[test]
+    fn a_trace_search_with_a_tag_reads_its_page_from_the_tag_index() {
+        let plan = plan_of("trace.status = 'OK' AND tags.g = 'x'");
+        assert!(
+            plan[0].contains(
+                "COVERING INDEX trace_tags_by_key_value (key=? AND value=? AND experiment_id=?)"
+            ),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("SEARCH t USING INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
+    /// The tag index's copies of a trace's time follow the trace: tags written with the info,
+    /// set later, and a time that changes when the info arrives again (after its spans, say).
+    /// Pages of one trace keep the same order as one page.
+    #[test]
+    fn a_tag_driven_search_follows_its_traces_times() {
+        let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
+        futures_executor::block_on(async {
+            let exp = store
+                .create_experiment(CreateExperiment {
+                    name: "traces".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let start = |id: &str, time: i64, g: &str| {
+                let mut info = TraceInfo::new(id.to_string(), exp.clone(), time, TraceState::Ok);
+                info.tags.insert("g".into(), g.into());
+                store.start_trace(info)
+            };
+            start("tr-a", 10, "x").await.unwrap();
+            start("tr-b", 20, "x").await.unwrap();
+            start("tr-c", 30, "y").await.unwrap();
+            let search = |page: usize| {
+                let (store, exp) = (&store, exp.clone());
+                async move {
+                    let mut ids = vec![];
+                    let mut token = None;
+                    loop {
+                        let req = SearchTraces::new(
+                            vec![exp.clone()],
+                            parse_filter(SearchKind::Traces, "tags.g = 'x'").unwrap(),
+                            vec![],
+                            page,
+                            token,
+                        );
+                        let p = store.search_traces(req).await.unwrap();
+                        ids.extend(p.items.into_iter().map(|i| i.trace_id));
+                        match p.next_page_token {
+                            Some(t) => token = Some(t),
+                            None => return ids,
+                        }
+                    }
+                }
+            };
+            assert_eq!(search(10).await, ["tr-b", "tr-a"]);
+            start("tr-a", 40, "x").await.unwrap();
+            assert_eq!(search(10).await, ["tr-a", "tr-b"]);
+            store.set_trace_tag("tr-c", "g", "x").await.unwrap();
+            assert_eq!(search(10).await, ["tr-a", "tr-c", "tr-b"]);
+            assert_eq!(search(1).await, ["tr-a", "tr-c", "tr-b"]);
+            store.delete_trace_tag("tr-a", "g").await.unwrap();
+            assert_eq!(search(1).await, ["tr-c", "tr-b"]);
+        });
     }
 }
