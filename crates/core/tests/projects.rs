@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{Running, cairn, server, signal, wait};
+use support::{Running, cairn, server, signal, sqlite_server, wait};
 
 /// A `cairn server` on a fresh SQLite store, and a scratch directory with a copy of the
 /// example project.
@@ -30,14 +30,7 @@ impl Env {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), project.join(entry.file_name())).unwrap();
         }
-        let args = [
-            "server",
-            "-p",
-            "0",
-            "--backend-store-uri",
-            "sqlite:///db.sqlite",
-        ];
-        let (server, uri) = server(dir.path(), &args, Stdio::null());
+        let (server, uri) = sqlite_server(dir.path());
         Env {
             _server: server,
             uri,

@@ -9,7 +9,7 @@ mod support;
 
 use cairn_backend_k8s::fake::FakeCluster;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::Running;
 
@@ -99,14 +99,7 @@ impl Env {
             .to_string(),
         )
         .unwrap();
-        let args = [
-            "server",
-            "-p",
-            "0",
-            "--backend-store-uri",
-            "sqlite:///db.sqlite",
-        ];
-        let (server, uri) = support::server(dir.path(), &args, Stdio::null());
+        let (server, uri) = support::sqlite_server(dir.path());
         Env {
             cluster,
             _server: server,

@@ -55,6 +55,19 @@ pub fn server(dir: &Path, args: &[&str], stderr: Stdio) -> (Running, String) {
     (child, uri)
 }
 
+/// `cairn server` on port 0 on the SQLite store `db.sqlite` in `dir`, its stderr dropped;
+/// returns it and its URI.
+pub fn sqlite_server(dir: &Path) -> (Running, String) {
+    let args = [
+        "server",
+        "-p",
+        "0",
+        "--backend-store-uri",
+        "sqlite:///db.sqlite",
+    ];
+    server(dir, &args, Stdio::null())
+}
+
 /// Waits for `child` to exit; a guard against hanging the test run, not a timing check.
 pub fn wait(child: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(300);

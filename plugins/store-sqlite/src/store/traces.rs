@@ -816,18 +816,22 @@ mod tests {
     use cairn_plugin_api::TraceStore;
     use cairn_plugin_api::search::{SearchKind, parse_filter, parse_order_by};
 
+    /// An in-memory store and the id of an experiment in it.
+    fn store_with_experiment() -> (SqliteStore, String) {
+        let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
+        let exp = futures_executor::block_on(store.create_experiment(CreateExperiment {
+            name: "traces".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        (store, exp)
+    }
+
     /// The page query's plan for `filter`, newest first, in a fresh experiment of 20 traces.
     fn plan_of(filter: &str) -> Vec<String> {
-        let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
+        let (store, exp) = store_with_experiment();
         let filter = parse_filter(SearchKind::Traces, filter).unwrap();
         futures_executor::block_on(async {
-            let exp = store
-                .create_experiment(CreateExperiment {
-                    name: "traces".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
             for i in 0..20 {
                 let state = if i % 4 == 0 {
                     TraceState::Error
@@ -895,18 +899,11 @@ mod tests {
 
     /// The tag index's copies of a trace's time follow the trace: tags written with the info,
     /// set later, and a time that changes when the info arrives again (after its spans, say).
-    /// Pages of one trace keep the same order as one page.
+    /// Paged one trace at a time, the order is the same.
     #[test]
     fn a_tag_driven_search_follows_its_traces_times() {
-        let store = open("sqlite://", Some("file:///tmp/cairn-test")).unwrap();
+        let (store, exp) = store_with_experiment();
         futures_executor::block_on(async {
-            let exp = store
-                .create_experiment(CreateExperiment {
-                    name: "traces".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
             let start = |id: &str, time: i64, g: &str| {
                 let mut info = TraceInfo::new(id.to_string(), exp.clone(), time, TraceState::Ok);
                 info.tags.insert("g".into(), g.into());
