@@ -32,6 +32,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind};
 
 /// Where runs are recorded: MLflow's tracking URI.
 #[derive(Debug, Clone, Default, Args)]
@@ -894,6 +895,21 @@ impl Launcher<'_> {
     }
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM, watched from now on until dropped. A signal that arrives while
+/// the caller is busy elsewhere (polling a run's status, starting the next one) waits for its
+/// next `recv`; a `tokio::signal::ctrl_c()` future made afresh in each turn of a loop misses
+/// it, and the run was then never cancelled.
+fn stop_signals() -> Result<(Signal, Signal)> {
+    let watch = |kind: SignalKind, name: &str| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|e| Error::Project(format!("cannot watch for {name}: {e}")))
+    };
+    Ok((
+        watch(SignalKind::interrupt(), "SIGINT")?,
+        watch(SignalKind::terminate(), "SIGTERM")?,
+    ))
+}
+
 /// Runs every planned combination as a child of one parent run, at most `--max-parallel` at
 /// once, printing a line as each starts and ends and a summary table at the end. The parent
 /// ends FAILED if any child did not finish (KILLED after Ctrl-C or SIGTERM, which cancel the
@@ -924,8 +940,7 @@ async fn sweep(
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Project(format!("cannot watch for SIGTERM: {e}")))?;
+    let (mut sigint, mut sigterm) = stop_signals()?;
     let mut next = 0;
     let mut running: Vec<(usize, String, Box<dyn SubmittedRun>)> = Vec::new();
     let mut results: Vec<Option<(String, RunState)>> = vec![None; total];
@@ -968,7 +983,7 @@ async fn sweep(
             break;
         }
         let interrupted = tokio::select! {
-            _ = tokio::signal::ctrl_c(), if !cancelled => true,
+            _ = sigint.recv(), if !cancelled => true,
             _ = sigterm.recv(), if !cancelled => true,
             _ = tokio::time::sleep(Duration::from_millis(200)) => false,
         };
@@ -1103,8 +1118,7 @@ async fn finish(
     } else {
         None
     };
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Project(format!("cannot watch for SIGTERM: {e}")))?;
+    let (mut sigint, mut sigterm) = stop_signals()?;
     let mut pause = Duration::from_millis(50);
     let mut cancelled = false;
     let state: RunState = loop {
@@ -1124,7 +1138,7 @@ async fn finish(
                 }
                 continue;
             }
-            _ = tokio::signal::ctrl_c(), if !cancelled => {
+            _ = sigint.recv(), if !cancelled => {
                 eprintln!("=== Cancelling run {} ===", run.run_id());
                 run.cancel().await.map_err(failed)?;
                 cancelled = true;
