@@ -496,27 +496,11 @@ pub fn mlp_reference(rows: &[[f32; 4]]) -> (Vec<[f32; 2]>, Vec<i64>) {
 
 /// The input tensor `x` for `rows`.
 pub fn mlp_input(rows: &[[f32; 4]]) -> ModelData {
-    let data = rows.iter().flatten().copied().collect();
-    let x = Tensor::new(vec![rows.len(), 4], TensorData::Float32(data)).expect("4 per row");
-    ModelData::Tensors([("x".to_string(), x)].into_iter().collect())
+    float_input("x", &rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>())
 }
 
 /// The reference output for `rows`, as the flavor returns it.
 pub fn mlp_expected(rows: &[[f32; 4]]) -> ModelData {
     let (p, l) = mlp_reference(rows);
-    let n = rows.len();
-    let probabilities = Tensor::new(
-        vec![n, 2],
-        TensorData::Float32(p.into_iter().flatten().collect()),
-    )
-    .expect("2 per row");
-    let label = Tensor::new(vec![n], TensorData::Int64(l)).expect("1 per row");
-    ModelData::Tensors(
-        [
-            ("label".to_string(), label),
-            ("probabilities".to_string(), probabilities),
-        ]
-        .into_iter()
-        .collect(),
-    )
+    classifier_output(p.iter().map(|p| p.to_vec()).collect(), l)
 }
