@@ -25,6 +25,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
 import contextlib
+import logging
 import shutil
 import tempfile
 import uuid
@@ -118,6 +119,17 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_server_log.parent, ignore_errors=True)
     else:
         print(f"\nserver directory kept: {_server_log.parent}")
+
+
+@pytest.fixture(autouse=True)
+def artifact_errors_shown(caplog):
+    """Records the mlflow client's artifact debug log, shown when a test fails.
+
+    `MlflowClient.download_artifacts` logs why a download failed at DEBUG and raises only
+    "Failed to download artifacts from path ..."; the cause (a refused request, a short body,
+    a full disk) would be lost without this.
+    """
+    caplog.set_level(logging.DEBUG, logger="mlflow.store.artifact")
 
 
 @pytest.fixture
