@@ -30,6 +30,7 @@ use crate::tracking::Page;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Tag set by the store on every trace: where the spans are (`TRACKING_STORE`).
 pub const SPANS_LOCATION_TAG: &str = "mlflow.trace.spansLocation";
@@ -143,9 +144,9 @@ pub struct TraceInfo {
     /// Preview of the response.
     pub response_preview: Option<String>,
     /// Request metadata (immutable after the trace is written).
-    pub trace_metadata: BTreeMap<String, String>,
+    pub trace_metadata: StringMap,
     /// Tags (mutable).
-    pub tags: BTreeMap<String, String>,
+    pub tags: StringMap,
     /// Assessments, by creation time.
     pub assessments: Vec<Assessment>,
 }
@@ -165,6 +166,135 @@ impl TraceInfo {
             state,
             ..Default::default()
         }
+    }
+}
+
+/// A trace's tags or metadata: a map of strings that a store may hand over as the text of its
+/// JSON object, to be written out as it is.
+///
+/// A page of a trace search carries hundreds of entries, and building a `BTreeMap` of them only
+/// to write them out again was most of the search's work. A store that keeps each trace's
+/// entries as a JSON object ([`from_json`](Self::from_json)) hands over that text, and the
+/// server copies it into its answer ([`write_json`](Self::write_json)). Everything else uses
+/// the map: a `StringMap` dereferences to a `BTreeMap<String, String>`, parsed from the text the
+/// first time it is read (once); a mutable borrow makes the map its value and drops the text.
+///
+/// Equality is the maps' equality, whatever the form.
+#[derive(Clone, Default)]
+pub struct StringMap(StringMapForm);
+
+#[derive(Clone)]
+enum StringMapForm {
+    Map(BTreeMap<String, String>),
+    /// A JSON object of strings, and the map parsed from it, once read.
+    Json(Box<str>, OnceLock<BTreeMap<String, String>>),
+}
+
+impl Default for StringMapForm {
+    fn default() -> Self {
+        StringMapForm::Map(BTreeMap::new())
+    }
+}
+
+fn parse_json_map(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_else(|e| {
+        panic!("a stored map of strings is not a JSON object of strings ({e}): {text}")
+    })
+}
+
+impl StringMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        StringMap::default()
+    }
+
+    /// The map whose JSON object is `text`, as a store keeps it (SQLite's `json_group_object`
+    /// of a trace's entries, say): a JSON object whose values are all strings, a key at most
+    /// once. It is not parsed here; it goes into answers as it is, and is parsed when the map is
+    /// first read. Reading a map whose text is not such an object panics, naming the text.
+    pub fn from_json(text: impl Into<Box<str>>) -> Self {
+        StringMap(StringMapForm::Json(text.into(), OnceLock::new()))
+    }
+
+    /// Appends the map as a JSON object to `out`: the text a store wrote, or the map
+    /// serialised.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            StringMapForm::Json(text, _) => out.extend_from_slice(text.as_bytes()),
+            StringMapForm::Map(m) => {
+                serde_json::to_writer(out, m).expect("a map of strings is always JSON")
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for StringMap {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            StringMapForm::Map(m) => m,
+            StringMapForm::Json(text, parsed) => parsed.get_or_init(|| parse_json_map(text)),
+        }
+    }
+}
+
+impl std::ops::DerefMut for StringMap {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        if let StringMapForm::Json(text, parsed) = &mut self.0 {
+            let map = parsed.take().unwrap_or_else(|| parse_json_map(text));
+            self.0 = StringMapForm::Map(map);
+        }
+        match &mut self.0 {
+            StringMapForm::Map(m) => m,
+            StringMapForm::Json(..) => unreachable!("made a map above"),
+        }
+    }
+}
+
+impl From<BTreeMap<String, String>> for StringMap {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        StringMap(StringMapForm::Map(map))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StringMap {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        iter.into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect::<BTreeMap<_, _>>()
+            .into()
+    }
+}
+
+impl<'a> IntoIterator for &'a StringMap {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for StringMap {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for StringMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl Serialize for StringMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        BTreeMap::deserialize(d).map(StringMap::from)
     }
 }
 
@@ -563,3 +693,62 @@ pub trait TraceStore: Send + Sync {
 
 /// Page size of the default [`TraceStore::count_traces`].
 const COUNT_PAGE: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_of(m: &StringMap) -> String {
+        let mut out = Vec::new();
+        m.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_stored_json_object_is_written_as_it_is_and_read_as_its_map() {
+        // As SQLite's json_group_object writes it: no spaces, `/` and non-ASCII as they are.
+        let text = r#"{"":"empty key","a\"b":"quote \" and \\ backslash","line":"one\ntwo\u0001","n":"a/b naïve ☃ 𝄞"}"#;
+        let m = StringMap::from_json(text);
+        assert_eq!(json_of(&m), text, "copied, not re-serialised");
+        let map: BTreeMap<String, String> = [
+            ("", "empty key"),
+            ("a\"b", "quote \" and \\ backslash"),
+            ("line", "one\ntwo\u{1}"),
+            ("n", "a/b naïve ☃ 𝄞"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(*m, map);
+        assert_eq!(m.get("line").map(String::as_str), Some("one\ntwo\u{1}"));
+        assert_eq!(m, StringMap::from(map));
+        assert_eq!(json_of(&m), text, "reading it kept the text");
+    }
+
+    #[test]
+    fn a_change_through_the_map_is_what_is_written_after() {
+        let mut m = StringMap::from_json(r#"{"a":"1","b":"2"}"#);
+        assert_eq!(m.len(), 2, "read first: the parsed map is kept");
+        m.insert("c".into(), "3".into());
+        m.remove("a");
+        assert_eq!(json_of(&m), r#"{"b":"2","c":"3"}"#);
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"b":"2","c":"3"}"#);
+        let mut unread = StringMap::from_json(r#"{"x":"1"}"#);
+        unread.extend([("y".to_owned(), "2".to_owned())]);
+        assert_eq!(json_of(&unread), r#"{"x":"1","y":"2"}"#);
+    }
+
+    #[test]
+    fn an_empty_map_is_the_empty_object_in_either_form() {
+        assert_eq!(json_of(&StringMap::new()), "{}");
+        assert_eq!(StringMap::from_json("{}"), StringMap::new());
+        let back: StringMap = serde_json::from_str(r#"{"k":"v"}"#).unwrap();
+        assert_eq!(json_of(&back), r#"{"k":"v"}"#);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a JSON object of strings")]
+    fn reading_stored_text_that_is_no_map_of_strings_panics_naming_it() {
+        let _ = StringMap::from_json(r#"{"k":1}"#).len();
+    }
+}

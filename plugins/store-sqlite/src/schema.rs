@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_6,
     MIGRATION_7,
     MIGRATION_8,
+    MIGRATION_9,
 ];
 
 /// The schema version this build writes.
@@ -387,6 +388,53 @@ BEGIN
     UPDATE trace_tags SET experiment_id = NEW.experiment_id, request_time = NEW.request_time,
         trace_id = NEW.trace_id
     WHERE trace = NEW.id;
+END;
+"#;
+
+/// Each trace also holds its tags and its request metadata as the text of a JSON object, kept
+/// equal to the entry tables by triggers: a page of a trace search copies that text into its
+/// answer instead of reading a row per entry and writing it out again, which was most of the
+/// search's time (docs/PERFORMANCE.md, "Tags and metadata as stored JSON"). The entry tables stay
+/// what filters and single-entry changes use. A trace's entries are few, so each change
+/// rebuilds its object.
+const MIGRATION_9: &str = r#"
+ALTER TABLE traces ADD COLUMN tags_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE traces ADD COLUMN metadata_json TEXT NOT NULL DEFAULT '{}';
+UPDATE traces SET
+    tags_json = (SELECT json_group_object(key, value) FROM trace_tags WHERE trace = traces.id),
+    metadata_json =
+        (SELECT json_group_object(key, value) FROM trace_metadata WHERE trace = traces.id);
+CREATE TRIGGER trace_tags_json_after_insert AFTER INSERT ON trace_tags BEGIN
+    UPDATE traces SET tags_json =
+        (SELECT json_group_object(key, value) FROM trace_tags WHERE trace = NEW.trace)
+    WHERE id = NEW.trace;
+END;
+CREATE TRIGGER trace_tags_json_after_update AFTER UPDATE OF trace, key, value ON trace_tags BEGIN
+    UPDATE traces SET tags_json =
+        (SELECT json_group_object(key, value) FROM trace_tags WHERE trace = traces.id)
+    WHERE id IN (OLD.trace, NEW.trace);
+END;
+CREATE TRIGGER trace_tags_json_after_delete AFTER DELETE ON trace_tags BEGIN
+    UPDATE traces SET tags_json =
+        (SELECT json_group_object(key, value) FROM trace_tags WHERE trace = OLD.trace)
+    WHERE id = OLD.trace;
+END;
+CREATE TRIGGER trace_metadata_json_after_insert AFTER INSERT ON trace_metadata BEGIN
+    UPDATE traces SET metadata_json =
+        (SELECT json_group_object(key, value) FROM trace_metadata WHERE trace = NEW.trace)
+    WHERE id = NEW.trace;
+END;
+CREATE TRIGGER trace_metadata_json_after_update AFTER UPDATE OF trace, key, value
+    ON trace_metadata
+BEGIN
+    UPDATE traces SET metadata_json =
+        (SELECT json_group_object(key, value) FROM trace_metadata WHERE trace = traces.id)
+    WHERE id IN (OLD.trace, NEW.trace);
+END;
+CREATE TRIGGER trace_metadata_json_after_delete AFTER DELETE ON trace_metadata BEGIN
+    UPDATE traces SET metadata_json =
+        (SELECT json_group_object(key, value) FROM trace_metadata WHERE trace = OLD.trace)
+    WHERE id = OLD.trace;
 END;
 "#;
 
@@ -787,6 +835,88 @@ mod tests {
             tags(&conn)[2..],
             [row(4, "g", 1, 30, "tr-b"), row(4, "h", 1, 30, "tr-b")]
         );
+    }
+
+    #[test]
+    fn version_8_traces_take_their_tags_and_metadata_as_json_objects() {
+        let mut conn = database_at(
+            8,
+            "INSERT INTO experiments VALUES (1, 'e', 'file:///a', 'active', 1, 1); \
+             INSERT INTO traces (id, trace_id, experiment_id, request_time, state) \
+                 VALUES (3, 'tr-a', 1, 10, 'OK'), (4, 'tr-b', 1, 20, 'OK'); \
+             INSERT INTO trace_tags (trace, key, value) \
+                 VALUES (3, 'h', 'say \"hi\"'), (3, 'g', 'x'); \
+             INSERT INTO trace_metadata (trace, key, value) VALUES (3, 'm', '1');",
+        );
+        migrate(&mut conn, "mem").unwrap();
+        let objects = |conn: &Connection| -> Vec<(String, String)> {
+            conn.prepare("SELECT tags_json, metadata_json FROM traces ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let pair = |t: &str, m: &str| (t.to_string(), m.to_string());
+        assert_eq!(
+            objects(&conn),
+            [
+                pair(r#"{"g":"x","h":"say \"hi\""}"#, r#"{"m":"1"}"#),
+                pair("{}", "{}")
+            ]
+        );
+        // From now on the triggers keep them equal, each change on its own: an entry added,
+        // changed (the store's upsert) and deleted, in both tables; a new trace.
+        let upsert = |table: &str, trace: i64, key: &str, value: &str| {
+            format!(
+                "INSERT INTO {table} (trace, key, value) VALUES ({trace}, '{key}', '{value}') \
+                 ON CONFLICT (trace, key) DO UPDATE SET value = excluded.value"
+            )
+        };
+        let steps = [
+            (
+                upsert("trace_tags", 3, "a", "new"),
+                [
+                    r#"{"a":"new","g":"x","h":"say \"hi\""}"#,
+                    r#"{"m":"1"}"#,
+                    "{}",
+                ],
+            ),
+            (
+                "DELETE FROM trace_tags WHERE trace = 3 AND key = 'h'".into(),
+                [r#"{"a":"new","g":"x"}"#, r#"{"m":"1"}"#, "{}"],
+            ),
+            (
+                upsert("trace_tags", 3, "g", "y"),
+                [r#"{"a":"new","g":"y"}"#, r#"{"m":"1"}"#, "{}"],
+            ),
+            (
+                upsert("trace_metadata", 4, "k", "v"),
+                [r#"{"a":"new","g":"y"}"#, r#"{"m":"1"}"#, r#"{"k":"v"}"#],
+            ),
+            (
+                upsert("trace_metadata", 4, "k", "w"),
+                [r#"{"a":"new","g":"y"}"#, r#"{"m":"1"}"#, r#"{"k":"w"}"#],
+            ),
+            (
+                "DELETE FROM trace_metadata WHERE trace = 3".into(),
+                [r#"{"a":"new","g":"y"}"#, "{}", r#"{"k":"w"}"#],
+            ),
+        ];
+        for (statement, [tags_3, metadata_3, metadata_4]) in steps {
+            conn.execute_batch(&statement).unwrap();
+            assert_eq!(
+                objects(&conn)[..2],
+                [pair(tags_3, metadata_3), pair("{}", metadata_4)],
+                "after {statement}"
+            );
+        }
+        conn.execute_batch(
+            "INSERT INTO traces (id, trace_id, experiment_id, request_time, state) \
+             VALUES (5, 'tr-c', 1, 30, 'OK')",
+        )
+        .unwrap();
+        assert_eq!(objects(&conn)[2], pair("{}", "{}"));
     }
 
     #[test]

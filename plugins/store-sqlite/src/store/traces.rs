@@ -97,18 +97,19 @@ fn state_of(s: &str) -> StoreResult<TraceState> {
     TraceState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("trace state {s:?}")))
 }
 
-/// Loads full infos (tags, metadata, assessments) of trace rows, in the order given.
+/// Loads full infos of trace rows, in the order given: tags and metadata as the JSON objects
+/// the trace rows hold, assessments from their table.
 ///
 /// The rows are bound as one JSON array and joined through `json_each`, which walks them in
 /// order and probes each trace's rows through its index. An `IN (?1, ...)` list would first be
-/// copied into a temporary b-tree, one per statement: four per page of a search.
+/// copied into a temporary b-tree, one per statement.
 fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
     let mut infos: HashMap<i64, TraceInfo> = HashMap::with_capacity(rows.len());
     let list = id_list(rows);
     let mut stmt = conn.prepare_cached(
         "SELECT t.id, t.trace_id, t.experiment_id, t.client_request_id, t.request_time, \
-         t.execution_time, t.state, t.request_preview, t.response_preview \
-         FROM json_each(?1) j CROSS JOIN traces t ON t.id = j.value",
+         t.execution_time, t.state, t.request_preview, t.response_preview, t.tags_json, \
+         t.metadata_json FROM json_each(?1) j CROSS JOIN traces t ON t.id = j.value",
     )?;
     let mut q = stmt.query([&list])?;
     while let Some(r) = q.next()? {
@@ -122,24 +123,10 @@ fn load_infos(conn: &Connection, rows: &[i64]) -> StoreResult<Vec<TraceInfo>> {
         info.execution_duration_ms = r.get(5)?;
         info.request_preview = r.get(7)?;
         info.response_preview = r.get(8)?;
+        // The JSON objects the triggers keep (schema 9), copied into answers as they are.
+        info.tags = StringMap::from_json(r.get::<_, String>(9)?);
+        info.trace_metadata = StringMap::from_json(r.get::<_, String>(10)?);
         infos.insert(r.get(0)?, info);
-    }
-    for (table, is_tags) in [("trace_tags", true), ("trace_metadata", false)] {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT x.trace, x.key, x.value FROM json_each(?1) j \
-             CROSS JOIN {table} x ON x.trace = j.value"
-        ))?;
-        let mut q = stmt.query([&list])?;
-        while let Some(r) = q.next()? {
-            if let Some(info) = infos.get_mut(&r.get::<_, i64>(0)?) {
-                let map = if is_tags {
-                    &mut info.tags
-                } else {
-                    &mut info.trace_metadata
-                };
-                map.insert(r.get(1)?, r.get(2)?);
-            }
-        }
     }
     let mut stmt = conn.prepare_cached(
         "SELECT a.trace, a.assessment_id, t.trace_id, a.name, a.create_time, \
