@@ -257,15 +257,6 @@ impl From<BTreeMap<String, String>> for StringMap {
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StringMap {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        iter.into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect::<BTreeMap<_, _>>()
-            .into()
-    }
-}
-
 impl<'a> IntoIterator for &'a StringMap {
     type Item = (&'a String, &'a String);
     type IntoIter = std::collections::btree_map::Iter<'a, String, String>;

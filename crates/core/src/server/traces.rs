@@ -194,6 +194,22 @@ fn write_info(out: &mut Vec<u8>, i: &TraceInfo) {
     out.push(b'}');
 }
 
+/// Appends `[item, ...]` to `out`, each item written by `write`.
+fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (n, item) in items.into_iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
 /// `{"trace": {"trace_info": TraceInfoV3}}`, the answer of StartTraceV3 and GetTraceInfoV3.
 fn trace_info_answer(info: &TraceInfo) -> Response {
     let mut out = b"{\"trace\":{\"trace_info\":".to_vec();
@@ -511,18 +527,14 @@ async fn stored_spans(store: &dyn TraceStore, trace_id: &str) -> ApiResult<Vec<S
 /// the server itself wrote that text (`span_record`, `Value::to_string`), so it is JSON, and
 /// parsing it into a tree only to write it out again was most of the CPU of `traces/get` and
 /// `traces/batchGet` (the client's `search_traces` fetches its spans through the latter).
-fn write_trace(out: &mut Vec<u8>, info: &TraceInfo, spans: &[String]) -> ApiResult<()> {
+fn write_trace(out: &mut Vec<u8>, info: &TraceInfo, spans: &[String]) {
     out.extend_from_slice(b"{\"trace_info\":");
     write_info(out, info);
-    out.extend_from_slice(b",\"spans\":[");
-    for (i, span) in spans.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(span.as_bytes());
-    }
-    out.extend_from_slice(b"]}");
-    Ok(())
+    out.extend_from_slice(b",\"spans\":");
+    write_array(out, spans, |out, span| {
+        out.extend_from_slice(span.as_bytes())
+    });
+    out.push(b'}');
 }
 
 /// `GET traces/get?trace_id=`.
@@ -546,7 +558,7 @@ pub async fn get_trace(
     let info = store.get_trace_info(trace_id).await?;
     let spans = stored_spans(store, trace_id).await?;
     let mut out = b"{\"trace\":".to_vec();
-    write_trace(&mut out, &info, &spans)?;
+    write_trace(&mut out, &info, &spans);
     out.push(b'}');
     Ok(super::wire::json_bytes(out))
 }
@@ -600,15 +612,12 @@ pub async fn batch_get_traces(
             None => break,
         }
     }
-    let mut out = b"{\"traces\":[".to_vec();
-    for (i, info) in infos.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    let mut out = b"{\"traces\":".to_vec();
+    write_array(&mut out, &infos, |out, info| {
         let spans = spans.remove(&info.trace_id).unwrap_or_default();
-        write_trace(&mut out, info, &spans)?;
-    }
-    out.extend_from_slice(b"]}");
+        write_trace(out, info, &spans);
+    });
+    out.push(b'}');
     Ok(super::wire::json_bytes(out))
 }
 
@@ -619,14 +628,9 @@ pub async fn batch_get_trace_infos(
 ) -> ApiResult<Response> {
     let infos = batch_infos(&state, &req).await?;
     let mut out = Vec::with_capacity(1024 * (infos.len() + 1));
-    out.extend_from_slice(b"{\"trace_infos\":[");
-    for (n, i) in infos.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        write_info(&mut out, i);
-    }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(b"{\"trace_infos\":");
+    write_array(&mut out, &infos, write_info);
+    out.push(b'}');
     Ok(super::wire::json_bytes(out))
 }
 
@@ -702,14 +706,8 @@ pub async fn search_traces(
     }
     // Written straight from the infos (no JSON tree): this answer is most of a search's work.
     let mut out = Vec::with_capacity(1024 * (page.items.len() + 1));
-    out.extend_from_slice(b"{\"traces\":[");
-    for (n, i) in page.items.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        write_info(&mut out, i);
-    }
-    out.push(b']');
+    out.extend_from_slice(b"{\"traces\":");
+    write_array(&mut out, &page.items, write_info);
     if let Some(t) = page.next_page_token {
         out.extend_from_slice(b",\"next_page_token\":");
         serde_json::to_writer(&mut out, &t).map_err(ApiError::internal)?;
